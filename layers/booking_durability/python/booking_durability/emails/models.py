@@ -1,0 +1,257 @@
+"""The email request (``POST /v1/emails``) and the queue message (CONTRACT §1, §2).
+
+Every model hides input in its errors: a submitted value may be a guest's address or name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_ID = "booking-email/v1"
+RETENTION = timedelta(days=30)
+
+
+class EmailType(StrEnum):
+    BOOKING_REQUEST_RECEIVED = "booking_request_received"
+    BOOKING_CONFIRMED = "booking_confirmed"
+    BOOKING_UPDATED = "booking_updated"
+    BOOKING_CANCELLED = "booking_cancelled"
+    ADMIN_POLICY_DRIFT = "admin_policy_drift"
+
+
+GuestEmailType = Literal[
+    "booking_request_received", "booking_confirmed", "booking_updated", "booking_cancelled"
+]
+
+
+class EmailStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+
+
+class FailureReason(StrEnum):
+    """Why a message reached the DLQ: never provider text, which can echo the address."""
+
+    INVALID_JSON = "invalid_json"
+    SCHEMA_INVALID = "schema_invalid"
+    PROVIDER_REJECTED = "provider_rejected"
+    RENDER_FAILED = "render_failed"
+    TRANSIENT_EXHAUSTED = "transient_exhausted"
+    THROTTLE_EXHAUSTED = "throttle_exhausted"
+
+
+def dedupe_key(booking_id: str, email_type: str, revision: int) -> str:
+    return f"{booking_id}#{email_type}#{revision}"
+
+
+def message_id_for(key: str) -> str:
+    """RFC 5322 Message-ID derived from the dedupe key (CONTRACT §3): same email, same id."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()}@booking.local>"
+
+
+_STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+
+
+class Recipient(BaseModel):
+    model_config = _STRICT
+
+    email: EmailStr
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class BookingEmailData(BaseModel):
+    """What the guest templates show about the booking."""
+
+    model_config = _STRICT
+
+    restaurant_name: Annotated[str, Field(min_length=1, max_length=200)]
+    party_size: Annotated[int, Field(ge=1, le=100)]
+    starts_at: AwareDatetime
+    reference: Annotated[str, Field(min_length=1, max_length=64)]
+    previous_starts_at: AwareDatetime | None = None
+    cancellation_reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PolicyDriftData(BaseModel):
+    """The admin notification body of CONTRACT §4: ids and hashes only."""
+
+    model_config = _STRICT
+
+    type: Literal["policy_drift.recovered", "policy_drift.unrecovered"]
+    event_id: uuid.UUID
+    occurred_at: AwareDatetime
+    venue_id: Annotated[str, Field(min_length=1, max_length=128)]
+    original_hold_id: Annotated[str, Field(min_length=1, max_length=128)]
+    hold_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    original_policy_hash: PolicyHash
+    policy_hash: PolicyHash
+    policy_version: Annotated[int, Field(ge=1)]
+    attempts: Annotated[int, Field(ge=0)]
+    reason: Literal["no_availability", "drift_repeated"] | None = None
+
+
+class _EmailFields(BaseModel):
+    model_config = _STRICT
+
+    booking_id: BookingId
+    revision: Annotated[int, Field(ge=0)] = 0
+    deliver_at: AwareDatetime | None = None
+    delay_seconds: Annotated[int, Field(ge=0)] | None = None
+    not_after: AwareDatetime | None = None
+    suppress_if_sent: list[EmailType] | None = None
+    recipient: Recipient
+    locale: Locale = "en"
+    time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown IANA time zone") from None
+        return value
+
+    @property
+    def dedupe_key(self) -> str:
+        return dedupe_key(self.booking_id, self.email_type, self.revision)  # type: ignore[attr-defined]
+
+    def delivery_time(self, published_at: datetime) -> datetime:
+        """When the email may go out: never before publish time + delay (or ``deliver_at``)."""
+        if self.deliver_at is not None:
+            return max(self.deliver_at.astimezone(UTC), published_at)
+        return published_at + timedelta(seconds=self.delay_seconds or 0)
+
+
+class _RequestRules(_EmailFields):
+    @model_validator(mode="after")
+    def _one_way_to_delay(self) -> _RequestRules:
+        if self.deliver_at is not None and self.delay_seconds is not None:
+            raise ValueError("give deliver_at or delay_seconds, not both")
+        return self
+
+
+class _BookingRules(BaseModel):
+    @model_validator(mode="after")
+    def _type_specific_data(self) -> Any:
+        if self.email_type == "booking_updated" and self.data.previous_starts_at is None:  # type: ignore[attr-defined]
+            raise ValueError("booking_updated needs data.previous_starts_at")
+        return self
+
+
+class EmailRequest(_BookingRules, _RequestRules):
+    """A guest email as the booking app asks for it (``POST /v1/emails`` body)."""
+
+    email_type: GuestEmailType
+    data: BookingEmailData
+
+    def to_job(self, published_at: datetime, job_id: uuid.UUID | None = None) -> GuestEmailJob:
+        return GuestEmailJob.model_validate(
+            {
+                **self.model_dump(exclude={"deliver_at", "delay_seconds"}, exclude_none=True),
+                "schema": SCHEMA_ID,
+                "job_id": job_id or uuid.uuid4(),
+                "deliver_at": self.delivery_time(published_at),
+            }
+        )
+
+
+class AdminDriftEmailRequest(_RequestRules):
+    """The notifier's fallback when no webhook is configured (CONTRACT §4)."""
+
+    email_type: Literal["admin_policy_drift"]
+    data: PolicyDriftData
+
+    def to_job(self, published_at: datetime, job_id: uuid.UUID | None = None) -> AdminDriftEmailJob:
+        return AdminDriftEmailJob.model_validate(
+            {
+                **self.model_dump(exclude={"deliver_at", "delay_seconds"}, exclude_none=True),
+                "schema": SCHEMA_ID,
+                "job_id": job_id or uuid.uuid4(),
+                "deliver_at": self.delivery_time(published_at),
+            }
+        )
+
+
+class _JobFields(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    schema_id: Literal["booking-email/v1"] = Field(alias="schema")
+    job_id: uuid.UUID
+    deliver_at: AwareDatetime  # always set by the producer
+
+    def to_message_body(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)  # type: ignore[attr-defined,no-any-return]
+
+
+class GuestEmailJob(_JobFields, _BookingRules, _EmailFields):
+    """Queue message for one of the four guest emails."""
+
+    model_config = ConfigDict(title="GuestEmailJob")
+
+    email_type: GuestEmailType
+    data: BookingEmailData
+
+
+class AdminDriftEmailJob(_JobFields, _EmailFields):
+    """Queue message for the admin's policy-drift email."""
+
+    model_config = ConfigDict(title="AdminDriftEmailJob")
+
+    email_type: Literal["admin_policy_drift"]
+    data: PolicyDriftData
+
+
+EmailJob = Annotated[GuestEmailJob | AdminDriftEmailJob, Field(discriminator="email_type")]
+EMAIL_JOB = TypeAdapter(EmailJob)
+
+
+def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Validation errors as ``[{"loc", "msg"}]`` that never echo a submitted value."""
+    safe = []
+    for error in exc.errors(include_url=False, include_context=False):
+        msg = error["msg"]
+        submitted = error.get("input")
+        if error["type"] == "value_error" and "email" in msg:
+            msg = "value is not a valid email address"
+        elif isinstance(submitted, str) and submitted and submitted in msg:
+            msg = "invalid value"
+        safe.append({"loc": list(error["loc"]), "msg": msg})
+    return safe
+
+
+def job_json_schema() -> dict[str, Any]:
+    """The JSON Schema committed under ``schemas/`` (a test fails when it is stale)."""
+    schema = EMAIL_JOB.json_schema(by_alias=True)
+    schema["$id"] = "https://booking.local/schemas/booking-email-v1.json"
+    schema["title"] = "booking-email/v1"
+    schema["description"] = "Queue message of the booking durability service's email queue."
+    return schema

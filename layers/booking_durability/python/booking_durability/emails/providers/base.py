@@ -1,0 +1,73 @@
+"""One provider interface, three implementations (Resend, SES, SMTP).
+
+Providers translate their own failures into the four outcomes the consumer acts on
+(CONTRACT §2). Messages of these errors are ours and never carry provider text, which can
+echo the guest's address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from booking_durability.emails.models import message_id_for
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """A rendered email ready for a provider. ``repr`` hides the recipient."""
+
+    dedupe_key: str
+    job_id: str
+    sender: str
+    to_email: str = field(repr=False)
+    to_name: str | None = field(repr=False)
+    subject: str = field(repr=False)
+    html: str = field(repr=False)
+    text: str = field(repr=False)
+
+    @property
+    def message_id(self) -> str:
+        return message_id_for(self.dedupe_key)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every delivered message carries (CONTRACT §3)."""
+        return {"X-Dedupe-Key": self.dedupe_key, "X-Job-Id": self.job_id}
+
+
+class ProviderError(Exception):
+    """A send that did not go out. ``status`` is the provider's numeric code, when it had one."""
+
+    def __init__(self, provider: str, status: int | None = None, detail: str = "") -> None:
+        self.provider = provider
+        self.status = status
+        super().__init__(f"{provider} {type(self).__name__} status={status} {detail}".strip())
+
+
+class TransientProviderError(ProviderError):
+    """5xx, timeout, connection error, 401/403 (which hit all traffic): retry with backoff."""
+
+
+class ProviderThrottled(ProviderError):
+    """429 / SMTP 421: retry after ``retry_after`` seconds (None: the stage's throttle backoff)."""
+
+    def __init__(self, provider: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(provider, status, f"retry_after={retry_after}")
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """Any other refusal (4xx, SMTP 5xx): the email is failed and dead-lettered at once."""
+
+
+class AlreadyDelivered(ProviderError):
+    """The provider saw this idempotency key go out before (Resend 409 invalid_idempotent_request)."""
+
+
+class EmailProvider(Protocol):
+    name: str
+
+    def send(self, email: OutgoingEmail) -> str:
+        """Send once, idempotent on ``email.dedupe_key`` where the provider allows; return its id."""
+        ...
