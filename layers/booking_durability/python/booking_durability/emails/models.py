@@ -12,14 +12,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import email_validator
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -77,10 +79,27 @@ BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
 Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 
 
+def _email_address(value: str) -> str:
+    # The ``.test`` domain (RFC 2606) is allowed: the local stack and the booking app's staging use it.
+    try:
+        checked = email_validator.validate_email(value, check_deliverability=False, test_environment=True)
+    except email_validator.EmailNotValidError:
+        raise ValueError("value is not a valid email address") from None
+    return str(checked.normalized)
+
+
+EmailAddress = Annotated[
+    str,
+    Field(min_length=3, max_length=254),
+    AfterValidator(_email_address),
+    WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": 254}),
+]
+
+
 class Recipient(BaseModel):
     model_config = _STRICT
 
-    email: EmailStr
+    email: EmailAddress
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -1,0 +1,64 @@
+# Booking durability service: every developer and CI command.
+# `make run` and `make test` work on a fresh machine: they create .venv and install what they need.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+STAGE ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+# Python code type-checked by `make lint` (the CDK's own modules are not followed: see pyproject).
+MYPY_TARGETS := layers/booking_durability/python/booking_durability stacks app.py scripts
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt package.json package-lock.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: install
+install: $(INSTALLED) ## Create .venv and install every pinned dependency (Python and the CDK CLI)
+
+.PHONY: layer
+layer: $(INSTALLED) ## Build the Lambda dependencies layer (arm64, no Docker); a no-op when up to date
+	$(PY) scripts/build_layer.py
+
+.PHONY: lint
+lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema up to date
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(MYPY_TARGETS)
+	for handler in lambdas/*/handler.py; do $(VENV)/bin/mypy "$$handler" || exit 1; done
+	$(PY) scripts/generate_schemas.py --check
+
+.PHONY: test
+test: lint layer ## Lint, then every test: unit, integration, infrastructure, e2e
+	$(PY) -m pytest
+
+.PHONY: run
+run: layer ## Start the whole system locally (moto, queues, table, workers, SMTP sink); Ctrl-C stops it
+	$(PY) scripts/local_stack.py
+
+.PHONY: synth
+synth: layer ## Synthesize the stack for STAGE=dev|prod|local with the pinned CDK CLI
+	npx cdk synth --quiet -c stage=$(STAGE)
+
+.PHONY: bench
+bench: layer ## Measure speed and cost; prints a table and writes .local/bench.json
+	$(PY) scripts/bench.py
+
+.PHONY: schemas
+schemas: $(INSTALLED) ## Regenerate the committed JSON Schema of the queue message
+	$(PY) scripts/generate_schemas.py
+
+.PHONY: clean
+clean: ## Remove build output, caches and local-stack state (keeps .venv)
+	rm -rf .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""The email consumer's batch loop: a batch's records are delivered concurrently.
+
+Powertools' ``AsyncBatchProcessor`` gathers the records and builds the partial batch response;
+each record's delivery (blocking I/O: DynamoDB, SQS, the provider) runs on a thread pool sized
+by ``SEND_CONCURRENCY``, which bounds in-batch concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    async_process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from booking_durability.adapters.deliveries_table import DeliveryLedger
+from booking_durability.adapters.email_queue import EmailQueue
+from booking_durability.adapters.secrets import provider_credentials
+from booking_durability.emails.delivery import EmailDelivery, IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.providers import build_provider
+from booking_durability.emails.providers.base import EmailProvider
+from booking_durability.observability import logger
+from booking_durability.settings import ConsumerSettings, consumer_settings
+
+
+def incoming(record: SQSRecord) -> IncomingMessage:
+    attempts = record.message_attributes.get("attempts")
+    value = attempts.string_value if attempts else None
+    return IncomingMessage(
+        message_id=record.message_id,
+        receipt_handle=record.receipt_handle,
+        body=record.body or "",
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        attempts=int(value) if value and value.isdigit() else 0,
+    )
+
+
+class _ProviderCache:
+    """Builds the provider once per set of credentials (rotation yields a new one)."""
+
+    def __init__(self, settings: ConsumerSettings) -> None:
+        self.settings = settings
+        self._fingerprint: str | None = None
+        self._provider: EmailProvider | None = None
+
+    def __call__(self) -> EmailProvider:
+        credentials = provider_credentials(self.settings.provider_secret_arn)
+        fingerprint = hashlib.sha256(json.dumps(dict(credentials), sort_keys=True).encode()).hexdigest()
+        if self._provider is None or fingerprint != self._fingerprint:
+            self._provider = build_provider(self.settings, credentials)
+            self._fingerprint = fingerprint
+        return self._provider
+
+
+@functools.cache
+def default_delivery() -> EmailDelivery:
+    """The delivery wired from the function's settings, built once per execution environment."""
+    settings = consumer_settings()
+    return EmailDelivery(
+        settings=settings,
+        ledger=DeliveryLedger(settings.deliveries_table),
+        queue=EmailQueue(settings.email_queue_url),
+        dlq=EmailQueue(settings.email_dlq_url),
+        provider=_ProviderCache(settings),
+    )
+
+
+@functools.cache
+def _pool(size: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="email-send")
+
+
+def consume_batch(
+    event: dict[str, Any], context: Any, delivery: EmailDelivery | None = None
+) -> dict[str, Any]:
+    """Deliver an SQS batch; returns the partial batch response (failed message ids only)."""
+    delivery = delivery or default_delivery()
+    pool = _pool(delivery.settings.send_concurrency)
+
+    def remaining_ms() -> int:
+        return int(context.get_remaining_time_in_millis()) if context is not None else 900_000
+
+    def deliver(record: SQSRecord) -> Outcome:
+        try:
+            return delivery.deliver(incoming(record), remaining_ms)
+        except RetryLater:
+            raise
+        except Exception as exc:
+            logger.error("unexpected failure delivering email", extra={"error_type": type(exc).__name__})
+            raise RetryLater(f"unexpected {type(exc).__name__}") from None
+
+    async def record_handler(record: SQSRecord) -> str:
+        outcome = await asyncio.get_running_loop().run_in_executor(pool, deliver, record)
+        return outcome.value
+
+    # Entire-batch failures are reported, not raised: raising would redeliver successes too.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,352 @@
+"""Delivering one email job exactly once, whatever fails (CONTRACT §2).
+
+``EmailDelivery.deliver`` takes one SQS message through: parse and validate, wait for its
+time, claim its dedupe key, render, send, record. It returns what happened, or raises
+``RetryLater`` when SQS should redeliver the message (the batch's partial response). A message
+is acknowledged only after its own re-queue or dead-letter send succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from booking_durability.adapters.deliveries_table import (
+    DeliveryLedger,
+    DeliveryRecord,
+    EmailRef,
+    LedgerUnavailable,
+)
+from booking_durability.adapters.email_queue import SQS_MAX_DELAY_SECONDS, EmailQueue, OutgoingMessage
+from booking_durability.emails.models import (
+    EMAIL_JOB,
+    SCHEMA_ID,
+    AdminDriftEmailJob,
+    EmailStatus,
+    FailureReason,
+    GuestEmailJob,
+)
+from booking_durability.emails.providers.base import (
+    AlreadyDelivered,
+    EmailProvider,
+    OutgoingEmail,
+    PermanentProviderError,
+    ProviderThrottled,
+    TransientProviderError,
+)
+from booking_durability.emails.rendering import RenderedEmail, RenderFailed, render_email
+from booking_durability.errors import DomainError, QueueSendFailed
+from booking_durability.observability import count, count_with_dimension, logger
+from booking_durability.settings import ConsumerSettings
+
+Job = GuestEmailJob | AdminDriftEmailJob
+
+# Room kept in the invocation after a throttled wait: one more provider call and the bookkeeping.
+_INVOCATION_MARGIN_MS = 2_000
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DUPLICATE = "duplicate"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+    DEFERRED = "deferred"
+    THROTTLED = "throttled"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class RetryLater(DomainError):
+    """SQS should deliver this message again (after the visibility timeout we set)."""
+
+    code = "RETRY_LATER"
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """The parts of an SQS record the consumer uses."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    attempts: int = 0
+
+
+@dataclass
+class EmailDelivery:
+    """The consumer's logic, with every dependency handed in (tests hand in their own)."""
+
+    settings: ConsumerSettings
+    ledger: DeliveryLedger
+    queue: EmailQueue
+    dlq: EmailQueue
+    provider: Callable[[], EmailProvider]
+    render: Callable[[Job], RenderedEmail] = render_email
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+
+    def deliver(self, message: IncomingMessage, remaining_ms: Callable[[], int] = lambda: 900_000) -> Outcome:
+        job = self._parse(message)
+        if job is None:
+            return Outcome.DEAD_LETTERED
+        with _job_log_context(job):
+            try:
+                return self._deliver(job, message, remaining_ms)
+            except LedgerUnavailable:
+                logger.warning("deliveries table unavailable; message will be redelivered")
+                raise RetryLater("ledger unavailable") from None
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _parse(self, message: IncomingMessage) -> Job | None:
+        try:
+            payload = json.loads(message.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._dead_letter_unparsed(message, FailureReason.INVALID_JSON)
+            return None
+        try:
+            return EMAIL_JOB.validate_python(payload)
+        except ValidationError as exc:
+            # Only where validation failed, never what was there: it may be an address.
+            logger.warning(
+                "email message failed validation",
+                extra={"message_id": message.message_id, "error_locations": _locations(exc)},
+            )
+            self._dead_letter_unparsed(message, FailureReason.SCHEMA_INVALID, payload)
+            return None
+
+    def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
+        now = self.clock()
+        if job.deliver_at > now:
+            hop = min(_seconds_until(job.deliver_at, now), self.settings.max_delay_hop_seconds)
+            self._requeue(job, message, delay=hop)
+            count("EmailDeferred")
+            return Outcome.DEFERRED
+
+        ref = EmailRef(job.booking_id, job.email_type, job.revision)
+        if job.not_after is not None and job.not_after < now:
+            holder = self.ledger.settle(ref, EmailStatus.EXPIRED, now, job.deliver_at)
+            if holder is None or holder.status is EmailStatus.EXPIRED:
+                count("EmailExpiredSkipped")
+                logger.info("email expired before it could be sent", extra={"outcome": "expired"})
+                return Outcome.EXPIRED
+            return self._not_ours(job, message, holder, now)
+
+        claim = self.ledger.claim(ref, str(job.job_id), now, job.deliver_at, self.settings.lease_seconds)
+        if claim.token is None:
+            assert claim.current is not None
+            return self._not_ours(job, message, claim.current, now)
+        token = claim.token
+
+        if job.suppress_if_sent and self.ledger.sent_or_sending(
+            job.booking_id, job.suppress_if_sent, now, exclude=job.dedupe_key
+        ):
+            self.ledger.mark_suppressed(ref, token, now)
+            count("EmailSuppressedSkipped")
+            logger.info("email suppressed by one already sent", extra={"outcome": "suppressed"})
+            return Outcome.SUPPRESSED
+
+        try:
+            rendered = self.render(job)
+        except RenderFailed:
+            self.ledger.mark_failed(ref, token, FailureReason.RENDER_FAILED, now)
+            return self._dead_letter(job, message, FailureReason.RENDER_FAILED, claim.attempts)
+
+        return self._send(job, message, ref, token, claim.attempts, rendered, remaining_ms)
+
+    def _send(
+        self,
+        job: Job,
+        message: IncomingMessage,
+        ref: EmailRef,
+        token: str,
+        attempts: int,
+        rendered: RenderedEmail,
+        remaining_ms: Callable[[], int],
+    ) -> Outcome:
+        email = OutgoingEmail(
+            dedupe_key=job.dedupe_key,
+            job_id=str(job.job_id),
+            sender=self.settings.sender,
+            to_email=str(job.recipient.email),
+            to_name=job.recipient.name,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+        )
+        throttled_here = 0
+        while True:
+            try:
+                self.provider().send(email)
+            except AlreadyDelivered:
+                # A worker that lost its lease sent this very email before us (same idempotency key).
+                logger.info("provider reports the email already delivered")
+            except ProviderThrottled as throttle:
+                count("EmailThrottled")
+                wait = throttle.retry_after or self.settings.throttle_backoff_seconds
+                fits = wait * 1000 + self.settings.provider_timeout_seconds * 1000 + _INVOCATION_MARGIN_MS
+                if throttled_here < self.settings.max_throttle_deferrals and fits < remaining_ms():
+                    throttled_here += 1
+                    self.sleep(wait)
+                    continue
+                return self._defer_throttled(job, message, ref, token, attempts, wait)
+            except PermanentProviderError as refusal:
+                count("EmailPermanentFailure")
+                logger.warning("provider refused the email", extra={"provider_status": refusal.status})
+                self.ledger.mark_failed(ref, token, FailureReason.PROVIDER_REJECTED, self.clock())
+                return self._dead_letter(job, message, FailureReason.PROVIDER_REJECTED, attempts)
+            except TransientProviderError as failure:
+                count("EmailTransientFailure")
+                return self._retry_transient(job, message, ref, token, attempts, failure.status)
+            now = self.clock()
+            self.ledger.mark_sent(ref, now)
+            count("EmailSent")
+            count(
+                "EmailDeliveryLagMs", max(0.0, (now - job.deliver_at).total_seconds() * 1000), "Milliseconds"
+            )
+            logger.info("email sent", extra={"outcome": "sent", "attempts": attempts})
+            return Outcome.SENT
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def _not_ours(self, job: Job, message: IncomingMessage, holder: DeliveryRecord, now: datetime) -> Outcome:
+        status = holder.status
+        if status is EmailStatus.SENT:
+            count("EmailDuplicateSkipped")
+            logger.info("email already sent; duplicate acknowledged", extra={"outcome": "duplicate"})
+            return Outcome.DUPLICATE
+        if status is EmailStatus.CANCELLED:
+            count("EmailCancelledSkipped")
+            logger.info("email cancelled; skipped", extra={"outcome": "cancelled"})
+            return Outcome.CANCELLED
+        if status is EmailStatus.SUPPRESSED:
+            count("EmailSuppressedSkipped")
+            return Outcome.SUPPRESSED
+        if status is EmailStatus.EXPIRED:
+            count("EmailExpiredSkipped")
+            return Outcome.EXPIRED
+        # Another worker holds a live lease: come back when it has run out, never send twice.
+        wait = _seconds_until(datetime.fromtimestamp(holder.lease_until or now.timestamp(), UTC), now) + 1
+        self._requeue(job, message, delay=wait)
+        count("EmailDeferred")
+        logger.info("email being sent elsewhere; re-queued", extra={"outcome": "leased_elsewhere"})
+        return Outcome.DEFERRED
+
+    def _retry_transient(
+        self, job: Job, message: IncomingMessage, ref: EmailRef, token: str, attempts: int, status: int | None
+    ) -> Outcome:
+        now = self.clock()
+        if message.receive_count >= self.settings.max_receives:
+            self.ledger.mark_failed(ref, token, FailureReason.TRANSIENT_EXHAUSTED, now)
+            return self._dead_letter(job, message, FailureReason.TRANSIENT_EXHAUSTED, attempts)
+        self.ledger.release(ref, token, now)
+        backoff = self.backoff_seconds(message.receive_count)
+        self.queue.change_visibility(message.receipt_handle, backoff)
+        logger.warning(
+            "transient provider failure; retrying",
+            extra={
+                "provider_status": status,
+                "receive_count": message.receive_count,
+                "backoff_seconds": backoff,
+            },
+        )
+        raise RetryLater(f"transient provider failure, retry in {backoff}s")
+
+    def _defer_throttled(
+        self, job: Job, message: IncomingMessage, ref: EmailRef, token: str, attempts: int, wait: float
+    ) -> Outcome:
+        now = self.clock()
+        deferrals = self.ledger.release(ref, token, now, throttled=True)
+        if deferrals > self.settings.max_throttle_deferrals:
+            self.ledger.mark_failed(ref, token, FailureReason.THROTTLE_EXHAUSTED, now)
+            return self._dead_letter(job, message, FailureReason.THROTTLE_EXHAUSTED, attempts)
+        # A fresh copy, so throttling never pushes the original toward the DLQ.
+        self._requeue(job, message, delay=math.ceil(wait), attempts=attempts)
+        logger.info("provider throttled; re-queued", extra={"outcome": "throttled", "deferrals": deferrals})
+        return Outcome.THROTTLED
+
+    def backoff_seconds(self, receive_count: int) -> int:
+        """Visibility delay before the next attempt: doubles with each receive, at most 15 min."""
+        return int(
+            min(self.settings.backoff_base_seconds * 2 ** max(0, receive_count - 1), SQS_MAX_DELAY_SECONDS)
+        )
+
+    # -- queue sends ---------------------------------------------------------------------------
+
+    def _requeue(
+        self, job: Job, message: IncomingMessage, *, delay: int, attempts: int | None = None
+    ) -> None:
+        """Send the message again, unchanged, ``delay`` seconds out (one SQS delay at most)."""
+        attributes = {
+            "email_type": job.email_type,
+            "schema": SCHEMA_ID,
+            "attempts": message.attempts if attempts is None else attempts,
+        }
+        delay = min(delay, SQS_MAX_DELAY_SECONDS)
+        self._send_or_retry(self.queue, OutgoingMessage(message.body, attributes, delay))
+
+    def _dead_letter(
+        self, job: Job, message: IncomingMessage, reason: FailureReason, attempts: int
+    ) -> Outcome:
+        attributes = {"email_type": job.email_type, "schema": SCHEMA_ID}
+        self._send_or_retry(
+            self.dlq,
+            OutgoingMessage(message.body, {**attributes, "failure_reason": reason, "attempts": attempts}),
+        )
+        count_with_dimension("EmailDeadLettered", "failure_reason", reason)
+        logger.warning("email dead-lettered", extra={"failure_reason": reason, "attempts": attempts})
+        return Outcome.DEAD_LETTERED
+
+    def _dead_letter_unparsed(
+        self, message: IncomingMessage, reason: FailureReason, payload: object = None
+    ) -> None:
+        # Attributes of an unparsed message come only from values we know, never from its body.
+        attributes: dict[str, str | int] = {"failure_reason": reason, "attempts": message.attempts}
+        if isinstance(payload, dict) and payload.get("schema") == "booking-email/v1":
+            attributes["schema"] = "booking-email/v1"
+        self._send_or_retry(self.dlq, OutgoingMessage(message.body, attributes))
+        count_with_dimension("EmailDeadLettered", "failure_reason", reason)
+        logger.warning(
+            "email message dead-lettered", extra={"failure_reason": reason, "message_id": message.message_id}
+        )
+
+    @staticmethod
+    def _send_or_retry(queue: EmailQueue, outgoing: OutgoingMessage) -> None:
+        try:
+            queue.send(outgoing)
+        except QueueSendFailed as exc:
+            logger.error("queue send failed; message will be redelivered", extra={"error": str(exc)})
+            raise RetryLater("queue send failed") from None
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def _locations(exc: ValidationError) -> list[str]:
+    return sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors(include_input=False)})
+
+
+class _job_log_context:
+    """Adds the job's correlation id and email identity to every log line of this thread."""
+
+    def __init__(self, job: Job) -> None:
+        self.keys = {
+            "correlation_id": str(job.job_id),
+            "dedupe_key": job.dedupe_key,
+            "email_type": job.email_type,
+        }
+
+    def __enter__(self) -> None:
+        logger.thread_safe_append_keys(**self.keys)
+
+    def __exit__(self, *exc: object) -> None:
+        logger.thread_safe_remove_keys(list(self.keys))

@@ -1,0 +1,45 @@
+"""Write the committed JSON Schema of the queue message (CONTRACT §2) from the models.
+
+    .venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
+    .venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "booking_durability" / "python"))
+
+from booking_durability.emails.models import job_json_schema  # noqa: E402
+
+SCHEMA_FILES = {ROOT / "schemas" / "booking-email-v1.json": job_json_schema}
+
+
+def rendered(build) -> str:  # type: ignore[no-untyped-def]
+    return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail instead of writing when a file is stale")
+    args = parser.parse_args()
+    stale = []
+    for path, build in SCHEMA_FILES.items():
+        text = rendered(build)
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'}: {path}")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

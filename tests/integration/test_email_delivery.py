@@ -1,0 +1,407 @@
+"""The consumer's delivery logic against moto: every path of CONTRACT §2, one test each.
+
+The provider is scripted in memory; the ledger, the queue and the DLQ are real (moto).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from booking_durability.adapters.deliveries_table import DeliveryLedger, EmailRef
+from booking_durability.emails.consumer import consume_batch
+from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.providers.base import (
+    AlreadyDelivered,
+    PermanentProviderError,
+    ProviderThrottled,
+    TransientProviderError,
+)
+from booking_durability.errors import QueueSendFailed
+from tests.builders import T0, job, sqs_event, sqs_record
+from tests.integration.conftest import Clock, Resources, ScriptedProvider, make_delivery
+
+
+def message(body: dict[str, Any] | str, *, receive_count: int = 1, attempts: int = 0) -> IncomingMessage:
+    return IncomingMessage(
+        message_id="m-1",
+        receipt_handle="rh-1",
+        body=body if isinstance(body, str) else json.dumps(body),
+        receive_count=receive_count,
+        attempts=attempts,
+    )
+
+
+def attributes(sqs_message: dict[str, Any]) -> dict[str, str]:
+    return {k: v["StringValue"] for k, v in sqs_message.get("MessageAttributes", {}).items()}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+# -- happy path and dedupe ---------------------------------------------------------------------
+
+
+def test_a_due_job_is_sent_once_and_recorded(resources: Resources, provider: ScriptedProvider, clock: Clock) -> None:
+    delivery = make_delivery(resources, provider, clock)
+    body = job()
+    assert delivery.deliver(message(body)) is Outcome.SENT
+    [email] = provider.sent
+    assert email.dedupe_key == "bk_123#booking_confirmed#0"
+    assert email.message_id.endswith("@booking.local>")
+    assert resources.status("bk_123", "booking_confirmed#0") == "sent"
+
+
+def test_a_second_copy_of_a_sent_job_is_acknowledged_without_sending(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock)
+    body = job()
+    delivery.deliver(message(body))
+    # When SQS delivers the same job again (at-least-once)
+    assert delivery.deliver(message(body)) is Outcome.DUPLICATE
+    assert len(provider.sent) == 1
+
+
+def test_a_cancelled_email_is_skipped(resources: Resources, provider: ScriptedProvider, clock: Clock) -> None:
+    resources.dynamodb.put_item(
+        TableName=resources.table,
+        Item={"booking_id": {"S": "bk_123"}, "email_key": {"S": "booking_confirmed#0"}, "status": {"S": "cancelled"}},
+    )
+    delivery = make_delivery(resources, provider, clock)
+    assert delivery.deliver(message(job())) is Outcome.CANCELLED
+    assert provider.calls == 0
+
+
+def test_a_live_lease_elsewhere_requeues_and_never_sends_twice(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    # Given another worker claimed the key a moment ago
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    DeliveryLedger(resources.table).claim(ref, "other-job", clock.now, T0, lease_seconds=120)
+    delivery = make_delivery(resources, provider, clock)
+    # When our copy arrives
+    assert delivery.deliver(message(job())) is Outcome.DEFERRED
+    # Then nothing is sent and the message is back on the queue for after the lease
+    assert provider.calls == 0
+    assert len(resources.drain(resources.queue_url)) == 0  # delayed, not yet visible
+    assert resources.status("bk_123", "booking_confirmed#0") == "sending"
+
+
+def test_an_expired_lease_is_taken_over_and_sent_with_the_same_key(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    # Given a worker died between claim and send
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    DeliveryLedger(resources.table).claim(ref, "dead-worker", clock.now, T0, lease_seconds=120)
+    clock.advance(seconds=121)
+    delivery = make_delivery(resources, provider, clock)
+    # When the message comes back
+    assert delivery.deliver(message(job())) is Outcome.SENT
+    # Then it goes out with the same idempotency key, and the record counts both attempts
+    assert provider.sent[0].dedupe_key == ref.dedupe_key
+    item = resources.items()[0]
+    assert item["attempts"]["N"] == "2"
+    assert item["status"]["S"] == "sent"
+
+
+def test_a_provider_that_already_delivered_the_key_counts_as_sent(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [AlreadyDelivered("resend", 409)]
+    assert make_delivery(resources, provider, clock).deliver(message(job())) is Outcome.SENT
+    assert resources.status("bk_123", "booking_confirmed#0") == "sent"
+
+
+def test_a_failed_email_is_attempted_again_when_redriven(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [PermanentProviderError("smtp", 550)]
+    delivery = make_delivery(resources, provider, clock)
+    body = job()
+    assert delivery.deliver(message(body)) is Outcome.DEAD_LETTERED
+    assert resources.status("bk_123", "booking_confirmed#0") == "failed"
+    # When the operator fixed the fault and redrove the message
+    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert resources.status("bk_123", "booking_confirmed#0") == "sent"
+
+
+def test_suppress_if_sent_skips_when_one_of_those_went_out(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock)
+    delivery.deliver(message(job(email_type="booking_confirmed")))
+    # Given the request-received email is told to stand down once a confirmation went out
+    late = job(email_type="booking_request_received", suppress_if_sent=["booking_confirmed"])
+    assert delivery.deliver(message(late)) is Outcome.SUPPRESSED
+    assert len(provider.sent) == 1
+    assert resources.status("bk_123", "booking_request_received#0") == "suppressed"
+
+
+def test_suppress_if_sent_lets_the_email_go_when_none_was_sent(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    body = job(email_type="booking_request_received", suppress_if_sent=["booking_confirmed"])
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.SENT
+
+
+def test_happy_path_writes_twice_and_reads_nothing(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    calls: list[str] = []
+    delivery = make_delivery(resources, provider, clock)
+    delivery.ledger.client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    delivery.deliver(message(job()))
+    assert calls == ["UpdateItem", "UpdateItem"]
+
+
+# -- time: long delays and expiry --------------------------------------------------------------
+
+
+def test_an_early_message_is_requeued_with_the_remaining_delay(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
+    assert delivery.deliver(message(job(deliver_at=T0 + timedelta(seconds=40)))) is Outcome.DEFERRED
+    assert provider.calls == 0
+
+
+class HopQueue:
+    """Captures re-queued messages so a test can replay a two-hour wait hop by hop."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, outgoing: Any) -> str:
+        self.sent.append(outgoing)
+        return "m"
+
+
+def test_a_two_hour_delay_is_delivered_after_its_time_and_not_before(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
+    hops = HopQueue()
+    delivery.queue = hops  # type: ignore[assignment]
+    deliver_at = T0 + timedelta(hours=2)
+    body = json.dumps(job(deliver_at=deliver_at))
+    outcome = delivery.deliver(message(body))
+    # When each re-queued copy comes back after its SQS delay
+    while outcome is Outcome.DEFERRED:
+        hop = hops.sent[-1]
+        assert 1 <= hop.delay_seconds <= 900
+        assert hop.body == body
+        assert provider.calls == 0 and clock.now < deliver_at
+        clock.advance(seconds=hop.delay_seconds)
+        outcome = delivery.deliver(message(hop.body))
+    # Then it is sent once, at its time, after eight hops of fifteen minutes
+    assert outcome is Outcome.SENT
+    assert clock.now == deliver_at
+    assert len(hops.sent) == 8
+
+
+def test_not_after_in_the_past_expires_the_email(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    body = job(not_after="2026-12-01T11:00:00Z")
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.EXPIRED
+    assert provider.calls == 0
+    assert resources.status("bk_123", "booking_confirmed#0") == "expired"
+
+
+def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    make_delivery(resources, provider, clock).deliver(message(job()))
+    expires_at = int(resources.items()[0]["expires_at"]["N"])
+    assert expires_at == int((T0 + timedelta(days=30)).timestamp())
+
+
+# -- bad messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [("{not json", "invalid_json"), (json.dumps({**job(), "revision": "x"}), "schema_invalid")],
+)
+def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
+    resources: Resources, provider: ScriptedProvider, clock: Clock, body: str, reason: str
+) -> None:
+    outcome = make_delivery(resources, provider, clock).deliver(message(body))
+    assert outcome is Outcome.DEAD_LETTERED
+    [dead] = resources.drain(resources.dlq_url)
+    assert dead["Body"] == body
+    assert attributes(dead)["failure_reason"] == reason
+    assert provider.calls == 0
+
+
+def test_a_record_whose_dead_letter_send_fails_is_not_acknowledged(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    class RefusingQueue:
+        def send(self, _outgoing: Any) -> str:
+            raise QueueSendFailed("send_message failed: ServiceUnavailable")
+
+    delivery = make_delivery(resources, provider, clock)
+    delivery.dlq = RefusingQueue()  # type: ignore[assignment]
+    with pytest.raises(RetryLater):
+        delivery.deliver(message("{not json"))
+
+
+def test_one_bad_record_never_makes_the_others_redeliver(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock)
+    good = [sqs_record(job(booking_id=f"bk_{i}")) for i in range(3)]
+    response = consume_batch(sqs_event(good[0], sqs_record("{oops"), *good[1:]), None, delivery)
+    assert response == {"batchItemFailures": []}
+    assert len(provider.sent) == 3
+    assert len(resources.drain(resources.dlq_url)) == 1
+
+
+# -- provider failures -------------------------------------------------------------------------
+
+
+def test_transient_failures_back_off_more_with_each_receive(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock, BACKOFF_BASE_SECONDS=60)
+    assert [delivery.backoff_seconds(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert delivery.backoff_seconds(10) == 900
+
+
+def test_a_transient_failure_is_retried_later_and_releases_the_key(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    resources.sqs.send_message(QueueUrl=resources.queue_url, MessageBody=json.dumps(job()))
+    [received] = resources.sqs.receive_message(QueueUrl=resources.queue_url)["Messages"]
+    provider.script = [TransientProviderError("resend", 503)]
+    delivery = make_delivery(resources, provider, clock)
+    incoming = IncomingMessage("m-1", received["ReceiptHandle"], received["Body"], receive_count=2)
+    with pytest.raises(RetryLater) as caught:
+        delivery.deliver(incoming)
+    assert "120s" in str(caught.value)
+    assert resources.status("bk_123", "booking_confirmed#0") == "queued"
+    # And the next receive may claim it again
+    assert delivery.deliver(message(job())) is Outcome.SENT
+
+
+def test_the_fifth_failed_receive_dead_letters_transient_exhausted(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [TransientProviderError("resend", 503)]
+    delivery = make_delivery(resources, provider, clock)
+    assert delivery.deliver(message(job(), receive_count=5)) is Outcome.DEAD_LETTERED
+    [dead] = resources.drain(resources.dlq_url)
+    assert attributes(dead)["failure_reason"] == "transient_exhausted"
+    assert resources.status("bk_123", "booking_confirmed#0") == "failed"
+
+
+def test_a_permanent_refusal_dead_letters_at_once(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [PermanentProviderError("resend", 422)]
+    assert make_delivery(resources, provider, clock).deliver(message(job())) is Outcome.DEAD_LETTERED
+    [dead] = resources.drain(resources.dlq_url)
+    assert attributes(dead) == {
+        "email_type": "booking_confirmed",
+        "schema": "booking-email/v1",
+        "failure_reason": "provider_rejected",
+        "attempts": "1",
+    }
+
+
+def test_throttling_waits_inside_the_invocation_when_it_fits(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [ProviderThrottled("resend", 429, retry_after=2)]
+    sleeps: list[float] = []
+    delivery = make_delivery(resources, provider, clock, sleeps=sleeps)
+    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is Outcome.SENT
+    assert sleeps == [2]
+
+
+def test_smtp_throttling_without_retry_after_uses_the_stage_backoff(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [ProviderThrottled("smtp", 421, retry_after=None)]
+    sleeps: list[float] = []
+    delivery = make_delivery(resources, provider, clock, sleeps=sleeps, THROTTLE_BACKOFF_SECONDS=1)
+    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is Outcome.SENT
+    assert sleeps == [1]
+
+
+def test_throttling_that_does_not_fit_sends_a_fresh_delayed_copy(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
+    delivery = make_delivery(resources, provider, clock)
+    body = json.dumps(job())
+    # When the invocation has 5 s left and the provider asks for 30
+    assert delivery.deliver(message(body), remaining_ms=lambda: 5_000) is Outcome.THROTTLED
+    # Then the original is acknowledged, the copy waits 30 s, and the key is free again
+    assert resources.status("bk_123", "booking_confirmed#0") == "queued"
+    assert resources.drain(resources.dlq_url) == []
+
+
+def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock, MAX_THROTTLE_DEFERRALS=2)
+    body = job()
+    outcomes = []
+    for _ in range(3):
+        provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
+        outcomes.append(delivery.deliver(message(body), remaining_ms=lambda: 1_000))
+    assert outcomes == [Outcome.THROTTLED, Outcome.THROTTLED, Outcome.DEAD_LETTERED]
+    [dead] = resources.drain(resources.dlq_url)
+    assert attributes(dead)["failure_reason"] == "throttle_exhausted"
+
+
+def test_a_batch_is_sent_concurrently(resources: Resources, clock: Clock) -> None:
+    # Given a provider that only answers once ten sends are in flight together
+    barrier = threading.Barrier(10, timeout=10)
+
+    class GatheringProvider(ScriptedProvider):
+        def send(self, email: Any) -> str:
+            barrier.wait()
+            return super().send(email)
+
+    provider = GatheringProvider()
+    delivery = make_delivery(resources, provider, clock, SEND_CONCURRENCY=10)
+    records = [sqs_record(job(booking_id=f"bk_{i}")) for i in range(10)]
+    # Then all ten get through (a serial consumer would break the barrier)
+    assert consume_batch(sqs_event(*records), None, delivery) == {"batchItemFailures": []}
+    assert len(provider.sent) == 10
+
+
+def test_a_transient_record_is_the_only_one_reported(resources: Resources, clock: Clock) -> None:
+    class FailsOne(ScriptedProvider):
+        def send(self, email: Any) -> str:
+            if email.dedupe_key.startswith("bk_bad#"):
+                raise TransientProviderError("resend", 503)
+            return super().send(email)
+
+    provider = FailsOne()
+    delivery = make_delivery(resources, provider, clock)
+    bad = sqs_record(job(booking_id="bk_bad"))
+    resources.sqs.send_message(QueueUrl=resources.queue_url, MessageBody=bad["body"])
+    bad["receiptHandle"] = resources.sqs.receive_message(QueueUrl=resources.queue_url)["Messages"][0][
+        "ReceiptHandle"
+    ]
+    response = consume_batch(sqs_event(sqs_record(job(booking_id="bk_ok")), bad), None, delivery)
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    assert len(provider.sent) == 1
