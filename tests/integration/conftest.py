@@ -93,11 +93,17 @@ def resources(aws: None, local_template: dict[str, Any]) -> Resources:
 
     sqs = boto3.client("sqs", region_name=REGION)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    created = create_resources(local_template, sqs=sqs, dynamodb=dynamodb)
+    created = create_resources(
+        local_template, sqs=sqs, dynamodb=dynamodb, region=REGION, stack_name="BookingDurability-local"
+    )
+
+    def output(name: str) -> str:
+        return created.resolve(local_template["Outputs"][name]["Value"])
+
     return Resources(
-        queue_url=created.queue_url("email"),
-        dlq_url=created.queue_url("email_dlq"),
-        table=created.table_name("deliveries"),
+        queue_url=output("EmailQueueUrl"),
+        dlq_url=output("EmailDlqUrl"),
+        table=output("DeliveriesTableName"),
         sqs=sqs,
         dynamodb=dynamodb,
     )
@@ -143,7 +149,12 @@ def consumer_settings(resources: Resources, **overrides: Any) -> ConsumerSetting
 
 
 def make_delivery(
-    resources: Resources, provider: EmailProvider, clock: Clock, *, sleeps: list[float] | None = None, **settings: Any
+    resources: Resources,
+    provider: EmailProvider,
+    clock: Clock,
+    *,
+    sleeps: list[float] | None = None,
+    **settings: Any,
 ) -> EmailDelivery:
     return EmailDelivery(
         settings=consumer_settings(resources, **settings),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from booking_durability.adapters import aws
-
 # Rotated credentials reach warm functions within this many seconds.
 CACHE_SECONDS = 300
 
@@ -16,12 +14,7 @@ def provider_credentials(secret_arn: str | None) -> Mapping[str, str]:
         return {}
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(
-        secret_arn,
-        transform="json",
-        max_age=CACHE_SECONDS,
-        boto3_client=aws.client("secretsmanager"),
-    )
+    value = parameters.get_secret(secret_arn, transform="json", max_age=CACHE_SECONDS)
     if not isinstance(value, dict):
         raise ValueError("provider secret must be a JSON object")
     return {str(k): str(v) for k, v in value.items()}

@@ -1,0 +1,210 @@
+"""The real consumer handler (Powertools batch, logger, metrics) against moto, the provider
+secret in Secrets Manager and the HTTP provider double on loopback (CONTRACT §2, §3).
+
+Jobs carry known personal data through every path (success, retry, throttle, permanent,
+poison) and the tests prove it appears in no log line, EMF blob, message attribute, exception
+message, batch failure report or dedupe record.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from booking_durability.emails import consumer
+from booking_durability.emails.delivery import RetryLater
+from booking_durability.observability import logger
+from booking_durability.settings import consumer_settings
+from devstack.http_provider import HttpProviderDouble
+from tests.builders import GUEST_EMAIL, PII, job, sqs_event, sqs_record
+from tests.integration.conftest import REGION, Resources
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "re_test_key_never_logged"
+
+
+@dataclass
+class LambdaContext:
+    remaining_ms: int = 60_000
+    function_name: str = "email-consumer"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:email-consumer"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def double() -> Iterator[HttpProviderDouble]:
+    with HttpProviderDouble(api_key=API_KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def handler(resources: Resources, double: HttpProviderDouble, monkeypatch: pytest.MonkeyPatch) -> Any:
+    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="booking-durability/email-provider", SecretString=json.dumps({"api_key": API_KEY})
+    )["ARN"]
+    env = {
+        "STAGE": "test",
+        "DELIVERIES_TABLE": resources.table,
+        "EMAIL_QUEUE_URL": resources.queue_url,
+        "EMAIL_DLQ_URL": resources.dlq_url,
+        "EMAIL_PROVIDER": "resend",
+        "RESEND_BASE_URL": double.url,
+        "PROVIDER_SECRET_ARN": secret_arn,
+        "BACKOFF_BASE_SECONDS": "1",
+        "THROTTLE_BACKOFF_SECONDS": "1",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    consumer_settings.cache_clear()
+    consumer.default_delivery.cache_clear()
+    parameters.clear_caches()
+    spec = importlib.util.spec_from_file_location(
+        "email_consumer_handler", ROOT / "lambdas/email_consumer/handler.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["email_consumer_handler"] = module
+    spec.loader.exec_module(module)
+    yield module.handler
+    consumer_settings.cache_clear()
+    consumer.default_delivery.cache_clear()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Everything the Powertools logger writes, at DEBUG (its handler holds the real stdout)."""
+    buffer = io.StringIO()
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [(h, h.setStream(buffer)) for h in handlers]
+    level = logger.log_level
+    logger.setLevel("DEBUG")
+    yield buffer
+    logger.setLevel(level)
+    for handler_, stream in previous:
+        handler_.setStream(stream)
+
+
+def now_job(**overrides: Any) -> dict[str, Any]:
+    return job(deliver_at=datetime.now(UTC), **overrides)
+
+
+def emf_blobs(output: str) -> list[dict[str, Any]]:
+    blobs = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def queued(resources: Resources, url: str) -> list[dict[str, Any]]:
+    return resources.drain(url)
+
+
+def test_a_batch_is_delivered_through_the_secret_provider_and_the_double(
+    handler: Any, resources: Resources, double: HttpProviderDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = sqs_event(*(sqs_record(now_job(booking_id=f"bk_{i}")) for i in range(3)))
+    assert handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert sorted(d.idempotency_key for d in double.deliveries) == [
+        f"bk_{i}#booking_confirmed#0" for i in range(3)
+    ]
+    # And the EMF blob counts them
+    blobs = emf_blobs(capsys.readouterr().out)
+    [sent] = [b for b in blobs if "EmailSent" in b]
+    assert sent["EmailSent"] == [1.0, 1.0, 1.0]
+    assert "EmailDeliveryLagMs" in sent
+
+
+def test_dead_letters_are_counted_by_reason(
+    handler: Any, resources: Resources, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler(sqs_event(sqs_record("{not json")), LambdaContext())
+    blobs = emf_blobs(capsys.readouterr().out)
+    dead = [b for b in blobs if "EmailDeadLettered" in b]
+    assert dead[0]["failure_reason"] == "invalid_json"
+    assert ["failure_reason"] in [
+        d for m in dead[0]["_aws"]["CloudWatchMetrics"] for d in [m["Dimensions"][0][-1:]]
+    ]
+
+
+def test_personal_data_never_leaves_the_message_body(
+    handler: Any,
+    resources: Resources,
+    double: HttpProviderDouble,
+    capsys: pytest.CaptureFixture[str],
+    log_lines: io.StringIO,
+) -> None:
+    # Given jobs for the same guest down every path
+    def address(tag: str = "") -> str:
+        local, domain = GUEST_EMAIL.split("@")
+        return f"{local}{tag}@{domain}"
+
+    reports: list[Any] = []
+    ok = sqs_record(now_job(booking_id="bk_ok", email=address()))
+    retry = sqs_record(now_job(booking_id="bk_retry", email=address("+transient1")))
+    throttle = sqs_record(now_job(booking_id="bk_throttle", email=address("+throttle1")))
+    throttle_deferred = sqs_record(now_job(booking_id="bk_defer", email=address("+throttle1")))
+    permanent = sqs_record(now_job(booking_id="bk_perm", email=address("+permanent")))
+    poison_json = sqs_record('{"recipient": {"email": "' + GUEST_EMAIL + '"}')
+    poison_schema = sqs_record(json.dumps({**now_job(booking_id="bk_bad"), "revision": GUEST_EMAIL}))
+
+    # When the handler takes them (the retry comes back as its second receive)
+    resources.sqs.send_message(QueueUrl=resources.queue_url, MessageBody=retry["body"])
+    retry["receiptHandle"] = resources.sqs.receive_message(QueueUrl=resources.queue_url)["Messages"][0][
+        "ReceiptHandle"
+    ]
+    reports.append(
+        handler(sqs_event(ok, retry, throttle, permanent, poison_json, poison_schema), LambdaContext())
+    )
+    reports.append(
+        handler(
+            sqs_event({**retry, "attributes": {**retry["attributes"], "ApproximateReceiveCount": "2"}}),
+            LambdaContext(),
+        )
+    )
+    reports.append(handler(sqs_event(throttle_deferred), LambdaContext(remaining_ms=1_500)))
+
+    # Then every path did what the contract says
+    assert reports[0] == {"batchItemFailures": [{"itemIdentifier": retry["messageId"]}]}
+    assert reports[1] == {"batchItemFailures": []}
+    delivered = {d.idempotency_key.split("#")[0] for d in double.deliveries}
+    assert delivered == {"bk_ok", "bk_retry", "bk_throttle"}
+    dead = queued(resources, resources.dlq_url)
+    assert sorted(m["MessageAttributes"]["failure_reason"]["StringValue"] for m in dead) == [
+        "invalid_json",
+        "provider_rejected",
+        "schema_invalid",
+    ]
+    requeued = queued(resources, resources.queue_url)
+
+    # And no personal data anywhere but the bodies the guest's email is made from
+    output = capsys.readouterr()
+    surfaces = {
+        "logs and EMF": log_lines.getvalue() + output.out + output.err,
+        "batch reports": json.dumps(reports),
+        "message attributes": json.dumps([m.get("MessageAttributes", {}) for m in dead + requeued]),
+        "dedupe records": json.dumps(resources.items()),
+        "exception": str(RetryLater("transient provider failure, retry in 1s")),
+    }
+    for surface, text in surfaces.items():
+        for secret in (*PII, API_KEY):
+            assert secret not in text, f"{secret!r} leaked into {surface}"
+    assert "email sent" in log_lines.getvalue()  # the logs were really captured
+    assert "P\\u00e9rez" not in log_lines.getvalue()
