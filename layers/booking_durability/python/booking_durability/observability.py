@@ -24,7 +24,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMES
 _metrics_lock = threading.Lock()
 
 
-def count(name: str, value: float = 1, unit: str = MetricUnit.Count) -> None:
+def count(name: str, value: float = 1, unit: str | MetricUnit = MetricUnit.Count) -> None:
     """Add to a metric flushed with the invocation's EMF blob (thread-safe)."""
     with _metrics_lock:
         metrics.add_metric(name=name, unit=unit, value=value)

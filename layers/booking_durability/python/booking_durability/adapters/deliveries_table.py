@@ -267,7 +267,8 @@ class DeliveryLedger:
             )
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
-                return _record(exc.response.get("Item") or {}, ref)
+                item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+                return _record(item, ref)
             raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None

@@ -103,6 +103,7 @@ def consume_batch(
 
     # Entire-batch failures are reported, not raised: raising would redeliver successes too.
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return async_process_partial_response(
+    response = async_process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    return dict(response)

@@ -285,7 +285,7 @@ class EmailDelivery:
         self, job: Job, message: IncomingMessage, *, delay: int, attempts: int | None = None
     ) -> None:
         """Send the message again, unchanged, ``delay`` seconds out (one SQS delay at most)."""
-        attributes = {
+        attributes: dict[str, str | int] = {
             "email_type": job.email_type,
             "schema": SCHEMA_ID,
             "attempts": message.attempts if attempts is None else attempts,

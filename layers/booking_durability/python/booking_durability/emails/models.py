@@ -142,8 +142,6 @@ class _EmailFields(BaseModel):
 
     booking_id: BookingId
     revision: Annotated[int, Field(ge=0)] = 0
-    deliver_at: AwareDatetime | None = None
-    delay_seconds: Annotated[int, Field(ge=0)] | None = None
     not_after: AwareDatetime | None = None
     suppress_if_sent: list[EmailType] | None = None
     recipient: Recipient
@@ -163,14 +161,17 @@ class _EmailFields(BaseModel):
     def dedupe_key(self) -> str:
         return dedupe_key(self.booking_id, self.email_type, self.revision)  # type: ignore[attr-defined]
 
+
+class _RequestRules(_EmailFields):
+    deliver_at: AwareDatetime | None = None
+    delay_seconds: Annotated[int, Field(ge=0)] | None = None
+
     def delivery_time(self, published_at: datetime) -> datetime:
         """When the email may go out: never before publish time + delay (or ``deliver_at``)."""
         if self.deliver_at is not None:
             return max(self.deliver_at.astimezone(UTC), published_at)
         return published_at + timedelta(seconds=self.delay_seconds or 0)
 
-
-class _RequestRules(_EmailFields):
     @model_validator(mode="after")
     def _one_way_to_delay(self) -> _RequestRules:
         if self.deliver_at is not None and self.delay_seconds is not None:
@@ -226,6 +227,7 @@ class _JobFields(BaseModel):
     schema_id: Literal["booking-email/v1"] = Field(alias="schema")
     job_id: uuid.UUID
     deliver_at: AwareDatetime  # always set by the producer
+    delay_seconds: Annotated[int, Field(ge=0)] | None = None  # informational: deliver_at rules
 
     def to_message_body(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)  # type: ignore[attr-defined,no-any-return]
