@@ -1,0 +1,1 @@
+"""Developer tools for the local stack: provider doubles and sinks, on loopback only."""

@@ -1,0 +1,99 @@
+"""Publish one guest email job to the local stack's email queue (or any queue URL).
+
+    .venv/bin/python scripts/publish_email.py --to guest@example.test
+    .venv/bin/python scripts/publish_email.py --to guest+transient2@example.test --delay 12 \\
+        --type booking_request_received --booking-id bk_42 --locale es --time-zone Europe/Madrid
+
+Reads the queue URL and the AWS endpoint from .local/stack.json (``LOCAL_DIR``), publishes
+through the service's own producer and prints the job id, dedupe key and delivery time, never
+the address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "booking_durability" / "python"))
+
+from pydantic import ValidationError  # noqa: E402
+
+from booking_durability.emails.models import safe_errors  # noqa: E402
+from booking_durability.emails.producer import publish_email  # noqa: E402
+from booking_durability.settings import ProducerSettings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--to", required=True, help="recipient address (fault tags: +transientN, +throttleN, +permanent)"
+    )
+    parser.add_argument("--name", help="recipient name")
+    parser.add_argument("--type", default="booking_confirmed", dest="email_type")
+    parser.add_argument("--booking-id", default=f"bk_{uuid.uuid4().hex[:8]}")
+    parser.add_argument("--revision", type=int, default=0)
+    parser.add_argument("--delay", type=int, default=None, help="delay_seconds")
+    parser.add_argument("--locale", default="en")
+    parser.add_argument("--time-zone", default="UTC")
+    parser.add_argument(
+        "--stack", type=Path, default=Path(os.environ.get("LOCAL_DIR", ROOT / ".local")) / "stack.json"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        stack = json.loads(args.stack.read_text())
+    except (OSError, json.JSONDecodeError):
+        print(f"no local stack at {args.stack}: start it with `make run`", file=sys.stderr)
+        return 2
+    os.environ.setdefault("AWS_ENDPOINT_URL", stack["aws_endpoint_url"])
+    os.environ.setdefault("AWS_DEFAULT_REGION", stack["region"])
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    settings = ProducerSettings(EMAIL_QUEUE_URL=stack["queues"]["email"], MAX_DELAY_HOP_SECONDS=5)
+
+    starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    data = {
+        "restaurant_name": "Casa Lucio",
+        "party_size": 2,
+        "starts_at": starts_at.isoformat(),
+        "reference": "R-LOCAL",
+    }
+    if args.email_type == "booking_updated":
+        data["previous_starts_at"] = (starts_at - timedelta(hours=1)).isoformat()
+    request = {
+        "booking_id": args.booking_id,
+        "email_type": args.email_type,
+        "revision": args.revision,
+        "recipient": {"email": args.to, **({"name": args.name} if args.name else {})},
+        "locale": args.locale,
+        "time_zone": args.time_zone,
+        "data": data,
+        **({"delay_seconds": args.delay} if args.delay is not None else {}),
+    }
+    try:
+        published = publish_email(request, settings=settings)
+    except ValidationError as exc:
+        print(json.dumps({"errors": safe_errors(exc)}), file=sys.stderr)
+        return 1
+    print(
+        json.dumps(
+            {
+                "job_id": published.job_id,
+                "dedupe_key": published.dedupe_key,
+                "deliver_at": published.deliver_at.isoformat().replace("+00:00", "Z"),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
