@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -57,3 +58,21 @@ def tracer() -> Any:
     from aws_lambda_powertools import Tracer
 
     return Tracer()
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def traced(handler: Handler) -> Handler:
+    """Wrap a Lambda handler with the Tracer on its first call, only if tracing is enabled."""
+    wrapped: Callable[..., Any] | None = None
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        nonlocal wrapped
+        if wrapped is None:
+            active = tracer()
+            wrapped = handler if active is None else active.capture_lambda_handler(handler)
+        return wrapped(event, context)
+
+    return run  # type: ignore[return-value]
