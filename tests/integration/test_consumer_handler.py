@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +208,48 @@ def test_personal_data_never_leaves_the_message_body(
             assert secret not in text, f"{secret!r} leaked into {surface}"
     assert "email sent" in log_lines.getvalue()  # the logs were really captured
     assert "P\\u00e9rez" not in log_lines.getvalue()
+
+
+def test_every_outcome_has_its_metric(
+    handler: Any, resources: Resources, double: HttpProviderDouble, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one job down each path the operator's dashboard counts
+    resources.dynamodb.put_item(
+        TableName=resources.table,
+        Item={
+            "booking_id": {"S": "bk_cancel"},
+            "email_key": {"S": "booking_confirmed#0"},
+            "status": {"S": "cancelled"},
+        },
+    )
+    later = datetime.now(UTC) + timedelta(hours=2)
+    first = [
+        sqs_record(now_job(booking_id="bk_sent")),
+        sqs_record(now_job(booking_id="bk_cancel")),
+        sqs_record(job(booking_id="bk_later", deliver_at=later)),
+        sqs_record(now_job(booking_id="bk_old", not_after="2020-01-01T00:00:00Z")),
+        sqs_record(now_job(booking_id="bk_retry", email="guest+transient1@example.test")),
+        sqs_record(now_job(booking_id="bk_slow", email="guest+throttle1@example.test")),
+        sqs_record(now_job(booking_id="bk_perm", email="guest+permanent@example.test")),
+    ]
+    handler(sqs_event(*first), LambdaContext())
+    # And a second invocation: a duplicate, and an email suppressed by the one already sent
+    suppressed = now_job(
+        booking_id="bk_sent", email_type="booking_request_received", suppress_if_sent=["booking_confirmed"]
+    )
+    handler(sqs_event(sqs_record(now_job(booking_id="bk_sent")), sqs_record(suppressed)), LambdaContext())
+
+    names = {key for blob in emf_blobs(capsys.readouterr().out) for key in blob if key.startswith("Email")}
+    assert names == {
+        "EmailSent",
+        "EmailDuplicateSkipped",
+        "EmailCancelledSkipped",
+        "EmailSuppressedSkipped",
+        "EmailExpiredSkipped",
+        "EmailDeferred",
+        "EmailTransientFailure",
+        "EmailThrottled",
+        "EmailPermanentFailure",
+        "EmailDeadLettered",
+        "EmailDeliveryLagMs",
+    }
