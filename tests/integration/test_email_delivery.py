@@ -53,7 +53,9 @@ def provider() -> ScriptedProvider:
 # -- happy path and dedupe ---------------------------------------------------------------------
 
 
-def test_a_due_job_is_sent_once_and_recorded(resources: Resources, provider: ScriptedProvider, clock: Clock) -> None:
+def test_a_due_job_is_sent_once_and_recorded(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
     delivery = make_delivery(resources, provider, clock)
     body = job()
     assert delivery.deliver(message(body)) is Outcome.SENT
@@ -77,7 +79,11 @@ def test_a_second_copy_of_a_sent_job_is_acknowledged_without_sending(
 def test_a_cancelled_email_is_skipped(resources: Resources, provider: ScriptedProvider, clock: Clock) -> None:
     resources.dynamodb.put_item(
         TableName=resources.table,
-        Item={"booking_id": {"S": "bk_123"}, "email_key": {"S": "booking_confirmed#0"}, "status": {"S": "cancelled"}},
+        Item={
+            "booking_id": {"S": "bk_123"},
+            "email_key": {"S": "booking_confirmed#0"},
+            "status": {"S": "cancelled"},
+        },
     )
     delivery = make_delivery(resources, provider, clock)
     assert delivery.deliver(message(job())) is Outcome.CANCELLED
