@@ -86,7 +86,9 @@ def consumer_figures() -> dict[str, float]:
     from devstack.http_provider import HttpProviderDouble
 
     os.environ.update(
-        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="eu-west-1"
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto accepts any credentials
+        AWS_DEFAULT_REGION="eu-west-1",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock_aws(), HttpProviderDouble(latency_seconds=LATENCY_SECONDS, api_key="re_bench") as double:

@@ -1,7 +1,7 @@
 """Write the committed JSON Schema of the queue message (CONTRACT §2) from the models.
 
-    .venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
-    .venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale
+.venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
+.venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def rendered(build) -> str:  # type: ignore[no-untyped-def]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="fail instead of writing when a file is stale")
     args = parser.parse_args()
     stale = []

@@ -9,22 +9,23 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
-STAGES = ("dev", "prod", "local")
+STAGES = ("dev", "prod", "local")  # every stage of stacks/settings.py
 
 
 @functools.cache
-def synthesized_app() -> tuple[Any, Any]:
-    """``(app, cloud_assembly)`` with one stack per stage."""
+def synthesized_app() -> tuple[Any, Path]:
+    """``(cloud_assembly, outdir)`` with one stack per stage."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import app as cdk_app
 
     cdk_app.ensure_dependencies_layer()
-    app = cdk_app.build_app(STAGES, outdir=tempfile.mkdtemp(prefix="cdk-test-"))
-    return app, app.synth()
+    outdir = Path(tempfile.mkdtemp(prefix="cdk-test-"))
+    return cdk_app.build_app(STAGES, outdir=outdir).synth(), outdir
 
 
 def synthesized_templates() -> dict[str, dict[str, Any]]:
-    _, assembly = synthesized_app()
+    assembly, _ = synthesized_app()
     return {stage: assembly.get_stack_by_name(f"BookingDurability-{stage}").template for stage in STAGES}

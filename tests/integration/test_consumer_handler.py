@@ -78,7 +78,8 @@ def handler(resources: Resources, double: HttpProviderDouble, monkeypatch: pytes
     spec = importlib.util.spec_from_file_location(
         "email_consumer_handler", ROOT / "lambdas/email_consumer/handler.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["email_consumer_handler"] = module
     spec.loader.exec_module(module)

@@ -1,0 +1,106 @@
+"""The CDK app: one ``BookingDurability-<stage>`` stack, cdk-nag always on.
+
+    npx cdk synth -c stage=dev|prod|local            # default stage: dev
+    .venv/bin/python app.py -c stage=local -o cdk.out  # the same, without the CDK CLI
+
+Either way the template lands in ``<outdir>/BookingDurability-<stage>.template.json``. The Lambda
+dependencies layer is built first when its inputs changed (scripts/build_layer.py). Nothing here
+calls AWS: account and region come from CDK_DEFAULT_* when set, else the stack is env-agnostic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.service_stack import ServiceStack
+from stacks.settings import DEFAULT_STAGE, StageSettingsError, stage_settings
+
+REPO_ROOT = Path(__file__).resolve().parent
+
+
+def build_app(
+    stages: Sequence[str] | None = None,
+    *,
+    outdir: str | os.PathLike[str] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> cdk.App:
+    """An app with one stack per stage (default: the ``stage`` context, else ``dev``).
+
+    cdk.json's context (feature flags) is applied here too, so ``python app.py`` synthesizes
+    what ``npx cdk synth`` does; context the CLI passes still wins.
+    """
+    app = cdk.App(
+        outdir=None if outdir is None else str(outdir),
+        context={**_cdk_json_context(), **(context or {})},
+    )
+    env = stack_environment()
+    for name in stages or [app.node.try_get_context("stage") or DEFAULT_STAGE]:
+        ServiceStack(app, stage_settings(name), env=env)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
+    return app
+
+
+def ensure_dependencies_layer() -> None:
+    """Build the dependencies layer unless it is up to date (a no-op then)."""
+    # scripts/ is not a package; its tools import as top-level modules (as pytest sees them).
+    scripts = str(REPO_ROOT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    import build_layer
+
+    print(build_layer.describe(build_layer.ensure_dependencies_layer()), file=sys.stderr)
+
+
+def _cdk_json_context() -> dict[str, Any]:
+    with (REPO_ROOT / "cdk.json").open(encoding="utf-8") as file:
+        context: dict[str, Any] = json.load(file).get("context", {})
+    return context
+
+
+def stack_environment() -> cdk.Environment | None:
+    """Account and region from CDK_DEFAULT_* (set by the CDK CLI), else env-agnostic: no AWS call."""
+    account = os.environ.get("CDK_DEFAULT_ACCOUNT")
+    region = os.environ.get("CDK_DEFAULT_REGION")
+    if account is None and region is None:
+        return None
+    return cdk.Environment(account=account, region=region)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Synthesize the booking durability stack.")
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="context value, as with `cdk synth -c` (e.g. stage=local)",
+    )
+    parser.add_argument("-o", "--output", help="cloud assembly folder (default: cdk.out)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    context = dict(item.split("=", 1) for item in args.context)
+    # Under the CDK CLI the output folder comes from CDK_OUTDIR, which cdk.App reads itself.
+    outdir = args.output or (None if "CDK_OUTDIR" in os.environ else "cdk.out")
+    ensure_dependencies_layer()
+    try:
+        app = build_app(outdir=outdir, context=context)
+    except StageSettingsError as error:
+        sys.exit(f"error: {error}")
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The email pipeline: the email queue, its DLQ, the provider secret and the consumer Lambda."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.utils import parseaddr
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.aws_lambda_event_sources import SqsEventSource
+from constructs import Construct
+
+from stacks.function import ServiceFunction
+from stacks.settings import StageSettings
+
+CONSUMER_CODE_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "email_consumer"
+CONSUMER_HANDLER = "handler.handler"
+
+
+class EmailPipeline(Construct):
+    """Guest emails from the queue to the provider, each delivered at most once.
+
+    Producers (the booking app, the API, the notifier) send jobs to ``queue``. The consumer
+    claims each job's dedupe key in the deliveries table, sends, and re-queues a delayed or
+    throttled copy itself; it dead-letters with a reason (``failure_reason``) on its own, and
+    SQS's redrive after ``max_receive_count`` receives is the backstop for crashes.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        layers: Sequence[lambda_.ILayerVersion],
+        deliveries_table: dynamodb.ITable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        queue_settings = settings.email_queue
+
+        self.dlq = sqs.Queue(
+            self,
+            "EmailDlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(queue_settings.dlq_retention_days),
+            max_message_size_bytes=queue_settings.max_message_size_bytes,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "EmailQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            delivery_delay=Duration.seconds(queue_settings.delivery_delay_seconds),
+            visibility_timeout=Duration.seconds(settings.email_visibility_timeout_seconds),
+            retention_period=Duration.days(queue_settings.retention_days),
+            max_message_size_bytes=queue_settings.max_message_size_bytes,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dlq, max_receive_count=queue_settings.max_receive_count
+            ),
+        )
+
+        self.provider_secret = self._provider_secret(settings)
+        self.consumer = ServiceFunction(
+            self,
+            "Consumer",
+            settings=settings,
+            service="email-consumer",
+            description="Delivers queued booking emails, each dedupe key at most once",
+            code_dir=CONSUMER_CODE_DIR,
+            handler=CONSUMER_HANDLER,
+            layers=layers,
+            environment=self._consumer_environment(settings, deliveries_table),
+            timeout_seconds=settings.consumer.timeout_seconds,
+            memory_mb=settings.consumer.memory_mb,
+            # A long delay is a chain of re-queued hops (900 s each), a week's wait ~670 of them.
+            feeds_its_own_trigger=True,
+        )
+        consumer = self.consumer.function
+        consumer.add_event_source(
+            SqsEventSource(
+                self.queue,
+                batch_size=settings.consumer.batch_size,
+                max_batching_window=Duration.seconds(settings.consumer.max_batching_window_seconds),
+                max_concurrency=settings.consumer.max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        self.queue.grant_consume_messages(consumer)
+        # Delayed hops and throttled copies go back to the queue; failures to the DLQ with a reason.
+        self.queue.grant_send_messages(consumer)
+        self.dlq.grant_send_messages(consumer)
+        deliveries_table.grant_read_write_data(consumer)
+        if self.provider_secret is not None:
+            self.provider_secret.grant_read(consumer)
+        if settings.delivery.provider == "ses":
+            sender_domain = parseaddr(settings.delivery.sender)[1].rpartition("@")[2]
+            ses.EmailIdentity.from_email_identity_name(
+                self, "SenderIdentity", sender_domain
+            ).grant_send_email(consumer)
+        if settings.observability.tracing:
+            Validations.of(self.consumer.role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason=(
+                        "Active X-Ray tracing of the email consumer: xray:PutTraceSegments and "
+                        "xray:PutTelemetryRecords support no resource-level permissions, so the "
+                        "statement the Lambda construct adds must name Resource '*'."
+                    ),
+                )
+            )
+
+    def _provider_secret(self, settings: StageSettings) -> secretsmanager.Secret | None:
+        if not settings.delivery.uses_credentials_secret:
+            return None
+        secret = secretsmanager.Secret(
+            self,
+            "ProviderSecret",
+            description=(
+                f"{settings.delivery.provider} credentials of the booking email consumer "
+                f'({settings.name}): a JSON object, e.g. {{"api_key": ...}} for resend or '
+                '{"username": ..., "password": ...} for smtp. Set by operators with '
+                "`aws secretsmanager put-secret-value`; never in code."
+            ),
+        )
+        Validations.of(secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason=(
+                    "The secret holds the email provider's API key, issued and revoked in the "
+                    "provider's console (Resend has no rotation API Secrets Manager could call); "
+                    "operators rotate it there and put the new value, which the consumer picks up "
+                    "when its cached copy expires."
+                ),
+            )
+        )
+        return secret
+
+    def _consumer_environment(
+        self, settings: StageSettings, deliveries_table: dynamodb.ITable
+    ) -> dict[str, str]:
+        """The consumer's settings (booking_durability.settings.ConsumerSettings aliases)."""
+        delivery = settings.delivery
+        environment = {
+            "DELIVERIES_TABLE": deliveries_table.table_name,
+            "EMAIL_QUEUE_URL": self.queue.queue_url,
+            "EMAIL_DLQ_URL": self.dlq.queue_url,
+            "MAX_DELAY_HOP_SECONDS": str(delivery.max_delay_hop_seconds),
+            "SEND_CONCURRENCY": str(settings.consumer.send_concurrency),
+            "BACKOFF_BASE_SECONDS": str(delivery.backoff_base_seconds),
+            "THROTTLE_BACKOFF_SECONDS": str(delivery.throttle_backoff_seconds),
+            "MAX_THROTTLE_DEFERRALS": str(delivery.max_throttle_deferrals),
+            # The consumer dead-letters at the same receive count as SQS's redrive.
+            "MAX_RECEIVES": str(settings.email_queue.max_receive_count),
+            "LEASE_SECONDS": str(settings.consumer.lease_seconds),
+            "EMAIL_PROVIDER": delivery.provider,
+            "EMAIL_SENDER": delivery.sender,
+        }
+        if self.provider_secret is not None:
+            # The ARN only: the consumer reads the value from Secrets Manager at cold start.
+            environment["PROVIDER_SECRET_ARN"] = self.provider_secret.secret_arn
+        if delivery.provider == "smtp" and delivery.smtp_host and delivery.smtp_port:
+            environment["SMTP_HOST"] = delivery.smtp_host
+            environment["SMTP_PORT"] = str(delivery.smtp_port)
+        if delivery.resend_base_url:
+            environment["RESEND_BASE_URL"] = delivery.resend_base_url
+        return environment

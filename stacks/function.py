@@ -1,0 +1,110 @@
+"""The one Lambda function builder: every function of the service is made here, the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.settings import LAMBDA_PYTHON_VERSION, METRICS_NAMESPACE, StageSettings
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+
+def lambda_runtime() -> lambda_.Runtime:
+    """``Runtime.PYTHON_3_14``, named from the version constant the layer build targets too."""
+    return getattr(lambda_.Runtime, "PYTHON_" + LAMBDA_PYTHON_VERSION.replace(".", "_"))
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    return _RETENTION[days]
+
+
+class ServiceFunction(Construct):
+    """A Python function on arm64 with its own role, log group, layers and Powertools settings.
+
+    ``feeds_its_own_trigger`` is for a function that sends to the queue it consumes on purpose.
+    The role starts empty: log writing is granted on the function's own log group, and every
+    other permission comes from the callers' ``grant_*`` calls on ``self.function``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        service: str,
+        description: str,
+        code_dir: Path,
+        handler: str,
+        layers: Sequence[lambda_.ILayerVersion],
+        environment: Mapping[str, str],
+        timeout_seconds: int,
+        memory_mb: int,
+        feeds_its_own_trigger: bool = False,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        tracing = settings.observability.tracing
+        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{service} ({settings.name})",
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention(settings.observability.log_retention_days),
+            removal_policy=removal,
+        )
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=lambda_runtime(),
+            architecture=lambda_.Architecture.ARM_64,
+            code=lambda_.Code.from_asset(str(code_dir), exclude=["**/__pycache__", "**/*.pyc"]),
+            handler=handler,
+            role=self.role,
+            layers=list(layers),
+            log_group=self.log_group,
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=memory_mb,
+            tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
+            # Lambda stops a function/queue chain after ~16 rounds it takes for a runaway loop;
+            # a function that re-queues on purpose (delay hops, throttle deferrals) must allow it.
+            recursive_loop=lambda_.RecursiveLoop.ALLOW
+            if feeds_its_own_trigger
+            else lambda_.RecursiveLoop.TERMINATE,
+            environment={
+                "STAGE": settings.name,
+                "ENABLE_TRACING": "true" if tracing else "false",
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": settings.observability.log_level,
+                # Without it Powertools' tracer would try to reach an X-Ray daemon that is not there.
+                "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+                **environment,
+            },
+        )

@@ -1,0 +1,146 @@
+"""Alarms, the topic they notify, and a small dashboard for the email pipeline."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.settings import StageSettings
+
+_ONE_MINUTE = Duration.minutes(1)
+_FIVE_MINUTES = Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    """What tells an operator that guests are not getting their emails.
+
+    First of all, any message in the DLQ: each one is an email that will not go out until
+    someone redrives it. Then consumer errors (crashes: SQS redelivers and, after five, dead-letters)
+    and throttles (the function cannot keep up). Every alarm notifies ``topic`` on alarm and on
+    recovery; operators subscribe to it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        email_queue: sqs.IQueue,
+        email_dlq: sqs.IQueue,
+        consumer: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # A key of our own: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
+        topic_key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the booking durability alarm topic ({settings.name})",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        topic_key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"Booking durability alarms ({settings.name})",
+            master_key=topic_key,
+            enforce_ssl=True,
+        )
+
+        self.dlq_not_empty = cloudwatch.Alarm(
+            self,
+            "EmailDlqNotEmpty",
+            alarm_description=(
+                "Emails are in the DLQ and will not be delivered until redriven: read their "
+                "failure_reason attribute, fix the cause, then redrive."
+            ),
+            metric=email_dlq.metric_approximate_number_of_messages_visible(
+                period=_ONE_MINUTE, statistic=cloudwatch.Stats.MAXIMUM
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.consumer_errors = cloudwatch.Alarm(
+            self,
+            "ConsumerErrors",
+            alarm_description=(
+                "The email consumer failed whole invocations (not single records): SQS redelivers "
+                "the batch and dead-letters it after five receives."
+            ),
+            metric=consumer.metric_errors(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.consumer_throttles = cloudwatch.Alarm(
+            self,
+            "ConsumerThrottles",
+            alarm_description=(
+                "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
+                "wait in the queue."
+            ),
+            metric=consumer.metric_throttles(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarms = [self.dlq_not_empty, self.consumer_errors, self.consumer_throttles]
+        notify = cloudwatch_actions.SnsAction(self.topic)
+        for alarm in alarms:
+            alarm.add_alarm_action(notify)
+            alarm.add_ok_action(notify)
+
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"BookingDurability-{settings.name}",
+            default_interval=Duration.hours(3),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=3),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Email queue",
+                left=[
+                    email_queue.metric_approximate_number_of_messages_visible(period=_ONE_MINUTE),
+                    email_queue.metric_approximate_number_of_messages_not_visible(period=_ONE_MINUTE),
+                ],
+                right=[email_queue.metric_approximate_age_of_oldest_message(period=_ONE_MINUTE)],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Email DLQ depth",
+                left=[
+                    email_dlq.metric_approximate_number_of_messages_visible(
+                        period=_ONE_MINUTE, statistic=cloudwatch.Stats.MAXIMUM
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Email consumer",
+                left=[
+                    consumer.metric_invocations(period=_FIVE_MINUTES),
+                    consumer.metric_errors(period=_FIVE_MINUTES),
+                    consumer.metric_throttles(period=_FIVE_MINUTES),
+                ],
+                right=[consumer.metric_duration(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.p(99))],
+                width=8,
+            ),
+        )

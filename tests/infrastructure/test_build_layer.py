@@ -1,0 +1,152 @@
+"""The dependencies layer build: rebuilt only when its inputs change, trimmed, no network here.
+
+The installer is injected: a fake ``pip`` that records its arguments and writes a few files where
+``--target`` points, the way pip would.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from build_layer import ensure_dependencies_layer, stamp_path
+
+from stacks.settings import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION
+
+BABEL_LOCALES = ["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419", "fr", "de_CH", "eo"]
+
+
+class FakePip:
+    """Installs a miniature babel (and a cache, and a console script) into ``--target``."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, args: Sequence[str]) -> None:
+        self.calls.append(list(args))
+        if self.fail:
+            raise RuntimeError("pip: network unreachable")
+        target = Path(args[args.index("--target") + 1])
+        locale_data = target / "babel" / "locale-data"
+        locale_data.mkdir(parents=True)
+        for locale in BABEL_LOCALES:
+            (locale_data / f"{locale}.dat").write_bytes(b"x" * 1000)
+        (target / "babel" / "global.dat").write_bytes(b"g" * 100)
+        (target / "babel" / "__pycache__").mkdir()
+        (target / "babel" / "__pycache__" / "core.cpython-311.pyc").write_bytes(b"c")
+        (target / "bin").mkdir()
+        (target / "bin" / "pybabel").write_text("#!/usr/bin/env python\n")
+
+
+@pytest.fixture
+def requirements(tmp_path: Path) -> Path:
+    path = tmp_path / "requirements.txt"
+    path.write_text("babel==2.19.0\n")
+    return path
+
+
+@pytest.fixture
+def layer_dir(tmp_path: Path) -> Path:
+    return tmp_path / ".build" / "layers" / "dependencies"
+
+
+def test_first_build_fetches_arm64_wheels_for_the_functions_python(
+    requirements: Path, layer_dir: Path
+) -> None:
+    # Given no layer yet
+    pip = FakePip()
+    # When the layer is ensured
+    build = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=pip)
+    # Then pip ran once, for Lambda's platforms and the runtime's Python, binary wheels only
+    assert build.rebuilt
+    [args] = pip.calls
+    platforms = [args[i + 1] for i, arg in enumerate(args) if arg == "--platform"]
+    assert platforms == list(LAMBDA_PLATFORMS) == ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]
+    assert args[args.index("--implementation") + 1] == "cp"
+    assert args[args.index("--python-version") + 1] == LAMBDA_PYTHON_VERSION == "3.14"
+    assert "--only-binary=:all:" in args
+    assert args[args.index("--requirement") + 1] == str(requirements)
+    # And the packages end up where Lambda looks: /opt/python
+    assert (layer_dir / "python" / "babel" / "global.dat").is_file()
+
+
+def test_unchanged_inputs_skip_the_build(requirements: Path, layer_dir: Path) -> None:
+    # Given a built layer
+    first = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    # When it is ensured again with the same requirements
+    pip = FakePip()
+    second = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=pip)
+    # Then pip is not run and the layer is left as it was
+    assert pip.calls == []
+    assert not second.rebuilt
+    assert second.digest == first.digest
+    assert (layer_dir / "python" / "babel" / "global.dat").is_file()
+
+
+def test_changed_requirements_rebuild_the_layer(requirements: Path, layer_dir: Path) -> None:
+    # Given a built layer
+    first = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    # When a pin changes
+    requirements.write_text("babel==2.20.0\n")
+    pip = FakePip()
+    second = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=pip)
+    # Then the layer is built again, under a new stamp
+    assert len(pip.calls) == 1
+    assert second.rebuilt
+    assert second.digest != first.digest
+    assert stamp_path(layer_dir).read_text().strip() == second.digest
+
+
+def test_another_python_version_rebuilds_the_layer(requirements: Path, layer_dir: Path) -> None:
+    ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    pip = FakePip()
+    build = ensure_dependencies_layer(
+        requirements=requirements, layer_dir=layer_dir, python_version="3.15", installer=pip
+    )
+    assert build.rebuilt
+    assert pip.calls[0][pip.calls[0].index("--python-version") + 1] == "3.15"
+
+
+def test_a_failed_build_leaves_no_stamp_so_the_next_run_retries(requirements: Path, layer_dir: Path) -> None:
+    # Given pip fails midway (no network, say)
+    with pytest.raises(RuntimeError):
+        ensure_dependencies_layer(
+            requirements=requirements, layer_dir=layer_dir, installer=FakePip(fail=True)
+        )
+    # Then nothing claims the layer is built
+    assert not stamp_path(layer_dir).exists()
+    # And the next run builds it
+    pip = FakePip()
+    assert ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=pip).rebuilt
+    assert len(pip.calls) == 1
+
+
+def test_a_deleted_layer_folder_is_rebuilt_even_with_a_matching_stamp(
+    requirements: Path, layer_dir: Path
+) -> None:
+    ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    shutil.rmtree(layer_dir)
+    pip = FakePip()
+    assert ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=pip).rebuilt
+    assert (layer_dir / "python").is_dir()
+
+
+def test_only_the_locales_the_product_renders_are_kept(requirements: Path, layer_dir: Path) -> None:
+    # When the layer is built
+    build = ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    # Then babel keeps root, English and Spanish (with their regional fallbacks) only
+    kept = sorted(path.stem for path in (layer_dir / "python" / "babel" / "locale-data").iterdir())
+    assert kept == sorted(["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419"])
+    # And the build machine's caches and console scripts are gone
+    assert not list((layer_dir / "python").rglob("__pycache__"))
+    assert not (layer_dir / "python" / "bin").exists()
+    assert build.bytes_after_trim < build.bytes_before_trim
+
+
+def test_the_stamp_is_kept_outside_the_layer_contents(requirements: Path, layer_dir: Path) -> None:
+    ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    assert stamp_path(layer_dir).parent == layer_dir.parent
+    assert sorted(path.name for path in layer_dir.iterdir()) == ["python"]

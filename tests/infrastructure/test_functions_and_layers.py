@@ -1,0 +1,145 @@
+"""Every function the way the one builder makes it: arm64, Python 3.14, own logs, layers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aws_cdk.assertions import Match
+
+from stacks.settings import LAMBDA_PYTHON_VERSION
+
+if TYPE_CHECKING:
+    from tests.infrastructure.conftest import SynthesizedStage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_functions_run_python_3_14_on_arm64(stage: SynthesizedStage) -> None:
+    functions = stage.of_type("AWS::Lambda::Function")
+    assert functions, "the stack defines no function"
+    for properties in (function["Properties"] for function in functions.values()):
+        assert properties["Runtime"] == f"python{LAMBDA_PYTHON_VERSION}" == "python3.14"
+        assert properties["Architectures"] == ["arm64"]
+
+
+def test_each_function_logs_to_its_own_group_kept_as_long_as_the_stage_says(stage: SynthesizedStage) -> None:
+    for properties in (
+        function["Properties"] for function in stage.of_type("AWS::Lambda::Function").values()
+    ):
+        log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = stage.resources[log_group_id]
+        assert log_group["Properties"]["RetentionInDays"] == stage.settings.observability.log_retention_days
+
+
+def test_prod_keeps_logs_three_months_and_local_a_day(
+    prod: SynthesizedStage, local: SynthesizedStage
+) -> None:
+    prod.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+    local.template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 1})
+
+
+def test_aws_stages_trace_with_xray(aws_stage: SynthesizedStage) -> None:
+    assert aws_stage.consumer_properties["TracingConfig"] == {"Mode": "Active"}
+    assert aws_stage.consumer_environment["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
+def test_the_local_stage_does_not_trace(local: SynthesizedStage) -> None:
+    assert "TracingConfig" not in local.consumer_properties
+    assert local.consumer_environment["ENABLE_TRACING"] == "false"
+    assert local.consumer_environment["POWERTOOLS_TRACE_DISABLED"] == "true"
+    granted = {str(statement["Action"]) for statement in local.consumer_statements}
+    assert not any("xray:" in actions for actions in granted)
+
+
+def test_powertools_knows_the_service_namespace_and_log_level(stage: SynthesizedStage) -> None:
+    stage.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "POWERTOOLS_SERVICE_NAME": "email-consumer",
+                        "POWERTOOLS_METRICS_NAMESPACE": "BookingDurability",
+                        "POWERTOOLS_LOG_LEVEL": stage.settings.observability.log_level,
+                    }
+                )
+            }
+        },
+    )
+
+
+def test_the_consumer_gets_the_dependencies_then_the_domain_layer(stage: SynthesizedStage) -> None:
+    layer_ids = [layer["Ref"] for layer in stage.consumer_properties["Layers"]]
+    staged = [
+        stage.staged_asset(stage.resources[layer_id]["Properties"]["Content"]) for layer_id in layer_ids
+    ]
+    dependencies, domain = staged
+    # Lambda puts /opt/python on sys.path: both layers ship a python/ folder
+    assert (dependencies / "python" / "pydantic" / "__init__.py").is_file()
+    assert (domain / "python" / "booking_durability" / "__init__.py").is_file()
+    # requirements.txt feeds the dependencies layer; it is not part of the domain layer
+    assert not (domain / "requirements.txt").exists()
+    assert not list(domain.rglob("__pycache__"))
+    for layer_id in layer_ids:
+        stage.template.has_resource_properties(
+            "AWS::Lambda::LayerVersion",
+            {
+                "CompatibleRuntimes": ["python3.14"],
+                "CompatibleArchitectures": ["arm64"],
+                "Content": stage.resources[layer_id]["Properties"]["Content"],
+            },
+        )
+
+
+def test_the_dependencies_layer_holds_arm64_wheels_for_the_runtime(dev: SynthesizedStage) -> None:
+    dependencies_id = dev.consumer_properties["Layers"][0]["Ref"]
+    site = dev.staged_asset(dev.resources[dependencies_id]["Properties"]["Content"]) / "python"
+    [extension] = (site / "pydantic_core").glob("_pydantic_core.*.so")
+    # A compiled module for CPython 3.14 on aarch64, not for the build machine
+    assert extension.name == "_pydantic_core.cpython-314-aarch64-linux-gnu.so"
+    # And babel ships only the locales the product renders
+    locales = {path.stem.split("_")[0] for path in (site / "babel" / "locale-data").glob("*.dat")}
+    assert locales == {"root", "en", "es"}
+
+
+def test_the_consumer_and_its_layers_fit_lambdas_unzipped_size_limit(dev: SynthesizedStage) -> None:
+    # Lambda refuses more than 250 MB unzipped for a function and all its layers together
+    folders = [dev.staged_asset(dev.consumer_properties["Code"])] + [
+        dev.staged_asset(dev.resources[layer["Ref"]]["Properties"]["Content"])
+        for layer in dev.consumer_properties["Layers"]
+    ]
+    total = sum(path.stat().st_size for folder in folders for path in folder.rglob("*") if path.is_file())
+    assert total < 250 * 1024 * 1024
+
+
+def test_the_trimmed_babel_still_renders_every_locale_the_product_offers(dev: SynthesizedStage) -> None:
+    # Given the dependencies layer's babel (pure Python, so this machine can load it)
+    dependencies_id = dev.consumer_properties["Layers"][0]["Ref"]
+    site = dev.staged_asset(dev.resources[dependencies_id]["Properties"]["Content"]) / "python"
+    script = (
+        "import babel, datetime\n"
+        "from babel.dates import format_datetime\n"
+        "moment = datetime.datetime(2026, 3, 14, 19, 30)\n"
+        "print(babel.__file__)\n"
+        "for locale in ('en', 'en_GB', 'es', 'es_MX', 'es_419'):\n"
+        "    print(format_datetime(moment, 'full', locale=locale))\n"
+    )
+    # When it formats a booking time in English and Spanish, regional variants included
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    # Then every locale loads from the layer (its parent chain survived the trim)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    origin, *rendered = completed.stdout.splitlines()
+    assert origin.startswith(str(site))
+    assert "Saturday" in rendered[0]
+    assert all("sábado" in line for line in rendered[2:])
