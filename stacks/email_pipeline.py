@@ -20,6 +20,8 @@ from stacks.settings import StageSettings
 
 CONSUMER_CODE_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "email_consumer"
 CONSUMER_HANDLER = "handler.handler"
+# Powertools service name: the "service" dimension of the consumer's EMF metrics.
+CONSUMER_SERVICE = "email-consumer"
 
 
 class EmailPipeline(Construct):
@@ -70,7 +72,7 @@ class EmailPipeline(Construct):
             self,
             "Consumer",
             settings=settings,
-            service="email-consumer",
+            service=CONSUMER_SERVICE,
             description="Delivers queued booking emails, each dedupe key at most once",
             code_dir=CONSUMER_CODE_DIR,
             handler=CONSUMER_HANDLER,

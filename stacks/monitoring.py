@@ -12,7 +12,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.settings import StageSettings
+from stacks.settings import METRICS_NAMESPACE, StageSettings
 
 _ONE_MINUTE = Duration.minutes(1)
 _FIVE_MINUTES = Duration.minutes(5)
@@ -36,6 +36,7 @@ class Monitoring(Construct):
         email_queue: sqs.IQueue,
         email_dlq: sqs.IQueue,
         consumer: lambda_.IFunction,
+        consumer_service: str,
     ) -> None:
         super().__init__(scope, construct_id)
         # A key of our own: CloudWatch cannot publish to a topic under the AWS-managed SNS key.
@@ -99,7 +100,32 @@ class Monitoring(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        alarms = [self.dlq_not_empty, self.consumer_errors, self.consumer_throttles]
+
+        def delivery_metric(name: str, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
+            # The consumer's own EMF metrics; Powertools adds the "service" dimension.
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": consumer_service},
+                period=_FIVE_MINUTES,
+                statistic=statistic,
+            )
+
+        self.provider_failing = cloudwatch.Alarm(
+            self,
+            "ProviderFailing",
+            alarm_description=(
+                "The email provider keeps failing transiently (5xx, timeouts, or 401/403: a wrong or "
+                "rotated API key). Emails are retried with backoff and dead-lettered after five "
+                "receives: check the provider's status and the provider secret."
+            ),
+            metric=delivery_metric("EmailTransientFailure"),
+            threshold=settings.observability.provider_failure_alarm_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarms = [self.dlq_not_empty, self.consumer_errors, self.consumer_throttles, self.provider_failing]
         notify = cloudwatch_actions.SnsAction(self.topic)
         for alarm in alarms:
             alarm.add_alarm_action(notify)
@@ -142,5 +168,28 @@ class Monitoring(Construct):
                 ],
                 right=[consumer.metric_duration(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.p(99))],
                 width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Email outcomes",
+                left=[
+                    delivery_metric(name)
+                    for name in (
+                        "EmailSent",
+                        "EmailDuplicateSkipped",
+                        "EmailDeferred",
+                        "EmailTransientFailure",
+                        "EmailThrottled",
+                        "EmailPermanentFailure",
+                    )
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Delivery lag (ms after deliver_at)",
+                left=[delivery_metric("EmailDeliveryLagMs", cloudwatch.Stats.p(99))],
+                right=[delivery_metric("EmailDeliveryLagMs", cloudwatch.Stats.p(50))],
+                width=12,
             ),
         )

@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
 from stacks.deliveries_table import DeliveriesTable
-from stacks.email_pipeline import EmailPipeline
+from stacks.email_pipeline import CONSUMER_SERVICE, EmailPipeline
 from stacks.function import lambda_runtime
 from stacks.layers import SharedLayers
 from stacks.monitoring import Monitoring
@@ -41,6 +41,7 @@ class ServiceStack(Stack):
             email_queue=self.email_pipeline.queue,
             email_dlq=self.email_pipeline.dlq,
             consumer=self.email_pipeline.consumer.function,
+            consumer_service=CONSUMER_SERVICE,
         )
 
         # What producers, operators' tools and the local stack look up.

@@ -99,6 +99,8 @@ class ObservabilitySettings:
     log_retention_days: int
     tracing: bool
     log_level: LogLevel = "INFO"
+    # Transient provider failures in 5 minutes that page: an outage or a bad API key fails every send.
+    provider_failure_alarm_threshold: int = 10
 
 
 @dataclass(frozen=True)

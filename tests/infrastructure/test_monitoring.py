@@ -97,3 +97,16 @@ def test_the_dashboard_shows_the_alarms_queue_dlq_and_consumer(stage: Synthesize
         assert title in body
     assert stage.email_dlq[0] in body
     assert stage.consumer[0] in body
+
+
+def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: SynthesizedStage) -> None:
+    # Given the consumer's Powertools service name (the "service" dimension of its EMF metrics)
+    service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
+    # Then repeated transient failures (outage, 401/403 from a bad key) alarm instead of waiting
+    # for the DLQ after five receives
+    alarm = _alarm_on(stage, "EmailTransientFailure", {"Name": "service", "Value": service})
+    assert alarm["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == stage.settings.observability.provider_failure_alarm_threshold
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
