@@ -44,7 +44,8 @@ def build_app(
     )
     env = stack_environment()
     for name in stages or [app.node.try_get_context("stage") or DEFAULT_STAGE]:
-        ServiceStack(app, stage_settings(name), env=env)
+        settings = stage_settings(name, email_sender=app.node.try_get_context("email_sender"))
+        ServiceStack(app, settings, env=env)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return app
 

@@ -10,7 +10,7 @@ without paying for the CDK import.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 #: The functions' runtime (``python3.14`` on arm64). The layer build targets the same version.
@@ -292,12 +292,24 @@ _STAGES = {"dev": _dev, "prod": _prod, "local": _local}
 STAGE_NAMES = tuple(_STAGES)
 
 
-def stage_settings(name: str = DEFAULT_STAGE) -> StageSettings:
-    """The settings of stage ``name``; an unknown name is a :class:`StageSettingsError`."""
+def stage_settings(name: str = DEFAULT_STAGE, *, email_sender: str | None = None) -> StageSettings:
+    """The settings of stage ``name``; an unknown name is a :class:`StageSettingsError`.
+
+    ``email_sender`` (context ``-c email_sender="Bookings <bookings@your-verified-domain>"``)
+    replaces the stage's sender: the domain must be verified with the provider, and only the
+    team deploying knows it.
+    """
     try:
         build = _STAGES[name]
     except KeyError:
         raise StageSettingsError(
             f"unknown stage {name!r}: choose one of {', '.join(STAGE_NAMES)} with -c stage=<name>"
         ) from None
-    return build()
+    settings = build()
+    if email_sender:
+        if "@" not in email_sender:
+            raise StageSettingsError(
+                "email_sender must be an address, e.g. 'Bookings <bookings@example.com>'"
+            )
+        settings = replace(settings, delivery=replace(settings.delivery, sender=email_sender))
+    return settings

@@ -135,3 +135,20 @@ def test_settings_cannot_be_changed_after_the_checks_ran() -> None:
     settings = stage_settings("prod")
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.consumer.send_concurrency = 1000  # type: ignore[misc]
+
+
+def test_the_deploying_team_sets_the_verified_sender_by_context() -> None:
+    from stacks.settings import stage_settings
+
+    settings = stage_settings("prod", email_sender="Bookings <bookings@mail.casa-lucio.es>")
+    assert settings.delivery.sender == "Bookings <bookings@mail.casa-lucio.es>"
+    assert stage_settings("prod").delivery.sender != settings.delivery.sender
+
+
+def test_a_sender_without_an_address_is_refused() -> None:
+    import pytest
+
+    from stacks.settings import StageSettingsError, stage_settings
+
+    with pytest.raises(StageSettingsError):
+        stage_settings("prod", email_sender="Bookings")
