@@ -1,0 +1,314 @@
+"""Runs the local stack's processes: starts them, relays their output, restarts the ones that die.
+
+Every component runs in its own process group (its own session), so a terminal's Ctrl-C reaches
+only the supervisor, which then stops each group as a whole (children of children included) and
+waits for it: nothing is left behind. Output is relayed line by line to one writer, prefixed by
+the component's name, except a component's stdout marked ``passthrough`` (a Lambda handler's
+Powertools JSON lines), which is relayed unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+#: A component that lived this long before dying is restarted at once; one that dies faster is
+#: restarted with a growing pause, so a crash at start-up does not spin the CPU.
+STABLE_AFTER_SECONDS = 30.0
+MAX_RESTART_PAUSE_SECONDS = 5.0
+#: How long a stopping group gets between SIGTERM and SIGKILL.
+STOP_GRACE_SECONDS = 5.0
+
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class StackFailed(RuntimeError):
+    """The stack cannot run (or go on running); the message says why."""
+
+
+class Output:
+    """One line at a time to a text stream, from many threads."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def line(self, text: str, prefix: str | None = None) -> None:
+        with self._lock:
+            self._stream.write(f"[{prefix}] {text}\n" if prefix else f"{text}\n")
+            self._stream.flush()
+
+
+def port_accepts(host: str, port: int) -> Callable[[], bool]:
+    """A readiness probe: true once something accepts TCP connections on ``host:port``."""
+
+    def probe() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        return False
+
+    return probe
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Fail early, and clearly, when another process (another local stack?) holds ``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise StackFailed(
+                f"{host}:{port} ({what}) is in use: is another local stack running? "
+                "Stop it, or choose other ports with the LOCAL_*_PORT variables"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Component:
+    """A long-running process of the stack.
+
+    ``ready`` is polled until true; ``ready_line`` is a fragment of a log line the component
+    prints once it is ready. Without either, a component is ready once started. ``essential``
+    means its death ends the stack instead of being restarted (moto: its state dies with it);
+    ``death_note`` then tells the user what that means.
+    """
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    ready: Callable[[], bool] | None = None
+    ready_line: str | None = None
+    passthrough_stdout: bool = False
+    essential: bool = False
+    death_note: str = ""
+
+
+@dataclass
+class _Running:
+    component: Component
+    process: subprocess.Popen[bytes]
+    started_at: float
+    ready_seen: threading.Event = field(default_factory=threading.Event)
+    pumps: list[threading.Thread] = field(default_factory=list)
+    announced: bool = False
+
+    def is_ready(self) -> bool:
+        if self.component.ready_line is not None and not self.ready_seen.is_set():
+            return False
+        return self.component.ready is None or self.component.ready()
+
+
+def _spawn(
+    name: str,
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: str,
+    output: Output,
+    *,
+    passthrough_stdout: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> tuple[subprocess.Popen[bytes], list[threading.Thread]]:
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # A session of its own: the terminal's Ctrl-C reaches the supervisor only, which stops
+        # the whole group itself.
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    pumps = [
+        _pump(process.stdout, output, None if passthrough_stdout else name, on_line),
+        _pump(process.stderr, output, name, on_line),
+    ]
+    return process, pumps
+
+
+def _pump(
+    stream: IO[bytes], output: Output, prefix: str | None, on_line: Callable[[str], None] | None
+) -> threading.Thread:
+    def relay() -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if prefix is not None:
+                    # Colour codes (werkzeug's) mean nothing in a log.
+                    text = _ANSI_ESCAPE.sub("", text)
+                if on_line is not None:
+                    on_line(text)
+                output.line(text, prefix)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    return thread
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    # The group id is the leader's pid (start_new_session); members may outlive the leader.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _stop_groups(processes: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        # Also reaps stragglers of a group whose leader already exited.
+        _signal_group(process, signal.SIGKILL)
+    for process in processes:
+        process.wait()
+
+
+class Supervisor:
+    """Starts components, restarts the ones that die, and stops them all.
+
+    ``on_change`` is called (from :meth:`watch`'s thread) whenever a restarted component is
+    ready again, so the caller can publish its new pid.
+    """
+
+    def __init__(self, *, cwd: str, output: Output, on_change: Callable[[], None] | None = None) -> None:
+        self._cwd = cwd
+        self._output = output
+        self._on_change = on_change
+        self._running: dict[str, _Running] = {}
+        self._pending_restart: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        self._output.line(text, "local_stack")
+
+    def start(self, component: Component) -> None:
+        """Start ``component``; it is ready once :meth:`wait_ready` says so."""
+        ready_seen = threading.Event()
+
+        def on_line(text: str) -> None:
+            if component.ready_line and component.ready_line in text:
+                ready_seen.set()
+
+        process, pumps = _spawn(
+            component.name,
+            component.argv,
+            component.env,
+            self._cwd,
+            self._output,
+            passthrough_stdout=component.passthrough_stdout,
+            on_line=on_line if component.ready_line else None,
+        )
+        running = _Running(component, process, time.monotonic(), ready_seen=ready_seen, pumps=pumps)
+        with self._lock:
+            self._running[component.name] = running
+
+    def pids(self) -> dict[str, int]:
+        with self._lock:
+            return {name: running.process.pid for name, running in self._running.items()}
+
+    def wait_ready(self, timeout: float, stop: threading.Event) -> None:
+        """Block until every started component is ready; raise :class:`StackFailed` if one dies
+        (or the wait times out) first. Returns early, without error, when ``stop`` is set."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            with self._lock:
+                running = list(self._running.values())
+            for item in running:
+                code = item.process.poll()
+                if code is not None:
+                    raise StackFailed(f"{item.component.name} exited with code {code} while starting")
+            waiting = [item.component.name for item in running if not item.is_ready()]
+            if not waiting:
+                for item in running:
+                    item.announced = True
+                return
+            if time.monotonic() > deadline:
+                raise StackFailed(f"not ready after {timeout:.0f} s: {', '.join(waiting)}")
+            stop.wait(0.1)
+
+    def watch(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+        """Supervise until ``stop`` is set: restart what dies, publish restarts once ready.
+
+        Raises :class:`StackFailed` when an essential component dies.
+        """
+        while not stop.wait(poll_seconds):
+            self._check_once()
+
+    def _check_once(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            running = list(self._running.values())
+        for item in running:
+            name = item.component.name
+            code = item.process.poll()
+            if code is None:
+                if not item.announced and item.is_ready():
+                    item.announced = True
+                    self.say(f"{name} restarted, pid {item.process.pid}")
+                    if self._on_change is not None:
+                        self._on_change()
+                continue
+            if name in self._pending_restart:
+                if now >= self._pending_restart[name]:
+                    del self._pending_restart[name]
+                    self.start(item.component)
+                continue
+            if item.component.essential:
+                note = f": {item.component.death_note}" if item.component.death_note else ""
+                raise StackFailed(f"{name} exited with code {code}{note}")
+            # Kill what the dead leader may have left in its group before starting afresh.
+            _signal_group(item.process, signal.SIGKILL)
+            lived = now - item.started_at
+            failures = 0 if lived >= STABLE_AFTER_SECONDS else self._failures.get(name, 0) + 1
+            self._failures[name] = failures
+            pause = min(MAX_RESTART_PAUSE_SECONDS, 0.25 * 2**failures) if failures else 0.0
+            self.say(f"{name} (pid {item.process.pid}) exited with code {code}; restarting in {pause:.1f} s")
+            self._pending_restart[name] = now + pause
+
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every component's whole process group (newest first), waiting for each."""
+        with self._lock:
+            running = list(reversed(self._running.values()))
+            self._running.clear()
+        _stop_groups([item.process for item in running], grace)
+        for item in running:
+            for pump in item.pumps:
+                pump.join(timeout=2)
+
+
+def run_to_completion(
+    name: str,
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    output: Output,
+    stop: threading.Event,
+    env: Mapping[str, str] | None = None,
+) -> int | None:
+    """Run a one-off command (the synth) with its output relayed; ``None`` if ``stop`` was set,
+    in which case its process group has been stopped."""
+    process, pumps = _spawn(name, argv, env, cwd, output)
+    try:
+        while process.poll() is None:
+            if stop.wait(0.1):
+                return None
+        return process.returncode
+    finally:
+        _stop_groups([process], STOP_GRACE_SECONDS)
+        for pump in pumps:
+            pump.join(timeout=2)

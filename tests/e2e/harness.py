@@ -1,0 +1,168 @@
+"""Driving ``scripts/local_stack.py`` from tests: start, read, stop, and look for leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+_T = TypeVar("_T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie has already exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (e.g. the stack's LOCAL_DIR)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def eventually(check: Callable[[], _T | None], timeout: float = 20.0, what: str = "condition") -> _T:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@dataclass
+class RunningStack:
+    """A running ``scripts/local_stack.py`` and everything it printed so far."""
+
+    process: subprocess.Popen[str]
+    local_dir: Path
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.local_dir / "stack.json"
+
+    def stack_json(self) -> dict[str, Any]:
+        description: dict[str, Any] = json.loads(self.stack_file.read_text())
+        return description
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def tail(self, count: int = 60) -> str:
+        return "\n".join(self.lines[-count:])
+
+    def sqs(self) -> Any:
+        return self._session().client("sqs", endpoint_url=self.stack_json()["aws_endpoint_url"])
+
+    def dynamodb(self) -> Any:
+        return self._session().client("dynamodb", endpoint_url=self.stack_json()["aws_endpoint_url"])
+
+    def _session(self) -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=self.stack_json()["region"],
+        )
+
+    def delivered(self) -> list[Message]:
+        """Every message the SMTP sink stored in the Maildir."""
+        maildir = Path(self.stack_json()["maildir"])
+        files = sorted([*maildir.glob("new/*"), *maildir.glob("cur/*")])
+        return [message_from_bytes(path.read_bytes()) for path in files]
+
+    def delivered_with(self, dedupe_key: str) -> list[Message]:
+        return [message for message in self.delivered() if message["X-Dedupe-Key"] == dedupe_key]
+
+    def mail_log(self) -> list[dict[str, Any]]:
+        path = Path(self.stack_json()["mail_log"])
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _relay(stack: RunningStack) -> None:
+    assert stack.process.stdout is not None
+    for raw in stack.process.stdout:
+        line = raw.rstrip("\n")
+        stack.lines.append(line)
+        if line == "ready":
+            stack.ready.set()
+
+
+def start(local_dir: Path) -> RunningStack:
+    env = {
+        **os.environ,
+        "LOCAL_DIR": str(local_dir),
+        "LOCAL_AWS_PORT": str(free_port()),
+        "LOCAL_SMTP_PORT": str(free_port()),
+        "LOCAL_API_PORT": str(free_port()),
+        "LOCAL_WEBHOOK_PORT": str(free_port()),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "scripts/local_stack.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # Its own session, as a terminal's foreground job: signals come from us only.
+        start_new_session=True,
+    )
+    stack = RunningStack(process=process, local_dir=local_dir)
+    threading.Thread(target=_relay, args=(stack,), daemon=True).start()
+    return stack
+
+
+def stop(stack: RunningStack) -> int:
+    """SIGINT, as Ctrl-C; the whole session is killed if it does not stop in time."""
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGINT)
+    try:
+        return stack.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        stack.process.wait()
+        pytest.fail(f"the local stack did not stop within {STOP_TIMEOUT_SECONDS:.0f} s of SIGINT")
