@@ -412,3 +412,37 @@ def test_a_transient_record_is_the_only_one_reported(resources: Resources, clock
     response = consume_batch(sqs_event(sqs_record(job(booking_id="bk_ok")), bad), None, delivery)
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     assert len(provider.sent) == 1
+
+
+def test_a_requeued_copy_keeps_counting_attempts(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    # Given a copy the consumer re-queued earlier, carrying its attempts attribute
+    provider.script = [PermanentProviderError("smtp", 550)]
+    delivery = make_delivery(resources, provider, clock)
+    record = sqs_record(
+        job(), attributes={"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 3}
+    )
+    # When it fails for good
+    assert consume_batch(sqs_event(record), None, delivery) == {"batchItemFailures": []}
+    # Then it is dead-lettered with the ledger's count of attempts
+    [dead] = resources.drain(resources.dlq_url)
+    assert attributes(dead)["failure_reason"] == "provider_rejected"
+
+
+def test_an_early_copy_is_requeued_with_its_attempts(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=5)
+    hops = HopQueue()
+    delivery.queue = hops  # type: ignore[assignment]
+    record = sqs_record(
+        job(deliver_at=T0 + timedelta(seconds=30)),
+        attributes={"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 2},
+    )
+    assert consume_batch(sqs_event(record), None, delivery) == {"batchItemFailures": []}
+    [hop] = hops.sent
+    assert (hop.delay_seconds, dict(hop.attributes)) == (
+        5,
+        {"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 2},
+    )

@@ -32,8 +32,9 @@ from booking_durability.settings import ConsumerSettings, consumer_settings
 
 
 def incoming(record: SQSRecord) -> IncomingMessage:
-    attempts = record.message_attributes.get("attempts")
-    value = attempts.string_value if attempts else None
+    # SQSMessageAttributes wraps values in __getitem__ only (.get returns the raw dict).
+    attributes = record.message_attributes
+    value = attributes["attempts"].string_value if "attempts" in attributes else None
     return IncomingMessage(
         message_id=record.message_id,
         receipt_handle=record.receipt_handle,
