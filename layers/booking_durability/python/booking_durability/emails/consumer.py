@@ -34,7 +34,8 @@ from booking_durability.settings import ConsumerSettings, consumer_settings
 def incoming(record: SQSRecord) -> IncomingMessage:
     # SQSMessageAttributes wraps values in __getitem__ only (.get returns the raw dict).
     attributes = record.message_attributes
-    value = attributes["attempts"].string_value if "attempts" in attributes else None
+    attempts = attributes["attempts"] if "attempts" in attributes else None
+    value = attempts.string_value if attempts is not None else None
     return IncomingMessage(
         message_id=record.message_id,
         receipt_handle=record.receipt_handle,
