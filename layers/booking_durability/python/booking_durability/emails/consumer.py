@@ -32,16 +32,15 @@ from booking_durability.settings import ConsumerSettings, consumer_settings
 
 
 def incoming(record: SQSRecord) -> IncomingMessage:
-    # SQSMessageAttributes wraps values in __getitem__ only (.get returns the raw dict).
-    attributes = record.message_attributes
-    attempts = attributes["attempts"] if "attempts" in attributes else None
-    value = attempts.string_value if attempts is not None else None
+    # Read from the raw event: Powertools' attribute mapping wraps values in [] only, not .get().
+    attempts = record.raw_event.get("messageAttributes", {}).get("attempts") or {}
+    value = attempts.get("stringValue")
     return IncomingMessage(
         message_id=record.message_id,
         receipt_handle=record.receipt_handle,
         body=record.body or "",
         receive_count=int(record.attributes.approximate_receive_count or 1),
-        attempts=int(value) if value and value.isdigit() else 0,
+        attempts=int(value) if isinstance(value, str) and value.isdigit() else 0,
     )
 
 
