@@ -59,47 +59,24 @@ class Monitoring(Construct):
             enforce_ssl=True,
         )
 
-        self.dlq_not_empty = cloudwatch.Alarm(
-            self,
-            "EmailDlqNotEmpty",
-            alarm_description=(
-                "Emails are in the DLQ and will not be delivered until redriven: read their "
-                "failure_reason attribute, fix the cause, then redrive."
-            ),
-            metric=email_dlq.metric_approximate_number_of_messages_visible(
-                period=_ONE_MINUTE, statistic=cloudwatch.Stats.MAXIMUM
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.consumer_errors = cloudwatch.Alarm(
-            self,
-            "ConsumerErrors",
-            alarm_description=(
-                "The email consumer failed whole invocations (not single records): SQS redelivers "
-                "the batch and dead-letters it after five receives."
-            ),
-            metric=consumer.metric_errors(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.consumer_throttles = cloudwatch.Alarm(
-            self,
-            "ConsumerThrottles",
-            alarm_description=(
-                "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
-                "wait in the queue."
-            ),
-            metric=consumer.metric_throttles(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        def alarm(
+            construct_id: str,
+            description: str,
+            metric: cloudwatch.IMetric,
+            threshold: float = 0,
+            comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        ) -> cloudwatch.Alarm:
+            # One evaluation period, and no data means nothing is wrong (an idle pipeline is fine).
+            return cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
 
         def delivery_metric(name: str, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
             # The consumer's own EMF metrics; Powertools adds the "service" dimension.
@@ -111,25 +88,40 @@ class Monitoring(Construct):
                 statistic=statistic,
             )
 
-        self.provider_failing = cloudwatch.Alarm(
-            self,
-            "ProviderFailing",
-            alarm_description=(
-                "The email provider keeps failing transiently (5xx, timeouts, or 401/403: a wrong or "
-                "rotated API key). Emails are retried with backoff and dead-lettered after five "
-                "receives: check the provider's status and the provider secret."
+        self.dlq_not_empty = alarm(
+            "EmailDlqNotEmpty",
+            "Emails are in the DLQ and will not be delivered until redriven: read their "
+            "failure_reason attribute, fix the cause, then redrive.",
+            email_dlq.metric_approximate_number_of_messages_visible(
+                period=_ONE_MINUTE, statistic=cloudwatch.Stats.MAXIMUM
             ),
-            metric=delivery_metric("EmailTransientFailure"),
+        )
+        self.consumer_errors = alarm(
+            "ConsumerErrors",
+            "The email consumer failed whole invocations (not single records): SQS redelivers "
+            "the batch and dead-letters it after five receives.",
+            consumer.metric_errors(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
+        )
+        self.consumer_throttles = alarm(
+            "ConsumerThrottles",
+            "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
+            "wait in the queue.",
+            consumer.metric_throttles(period=_FIVE_MINUTES, statistic=cloudwatch.Stats.SUM),
+        )
+        self.provider_failing = alarm(
+            "ProviderFailing",
+            "The email provider keeps failing transiently (5xx, timeouts, or 401/403: a wrong or "
+            "rotated API key). Emails are retried with backoff and dead-lettered after five "
+            "receives: check the provider's status and the provider secret.",
+            delivery_metric("EmailTransientFailure"),
             threshold=settings.observability.provider_failure_alarm_threshold,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )
         alarms = [self.dlq_not_empty, self.consumer_errors, self.consumer_throttles, self.provider_failing]
         notify = cloudwatch_actions.SnsAction(self.topic)
-        for alarm in alarms:
-            alarm.add_alarm_action(notify)
-            alarm.add_ok_action(notify)
+        for each in alarms:
+            each.add_alarm_action(notify)
+            each.add_ok_action(notify)
 
         self.dashboard = cloudwatch.Dashboard(
             self,

@@ -247,7 +247,7 @@ def _prod() -> StageSettings:
         delivery=EmailDeliverySettings(
             provider="resend",
             sender="Bookings <bookings@mail.booking-durability.example>",
-            # The limit agreed with Resend for production; raise it there before raising concurrency.
+            # Assumed production limit: confirm it with Resend, and raise it there before concurrency.
             provider_rate_limit_per_second=50,
             uses_credentials_secret=True,
         ),

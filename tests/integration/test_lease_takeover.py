@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from booking_durability.adapters.deliveries_table import DeliveryLedger, EmailRef
-from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.delivery import IncomingMessage, Outcome, outgoing_email
 from booking_durability.emails.models import EMAIL_JOB
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.providers.resend import ResendProvider
@@ -66,19 +66,7 @@ def test_killed_between_send_and_record_is_sent_once(
     parsed = EMAIL_JOB.validate_json(body)
     DeliveryLedger(resources.table).claim(EmailRef("bk_123", "booking_confirmed", 0), "j", T0, T0, 120)
     delivery = make_delivery(resources, resend, clock, LEASE_SECONDS=120)
-    rendered = render_email(parsed)
-    resend.send(
-        OutgoingEmail(
-            dedupe_key=parsed.dedupe_key,
-            job_id=str(parsed.job_id),
-            sender=delivery.settings.sender,
-            to_email=str(parsed.recipient.email),
-            to_name=parsed.recipient.name,
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-        )
-    )
+    resend.send(outgoing_email(parsed, render_email(parsed), delivery.settings.sender))
     # When the lease expires and SQS redelivers
     clock.advance(seconds=121)
     assert delivery.deliver(incoming(body)) is Outcome.SENT

@@ -25,6 +25,21 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
+class AwsAdapter:
+    """Base of the adapters: a client handed in (tests) or the shared one, made on first use."""
+
+    service: str
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client
+
+
 def error_code(exc: Exception) -> str:
     """The AWS error code of a failed call (never its message, which may quote input)."""
     response = getattr(exc, "response", None)

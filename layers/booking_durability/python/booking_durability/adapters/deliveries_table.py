@@ -87,16 +87,12 @@ _TAKEABLE = (
 )
 
 
-class DeliveryLedger:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
+class DeliveryLedger(aws.AwsAdapter):
+    service = "dynamodb"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        super().__init__(client)
+        self.table_name = table_name
 
     # -- transitions -------------------------------------------------------------------------
 

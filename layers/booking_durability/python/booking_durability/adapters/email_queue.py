@@ -50,18 +50,14 @@ def _attributes(values: Mapping[str, str | int]) -> dict[str, dict[str, str]]:
     }
 
 
-class EmailQueue:
+class EmailQueue(aws.AwsAdapter):
     """Sends to one SQS queue; ``delay_seconds`` is clamped to what SQS accepts."""
 
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
+    service = "sqs"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("sqs")
-        return self._client
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        super().__init__(client)
+        self.queue_url = queue_url
 
     def send(self, message: OutgoingMessage) -> str:
         try:

@@ -172,16 +172,7 @@ class EmailDelivery:
         rendered: RenderedEmail,
         remaining_ms: Callable[[], int],
     ) -> Outcome:
-        email = OutgoingEmail(
-            dedupe_key=job.dedupe_key,
-            job_id=str(job.job_id),
-            sender=self.settings.sender,
-            to_email=str(job.recipient.email),
-            to_name=job.recipient.name,
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-        )
+        email = outgoing_email(job, rendered, self.settings.sender)
         throttled_here = 0
         while True:
             try:
@@ -325,6 +316,20 @@ class EmailDelivery:
         except QueueSendFailed as exc:
             logger.error("queue send failed; message will be redelivered", extra={"error": str(exc)})
             raise RetryLater("queue send failed") from None
+
+
+def outgoing_email(job: Job, rendered: RenderedEmail, sender: str) -> OutgoingEmail:
+    """What the provider sends for ``job``: the same job always gives the same email."""
+    return OutgoingEmail(
+        dedupe_key=job.dedupe_key,
+        job_id=str(job.job_id),
+        sender=sender,
+        to_email=str(job.recipient.email),
+        to_name=job.recipient.name,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+    )
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
