@@ -204,6 +204,7 @@ def _commit() -> str:
 
 
 def main() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the table is the output, not the logs
     figures: dict[str, Any] = {**consumer_figures(), **cold_import_figures()}
     figures["generated_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     figures["commit"] = _commit()
