@@ -14,6 +14,15 @@ from constructs import Construct
 
 from stacks.settings import METRICS_NAMESPACE, StageSettings
 
+# CONTRACT §2: why a message reached the DLQ (the EmailDeadLettered metric's dimension).
+FAILURE_REASONS = (
+    "invalid_json",
+    "schema_invalid",
+    "provider_rejected",
+    "render_failed",
+    "transient_exhausted",
+    "throttle_exhausted",
+)
 _ONE_MINUTE = Duration.minutes(1)
 _FIVE_MINUTES = Duration.minutes(5)
 
@@ -78,12 +87,14 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        def delivery_metric(name: str, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
+        def delivery_metric(
+            name: str, statistic: str = cloudwatch.Stats.SUM, **dimensions: str
+        ) -> cloudwatch.Metric:
             # The consumer's own EMF metrics; Powertools adds the "service" dimension.
             return cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=name,
-                dimensions_map={"service": consumer_service},
+                dimensions_map={"service": consumer_service, **dimensions},
                 period=_FIVE_MINUTES,
                 statistic=statistic,
             )
@@ -175,6 +186,14 @@ class Monitoring(Construct):
                         "EmailThrottled",
                         "EmailPermanentFailure",
                     )
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-lettered, by failure_reason",
+                left=[
+                    delivery_metric("EmailDeadLettered", failure_reason=reason).with_(label=reason)
+                    for reason in FAILURE_REASONS
                 ],
                 width=12,
             ),

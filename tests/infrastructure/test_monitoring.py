@@ -110,3 +110,14 @@ def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: S
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["Threshold"] == stage.settings.observability.provider_failure_alarm_threshold
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_the_dashboard_breaks_dead_letters_down_by_reason(stage: SynthesizedStage) -> None:
+    from booking_durability.emails.models import FailureReason
+
+    [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = "".join(part for part in parts if isinstance(part, str))
+    # Every reason the consumer can dead-letter with has its own line
+    for reason in FailureReason:
+        assert f'"EmailDeadLettered","failure_reason","{reason.value}","service"' in body, reason

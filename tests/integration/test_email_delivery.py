@@ -15,6 +15,7 @@ import pytest
 from booking_durability.adapters.deliveries_table import DeliveryLedger, EmailRef
 from booking_durability.emails.consumer import consume_batch
 from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.models import EmailStatus
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
@@ -38,6 +39,17 @@ def message(body: dict[str, Any] | str, *, receive_count: int = 1, attempts: int
 
 def attributes(sqs_message: dict[str, Any]) -> dict[str, str]:
     return {k: v["StringValue"] for k, v in sqs_message.get("MessageAttributes", {}).items()}
+
+
+class HopQueue:
+    """Captures re-queued messages so a test can replay a two-hour wait hop by hop."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, outgoing: Any) -> str:
+        self.sent.append(outgoing)
+        return "m"
 
 
 @pytest.fixture
@@ -93,16 +105,20 @@ def test_a_cancelled_email_is_skipped(resources: Resources, provider: ScriptedPr
 def test_a_live_lease_elsewhere_requeues_and_never_sends_twice(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
-    # Given another worker claimed the key a moment ago
+    # Given another worker claimed the key a moment ago, with a 120 s lease
     ref = EmailRef("bk_123", "booking_confirmed", 0)
     DeliveryLedger(resources.table).claim(ref, "other-job", clock.now, T0, lease_seconds=120)
-    delivery = make_delivery(resources, provider, clock)
+    delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
+    hops = HopQueue()
+    delivery.queue = hops  # type: ignore[assignment]
+    body = json.dumps(job())
     # When our copy arrives
-    assert delivery.deliver(message(job())) is Outcome.DEFERRED
-    # Then nothing is sent and the message is back on the queue for after the lease
+    assert delivery.deliver(message(body)) is Outcome.DEFERRED
+    # Then nothing is sent, the key stays theirs, and our copy comes back after their lease
     assert provider.calls == 0
-    assert len(resources.drain(resources.queue_url)) == 0  # delayed, not yet visible
     assert resources.status("bk_123", "booking_confirmed#0") == "sending"
+    [hop] = hops.sent
+    assert (hop.body, hop.delay_seconds) == (body, 121)
 
 
 def test_an_expired_lease_is_taken_over_and_sent_with_the_same_key(
@@ -183,17 +199,6 @@ def test_an_early_message_is_requeued_with_the_remaining_delay(
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
     assert delivery.deliver(message(job(deliver_at=T0 + timedelta(seconds=40)))) is Outcome.DEFERRED
     assert provider.calls == 0
-
-
-class HopQueue:
-    """Captures re-queued messages so a test can replay a two-hour wait hop by hop."""
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, outgoing: Any) -> str:
-        self.sent.append(outgoing)
-        return "m"
 
 
 def test_a_two_hour_delay_is_delivered_after_its_time_and_not_before(
@@ -356,12 +361,41 @@ def test_throttling_that_does_not_fit_sends_a_fresh_delayed_copy(
 ) -> None:
     provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
     delivery = make_delivery(resources, provider, clock)
+    hops = HopQueue()
+    delivery.queue = hops  # type: ignore[assignment]
     body = json.dumps(job())
     # When the invocation has 5 s left and the provider asks for 30
     assert delivery.deliver(message(body), remaining_ms=lambda: 5_000) is Outcome.THROTTLED
-    # Then the original is acknowledged, the copy waits 30 s, and the key is free again
+    # Then the original is acknowledged, a copy waits 30 s, and the key is free again
+    [copy] = hops.sent
+    assert (copy.body, copy.delay_seconds, copy.attributes["attempts"]) == (body, 30, 1)
     assert resources.status("bk_123", "booking_confirmed#0") == "queued"
     assert resources.drain(resources.dlq_url) == []
+
+
+def test_a_throttled_copy_waits_at_most_one_hop(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [ProviderThrottled("smtp", 421, retry_after=None)]
+    delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=5, THROTTLE_BACKOFF_SECONDS=30)
+    hops = HopQueue()
+    delivery.queue = hops  # type: ignore[assignment]
+    assert delivery.deliver(message(job()), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    assert hops.sent[0].delay_seconds == 5
+
+
+def test_throttling_never_delivers_after_not_after(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    # Given an email that must not go out after 10 s from now, and a provider asking for 30
+    provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
+    sleeps: list[float] = []
+    delivery = make_delivery(resources, provider, clock, sleeps=sleeps)
+    body = job(not_after="2026-12-01T12:00:10Z")
+    # Then it is not waited for nor re-queued: it expires
+    assert delivery.deliver(message(body), remaining_ms=lambda: 60_000) is Outcome.EXPIRED
+    assert sleeps == []
+    assert resources.status("bk_123", "booking_confirmed#0") == "expired"
 
 
 def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
@@ -376,6 +410,11 @@ def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
     assert outcomes == [Outcome.THROTTLED, Outcome.THROTTLED, Outcome.DEAD_LETTERED]
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead)["failure_reason"] == "throttle_exhausted"
+    assert resources.status("bk_123", "booking_confirmed#0") == "failed"
+    # And once the provider recovers, a redrive sends it with a fresh throttle budget
+    provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
+    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    assert delivery.deliver(message(body)) is Outcome.SENT
 
 
 def test_a_batch_is_sent_concurrently(resources: Resources, clock: Clock) -> None:
@@ -414,7 +453,7 @@ def test_a_transient_record_is_the_only_one_reported(resources: Resources, clock
     assert len(provider.sent) == 1
 
 
-def test_a_requeued_copy_keeps_counting_attempts(
+def test_a_requeued_copy_with_an_attempts_attribute_is_handled(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     # Given a copy the consumer re-queued earlier, carrying its attempts attribute
@@ -423,11 +462,12 @@ def test_a_requeued_copy_keeps_counting_attempts(
     record = sqs_record(
         job(), attributes={"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 3}
     )
-    # When it fails for good
+    # When it fails for good, it is dead-lettered (not left to redeliver)
     assert consume_batch(sqs_event(record), None, delivery) == {"batchItemFailures": []}
-    # Then it is dead-lettered with the ledger's count of attempts
     [dead] = resources.drain(resources.dlq_url)
+    # Then the DLQ copy says how many times the ledger saw the email attempted
     assert attributes(dead)["failure_reason"] == "provider_rejected"
+    assert attributes(dead)["attempts"] == "1"
 
 
 def test_an_early_copy_is_requeued_with_its_attempts(
@@ -446,3 +486,43 @@ def test_an_early_copy_is_requeued_with_its_attempts(
         5,
         {"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 2},
     )
+
+
+def test_a_record_whose_requeue_fails_is_not_acknowledged(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    class RefusingQueue:
+        def send(self, _outgoing: Any) -> str:
+            raise QueueSendFailed("send_message failed: ServiceUnavailable")
+
+    delivery = make_delivery(resources, provider, clock)
+    delivery.queue = RefusingQueue()  # type: ignore[assignment]
+    with pytest.raises(RetryLater):
+        delivery.deliver(message(job(deliver_at=T0 + timedelta(minutes=5))))
+
+
+def test_a_transient_failure_is_retried_even_when_the_backoff_cannot_be_set(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    provider.script = [TransientProviderError("resend", 503)]
+    delivery = make_delivery(resources, provider, clock)
+    # Given a receipt handle SQS does not know (the visibility change fails)
+    with pytest.raises(RetryLater):
+        delivery.deliver(message(job(), receive_count=2))
+    assert resources.status("bk_123", "booking_confirmed#0") == "queued"
+
+
+def test_expiring_an_email_under_a_dead_workers_lease_clears_the_lease(
+    resources: Resources, provider: ScriptedProvider, clock: Clock
+) -> None:
+    # Given a worker died holding the key, and the email's not_after has passed since
+    ledger = DeliveryLedger(resources.table)
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    stale = ledger.claim(ref, "dead-worker", T0, T0, lease_seconds=60)
+    clock.advance(minutes=5)
+    body = job(not_after="2026-12-01T12:01:00Z")
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.EXPIRED
+    # When the dead worker's late write arrives, it cannot undo the expiry
+    assert stale.token is not None
+    ledger.finish(ref, stale.token, EmailStatus.FAILED, clock.now, "provider_rejected")
+    assert resources.status("bk_123", "booking_confirmed#0") == "expired"

@@ -126,3 +126,17 @@ def test_schema_check_script_fails_when_stale(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_queue_message_errors_never_echo_a_type_or_key_that_is_an_address() -> None:
+    # Given a queue message whose email_type, and one of whose keys, is the guest's address
+    bad = {**job(), "email_type": GUEST_EMAIL}
+    also_bad = {**job(), GUEST_EMAIL: "x"}
+    for payload in (bad, also_bad):
+        with pytest.raises(ValidationError) as caught:
+            EMAIL_JOB.validate_python(payload)
+        # Then the contract's error list names the problem without the address
+        assert GUEST_EMAIL not in json.dumps(safe_errors(caught.value))
+    with pytest.raises(ValidationError) as caught:
+        EMAIL_JOB.validate_python({**job(), "unexpected_field": 1})
+    assert safe_errors(caught.value)[0]["loc"][-1] == "unexpected_field"

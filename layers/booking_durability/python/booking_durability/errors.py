@@ -16,17 +16,6 @@ class DomainError(Exception):
         super().__init__(message or self.code)
 
 
-class InvalidMessage(DomainError):
-    """A queue message that does not parse or does not validate; never retried."""
-
-    code = "INVALID_MESSAGE"
-
-    def __init__(self, failure_reason: str, errors: list[dict[str, object]] | None = None) -> None:
-        super().__init__(f"message rejected: {failure_reason}")
-        self.failure_reason = failure_reason
-        self.errors = errors or []
-
-
 class QueueSendFailed(DomainError):
     """SQS refused a message we had to re-queue or dead-letter."""
 

@@ -44,6 +44,8 @@ def count_with_dimension(name: str, dimension: str, value: str) -> None:
         ) as metric,
     ):
         metric.add_dimension(name=dimension, value=value)
+        if metrics.service:  # like every other metric of the function, so alarms can filter on it
+            metric.add_dimension(name="service", value=metrics.service)
 
 
 def tracing_enabled() -> bool:

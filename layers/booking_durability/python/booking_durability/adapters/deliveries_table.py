@@ -34,16 +34,10 @@ class LedgerUnavailable(DomainError):
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    dedupe_key: str
-    status: EmailStatus
-    attempts: int
-    updated_at: str
-    lease_until: float | None = None
-    failure_reason: str | None = None
-    throttle_deferrals: int = 0
+    """What the ledger says of an email someone else holds or finished."""
 
-    def lease_live(self, now: datetime) -> bool:
-        return self.status is EmailStatus.SENDING and (self.lease_until or 0) >= now.timestamp()
+    status: EmailStatus
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +50,7 @@ class Claim:
 
     token: str | None
     attempts: int = 0
+    throttle_deferrals: int = 0
     current: DeliveryRecord | None = None
 
 
@@ -85,6 +80,8 @@ _TAKEABLE = (
     "attribute_not_exists(booking_id) OR expires_at < :now OR #status IN (:queued, :failed)"
     " OR (#status = :sending AND lease_until < :now)"
 )
+_HOLDS_LEASE = "lease_token = :token"
+_LEASE = "lease_token, lease_until"
 
 
 class DeliveryLedger(aws.AwsAdapter):
@@ -94,91 +91,89 @@ class DeliveryLedger(aws.AwsAdapter):
         super().__init__(client)
         self.table_name = table_name
 
-    # -- transitions -------------------------------------------------------------------------
+    # -- taking a key ------------------------------------------------------------------------
 
     def claim(
         self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
     ) -> Claim:
         """Take the key for sending with a lease; one conditional write, no read."""
         token = uuid.uuid4().hex
-        response = self._take(
+        written = self._take(
             ref,
             now,
             deliver_at,
-            status=EmailStatus.SENDING,
-            extra_set="lease_token = :token, lease_until = :lease_until, job_id = :job_id,"
-            " attempts = if_not_exists(attempts, :zero) + :one",
-            extra_values={
+            EmailStatus.SENDING,
+            set_more=[
+                "lease_token = :token",
+                "lease_until = :lease_until",
+                "job_id = :job_id",
+                "attempts = if_not_exists(attempts, :zero) + :one",
+                "throttle_deferrals = if_not_exists(throttle_deferrals, :zero)",
+            ],
+            remove_more=[],
+            values={
                 ":token": {"S": token},
                 ":lease_until": {"N": str(int(now.timestamp()) + lease_seconds)},
                 ":job_id": {"S": job_id},
                 ":zero": {"N": "0"},
                 ":one": {"N": "1"},
             },
-            return_values="UPDATED_NEW",
         )
-        if isinstance(response, DeliveryRecord):
-            return Claim(token=None, current=response)
-        return Claim(token=token, attempts=int(response["Attributes"]["attempts"]["N"]))
+        if isinstance(written, DeliveryRecord):
+            return Claim(token=None, current=written)
+        new = written["Attributes"]
+        return Claim(
+            token=token,
+            attempts=int(new["attempts"]["N"]),
+            throttle_deferrals=int(new["throttle_deferrals"]["N"]),
+        )
 
     def settle(
         self, ref: EmailRef, status: EmailStatus, now: datetime, deliver_at: datetime
     ) -> DeliveryRecord | None:
         """Record a final state (``expired``) without sending; None when written, else the holder."""
-        response = self._take(ref, now, deliver_at, status=status, return_values="NONE")
-        return response if isinstance(response, DeliveryRecord) else None
+        written = self._take(ref, now, deliver_at, status, set_more=[], remove_more=[_LEASE], values={})
+        return written if isinstance(written, DeliveryRecord) else None
+
+    # -- what became of a key we hold --------------------------------------------------------
 
     def mark_sent(self, ref: EmailRef, now: datetime) -> None:
         """The provider accepted the email. Unconditional: once sent, always sent."""
-        self._update(
+        self._write(
             ref,
-            "SET #status = :sent, sent_at = :now_iso, updated_at = :now_iso"
-            " REMOVE lease_token, lease_until, failure_reason",
-            {":sent": {"S": EmailStatus.SENT}, ":now_iso": {"S": _iso(now)}},
+            "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso"
+            f" REMOVE {_LEASE}, failure_reason",
+            {":status": {"S": EmailStatus.SENT}, ":now_iso": {"S": _iso(now)}},
         )
 
-    def mark_failed(self, ref: EmailRef, token: str, reason: str, now: datetime) -> None:
-        """The email will not go out unless redriven (``failed`` can be claimed again)."""
-        self._update(
-            ref,
-            "SET #status = :failed, failure_reason = :reason, updated_at = :now_iso"
-            " REMOVE lease_token, lease_until",
-            {":failed": {"S": EmailStatus.FAILED}, ":reason": {"S": reason}, ":now_iso": {"S": _iso(now)}},
-            condition="lease_token = :token",
-            condition_values={":token": {"S": token}},
-        )
+    def finish(
+        self, ref: EmailRef, token: str, status: EmailStatus, now: datetime, reason: str | None = None
+    ) -> None:
+        """End our hold on the key: ``failed`` (with ``reason``), ``suppressed`` or ``expired``.
 
-    def mark_suppressed(self, ref: EmailRef, token: str, now: datetime) -> None:
-        self._update(
-            ref,
-            "SET #status = :suppressed, updated_at = :now_iso REMOVE lease_token, lease_until",
-            {":suppressed": {"S": EmailStatus.SUPPRESSED}, ":now_iso": {"S": _iso(now)}},
-            condition="lease_token = :token",
-            condition_values={":token": {"S": token}},
-        )
-
-    def release(self, ref: EmailRef, token: str, now: datetime, *, throttled: bool = False) -> int:
-        """Give the key back to ``queued`` after a retryable failure.
-
-        Returns how many times the email has now been deferred for throttling (the consumer
-        caps that); counting it here costs nothing, the release is written anyway.
+        A failed email may be redriven: it starts again with a fresh throttle budget.
         """
-        add = " ADD throttle_deferrals :one" if throttled else ""
-        response = self._update(
+        values = {":status": {"S": status}, ":now_iso": {"S": _iso(now)}}
+        sets = "SET #status = :status, updated_at = :now_iso"
+        if reason is not None:
+            sets += ", failure_reason = :reason"
+            values[":reason"] = {"S": reason}
+        self._write(
             ref,
-            "SET #status = :queued, updated_at = :now_iso REMOVE lease_token, lease_until" + add,
-            {
-                ":queued": {"S": EmailStatus.QUEUED},
-                ":now_iso": {"S": _iso(now)},
-                **({":one": {"N": "1"}} if throttled else {}),
-            },
-            condition="lease_token = :token",
+            f"{sets} REMOVE {_LEASE}, throttle_deferrals",
+            values,
+            condition=_HOLDS_LEASE,
             condition_values={":token": {"S": token}},
-            return_values="UPDATED_NEW" if throttled else "NONE",
         )
-        if not throttled or response is None:
-            return 0
-        return int(response.get("Attributes", {}).get("throttle_deferrals", {}).get("N", "0"))
+
+    def release(self, ref: EmailRef, token: str, now: datetime, *, throttled: bool = False) -> None:
+        """Give the key back to ``queued`` after a retryable failure (counting throttle deferrals)."""
+        values = {":status": {"S": EmailStatus.QUEUED}, ":now_iso": {"S": _iso(now)}}
+        update = f"SET #status = :status, updated_at = :now_iso REMOVE {_LEASE}"
+        if throttled:
+            update += " ADD throttle_deferrals :one"
+            values[":one"] = {"N": "1"}
+        self._write(ref, update, values, condition=_HOLDS_LEASE, condition_values={":token": {"S": token}})
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -223,53 +218,48 @@ class DeliveryLedger(aws.AwsAdapter):
         ref: EmailRef,
         now: datetime,
         deliver_at: datetime,
-        *,
         status: EmailStatus,
-        extra_set: str = "",
-        extra_values: dict[str, Any] | None = None,
-        return_values: str,
-    ) -> Any:
+        *,
+        set_more: list[str],
+        remove_more: list[str],
+        values: dict[str, Any],
+    ) -> dict[str, Any] | DeliveryRecord:
+        """Write ``status`` if the key is takeable; else return who holds it or what became of it."""
         expires_at = int(max(now, deliver_at).timestamp() + RETENTION.total_seconds())
-        update = (
-            "SET #status = :status, dedupe_key = :dedupe_key, email_type = :email_type,"
-            " revision = :revision, updated_at = :now_iso, expires_at = :expires_at"
-            " REMOVE failure_reason"
+        sets = [
+            "#status = :status",
+            "dedupe_key = :dedupe_key",
+            "email_type = :email_type",
+            "revision = :revision",
+            "updated_at = :now_iso",
+            "expires_at = :expires_at",
+            *set_more,
+        ]
+        removes = ["failure_reason", *remove_more]
+        return self._write(
+            ref,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            {
+                ":status": {"S": status},
+                ":dedupe_key": {"S": ref.dedupe_key},
+                ":email_type": {"S": ref.email_type},
+                ":revision": {"N": str(ref.revision)},
+                ":now_iso": {"S": _iso(now)},
+                ":expires_at": {"N": str(expires_at)},
+                **values,
+            },
+            condition=_TAKEABLE,
+            condition_values={
+                ":now": {"N": str(int(now.timestamp()))},
+                ":queued": {"S": EmailStatus.QUEUED},
+                ":failed": {"S": EmailStatus.FAILED},
+                ":sending": {"S": EmailStatus.SENDING},
+            },
+            # The whole item after the write (no read is consumed): the claim's counts come from it.
+            return_values="ALL_NEW",
         )
-        if extra_set:
-            update = update.replace(" REMOVE", f", {extra_set} REMOVE")
-        values = {
-            ":status": {"S": status},
-            ":dedupe_key": {"S": ref.dedupe_key},
-            ":email_type": {"S": ref.email_type},
-            ":revision": {"N": str(ref.revision)},
-            ":now_iso": {"S": _iso(now)},
-            ":expires_at": {"N": str(expires_at)},
-            ":now": {"N": str(int(now.timestamp()))},
-            ":queued": {"S": EmailStatus.QUEUED},
-            ":failed": {"S": EmailStatus.FAILED},
-            ":sending": {"S": EmailStatus.SENDING},
-            **(extra_values or {}),
-        }
-        try:
-            return self.client.update_item(
-                TableName=self.table_name,
-                Key=ref.key,
-                UpdateExpression=update,
-                ConditionExpression=_TAKEABLE,
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues=values,
-                ReturnValues=return_values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                item: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
-                return _record(item, ref)
-            raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
 
-    def _update(
+    def _write(
         self,
         ref: EmailRef,
         update: str,
@@ -278,8 +268,10 @@ class DeliveryLedger(aws.AwsAdapter):
         condition: str | None = None,
         condition_values: dict[str, Any] | None = None,
         return_values: str = "NONE",
-    ) -> dict[str, Any] | None:
-        kwargs: dict[str, Any] = {
+    ) -> dict[str, Any] | DeliveryRecord:
+        """One UpdateItem. A refused condition returns the item as it was (who holds the key:
+        for a lease-holder's write, the worker that took the expired lease over)."""
+        request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": ref.key,
             "UpdateExpression": update,
@@ -288,30 +280,23 @@ class DeliveryLedger(aws.AwsAdapter):
             "ReturnValues": return_values,
         }
         if condition:
-            kwargs["ConditionExpression"] = condition
+            request["ConditionExpression"] = condition
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            return self.client.update_item(**kwargs)  # type: ignore[no-any-return]
+            return self.client.update_item(**request)  # type: ignore[no-any-return]
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
-                # Our lease was taken over: the new holder owns the record's state now.
-                return None
+                old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+                return _record(old)
             raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
         except BotoCoreError as exc:
             raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
 
 
-def _record(item: dict[str, Any], ref: EmailRef) -> DeliveryRecord:
-    def number(name: str) -> float | None:
-        return float(item[name]["N"]) if name in item else None
-
+def _record(item: dict[str, Any]) -> DeliveryRecord:
     return DeliveryRecord(
-        dedupe_key=ref.dedupe_key,
         status=EmailStatus(item.get("status", {}).get("S", EmailStatus.QUEUED)),
-        attempts=int(number("attempts") or 0),
-        updated_at=item.get("updated_at", {}).get("S", ""),
-        lease_until=number("lease_until"),
-        failure_reason=item.get("failure_reason", {}).get("S"),
-        throttle_deferrals=int(number("throttle_deferrals") or 0),
+        lease_until=float(item["lease_until"]["N"]) if "lease_until" in item else None,
     )
 
 

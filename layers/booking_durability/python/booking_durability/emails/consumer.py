@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import json
+import math
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from booking_durability.adapters.deliveries_table import DeliveryLedger
 from booking_durability.adapters.email_queue import EmailQueue
-from booking_durability.adapters.secrets import provider_credentials
+from booking_durability.adapters.secrets import CACHE_SECONDS, provider_credentials
 from booking_durability.emails.delivery import EmailDelivery, IncomingMessage, Outcome, RetryLater
 from booking_durability.emails.providers import build_provider
 from booking_durability.emails.providers.base import EmailProvider
@@ -45,20 +47,33 @@ def incoming(record: SQSRecord) -> IncomingMessage:
 
 
 class _ProviderCache:
-    """Builds the provider once per set of credentials (rotation yields a new one)."""
+    """The provider, rebuilt only when its credentials change (a rotation reaches warm functions).
 
-    def __init__(self, settings: ConsumerSettings) -> None:
+    Credentials are looked up at most once per ``CACHE_SECONDS`` (Powertools caches the secret
+    for as long); the replaced provider's connections are closed.
+    """
+
+    def __init__(self, settings: ConsumerSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
-        self._fingerprint: str | None = None
+        self.clock = clock
+        self._lock = threading.Lock()
         self._provider: EmailProvider | None = None
+        self._credentials: dict[str, str] | None = None
+        self._checked_at = -math.inf
 
     def __call__(self) -> EmailProvider:
-        credentials = provider_credentials(self.settings.provider_secret_arn)
-        fingerprint = hashlib.sha256(json.dumps(dict(credentials), sort_keys=True).encode()).hexdigest()
-        if self._provider is None or fingerprint != self._fingerprint:
-            self._provider = build_provider(self.settings, credentials)
-            self._fingerprint = fingerprint
-        return self._provider
+        with self._lock:
+            if self._provider is not None and self.clock() - self._checked_at < CACHE_SECONDS:
+                return self._provider
+            credentials = dict(provider_credentials(self.settings.provider_secret_arn))
+            self._checked_at = self.clock()
+            if self._provider is None or credentials != self._credentials:
+                replaced, self._provider = self._provider, build_provider(self.settings, credentials)
+                self._credentials = credentials
+                close = getattr(replaced, "close", None)
+                if callable(close):
+                    close()
+            return self._provider
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import ValidationError
@@ -32,7 +32,9 @@ from booking_durability.emails.models import (
     EmailStatus,
     FailureReason,
     GuestEmailJob,
+    safe_errors,
 )
+from booking_durability.emails.producer import hop_delay
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     EmailProvider,
@@ -78,6 +80,16 @@ class IncomingMessage:
     body: str
     receive_count: int
     attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Held:
+    """A dedupe key we claimed: the lease token proves it, the counts travel with it."""
+
+    ref: EmailRef
+    token: str
+    attempts: int
+    throttle_deferrals: int
 
 
 @dataclass
@@ -126,30 +138,29 @@ class EmailDelivery:
     def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
         now = self.clock()
         if job.deliver_at > now:
-            hop = min(_seconds_until(job.deliver_at, now), self.settings.max_delay_hop_seconds)
-            self._requeue(job, message, delay=hop)
+            self._requeue(
+                job, message, delay=hop_delay(job.deliver_at, now, self.settings.max_delay_hop_seconds)
+            )
             count("EmailDeferred")
             return Outcome.DEFERRED
 
         ref = EmailRef(job.booking_id, job.email_type, job.revision)
         if job.not_after is not None and job.not_after < now:
             holder = self.ledger.settle(ref, EmailStatus.EXPIRED, now, job.deliver_at)
-            if holder is None or holder.status is EmailStatus.EXPIRED:
-                count("EmailExpiredSkipped")
-                logger.info("email expired before it could be sent", extra={"outcome": "expired"})
-                return Outcome.EXPIRED
+            if holder is None:
+                return self._expired()
             return self._not_ours(job, message, holder, now)
 
         claim = self.ledger.claim(ref, str(job.job_id), now, job.deliver_at, self.settings.lease_seconds)
         if claim.token is None:
             assert claim.current is not None
             return self._not_ours(job, message, claim.current, now)
-        token = claim.token
+        held = Held(ref, claim.token, claim.attempts, claim.throttle_deferrals)
 
         if job.suppress_if_sent and self.ledger.sent_or_sending(
             job.booking_id, job.suppress_if_sent, now, exclude=job.dedupe_key
         ):
-            self.ledger.mark_suppressed(ref, token, now)
+            self.ledger.finish(ref, held.token, EmailStatus.SUPPRESSED, now)
             count("EmailSuppressedSkipped")
             logger.info("email suppressed by one already sent", extra={"outcome": "suppressed"})
             return Outcome.SUPPRESSED
@@ -157,18 +168,14 @@ class EmailDelivery:
         try:
             rendered = self.render(job)
         except RenderFailed:
-            self.ledger.mark_failed(ref, token, FailureReason.RENDER_FAILED, now)
-            return self._dead_letter(job, message, FailureReason.RENDER_FAILED, claim.attempts)
-
-        return self._send(job, message, ref, token, claim.attempts, rendered, remaining_ms)
+            return self._fail(job, message, held, FailureReason.RENDER_FAILED)
+        return self._send(job, message, held, rendered, remaining_ms)
 
     def _send(
         self,
         job: Job,
         message: IncomingMessage,
-        ref: EmailRef,
-        token: str,
-        attempts: int,
+        held: Held,
         rendered: RenderedEmail,
         remaining_ms: Callable[[], int],
     ) -> Outcome:
@@ -183,27 +190,30 @@ class EmailDelivery:
             except ProviderThrottled as throttle:
                 count("EmailThrottled")
                 wait = throttle.retry_after or self.settings.throttle_backoff_seconds
+                if job.not_after is not None and self.clock() + timedelta(seconds=wait) > job.not_after:
+                    # Waiting would deliver it after the instant the booking app gave as too late.
+                    self.ledger.finish(held.ref, held.token, EmailStatus.EXPIRED, self.clock())
+                    return self._expired()
                 fits = wait * 1000 + self.settings.provider_timeout_seconds * 1000 + _INVOCATION_MARGIN_MS
                 if throttled_here < self.settings.max_throttle_deferrals and fits < remaining_ms():
                     throttled_here += 1
                     self.sleep(wait)
                     continue
-                return self._defer_throttled(job, message, ref, token, attempts, wait)
+                return self._defer_throttled(job, message, held, wait)
             except PermanentProviderError as refusal:
                 count("EmailPermanentFailure")
                 logger.warning("provider refused the email", extra={"provider_status": refusal.status})
-                self.ledger.mark_failed(ref, token, FailureReason.PROVIDER_REJECTED, self.clock())
-                return self._dead_letter(job, message, FailureReason.PROVIDER_REJECTED, attempts)
+                return self._fail(job, message, held, FailureReason.PROVIDER_REJECTED)
             except TransientProviderError as failure:
                 count("EmailTransientFailure")
-                return self._retry_transient(job, message, ref, token, attempts, failure.status)
+                return self._retry_transient(job, message, held, failure.status)
             now = self.clock()
-            self.ledger.mark_sent(ref, now)
+            self.ledger.mark_sent(held.ref, now)
             count("EmailSent")
             count(
                 "EmailDeliveryLagMs", max(0.0, (now - job.deliver_at).total_seconds() * 1000), "Milliseconds"
             )
-            logger.info("email sent", extra={"outcome": "sent", "attempts": attempts})
+            logger.info("email sent", extra={"outcome": "sent", "attempts": held.attempts})
             return Outcome.SENT
 
     # -- outcomes ------------------------------------------------------------------------------
@@ -222,25 +232,34 @@ class EmailDelivery:
             count("EmailSuppressedSkipped")
             return Outcome.SUPPRESSED
         if status is EmailStatus.EXPIRED:
-            count("EmailExpiredSkipped")
-            return Outcome.EXPIRED
+            return self._expired()
         # Another worker holds a live lease: come back when it has run out, never send twice.
-        wait = _seconds_until(datetime.fromtimestamp(holder.lease_until or now.timestamp(), UTC), now) + 1
-        self._requeue(job, message, delay=wait)
+        lease_until = datetime.fromtimestamp(holder.lease_until or now.timestamp(), UTC)
+        self._requeue(job, message, delay=_seconds_until(lease_until, now) + 1)
         count("EmailDeferred")
         logger.info("email being sent elsewhere; re-queued", extra={"outcome": "leased_elsewhere"})
         return Outcome.DEFERRED
 
-    def _retry_transient(
-        self, job: Job, message: IncomingMessage, ref: EmailRef, token: str, attempts: int, status: int | None
-    ) -> Outcome:
-        now = self.clock()
+    def _expired(self) -> Outcome:
+        count("EmailExpiredSkipped")
+        logger.info("email expired before it could be sent", extra={"outcome": "expired"})
+        return Outcome.EXPIRED
+
+    def _fail(self, job: Job, message: IncomingMessage, held: Held, reason: FailureReason) -> Outcome:
+        """The email will not go out unless redriven: record ``failed`` and dead-letter it."""
+        self.ledger.finish(held.ref, held.token, EmailStatus.FAILED, self.clock(), reason)
+        return self._dead_letter(job, message, reason, held.attempts)
+
+    def _retry_transient(self, job: Job, message: IncomingMessage, held: Held, status: int | None) -> Outcome:
         if message.receive_count >= self.settings.max_receives:
-            self.ledger.mark_failed(ref, token, FailureReason.TRANSIENT_EXHAUSTED, now)
-            return self._dead_letter(job, message, FailureReason.TRANSIENT_EXHAUSTED, attempts)
-        self.ledger.release(ref, token, now)
+            return self._fail(job, message, held, FailureReason.TRANSIENT_EXHAUSTED)
+        self.ledger.release(held.ref, held.token, self.clock())
         backoff = self.backoff_seconds(message.receive_count)
-        self.queue.change_visibility(message.receipt_handle, backoff)
+        try:
+            self.queue.change_visibility(message.receipt_handle, backoff)
+        except QueueSendFailed:
+            # SQS brings the message back after the queue's own visibility timeout instead.
+            logger.warning("could not set the retry backoff; the queue's visibility timeout applies")
         logger.warning(
             "transient provider failure; retrying",
             extra={
@@ -251,17 +270,16 @@ class EmailDelivery:
         )
         raise RetryLater(f"transient provider failure, retry in {backoff}s")
 
-    def _defer_throttled(
-        self, job: Job, message: IncomingMessage, ref: EmailRef, token: str, attempts: int, wait: float
-    ) -> Outcome:
-        now = self.clock()
-        deferrals = self.ledger.release(ref, token, now, throttled=True)
-        if deferrals > self.settings.max_throttle_deferrals:
-            self.ledger.mark_failed(ref, token, FailureReason.THROTTLE_EXHAUSTED, now)
-            return self._dead_letter(job, message, FailureReason.THROTTLE_EXHAUSTED, attempts)
+    def _defer_throttled(self, job: Job, message: IncomingMessage, held: Held, wait: float) -> Outcome:
+        if held.throttle_deferrals >= self.settings.max_throttle_deferrals:
+            return self._fail(job, message, held, FailureReason.THROTTLE_EXHAUSTED)
+        self.ledger.release(held.ref, held.token, self.clock(), throttled=True)
         # A fresh copy, so throttling never pushes the original toward the DLQ.
-        self._requeue(job, message, delay=math.ceil(wait), attempts=attempts)
-        logger.info("provider throttled; re-queued", extra={"outcome": "throttled", "deferrals": deferrals})
+        self._requeue(job, message, delay=math.ceil(wait), attempts=held.attempts)
+        logger.info(
+            "provider throttled; re-queued",
+            extra={"outcome": "throttled", "deferrals": held.throttle_deferrals + 1},
+        )
         return Outcome.THROTTLED
 
     def backoff_seconds(self, receive_count: int) -> int:
@@ -275,14 +293,14 @@ class EmailDelivery:
     def _requeue(
         self, job: Job, message: IncomingMessage, *, delay: int, attempts: int | None = None
     ) -> None:
-        """Send the message again, unchanged, ``delay`` seconds out (one SQS delay at most)."""
+        """Send the message again, unchanged, ``delay`` seconds out (at most one hop)."""
         attributes: dict[str, str | int] = {
             "email_type": job.email_type,
             "schema": SCHEMA_ID,
             "attempts": message.attempts if attempts is None else attempts,
         }
-        delay = min(delay, SQS_MAX_DELAY_SECONDS)
-        self._send_or_retry(self.queue, OutgoingMessage(message.body, attributes, delay))
+        hop = min(delay, self.settings.max_delay_hop_seconds)
+        self._send_or_retry(self.queue, OutgoingMessage(message.body, attributes, hop))
 
     def _dead_letter(
         self, job: Job, message: IncomingMessage, reason: FailureReason, attempts: int
@@ -337,7 +355,7 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 
 def _locations(exc: ValidationError) -> list[str]:
-    return sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors(include_input=False)})
+    return sorted({".".join(str(part) for part in error["loc"]) for error in safe_errors(exc)})
 
 
 class _job_log_context:

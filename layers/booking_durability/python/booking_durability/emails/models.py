@@ -6,6 +6,7 @@ Every model hides input in its errors: a submitted value may be a guest's addres
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 import zoneinfo
 from datetime import UTC, datetime, timedelta
@@ -255,17 +256,30 @@ EmailJob = Annotated[GuestEmailJob | AdminDriftEmailJob, Field(discriminator="em
 EMAIL_JOB = TypeAdapter(EmailJob)
 
 
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
 def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Validation errors as ``[{"loc", "msg"}]`` that never echo a submitted value."""
+    """Validation errors as ``[{"loc", "msg"}]`` that never echo a submitted value.
+
+    Messages that quote input are replaced, and so is an unexpected key that does not look like
+    a field name (a client may send ``{"guest@example.com": ...}``).
+    """
     safe = []
     for error in exc.errors(include_url=False, include_context=False):
         msg = error["msg"]
         submitted = error.get("input")
-        if error["type"] == "value_error" and "email" in msg:
+        if error["type"] == "union_tag_invalid":
+            msg = "email_type is not one of the known email types"
+        elif error["type"] == "value_error" and "email" in msg:
             msg = "value is not a valid email address"
         elif isinstance(submitted, str) and submitted and submitted in msg:
             msg = "invalid value"
-        safe.append({"loc": list(error["loc"]), "msg": msg})
+        loc = [
+            part if isinstance(part, int) or _FIELD_NAME.match(part) else "(unexpected field)"
+            for part in error["loc"]
+        ]
+        safe.append({"loc": loc, "msg": msg})
     return safe
 
 

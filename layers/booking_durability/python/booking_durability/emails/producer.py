@@ -58,13 +58,12 @@ def email_message(
     *,
     now: datetime,
     max_hop_seconds: int,
-    extra_attributes: Mapping[str, str | int] | None = None,
     entry_id: str = "0",
 ) -> OutgoingMessage:
     """The SQS message carrying ``job``: its body, its allowed attributes, its next-hop delay."""
     return OutgoingMessage(
         body=job.to_message_body(),
-        attributes={"email_type": job.email_type, "schema": SCHEMA_ID, **(extra_attributes or {})},
+        attributes={"email_type": job.email_type, "schema": SCHEMA_ID},
         delay_seconds=hop_delay(job.deliver_at, now, max_hop_seconds),
         entry_id=entry_id,
     )

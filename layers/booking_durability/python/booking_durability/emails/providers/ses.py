@@ -27,11 +27,17 @@ from booking_durability.emails.providers.base import (
 _THROTTLED = frozenset(
     {"TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException"}
 )
-_PERMANENT = frozenset(
-    {"MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException", "NotFoundException"}
-)
+_PERMANENT = frozenset({"MessageRejected", "BadRequestException"})
 # These stop all sending, not one email: keep retrying (and alarming) instead of dead-lettering.
-_ACCOUNT_WIDE = frozenset({"AccountSuspendedException", "SendingPausedException"})
+# An unverified MAIL FROM domain or a missing configuration set (NotFound) is a setup fault too.
+_ACCOUNT_WIDE = frozenset(
+    {
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+    }
+)
 
 
 def classify_ses_error(provider: str, code: str, status: int | None) -> ProviderError:
