@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -148,3 +149,43 @@ def test_a_killed_worker_is_restarted_and_stack_json_shows_its_new_pid(running_s
     time.sleep(max(0.0, killed_at + LONG_POLL_SECONDS - time.monotonic()))
     published = publish(running_stack, booking_confirmed(f"guest-{uuid.uuid4().hex[:8]}@example.test"))
     eventually(lambda: running_stack.delivered_with(published.dedupe_key), what="delivery by the new worker")
+
+
+def test_a_permanent_refusal_reaches_the_dlq_with_its_reason(running_stack: RunningStack):
+    # Given a job whose recipient the sink always refuses (550)
+    published = publish(running_stack, booking_confirmed("guest+permanent@example.test"))
+    dlq_url = running_stack.stack_json()["queues"]["email_dlq"]
+
+    def dead_lettered() -> dict[str, Any] | None:
+        for message in (
+            running_stack.sqs()
+            .receive_message(
+                QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+            )
+            .get("Messages", [])
+        ):
+            if json.loads(message["Body"])["job_id"] == published.job_id:
+                return message
+        return None
+
+    # Then it is dead-lettered at once, saying why, with no address in its attributes
+    message = eventually(dead_lettered, timeout=30, what="the refused email in the DLQ")
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert attributes["failure_reason"] == "provider_rejected"
+    assert "guest" not in json.dumps(attributes)
+    assert running_stack.delivered_with(published.dedupe_key) == []
+
+
+def test_a_delay_longer_than_a_hop_is_delivered_after_it_and_not_before(running_stack: RunningStack):
+    # Given an email delayed 12 s, when the local stage's SQS delay hops are at most 5 s
+    request = {**booking_confirmed("guest@example.test"), "delay_seconds": 12}
+    published = publish(running_stack, request)
+    # Then it lands, once, and only after its delivery time
+    [delivered] = eventually(
+        lambda: running_stack.delivered_with(published.dedupe_key), timeout=40, what="the delayed email"
+    )
+    logged = [e for e in running_stack.mail_log() if e["dedupe_key"] == published.dedupe_key]
+    assert [e["code"] for e in logged] == [250]
+    received_at = logged[0]["received_at"].replace("Z", "+00:00")
+    assert datetime.fromisoformat(received_at) >= published.deliver_at
+    assert delivered["X-Dedupe-Key"] == published.dedupe_key
