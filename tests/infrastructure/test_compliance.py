@@ -149,3 +149,31 @@ def test_python_app_py_synthesizes_the_local_stage_offline_without_credentials(t
     assert any(
         resource["Type"] == "AWS::Lambda::EventSourceMapping" for resource in template["Resources"].values()
     )
+
+
+def test_the_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path: Path) -> None:
+    # Given the CDK CLI the repo pins (package.json), and a shell with no AWS settings at all
+    cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "run `make install` (npm ci) first"
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))
+    }
+    environment |= {
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    # When an infra engineer synthesizes production with it
+    completed = subprocess.run(
+        [str(cli), "synth", "--quiet", "-c", "stage=prod", "-o", str(tmp_path / "cdk.out")],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Then the stack is synthesized, cdk-nag included, with nothing to acknowledge left over
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "cdk.out" / "BookingDurability-prod.template.json").exists()
