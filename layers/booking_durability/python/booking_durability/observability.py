@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,10 @@ NAMESPACE = "BookingDurability"
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "booking-durability"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE))
+
+# Dead letters are emitted at once with their own dimension (single_metric), so an invocation
+# that only dead-lettered leaves the main set empty: Powertools' warning would be misleading.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 # Powertools Metrics keeps one dict per invocation; records are handled on worker threads.
 _metrics_lock = threading.Lock()
