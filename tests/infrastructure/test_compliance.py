@@ -121,17 +121,22 @@ def test_the_stack_takes_account_and_region_only_from_cdk_defaults(monkeypatch: 
     assert (environment.account, environment.region) == ("111122223333", "eu-west-1")
 
 
-def test_python_app_py_synthesizes_the_local_stage_offline_without_credentials(tmp_path: Path) -> None:
-    # Given a shell with no AWS credentials, profile or region, and no instance metadata to fall back on
+def _offline_environment(tmp_path: Path) -> dict[str, str]:
+    """This process's environment without AWS credentials, profile, region or instance metadata."""
     environment = {
         name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))
     }
-    environment |= {
+    return environment | {
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
+
+
+def test_python_app_py_synthesizes_the_local_stage_offline_without_credentials(tmp_path: Path) -> None:
+    # Given a shell with no AWS credentials, profile or region, and no instance metadata to fall back on
+    environment = _offline_environment(tmp_path)
     outdir = tmp_path / "cdk.out"
     # When the app runs the way the local stack runs it
     completed = subprocess.run(
@@ -155,15 +160,7 @@ def test_the_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path: Pa
     # Given the CDK CLI the repo pins (package.json), and a shell with no AWS settings at all
     cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `make install` (npm ci) first"
-    environment = {
-        name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))
-    }
-    environment |= {
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    }
+    environment = _offline_environment(tmp_path)
     # When an infra engineer synthesizes production with it
     completed = subprocess.run(
         [str(cli), "synth", "--quiet", "-c", "stage=prod", "-o", str(tmp_path / "cdk.out")],
