@@ -373,15 +373,27 @@ def test_throttling_that_does_not_fit_sends_a_fresh_delayed_copy(
     assert resources.drain(resources.dlq_url) == []
 
 
-def test_a_throttled_copy_waits_at_most_one_hop(
+def test_a_throttled_copy_arriving_before_retry_after_waits_without_calling_the_provider(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
+    # Given SMTP throttling (no retry-after: the stage's 30 s) and 5 s hops
     provider.script = [ProviderThrottled("smtp", 421, retry_after=None)]
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=5, THROTTLE_BACKOFF_SECONDS=30)
     hops = HopQueue()
     delivery.queue = hops  # type: ignore[assignment]
-    assert delivery.deliver(message(job()), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    body = json.dumps(job())
+    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
     assert hops.sent[0].delay_seconds == 5
+    # When the copy comes back after one hop, long before the 30 s are over
+    clock.advance(seconds=5)
+    assert delivery.deliver(message(body)) is Outcome.DEFERRED
+    # Then the provider was not asked again, and the copy waits for what remains (one hop at most)
+    assert provider.calls == 1
+    assert hops.sent[-1].delay_seconds == 5
+    # And once the 30 s have passed, it goes out
+    clock.advance(seconds=25)
+    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert provider.calls == 2
 
 
 def test_throttling_never_delivers_after_not_after(
@@ -407,6 +419,7 @@ def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
     for _ in range(3):
         provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
         outcomes.append(delivery.deliver(message(body), remaining_ms=lambda: 1_000))
+        clock.advance(seconds=30)  # each copy comes back once its retry-after has passed
     assert outcomes == [Outcome.THROTTLED, Outcome.THROTTLED, Outcome.DEAD_LETTERED]
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead)["failure_reason"] == "throttle_exhausted"
@@ -414,6 +427,7 @@ def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
     # And once the provider recovers, a redrive sends it with a fresh throttle budget
     provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
     assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    clock.advance(seconds=30)
     assert delivery.deliver(message(body)) is Outcome.SENT
 
 

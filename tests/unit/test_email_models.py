@@ -71,7 +71,7 @@ def test_deliver_at_in_another_offset_is_kept_as_the_same_instant() -> None:
         ({"deliver_at": "2026-12-01T12:00:00Z", "delay_seconds": 5}, ""),
         ({"deliver_at": "2026-12-01T12:00:00"}, "deliver_at"),
         ({"recipient": {"email": "not-an-address"}}, "recipient.email"),
-        ({"unexpected": 1}, "unexpected"),
+        ({"unexpected": 1}, "(unexpected field)"),
     ],
 )
 def test_invalid_requests_are_refused_with_the_failing_location(overrides: dict, location: str) -> None:
@@ -139,4 +139,5 @@ def test_queue_message_errors_never_echo_a_type_or_key_that_is_an_address() -> N
         assert GUEST_EMAIL not in json.dumps(safe_errors(caught.value))
     with pytest.raises(ValidationError) as caught:
         EMAIL_JOB.validate_python({**job(), "unexpected_field": 1})
-    assert safe_errors(caught.value)[0]["loc"][-1] == "unexpected_field"
+    # Even a key that looks like a field name may be a name: it is never echoed either
+    assert safe_errors(caught.value)[0]["loc"][-1] == "(unexpected field)"

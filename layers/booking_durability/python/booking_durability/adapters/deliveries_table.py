@@ -2,7 +2,8 @@
 
 Item: ``booking_id`` (partition), ``email_key`` = ``{email_type}#{revision}`` (sort),
 ``dedupe_key``, ``email_type``, ``revision``, ``status``, ``attempts``, ``job_id``,
-``lease_token``/``lease_until`` while a worker sends, ``failure_reason``, ``throttle_deferrals``,
+``lease_token``/``lease_until`` while a worker sends, ``failure_reason``, ``throttle_deferrals``
+and ``not_before`` (a throttle's retry-after),
 ``updated_at``, ``sent_at`` and ``expires_at`` (TTL, epoch seconds). Never an address or a name.
 
 Every state change is one conditional write; a refused condition returns the old item
@@ -13,6 +14,7 @@ past ``expires_at`` as absent.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,10 +36,11 @@ class LedgerUnavailable(DomainError):
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """What the ledger says of an email someone else holds or finished."""
+    """What the ledger says of an email someone else holds, finished, or asked us to hold off."""
 
     status: EmailStatus
     lease_until: float | None = None
+    not_before: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,13 @@ class EmailRef:
         }
 
 
-# Who may take a key: nobody has it, its retention ran out, it waits (queued), its last attempt
-# failed (a redrive), or its sender's lease expired (the worker died between claim and send).
+# Who may take a key: nobody has it, its retention ran out, it waits (queued) and no throttle
+# asked us to hold off until later, its last attempt failed (a redrive), or its sender's lease
+# expired (the worker died between claim and send).
 _TAKEABLE = (
-    "attribute_not_exists(booking_id) OR expires_at < :now OR #status IN (:queued, :failed)"
-    " OR (#status = :sending AND lease_until < :now)"
+    "attribute_not_exists(booking_id) OR expires_at < :now"
+    " OR (#status = :queued AND (attribute_not_exists(not_before) OR not_before <= :now))"
+    " OR #status = :failed OR (#status = :sending AND lease_until < :now)"
 )
 _HOLDS_LEASE = "lease_token = :token"
 _LEASE = "lease_token, lease_until"
@@ -142,7 +147,7 @@ class DeliveryLedger(aws.AwsAdapter):
         self._write(
             ref,
             "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso"
-            f" REMOVE {_LEASE}, failure_reason",
+            f" REMOVE {_LEASE}, failure_reason, throttle_deferrals, not_before",
             {":status": {"S": EmailStatus.SENT}, ":now_iso": {"S": _iso(now)}},
         )
 
@@ -160,19 +165,29 @@ class DeliveryLedger(aws.AwsAdapter):
             values[":reason"] = {"S": reason}
         self._write(
             ref,
-            f"{sets} REMOVE {_LEASE}, throttle_deferrals",
+            f"{sets} REMOVE {_LEASE}, throttle_deferrals, not_before",
             values,
             condition=_HOLDS_LEASE,
             condition_values={":token": {"S": token}},
         )
 
-    def release(self, ref: EmailRef, token: str, now: datetime, *, throttled: bool = False) -> None:
-        """Give the key back to ``queued`` after a retryable failure (counting throttle deferrals)."""
+    def release(
+        self, ref: EmailRef, token: str, now: datetime, *, throttled_until: datetime | None = None
+    ) -> None:
+        """Give the key back to ``queued`` after a retryable failure.
+
+        After a throttle, ``throttled_until`` counts one more deferral and keeps the key from
+        being claimed before then, whichever copy of the message comes first.
+        """
         values = {":status": {"S": EmailStatus.QUEUED}, ":now_iso": {"S": _iso(now)}}
         update = f"SET #status = :status, updated_at = :now_iso REMOVE {_LEASE}"
-        if throttled:
-            update += " ADD throttle_deferrals :one"
+        if throttled_until is not None:
+            update = (
+                "SET #status = :status, updated_at = :now_iso, not_before = :not_before"
+                f" REMOVE {_LEASE} ADD throttle_deferrals :one"
+            )
             values[":one"] = {"N": "1"}
+            values[":not_before"] = {"N": str(math.ceil(throttled_until.timestamp()))}
         self._write(ref, update, values, condition=_HOLDS_LEASE, condition_values={":token": {"S": token}})
 
     # -- reads -------------------------------------------------------------------------------
@@ -235,7 +250,7 @@ class DeliveryLedger(aws.AwsAdapter):
             "expires_at = :expires_at",
             *set_more,
         ]
-        removes = ["failure_reason", *remove_more]
+        removes = ["failure_reason", "not_before", *remove_more]
         return self._write(
             ref,
             f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
@@ -286,7 +301,10 @@ class DeliveryLedger(aws.AwsAdapter):
             return self.client.update_item(**request)  # type: ignore[no-any-return]
         except ClientError as exc:
             if aws.error_code(exc) == "ConditionalCheckFailedException":
-                old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                if old is None:
+                    # Without the old item we cannot tell who holds the key: try again later.
+                    raise LedgerUnavailable("condition refused without the item") from None
                 return _record(old)
             raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
         except BotoCoreError as exc:
@@ -297,6 +315,7 @@ def _record(item: dict[str, Any]) -> DeliveryRecord:
     return DeliveryRecord(
         status=EmailStatus(item.get("status", {}).get("S", EmailStatus.QUEUED)),
         lease_until=float(item["lease_until"]["N"]) if "lease_until" in item else None,
+        not_before=float(item["not_before"]["N"]) if "not_before" in item else None,
     )
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from booking_durability.adapters.deliveries_table import DeliveryLedger
 from booking_durability.adapters.email_queue import EmailQueue
-from booking_durability.adapters.secrets import CACHE_SECONDS, provider_credentials
+from booking_durability.adapters.secrets import provider_credentials
 from booking_durability.emails.delivery import EmailDelivery, IncomingMessage, Outcome, RetryLater
 from booking_durability.emails.providers import build_provider
 from booking_durability.emails.providers.base import EmailProvider
@@ -46,33 +43,36 @@ def incoming(record: SQSRecord) -> IncomingMessage:
     )
 
 
-class _ProviderCache:
+class ProviderCache:
     """The provider, rebuilt only when its credentials change (a rotation reaches warm functions).
 
-    Credentials are looked up at most once per ``CACHE_SECONDS`` (Powertools caches the secret
-    for as long); the replaced provider's connections are closed.
+    Credentials come from Powertools' secret cache (refreshed every ``CACHE_SECONDS``), so asking
+    on every send costs a dict lookup. When Secrets Manager cannot be reached, the provider
+    already built keeps sending. A replaced provider is left to the garbage collector: other
+    threads may still be sending through it.
     """
 
-    def __init__(self, settings: ConsumerSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
-        self.clock = clock
         self._lock = threading.Lock()
         self._provider: EmailProvider | None = None
         self._credentials: dict[str, str] | None = None
-        self._checked_at = -math.inf
 
     def __call__(self) -> EmailProvider:
         with self._lock:
-            if self._provider is not None and self.clock() - self._checked_at < CACHE_SECONDS:
+            try:
+                credentials = dict(provider_credentials(self.settings.provider_secret_arn))
+            except Exception as exc:
+                if self._provider is None:
+                    raise
+                logger.warning(
+                    "provider secret unavailable; keeping the current credentials",
+                    extra={"error_type": type(exc).__name__},
+                )
                 return self._provider
-            credentials = dict(provider_credentials(self.settings.provider_secret_arn))
-            self._checked_at = self.clock()
             if self._provider is None or credentials != self._credentials:
-                replaced, self._provider = self._provider, build_provider(self.settings, credentials)
+                self._provider = build_provider(self.settings, credentials)
                 self._credentials = credentials
-                close = getattr(replaced, "close", None)
-                if callable(close):
-                    close()
             return self._provider
 
 
@@ -85,7 +85,7 @@ def default_delivery() -> EmailDelivery:
         ledger=DeliveryLedger(settings.deliveries_table),
         queue=EmailQueue(settings.email_queue_url),
         dlq=EmailQueue(settings.email_dlq_url),
-        provider=_ProviderCache(settings),
+        provider=ProviderCache(settings),
     )
 
 

@@ -233,11 +233,17 @@ class EmailDelivery:
             return Outcome.SUPPRESSED
         if status is EmailStatus.EXPIRED:
             return self._expired()
-        # Another worker holds a live lease: come back when it has run out, never send twice.
-        lease_until = datetime.fromtimestamp(holder.lease_until or now.timestamp(), UTC)
-        self._requeue(job, message, delay=_seconds_until(lease_until, now) + 1)
+        # Another worker holds a live lease (never send twice), or a throttle asked us to hold
+        # off: come back when that has run out.
+        leased = status is EmailStatus.SENDING
+        until = (holder.lease_until if leased else holder.not_before) or now.timestamp()
+        delay = _seconds_until(datetime.fromtimestamp(until, UTC), now) + (1 if leased else 0)
+        self._requeue(job, message, delay=delay)
         count("EmailDeferred")
-        logger.info("email being sent elsewhere; re-queued", extra={"outcome": "leased_elsewhere"})
+        logger.info(
+            "email held off; re-queued",
+            extra={"outcome": "leased_elsewhere" if leased else "throttle_wait", "delay_seconds": delay},
+        )
         return Outcome.DEFERRED
 
     def _expired(self) -> Outcome:
@@ -273,9 +279,15 @@ class EmailDelivery:
     def _defer_throttled(self, job: Job, message: IncomingMessage, held: Held, wait: float) -> Outcome:
         if held.throttle_deferrals >= self.settings.max_throttle_deferrals:
             return self._fail(job, message, held, FailureReason.THROTTLE_EXHAUSTED)
-        self.ledger.release(held.ref, held.token, self.clock(), throttled=True)
-        # A fresh copy, so throttling never pushes the original toward the DLQ.
-        self._requeue(job, message, delay=math.ceil(wait), attempts=held.attempts)
+        now = self.clock()
+        # A fresh copy, so throttling never pushes the original toward the DLQ. The ledger keeps
+        # the key from being claimed before retry-after, even when a hop brings the copy sooner.
+        try:
+            self._requeue(job, message, delay=math.ceil(wait), attempts=held.attempts)
+        except RetryLater:
+            self.ledger.release(held.ref, held.token, now)  # the original comes back instead
+            raise
+        self.ledger.release(held.ref, held.token, now, throttled_until=now + timedelta(seconds=wait))
         logger.info(
             "provider throttled; re-queued",
             extra={"outcome": "throttled", "deferrals": held.throttle_deferrals + 1},

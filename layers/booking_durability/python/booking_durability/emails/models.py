@@ -262,8 +262,8 @@ _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Validation errors as ``[{"loc", "msg"}]`` that never echo a submitted value.
 
-    Messages that quote input are replaced, and so is an unexpected key that does not look like
-    a field name (a client may send ``{"guest@example.com": ...}``).
+    Messages that quote input are replaced, and so is the name of an unexpected key (a client
+    may send ``{"guest@example.com": ...}`` or ``{"ana_garcia": ...}``).
     """
     safe = []
     for error in exc.errors(include_url=False, include_context=False):
@@ -275,10 +275,12 @@ def safe_errors(exc: ValidationError) -> list[dict[str, Any]]:
             msg = "value is not a valid email address"
         elif isinstance(submitted, str) and submitted and submitted in msg:
             msg = "invalid value"
-        loc = [
-            part if isinstance(part, int) or _FIELD_NAME.match(part) else "(unexpected field)"
-            for part in error["loc"]
+        # Only field names and positions: anything else in a location came from the input.
+        loc: list[str | int] = [
+            part if isinstance(part, int) or _FIELD_NAME.match(part) else "(unknown)" for part in error["loc"]
         ]
+        if error["type"] == "extra_forbidden":
+            loc[-1] = "(unexpected field)"
         safe.append({"loc": loc, "msg": msg})
     return safe
 
