@@ -164,7 +164,7 @@ class EmailPipeline(Construct):
             "EMAIL_SENDER": delivery.sender,
         }
         if self.provider_secret is not None:
-            # The ARN only: the consumer reads the value from Secrets Manager at cold start.
+            # The ARN only: the consumer reads the value on its first send, cached for 5 minutes.
             environment["PROVIDER_SECRET_ARN"] = self.provider_secret.secret_arn
         if delivery.provider == "smtp" and delivery.smtp_host and delivery.smtp_port:
             environment["SMTP_HOST"] = delivery.smtp_host

@@ -52,6 +52,13 @@ class HopQueue:
         return "m"
 
 
+class RefusingQueue:
+    """SQS refusing every send."""
+
+    def send(self, _outgoing: Any) -> str:
+        raise QueueSendFailed("send_message failed: ServiceUnavailable")
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -246,27 +253,38 @@ def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
 
 
 @pytest.mark.parametrize(
-    ("body", "reason"),
-    [("{not json", "invalid_json"), (json.dumps({**job(), "revision": "x"}), "schema_invalid")],
+    ("body", "expected_attributes"),
+    [
+        ("{not json", {"failure_reason": "invalid_json", "attempts": "0"}),
+        (
+            json.dumps({**job(), "revision": "x"}),
+            {"failure_reason": "schema_invalid", "attempts": "0", "schema": "booking-email/v1"},
+        ),
+        (
+            json.dumps({**job(), "schema": "booking-email/v9"}),
+            {"failure_reason": "schema_invalid", "attempts": "0"},
+        ),
+    ],
 )
 def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
-    resources: Resources, provider: ScriptedProvider, clock: Clock, body: str, reason: str
+    resources: Resources,
+    provider: ScriptedProvider,
+    clock: Clock,
+    body: str,
+    expected_attributes: dict[str, str],
 ) -> None:
     outcome = make_delivery(resources, provider, clock).deliver(message(body))
     assert outcome is Outcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert dead["Body"] == body
-    assert attributes(dead)["failure_reason"] == reason
+    # Only values the consumer knows: never one taken from a body that failed validation
+    assert attributes(dead) == expected_attributes
     assert provider.calls == 0
 
 
 def test_a_record_whose_dead_letter_send_fails_is_not_acknowledged(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
-    class RefusingQueue:
-        def send(self, _outgoing: Any) -> str:
-            raise QueueSendFailed("send_message failed: ServiceUnavailable")
-
     delivery = make_delivery(resources, provider, clock)
     delivery.dlq = RefusingQueue()  # type: ignore[assignment]
     with pytest.raises(RetryLater):
@@ -505,10 +523,6 @@ def test_an_early_copy_is_requeued_with_its_attempts(
 def test_a_record_whose_requeue_fails_is_not_acknowledged(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
-    class RefusingQueue:
-        def send(self, _outgoing: Any) -> str:
-            raise QueueSendFailed("send_message failed: ServiceUnavailable")
-
     delivery = make_delivery(resources, provider, clock)
     delivery.queue = RefusingQueue()  # type: ignore[assignment]
     with pytest.raises(RetryLater):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,7 +25,7 @@ from booking_durability.adapters.deliveries_table import (
     EmailRef,
     LedgerUnavailable,
 )
-from booking_durability.adapters.email_queue import SQS_MAX_DELAY_SECONDS, EmailQueue, OutgoingMessage
+from booking_durability.adapters.email_queue import EmailQueue, OutgoingMessage
 from booking_durability.emails.models import (
     EMAIL_JOB,
     SCHEMA_ID,
@@ -50,6 +51,9 @@ from booking_durability.settings import ConsumerSettings
 
 Job = GuestEmailJob | AdminDriftEmailJob
 
+# Longest backoff between transient retries (a visibility change may be up to 12 h; five
+# receives at most 15 min apart keep a failing email within about an hour of its time).
+_MAX_BACKOFF_SECONDS = 900
 # Room kept in the invocation after a throttled wait: one more provider call and the bookkeeping.
 _INVOCATION_MARGIN_MS = 2_000
 
@@ -122,7 +126,7 @@ class EmailDelivery:
         try:
             payload = json.loads(message.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            self._dead_letter_unparsed(message, FailureReason.INVALID_JSON)
+            self._dead_letter(message, FailureReason.INVALID_JSON, message.attempts, schema=None)
             return None
         try:
             return EMAIL_JOB.validate_python(payload)
@@ -132,7 +136,13 @@ class EmailDelivery:
                 "email message failed validation",
                 extra={"message_id": message.message_id, "error_locations": _locations(exc)},
             )
-            self._dead_letter_unparsed(message, FailureReason.SCHEMA_INVALID, payload)
+            claimed = payload.get("schema") if isinstance(payload, dict) else None
+            self._dead_letter(
+                message,
+                FailureReason.SCHEMA_INVALID,
+                message.attempts,
+                schema=SCHEMA_ID if claimed == SCHEMA_ID else None,
+            )
             return None
 
     def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
@@ -254,7 +264,7 @@ class EmailDelivery:
     def _fail(self, job: Job, message: IncomingMessage, held: Held, reason: FailureReason) -> Outcome:
         """The email will not go out unless redriven: record ``failed`` and dead-letter it."""
         self.ledger.finish(held.ref, held.token, EmailStatus.FAILED, self.clock(), reason)
-        return self._dead_letter(job, message, reason, held.attempts)
+        return self._dead_letter(message, reason, held.attempts, job.email_type)
 
     def _retry_transient(self, job: Job, message: IncomingMessage, held: Held, status: int | None) -> Outcome:
         if message.receive_count >= self.settings.max_receives:
@@ -297,7 +307,7 @@ class EmailDelivery:
     def backoff_seconds(self, receive_count: int) -> int:
         """Visibility delay before the next attempt: doubles with each receive, at most 15 min."""
         return int(
-            min(self.settings.backoff_base_seconds * 2 ** max(0, receive_count - 1), SQS_MAX_DELAY_SECONDS)
+            min(self.settings.backoff_base_seconds * 2 ** max(0, receive_count - 1), _MAX_BACKOFF_SECONDS)
         )
 
     # -- queue sends ---------------------------------------------------------------------------
@@ -315,29 +325,30 @@ class EmailDelivery:
         self._send_or_retry(self.queue, OutgoingMessage(message.body, attributes, hop))
 
     def _dead_letter(
-        self, job: Job, message: IncomingMessage, reason: FailureReason, attempts: int
+        self,
+        message: IncomingMessage,
+        reason: FailureReason,
+        attempts: int,
+        email_type: str | None = None,
+        *,
+        schema: str | None = SCHEMA_ID,
     ) -> Outcome:
-        attributes = {"email_type": job.email_type, "schema": SCHEMA_ID}
-        self._send_or_retry(
-            self.dlq,
-            OutgoingMessage(message.body, {**attributes, "failure_reason": reason, "attempts": attempts}),
-        )
-        count_with_dimension("EmailDeadLettered", "failure_reason", reason)
-        logger.warning("email dead-lettered", extra={"failure_reason": reason, "attempts": attempts})
-        return Outcome.DEAD_LETTERED
+        """Send the message, unchanged, to the DLQ with why; ``email_type`` when it parsed.
 
-    def _dead_letter_unparsed(
-        self, message: IncomingMessage, reason: FailureReason, payload: object = None
-    ) -> None:
-        # Attributes of an unparsed message come only from values we know, never from its body.
-        attributes: dict[str, str | int] = {"failure_reason": reason, "attempts": message.attempts}
-        if isinstance(payload, dict) and payload.get("schema") == "booking-email/v1":
-            attributes["schema"] = "booking-email/v1"
+        Attributes come only from values we know, never from the body (it may not even parse).
+        """
+        attributes: dict[str, str | int] = {"failure_reason": reason, "attempts": attempts}
+        if schema is not None:
+            attributes["schema"] = schema
+        if email_type is not None:
+            attributes["email_type"] = email_type
         self._send_or_retry(self.dlq, OutgoingMessage(message.body, attributes))
         count_with_dimension("EmailDeadLettered", "failure_reason", reason)
         logger.warning(
-            "email message dead-lettered", extra={"failure_reason": reason, "message_id": message.message_id}
+            "email dead-lettered",
+            extra={"failure_reason": reason, "attempts": attempts, "message_id": message.message_id},
         )
+        return Outcome.DEAD_LETTERED
 
     @staticmethod
     def _send_or_retry(queue: EmailQueue, outgoing: OutgoingMessage) -> None:
@@ -370,18 +381,12 @@ def _locations(exc: ValidationError) -> list[str]:
     return sorted({".".join(str(part) for part in error["loc"]) for error in safe_errors(exc)})
 
 
-class _job_log_context:
+@contextmanager
+def _job_log_context(job: Job) -> Iterator[None]:
     """Adds the job's correlation id and email identity to every log line of this thread."""
-
-    def __init__(self, job: Job) -> None:
-        self.keys = {
-            "correlation_id": str(job.job_id),
-            "dedupe_key": job.dedupe_key,
-            "email_type": job.email_type,
-        }
-
-    def __enter__(self) -> None:
-        logger.thread_safe_append_keys(**self.keys)
-
-    def __exit__(self, *exc: object) -> None:
-        logger.thread_safe_remove_keys(list(self.keys))
+    keys = {"correlation_id": str(job.job_id), "dedupe_key": job.dedupe_key, "email_type": job.email_type}
+    logger.thread_safe_append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.thread_safe_remove_keys(list(keys))

@@ -23,7 +23,7 @@ import jinja2
 from babel.core import UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_time, get_timezone_name
 
-from booking_durability.emails.models import AdminDriftEmailJob, FailureReason, GuestEmailJob
+from booking_durability.emails.models import AdminDriftEmailJob, GuestEmailJob
 from booking_durability.errors import DomainError
 
 SUPPORTED_LOCALES: Final = ("en", "es")
@@ -51,7 +51,6 @@ class RenderFailed(DomainError):
     """
 
     code = "RENDER_FAILED"
-    failure_reason = FailureReason.RENDER_FAILED
 
     def __init__(self, email_type: str, locale: str, error: type[BaseException]) -> None:
         super().__init__(f"could not render {email_type} ({locale}): {error.__name__}")
