@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -41,6 +40,7 @@ if not __package__:  # run as ``python scripts/devstack/http_provider.py``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.mail_sink import Faults
+from devstack.serving import configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.http_provider")
 
@@ -330,28 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="accept only this key (any key when omitted)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        stream=sys.stdout, level=logging.INFO, format="%(asctime)s http_provider %(levelname)s %(message)s"
-    )
-    stopping = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
+    configure_logging("http_provider")
     double = HttpProviderDouble(
         args.latency_ms / 1000, host=args.host, port=args.port, api_key=args.api_key
     ).start()
-    logger.info("listening on %s", double.url)
-    try:
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        double.stop()
-        logger.info("stopped")
-    return 0
+    return serve_until_signalled(double, logger, double.url)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import json
 import logging
 import mailbox
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -38,6 +37,11 @@ from typing import Any, Literal, TextIO
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+if not __package__:  # run as ``python scripts/devstack/mail_sink.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devstack.serving import configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.mail_sink")
 
@@ -271,29 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mail-log", type=Path, default=Path(".local/mail-log.jsonl"))
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        stream=sys.stdout, level=logging.INFO, format="%(asctime)s mail_sink %(levelname)s %(message)s"
-    )
+    configure_logging("mail_sink")
     # aiosmtpd's own INFO/DEBUG lines name peers and, at debug, envelope addresses.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-    stopping = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
     sink = MailSink(args.maildir, args.mail_log, host=args.host, port=args.port).start()
-    logger.info("listening on %s:%s", sink.host, sink.port)
-    try:
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        sink.stop()
-        logger.info("stopped")
-    return 0
+    return serve_until_signalled(sink, logger, f"{sink.host}:{sink.port}")
 
 
 if __name__ == "__main__":

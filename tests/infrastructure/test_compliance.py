@@ -121,33 +121,27 @@ def test_the_stack_takes_account_and_region_only_from_cdk_defaults(monkeypatch: 
     assert (environment.account, environment.region) == ("111122223333", "eu-west-1")
 
 
-def _offline_environment(tmp_path: Path) -> dict[str, str]:
-    """This process's environment without AWS credentials, profile, region or instance metadata."""
+def _run_offline(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from the repo root with no AWS credentials, profile, region or metadata."""
     environment = {
         name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))
     }
-    return environment | {
+    environment |= {
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_python_app_py_synthesizes_the_local_stage_offline_without_credentials(tmp_path: Path) -> None:
     # Given a shell with no AWS credentials, profile or region, and no instance metadata to fall back on
-    environment = _offline_environment(tmp_path)
     outdir = tmp_path / "cdk.out"
     # When the app runs the way the local stack runs it
-    completed = subprocess.run(
-        [sys.executable, "app.py", "-c", "stage=local", "-o", str(outdir)],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    completed = _run_offline([sys.executable, "app.py", "-c", "stage=local", "-o", str(outdir)], tmp_path)
     # Then it succeeds and the template is where the local stack looks for it
     assert completed.returncode == 0, completed.stderr[-3000:]
     template = json.loads((outdir / "BookingDurability-local.template.json").read_text())
@@ -160,16 +154,9 @@ def test_the_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path: Pa
     # Given the CDK CLI the repo pins (package.json), and a shell with no AWS settings at all
     cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `make install` (npm ci) first"
-    environment = _offline_environment(tmp_path)
     # When an infra engineer synthesizes production with it
-    completed = subprocess.run(
-        [str(cli), "synth", "--quiet", "-c", "stage=prod", "-o", str(tmp_path / "cdk.out")],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    completed = _run_offline(
+        [str(cli), "synth", "--quiet", "-c", "stage=prod", "-o", str(tmp_path / "cdk.out")], tmp_path
     )
     # Then the stack is synthesized, cdk-nag included, with nothing to acknowledge left over
     assert completed.returncode == 0, completed.stderr[-3000:]
