@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "booking_durability" / "python"))
@@ -23,18 +24,18 @@ def rendered(build) -> str:  # type: ignore[no-untyped-def]
     return json.dumps(build(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, files: dict[Path, Any] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="fail instead of writing when a file is stale")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stale = []
-    for path, build in SCHEMA_FILES.items():
+    for path, build in (files or SCHEMA_FILES).items():
         text = rendered(build)
         if path.exists() and path.read_text() == text:
             continue
-        stale.append(path.relative_to(ROOT))
+        stale.append(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         if not args.check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

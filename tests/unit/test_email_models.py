@@ -118,7 +118,7 @@ def test_committed_schema_is_generated_from_the_models() -> None:
     assert committed == job_json_schema(), "run: .venv/bin/python scripts/generate_schemas.py"
 
 
-def test_schema_check_script_fails_when_stale(tmp_path: Path) -> None:
+def test_schema_check_passes_on_the_committed_tree() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "generate_schemas.py"), "--check"],
         capture_output=True,
@@ -126,6 +126,21 @@ def test_schema_check_script_fails_when_stale(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_schema_check_fails_on_a_stale_file_and_writing_mends_it(tmp_path: Path) -> None:
+    import generate_schemas
+
+    # Given a committed schema that no longer matches the models
+    stale = tmp_path / "booking-email-v1.json"
+    stale.write_text('{"title": "an older schema"}\n')
+    files = {stale: job_json_schema}
+    # Then the check fails without touching it, and a plain run rewrites it
+    assert generate_schemas.main(["--check"], files) == 1
+    assert json.loads(stale.read_text()) == {"title": "an older schema"}
+    assert generate_schemas.main([], files) == 0
+    assert json.loads(stale.read_text()) == job_json_schema()
+    assert generate_schemas.main(["--check"], files) == 0
 
 
 def test_queue_message_errors_never_echo_a_type_or_key_that_is_an_address() -> None:
