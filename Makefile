@@ -17,10 +17,20 @@ MYPY_TARGETS := layers/booking_durability/python/booking_durability stacks app.p
 .PHONY: help
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Adding a function (README: Adding a function):"
+	@echo "  handler   lambdas/<name>/handler.py             wiring only, @instrumented"
+	@echo "  wiring    booking_durability/wiring/<name>.py   settings, adapters, clients; Wired + reset()"
+	@echo "  logic     booking_durability/<domain>/          pure, on Protocols, DomainError with a code"
+	@echo "  adapters  booking_durability/adapters/          on DynamoTable; ClientError -> domain errors"
+	@echo "  construct stacks/, made with ServiceFunction    its own grant_*s, watched by Monitoring"
+	@echo "  tests     tests/{unit,integration,infrastructure,e2e}"
 
-$(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt package.json package-lock.json
+$(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The project's own packages (booking_durability, stacks, devstack), editable: no sys.path edits.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -32,7 +42,7 @@ layer: $(INSTALLED) ## Build the Lambda dependencies layer (arm64, no Docker); a
 	$(PY) scripts/build_layer.py
 
 .PHONY: lint
-lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema up to date
+lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema and OpenAPI up to date
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(MYPY_TARGETS)
@@ -44,7 +54,7 @@ test: lint layer ## Lint, then every test: unit, integration, infrastructure, e2
 	$(PY) -m pytest
 
 .PHONY: run
-run: layer ## Start the whole system locally (moto, queues, table, workers, SMTP sink); Ctrl-C stops it
+run: layer ## Start the whole system locally (moto, queues, tables, API, workers, sinks); Ctrl-C stops it
 	$(PY) scripts/local_stack.py
 
 .PHONY: synth
@@ -56,7 +66,7 @@ bench: layer ## Measure speed and cost; prints a table and writes .local/bench.j
 	$(PY) scripts/bench.py
 
 .PHONY: schemas
-schemas: $(INSTALLED) ## Regenerate the committed JSON Schema of the queue message
+schemas: $(INSTALLED) ## Regenerate the committed JSON Schema and OpenAPI document
 	$(PY) scripts/generate_schemas.py
 
 .PHONY: clean

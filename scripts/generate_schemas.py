@@ -1,4 +1,5 @@
-"""Write the committed JSON Schema of the queue message (CONTRACT §2) from the models.
+"""Write the committed documents generated from the code: the queue message's JSON Schema
+(CONTRACT §2) and the HTTP API's OpenAPI document (CONTRACT §0).
 
 .venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
 .venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale
@@ -8,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from booking_durability.api.service import openapi_document
+from booking_durability.emails.models import job_json_schema
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "booking_durability" / "python"))
 
-from booking_durability.emails.models import job_json_schema  # noqa: E402
-
-SCHEMA_FILES = {ROOT / "schemas" / "booking-email-v1.json": job_json_schema}
+SCHEMA_FILES = {
+    ROOT / "schemas" / "booking-email-v1.json": job_json_schema,
+    ROOT / "openapi.json": openapi_document,
+}
 
 
 def rendered(build) -> str:  # type: ignore[no-untyped-def]

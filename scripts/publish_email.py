@@ -19,14 +19,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from booking_durability.adapters import aws
+from booking_durability.adapters.email_queue import EmailQueue
+from booking_durability.emails.producer import publish_email
+from booking_durability.validation import safe_errors
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "layers" / "booking_durability" / "python"))
-
-from pydantic import ValidationError  # noqa: E402
-
-from booking_durability.emails.models import safe_errors  # noqa: E402
-from booking_durability.emails.producer import publish_email  # noqa: E402
-from booking_durability.settings import ProducerSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", stack["region"])
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    settings = ProducerSettings(EMAIL_QUEUE_URL=stack["queues"]["email"], MAX_DELAY_HOP_SECONDS=5)
+    queue = EmailQueue(stack["queues"]["email"], aws.client("sqs"))
 
     starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     data = {
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         **({"delay_seconds": args.delay} if args.delay is not None else {}),
     }
     try:
-        published = publish_email(request, settings=settings)
+        # The local stage hops at most 5 s at a time (CONTRACT §3).
+        published = publish_email(request, queue=queue, max_hop_seconds=5)
     except ValidationError as exc:
         print(json.dumps({"errors": safe_errors(exc)}), file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,20 @@ def sqs_record(
     }
 
 
+@dataclass
+class LambdaContext:
+    """What Lambda hands a handler beside the event (Powertools' logger reads it)."""
+
+    remaining_ms: int = 60_000
+    function_name: str = "email-consumer"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:email-consumer"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
 
@@ -89,3 +104,64 @@ def _iso(moment: datetime) -> str:
 
 def later(moment: datetime, **delta: float) -> datetime:
     return moment + timedelta(**delta)
+
+
+def api_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    raw_body: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (payload 1.0) as the API's functions receive it."""
+    headers = (
+        {"Content-Type": "application/json", **(headers or {})} if body is not None else dict(headers or {})
+    )
+    text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def venue_config(**policy: Any) -> dict[str, Any]:
+    """The contract's test-vector venue: T1 (2, main), T2 (4, main), T3 (6, min 3, terraza)."""
+    return {
+        "tables": [
+            {"id": "T1", "capacity": 2, "min_party": 1, "zone": "main", "combinable_with": ["T2"]},
+            {"id": "T2", "capacity": 4, "min_party": 1, "zone": "main", "combinable_with": ["T1"]},
+            {"id": "T3", "capacity": 6, "min_party": 3, "zone": "terraza", "combinable_with": []},
+        ],
+        "policy": {
+            "slot_minutes": 15,
+            "default_duration_minutes": 90,
+            "buffer_minutes": 10,
+            "max_party_size": 10,
+            "hold_ttl_seconds": 600,
+            "allow_combinations": True,
+            "bookable_zones": ["main", "terraza"],
+            **policy,
+        },
+    }
+
+
+CONTRACT_POLICY_HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"

@@ -33,11 +33,7 @@ import uuid
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-if not __package__:  # run as ``python scripts/devstack/http_provider.py``
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devstack.mail_sink import Faults
 from devstack.serving import configure_logging, serve_until_signalled

@@ -38,9 +38,6 @@ from typing import Any, Literal, TextIO
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-if not __package__:  # run as ``python scripts/devstack/mail_sink.py``
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from devstack.serving import configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.mail_sink")

@@ -17,7 +17,7 @@ timeout (the context's remaining time counts down, but a slow invocation is not 
 from __future__ import annotations
 
 import base64
-import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -28,6 +28,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 #: Printed (to stderr) once the handler is imported and polling starts.
@@ -65,8 +66,6 @@ class FunctionSpec:
     timeout_seconds: int
     memory_mb: int
     environment: Mapping[str, str]
-    #: Folders put first on ``sys.path``: the code, then what the layers put under /opt/python.
-    python_path: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -265,14 +264,20 @@ def process_batch(
 
 
 def load_handler(function: FunctionSpec, region: str) -> Handler:
-    """Apply the function's environment and import its handler, as a cold start does."""
+    """Apply the function's environment and import its handler file, as a cold start does.
+
+    The domain package is importable already (the project's editable install stands in for the
+    layers under /opt/python); the handler module is loaded from the function's code folder.
+    """
     os.environ.update(runtime_environment(function, region))
     os.environ.update(function.environment)
-    for folder in reversed([function.code_dir, *function.python_path]):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    module_name, _, attribute = function.handler.rpartition(".")
-    module = importlib.import_module(module_name.replace("/", "."))
+    module_path, _, attribute = function.handler.rpartition(".")
+    source = Path(function.code_dir, *module_path.split(".")).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location(f"lambda_{function.name}_{module_path}", source)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no handler module at {source}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     handler: Handler = getattr(module, attribute)
     return handler
 

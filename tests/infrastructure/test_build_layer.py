@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from build_layer import ensure_dependencies_layer, stamp_path
 
+from devstack.layer_build import ensure_dependencies_layer, stamp_path
 from stacks.settings import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION
 
 BABEL_LOCALES = ["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419", "fr", "de_CH", "eo"]

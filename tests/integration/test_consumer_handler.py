@@ -11,10 +11,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import logging
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,27 +21,14 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from booking_durability import wiring
 from booking_durability.emails import consumer
-from booking_durability.observability import logger
-from booking_durability.settings import consumer_settings
 from devstack.http_provider import HttpProviderDouble
-from tests.builders import GUEST_EMAIL, PII, job, sqs_event, sqs_record
+from tests.builders import GUEST_EMAIL, PII, LambdaContext, job, sqs_event, sqs_record
 from tests.integration.conftest import REGION, Resources
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "re_test_key_never_logged"
-
-
-@dataclass
-class LambdaContext:
-    remaining_ms: int = 60_000
-    function_name: str = "email-consumer"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:email-consumer"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture
@@ -71,8 +56,7 @@ def handler(resources: Resources, double: HttpProviderDouble, monkeypatch: pytes
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    consumer_settings.cache_clear()
-    consumer.default_delivery.cache_clear()
+    wiring.reset()
     parameters.clear_caches()
     spec = importlib.util.spec_from_file_location(
         "email_consumer_handler", ROOT / "lambdas/email_consumer/handler.py"
@@ -83,22 +67,7 @@ def handler(resources: Resources, double: HttpProviderDouble, monkeypatch: pytes
     sys.modules["email_consumer_handler"] = module
     spec.loader.exec_module(module)
     yield module.handler
-    consumer_settings.cache_clear()
-    consumer.default_delivery.cache_clear()
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes, at DEBUG (its handler holds the real stdout)."""
-    buffer = io.StringIO()
-    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
-    previous = [(h, h.setStream(buffer)) for h in handlers]
-    level = logger.log_level
-    logger.setLevel("DEBUG")
-    yield buffer
-    logger.setLevel(level)
-    for handler_, stream in previous:
-        handler_.setStream(stream)
+    wiring.reset()
 
 
 def now_job(**overrides: Any) -> dict[str, Any]:

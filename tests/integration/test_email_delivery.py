@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters.deliveries_table import DeliveryLedger, EmailRef
+from booking_durability.adapters.deliveries_table import Change
 from booking_durability.emails.consumer import consume_batch
 from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
-from booking_durability.emails.models import EmailStatus
+from booking_durability.emails.models import EmailRef, EmailStatus
+from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
@@ -24,7 +25,14 @@ from booking_durability.emails.providers.base import (
 )
 from booking_durability.errors import QueueSendFailed
 from tests.builders import T0, job, sqs_event, sqs_record
-from tests.integration.conftest import Clock, Resources, ScriptedProvider, make_delivery
+from tests.integration.conftest import (
+    Clock,
+    Resources,
+    ScriptedProvider,
+    consumer_of,
+    ledger,
+    make_delivery,
+)
 
 
 def message(body: dict[str, Any] | str, *, receive_count: int = 1, attempts: int = 0) -> IncomingMessage:
@@ -45,18 +53,24 @@ class HopQueue:
     """Captures re-queued messages so a test can replay a two-hour wait hop by hop."""
 
     def __init__(self) -> None:
-        self.sent: list[Any] = []
+        self.sent: list[OutgoingMessage] = []
 
-    def send(self, outgoing: Any) -> str:
-        self.sent.append(outgoing)
+    def send(self, message: OutgoingMessage) -> str:
+        self.sent.append(message)
         return "m"
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        return None
 
 
 class RefusingQueue:
     """SQS refusing every send."""
 
-    def send(self, _outgoing: Any) -> str:
+    def send(self, message: OutgoingMessage) -> str:
         raise QueueSendFailed("send_message failed: ServiceUnavailable")
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        raise QueueSendFailed("change_message_visibility failed: ServiceUnavailable")
 
 
 @pytest.fixture
@@ -114,10 +128,10 @@ def test_a_live_lease_elsewhere_requeues_and_never_sends_twice(
 ) -> None:
     # Given another worker claimed the key a moment ago, with a 120 s lease
     ref = EmailRef("bk_123", "booking_confirmed", 0)
-    DeliveryLedger(resources.table).claim(ref, "other-job", clock.now, T0, lease_seconds=120)
+    ledger(resources).claim(ref, "other-job", clock.now, T0, lease_seconds=120)
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
     hops = HopQueue()
-    delivery.queue = hops  # type: ignore[assignment]
+    delivery.dispatch.queue = hops
     body = json.dumps(job())
     # When our copy arrives
     assert delivery.deliver(message(body)) is Outcome.DEFERRED
@@ -133,7 +147,7 @@ def test_an_expired_lease_is_taken_over_and_sent_with_the_same_key(
 ) -> None:
     # Given a worker died between claim and send
     ref = EmailRef("bk_123", "booking_confirmed", 0)
-    DeliveryLedger(resources.table).claim(ref, "dead-worker", clock.now, T0, lease_seconds=120)
+    ledger(resources).claim(ref, "dead-worker", clock.now, T0, lease_seconds=120)
     clock.advance(seconds=121)
     delivery = make_delivery(resources, provider, clock)
     # When the message comes back
@@ -190,7 +204,7 @@ def test_happy_path_writes_twice_and_reads_nothing(
 ) -> None:
     calls: list[str] = []
     delivery = make_delivery(resources, provider, clock)
-    delivery.ledger.client.meta.events.register(
+    resources.dynamodb.meta.events.register(
         "before-call.dynamodb", lambda model, **_: calls.append(model.name)
     )
     delivery.deliver(message(job()))
@@ -213,7 +227,7 @@ def test_a_two_hour_delay_is_delivered_after_its_time_and_not_before(
 ) -> None:
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
     hops = HopQueue()
-    delivery.queue = hops  # type: ignore[assignment]
+    delivery.dispatch.queue = hops
     deliver_at = T0 + timedelta(hours=2)
     body = json.dumps(job(deliver_at=deliver_at))
     outcome = delivery.deliver(message(body))
@@ -286,7 +300,7 @@ def test_a_record_whose_dead_letter_send_fails_is_not_acknowledged(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     delivery = make_delivery(resources, provider, clock)
-    delivery.dlq = RefusingQueue()  # type: ignore[assignment]
+    delivery.dispatch.dlq = RefusingQueue()
     with pytest.raises(RetryLater):
         delivery.deliver(message("{not json"))
 
@@ -296,21 +310,13 @@ def test_one_bad_record_never_makes_the_others_redeliver(
 ) -> None:
     delivery = make_delivery(resources, provider, clock)
     good = [sqs_record(job(booking_id=f"bk_{i}")) for i in range(3)]
-    response = consume_batch(sqs_event(good[0], sqs_record("{oops"), *good[1:]), None, delivery)
+    response = consume_batch(sqs_event(good[0], sqs_record("{oops"), *good[1:]), None, consumer_of(delivery))
     assert response == {"batchItemFailures": []}
     assert len(provider.sent) == 3
     assert len(resources.drain(resources.dlq_url)) == 1
 
 
 # -- provider failures -------------------------------------------------------------------------
-
-
-def test_transient_failures_back_off_more_with_each_receive(
-    resources: Resources, provider: ScriptedProvider, clock: Clock
-) -> None:
-    delivery = make_delivery(resources, provider, clock, BACKOFF_BASE_SECONDS=60)
-    assert [delivery.backoff_seconds(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
-    assert delivery.backoff_seconds(10) == 900
 
 
 def test_a_transient_failure_is_retried_later_and_releases_the_key(
@@ -380,7 +386,7 @@ def test_throttling_that_does_not_fit_sends_a_fresh_delayed_copy(
     provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
     delivery = make_delivery(resources, provider, clock)
     hops = HopQueue()
-    delivery.queue = hops  # type: ignore[assignment]
+    delivery.dispatch.queue = hops
     body = json.dumps(job())
     # When the invocation has 5 s left and the provider asks for 30
     assert delivery.deliver(message(body), remaining_ms=lambda: 5_000) is Outcome.THROTTLED
@@ -398,7 +404,7 @@ def test_a_throttled_copy_arriving_before_retry_after_waits_without_calling_the_
     provider.script = [ProviderThrottled("smtp", 421, retry_after=None)]
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=5, THROTTLE_BACKOFF_SECONDS=30)
     hops = HopQueue()
-    delivery.queue = hops  # type: ignore[assignment]
+    delivery.dispatch.queue = hops
     body = json.dumps(job())
     assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
     assert hops.sent[0].delay_seconds == 5
@@ -462,7 +468,7 @@ def test_a_batch_is_sent_concurrently(resources: Resources, clock: Clock) -> Non
     delivery = make_delivery(resources, provider, clock, SEND_CONCURRENCY=10)
     records = [sqs_record(job(booking_id=f"bk_{i}")) for i in range(10)]
     # Then all ten get through (a serial consumer would break the barrier)
-    assert consume_batch(sqs_event(*records), None, delivery) == {"batchItemFailures": []}
+    assert consume_batch(sqs_event(*records), None, consumer_of(delivery)) == {"batchItemFailures": []}
     assert len(provider.sent) == 10
 
 
@@ -480,7 +486,7 @@ def test_a_transient_record_is_the_only_one_reported(resources: Resources, clock
     bad["receiptHandle"] = resources.sqs.receive_message(QueueUrl=resources.queue_url)["Messages"][0][
         "ReceiptHandle"
     ]
-    response = consume_batch(sqs_event(sqs_record(job(booking_id="bk_ok")), bad), None, delivery)
+    response = consume_batch(sqs_event(sqs_record(job(booking_id="bk_ok")), bad), None, consumer_of(delivery))
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
     assert len(provider.sent) == 1
 
@@ -495,7 +501,7 @@ def test_a_requeued_copy_with_an_attempts_attribute_is_handled(
         job(), attributes={"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 3}
     )
     # When it fails for good, it is dead-lettered (not left to redeliver)
-    assert consume_batch(sqs_event(record), None, delivery) == {"batchItemFailures": []}
+    assert consume_batch(sqs_event(record), None, consumer_of(delivery)) == {"batchItemFailures": []}
     [dead] = resources.drain(resources.dlq_url)
     # Then the DLQ copy says how many times the ledger saw the email attempted
     assert attributes(dead)["failure_reason"] == "provider_rejected"
@@ -507,12 +513,12 @@ def test_an_early_copy_is_requeued_with_its_attempts(
 ) -> None:
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=5)
     hops = HopQueue()
-    delivery.queue = hops  # type: ignore[assignment]
+    delivery.dispatch.queue = hops
     record = sqs_record(
         job(deliver_at=T0 + timedelta(seconds=30)),
         attributes={"email_type": "booking_confirmed", "schema": "booking-email/v1", "attempts": 2},
     )
-    assert consume_batch(sqs_event(record), None, delivery) == {"batchItemFailures": []}
+    assert consume_batch(sqs_event(record), None, consumer_of(delivery)) == {"batchItemFailures": []}
     [hop] = hops.sent
     assert (hop.delay_seconds, dict(hop.attributes)) == (
         5,
@@ -524,7 +530,7 @@ def test_a_record_whose_requeue_fails_is_not_acknowledged(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     delivery = make_delivery(resources, provider, clock)
-    delivery.queue = RefusingQueue()  # type: ignore[assignment]
+    delivery.dispatch.queue = RefusingQueue()
     with pytest.raises(RetryLater):
         delivery.deliver(message(job(deliver_at=T0 + timedelta(minutes=5))))
 
@@ -544,13 +550,15 @@ def test_expiring_an_email_under_a_dead_workers_lease_clears_the_lease(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     # Given a worker died holding the key, and the email's not_after has passed since
-    ledger = DeliveryLedger(resources.table)
+    deliveries = ledger(resources)
     ref = EmailRef("bk_123", "booking_confirmed", 0)
-    stale = ledger.claim(ref, "dead-worker", T0, T0, lease_seconds=60)
+    stale = deliveries.claim(ref, "dead-worker", T0, T0, lease_seconds=60).record
     clock.advance(minutes=5)
     body = job(not_after="2026-12-01T12:01:00Z")
     assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.EXPIRED
     # When the dead worker's late write arrives, it cannot undo the expiry
-    assert stale.token is not None
-    ledger.finish(ref, stale.token, EmailStatus.FAILED, clock.now, "provider_rejected")
+    assert stale.lease_token is not None
+    late = deliveries.finish(ref, stale.lease_token, Change.FAIL, clock.now, "provider_rejected")
+    assert not late.done
+    assert late.record.status is EmailStatus.EXPIRED
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"

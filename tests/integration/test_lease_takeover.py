@@ -12,15 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from booking_durability.adapters.deliveries_table import DeliveryLedger, EmailRef
 from booking_durability.emails.delivery import IncomingMessage, Outcome, outgoing_email
-from booking_durability.emails.models import EMAIL_JOB
+from booking_durability.emails.models import EMAIL_JOB, EmailRef
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.providers.resend import ResendProvider
 from booking_durability.emails.rendering import render_email
 from devstack.http_provider import HttpProviderDouble
 from tests.builders import T0, job
-from tests.integration.conftest import Clock, Resources, make_delivery
+from tests.integration.conftest import Clock, Resources, ledger, make_delivery
 
 API_KEY = "re_takeover"
 
@@ -45,7 +44,7 @@ def test_killed_between_claim_and_send_is_taken_over_and_sent_once(
 ) -> None:
     # Given a worker claimed the key and died before calling the provider
     clock = Clock()
-    DeliveryLedger(resources.table).claim(EmailRef("bk_123", "booking_confirmed", 0), "j", T0, T0, 120)
+    ledger(resources).claim(EmailRef("bk_123", "booking_confirmed", 0), "j", T0, T0, 120)
     body = json.dumps(job())
     delivery = make_delivery(resources, resend, clock, LEASE_SECONDS=120)
     # When its message comes back while the lease is live, it waits; once it has expired, it is sent
@@ -64,9 +63,9 @@ def test_killed_between_send_and_record_is_sent_once(
     clock = Clock()
     body = json.dumps(job())
     parsed = EMAIL_JOB.validate_json(body)
-    DeliveryLedger(resources.table).claim(EmailRef("bk_123", "booking_confirmed", 0), "j", T0, T0, 120)
+    ledger(resources).claim(EmailRef("bk_123", "booking_confirmed", 0), "j", T0, T0, 120)
     delivery = make_delivery(resources, resend, clock, LEASE_SECONDS=120)
-    resend.send(outgoing_email(parsed, render_email(parsed), delivery.settings.sender))
+    resend.send(outgoing_email(parsed, render_email(parsed), delivery.sending.sender))
     # When the lease expires and SQS redelivers
     clock.advance(seconds=121)
     assert delivery.deliver(incoming(body)) is Outcome.SENT

@@ -42,7 +42,7 @@ def double() -> Iterator[HttpProviderDouble]:
 def provider(double: HttpProviderDouble) -> Iterator[ResendProvider]:
     resend = ResendProvider(API_KEY, base_url=double.url, timeout_seconds=5)
     yield resend
-    resend.close()
+    resend.client.close()
 
 
 def test_email_is_delivered_once_with_our_headers(
@@ -122,7 +122,7 @@ def test_two_sends_of_one_key_at_once_deliver_once_and_the_loser_retries() -> No
         workers[1].start()
         for worker in workers:
             worker.join(timeout=10)
-        provider.close()
+        provider.client.close()
         deliveries = double.deliveries
 
     # Then one delivered, and the other got a transient 409 to retry later
@@ -189,7 +189,7 @@ def test_a_wrong_api_key_is_transient_so_it_alarms_instead_of_dead_lettering(
     # When it sends, then the failure is transient (it would hit every email alike)
     with pytest.raises(TransientProviderError) as raised:
         provider.send(outgoing)
-    provider.close()
+    provider.client.close()
     assert raised.value.status == 403
     assert_reveals_nothing(raised.value, outgoing)
 
@@ -218,5 +218,5 @@ def test_a_slow_provider_times_out_as_transient() -> None:
         # When it sends, then the timeout is transient
         with pytest.raises(TransientProviderError) as raised:
             provider.send(outgoing)
-        provider.close()
+        provider.client.close()
     assert_reveals_nothing(raised.value, outgoing)

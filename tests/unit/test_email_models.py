@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import subprocess
 import sys
 from datetime import timedelta
@@ -17,8 +18,8 @@ from booking_durability.emails.models import (
     EmailRequest,
     job_json_schema,
     message_id_for,
-    safe_errors,
 )
+from booking_durability.validation import safe_errors
 from tests.builders import GUEST_EMAIL, GUEST_NAME, T0, email_request, job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,18 +130,18 @@ def test_schema_check_passes_on_the_committed_tree() -> None:
 
 
 def test_schema_check_fails_on_a_stale_file_and_writing_mends_it(tmp_path: Path) -> None:
-    import generate_schemas
+    generate_schemas = runpy.run_path(str(ROOT / "scripts" / "generate_schemas.py"))
 
     # Given a committed schema that no longer matches the models
     stale = tmp_path / "booking-email-v1.json"
     stale.write_text('{"title": "an older schema"}\n')
     files = {stale: job_json_schema}
     # Then the check fails without touching it, and a plain run rewrites it
-    assert generate_schemas.main(["--check"], files) == 1
+    assert generate_schemas["main"](["--check"], files) == 1
     assert json.loads(stale.read_text()) == {"title": "an older schema"}
-    assert generate_schemas.main([], files) == 0
+    assert generate_schemas["main"]([], files) == 0
     assert json.loads(stale.read_text()) == job_json_schema()
-    assert generate_schemas.main(["--check"], files) == 0
+    assert generate_schemas["main"](["--check"], files) == 0
 
 
 def test_queue_message_errors_never_echo_a_type_or_key_that_is_an_address() -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
-import sys
-sys.path[:0] = ["lambdas/email_consumer", "layers/booking_durability/python"]
-import handler
+import runpy, sys
+runpy.run_path("lambdas/email_consumer/handler.py")
 from booking_durability import observability
 print("tracer" if observability.tracer() is not None else "no-tracer")
 print("xray-loaded" if "aws_xray_sdk" in sys.modules else "xray-not-loaded")

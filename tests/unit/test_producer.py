@@ -8,32 +8,26 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from booking_durability.adapters.email_queue import BatchFailure, OutgoingMessage
-from booking_durability.emails.producer import hop_delay, publish_email, publish_emails
-from booking_durability.settings import ProducerSettings
+from booking_durability.emails.ports import OutgoingMessage
+from booking_durability.emails.producer import hop_delay, publish_email
 from tests.builders import GUEST_EMAIL, T0, email_request
 
 
 class RecordingQueue:
-    """In-memory stand-in for the email queue: keeps what was sent, refuses what it is told to."""
+    """In-memory stand-in for the email queue: keeps what was sent."""
 
-    def __init__(self, refuse: dict[str, tuple[str, bool]] | None = None) -> None:
+    def __init__(self) -> None:
         self.sent: list[OutgoingMessage] = []
-        self.refuse = refuse or {}
 
     def send(self, message: OutgoingMessage) -> str:
         self.sent.append(message)
         return "m-1"
 
-    def send_batch(self, messages: list[OutgoingMessage]) -> list[BatchFailure]:
-        failures = [
-            BatchFailure(m.entry_id, *self.refuse[m.entry_id]) for m in messages if m.entry_id in self.refuse
-        ]
-        self.sent.extend(m for m in messages if m.entry_id not in self.refuse)
-        return failures
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        return None
 
 
-SETTINGS = ProducerSettings(EMAIL_QUEUE_URL="http://queue", MAX_DELAY_HOP_SECONDS=900)
+HOP = 900
 
 
 @pytest.mark.parametrize(
@@ -49,7 +43,7 @@ def test_hop_delay_is_never_early_and_never_above_one_hop(
 def test_publish_builds_the_contract_message() -> None:
     # Given a request delayed by 10 minutes
     queue = RecordingQueue()
-    published = publish_email(email_request(delay_seconds=600), queue=queue, settings=SETTINGS, now=T0)  # type: ignore[arg-type]
+    published = publish_email(email_request(delay_seconds=600), queue=queue, max_hop_seconds=HOP, now=T0)
     # Then one message carries the job, delayed 600 s, with only the allowed attributes
     [message] = queue.sent
     body = json.loads(message.body)
@@ -63,8 +57,7 @@ def test_publish_builds_the_contract_message() -> None:
 
 def test_long_delays_are_capped_at_the_stage_hop() -> None:
     queue = RecordingQueue()
-    settings = ProducerSettings(EMAIL_QUEUE_URL="http://queue", MAX_DELAY_HOP_SECONDS=5)
-    publish_email(email_request(delay_seconds=7200), queue=queue, settings=settings, now=T0)  # type: ignore[arg-type]
+    publish_email(email_request(delay_seconds=7200), queue=queue, max_hop_seconds=5, now=T0)
     assert queue.sent[0].delay_seconds == 5
     assert json.loads(queue.sent[0].body)["deliver_at"] == "2026-12-01T14:00:00Z"
 
@@ -72,33 +65,7 @@ def test_long_delays_are_capped_at_the_stage_hop() -> None:
 def test_invalid_request_sends_nothing() -> None:
     queue = RecordingQueue()
     with pytest.raises(ValidationError):
-        publish_email(email_request(time_zone="Nowhere/Else"), queue=queue, settings=SETTINGS, now=T0)  # type: ignore[arg-type]
-    assert queue.sent == []
-
-
-def test_batch_surfaces_partial_failures_by_position() -> None:
-    # Given three requests, the second of which SQS refuses
-    queue = RecordingQueue(refuse={"1": ("InternalError", False)})
-    requests = [email_request(booking_id=f"bk_{i}") for i in range(3)]
-    result = publish_emails(requests, queue=queue, settings=SETTINGS, now=T0)  # type: ignore[arg-type]
-    # Then the caller learns which one, and that it may retry it
-    assert [p.dedupe_key for p in result.published] == [
-        "bk_0#booking_confirmed#0",
-        "bk_2#booking_confirmed#0",
-    ]
-    [failure] = result.failed
-    assert (failure.index, failure.dedupe_key, failure.code, failure.retryable) == (
-        1,
-        "bk_1#booking_confirmed#0",
-        "InternalError",
-        True,
-    )
-
-
-def test_batch_with_an_invalid_request_sends_none() -> None:
-    queue = RecordingQueue()
-    with pytest.raises(ValidationError):
-        publish_emails([email_request(), email_request(revision=-1)], queue=queue, settings=SETTINGS, now=T0)  # type: ignore[list-item]
+        publish_email(email_request(time_zone="Nowhere/Else"), queue=queue, max_hop_seconds=HOP, now=T0)
     assert queue.sent == []
 
 
@@ -123,8 +90,8 @@ def test_admin_drift_jobs_are_published_with_their_type() -> None:
             "recipient": {"email": "ops@example.test"},
             "data": drift,
         },
-        queue=queue,  # type: ignore[arg-type]
-        settings=SETTINGS,
+        queue=queue,
+        max_hop_seconds=HOP,
         now=T0,
     )
     assert queue.sent[0].attributes["email_type"] == "admin_policy_drift"

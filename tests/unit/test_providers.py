@@ -115,7 +115,7 @@ def test_resend_reuses_one_client_across_sends(resend: ResendProvider) -> None:
 
     # Then both sends went through the same pooled client
     assert resend.client is first_client
-    resend.close()
+    resend.client.close()
 
 
 @pytest.mark.parametrize(
@@ -355,7 +355,7 @@ def test_ses_request_that_fails_validation_is_permanent(aws_env: None) -> None:
 
 def test_ses_client_makes_a_single_attempt_per_send(aws_env: None) -> None:
     # Given a provider that creates its own client
-    provider = SesProvider(region_name=REGION, timeout_seconds=3)
+    provider = SesProvider(timeout_seconds=3)
 
     # Then botocore does not resend on its own (SES has no idempotency key)
     config = provider.client.meta.config
@@ -574,7 +574,7 @@ def consumer_settings(**env: str) -> ConsumerSettings:
         "DELIVERIES_TABLE": "deliveries",
         "EMAIL_DLQ_URL": "http://127.0.0.1:4566/000000000000/email-dlq",
     }
-    return ConsumerSettings.from_env({**base, **env})  # type: ignore[no-any-return]
+    return ConsumerSettings(**{name.lower(): value for name, value in {**base, **env}.items()})
 
 
 @respx.mock

@@ -439,7 +439,7 @@ def test_render_failure_names_the_email_and_nothing_about_the_guest() -> None:
 
     # Then the error says what failed and is dead-lettered as render_failed, without guest data
     assert str(caught.value) == "could not render booking_confirmed (en): ZoneInfoNotFoundError"
-    assert caught.value.code == "RENDER_FAILED"
+    assert caught.value.email_type == "booking_confirmed"
     _assert_no_guest_data(caught.value)
 
 

@@ -1,8 +1,9 @@
 """The service's one observability module: Powertools logger and metrics, tracing on demand.
 
-Module-level ``logger`` and ``metrics`` follow the Powertools idiom; both are cheap to create.
-A Tracer is not: it imports the X-Ray SDK (~270 ms of cold start), so it exists only when the
-stage enables tracing (``ENABLE_TRACING=true``).
+Module-level ``logger`` and ``metrics`` follow the Powertools idiom; both are cheap to create
+and read their service name from ``POWERTOOLS_SERVICE_NAME`` themselves. A Tracer is not cheap:
+it imports the X-Ray SDK (~270 ms of cold start), so it exists only when the stage enables
+tracing (``ENABLE_TRACING=true``). ``instrumented`` wraps every handler the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,12 +19,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 NAMESPACE = "BookingDurability"
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "booking-durability"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE))
-
-# Dead letters are emitted at once with their own dimension (single_metric), so an invocation
-# that only dead-lettered leaves the main set empty: Powertools' warning would be misleading.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+logger = Logger()
+metrics = Metrics(namespace=NAMESPACE)
 
 # Powertools Metrics keeps one dict per invocation; records are handled on worker threads.
 _metrics_lock = threading.Lock()
@@ -70,8 +66,15 @@ def tracer() -> Any:
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def traced(handler: Handler) -> Handler:
-    """Wrap a Lambda handler with the Tracer on its first call, only if tracing is enabled."""
+def instrumented(handler: Handler) -> Handler:
+    """Every function's handler wrapper: Lambda context in the logs (never the event, which may
+    carry guest data), the Tracer when enabled, and the invocation's metrics flushed at the end.
+
+    Metrics are flushed only when there are some: dead letters are emitted at once with their
+    own dimension (``count_with_dimension``), so an invocation that only dead-lettered leaves the
+    main set empty, and Powertools' empty-metrics warning would be misleading.
+    """
+    logged = logger.inject_lambda_context(log_event=False)(handler)
     wrapped: Callable[..., Any] | None = None
 
     @functools.wraps(handler)
@@ -79,7 +82,14 @@ def traced(handler: Handler) -> Handler:
         nonlocal wrapped
         if wrapped is None:
             active = tracer()
-            wrapped = handler if active is None else active.capture_lambda_handler(handler)
-        return wrapped(event, context)
+            wrapped = logged if active is None else active.capture_lambda_handler(logged)
+        try:
+            return wrapped(event, context)
+        finally:
+            with _metrics_lock:
+                if metrics.metric_set:
+                    metrics.flush_metrics()
+                else:
+                    metrics.clear_metrics()
 
     return run  # type: ignore[return-value]

@@ -1,11 +1,8 @@
-"""boto3 clients, created on first use and shared (they are thread-safe).
-
-``AWS_ENDPOINT_URL`` (set by the local stack) points every client at moto server.
-"""
+"""boto3 clients for the adapters. ``AWS_ENDPOINT_URL`` (set by the local stack) points them at
+moto server. Clients are made by each function's wiring (``booking_durability.wiring``), once."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import boto3
@@ -20,24 +17,9 @@ _CONFIG = Config(
 )
 
 
-@functools.cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
-
-
-class AwsAdapter:
-    """Base of the adapters: a client handed in (tests) or the shared one, made on first use."""
-
-    service: str
-
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client(self.service)
-        return self._client
+    """A new client for ``service`` (thread-safe once made: share it)."""
+    return boto3.session.Session().client(service, config=_CONFIG)
 
 
 def error_code(exc: Exception) -> str:

@@ -3,192 +3,339 @@
 Item: ``booking_id`` (partition), ``email_key`` = ``{email_type}#{revision}`` (sort),
 ``dedupe_key``, ``email_type``, ``revision``, ``status``, ``attempts``, ``job_id``,
 ``lease_token``/``lease_until`` while a worker sends, ``failure_reason``, ``throttle_deferrals``
-and ``not_before`` (a throttle's retry-after),
-``updated_at``, ``sent_at`` and ``expires_at`` (TTL, epoch seconds). Never an address or a name.
+and ``not_before`` (a throttle's retry-after), ``updated_at``, ``sent_at`` and ``expires_at``
+(TTL, epoch seconds). Never an address or a name.
 
-Every state change is one conditional write; a refused condition returns the old item
-(``ReturnValuesOnConditionCheckFailure``) so the caller learns why without a read.
-DynamoDB deletes TTL-expired items lazily (and moto never does), so conditions treat an item
-past ``expires_at`` as absent.
+Every status change is one conditional write whose condition comes from ``TRANSITIONS``: which
+states each change may start from. A refused write returns the item as it was, so the caller
+learns why without a read. DynamoDB deletes TTL-expired items lazily (and moto never does), so
+an item past ``expires_at`` counts as no item.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, Written
+from booking_durability.emails.models import RETENTION, EmailRef, EmailStatus
+from booking_durability.errors import StoreUnavailable
+from booking_durability.times import iso
 
-from booking_durability.adapters import aws
-from booking_durability.emails.models import RETENTION, EmailStatus
-from booking_durability.errors import DomainError
+
+class State(StrEnum):
+    """The states a transition may start from, as the conditions test them."""
+
+    NOBODY = "nobody"  # no item, or its retention ran out
+    QUEUED = "queued"
+    QUEUED_READY = "queued_ready"  # queued, and no throttle asked to hold off until later
+    FAILED = "failed"
+    ABANDONED = "abandoned"  # sending, but the sender's lease expired (it died)
+    OURS = "ours"  # sending under the caller's lease token
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
 
 
-class LedgerUnavailable(DomainError):
-    """DynamoDB failed for a reason other than a refused condition: retry the record later."""
+class Change(StrEnum):
+    CLAIM = "claim"  # a worker takes the key to send
+    EXPIRE_UNSENT = "expire_unsent"  # a worker finds it past not_after before sending
+    QUEUE = "queue"  # POST /v1/emails records it
+    CANCEL = "cancel"  # DELETE /v1/emails/... (a tombstone when there was no item)
+    FAIL = "fail"  # the lease holder gives up: dead-lettered
+    SUPPRESS = "suppress"
+    EXPIRE = "expire"
+    RELEASE = "release"  # the lease holder hands it back to the queue (retry)
 
-    code = "LEDGER_UNAVAILABLE"
+
+#: change → (status it writes, the states it may start from). ``sent`` is written without a
+#: condition: once the provider accepted an email, that is the truth whatever else happened.
+TRANSITIONS: Mapping[Change, tuple[EmailStatus, frozenset[State]]] = {
+    Change.CLAIM: (
+        EmailStatus.SENDING,
+        frozenset({State.NOBODY, State.QUEUED_READY, State.FAILED, State.ABANDONED}),
+    ),
+    Change.EXPIRE_UNSENT: (
+        EmailStatus.EXPIRED,
+        frozenset({State.NOBODY, State.QUEUED_READY, State.FAILED, State.ABANDONED}),
+    ),
+    Change.QUEUE: (EmailStatus.QUEUED, frozenset({State.NOBODY, State.QUEUED, State.FAILED})),
+    Change.CANCEL: (
+        EmailStatus.CANCELLED,
+        frozenset(
+            {
+                State.NOBODY,
+                State.QUEUED,
+                State.FAILED,
+                State.ABANDONED,
+                State.CANCELLED,
+                State.SUPPRESSED,
+                State.EXPIRED,
+            }
+        ),
+    ),
+    Change.FAIL: (EmailStatus.FAILED, frozenset({State.OURS})),
+    Change.SUPPRESS: (EmailStatus.SUPPRESSED, frozenset({State.OURS})),
+    Change.EXPIRE: (EmailStatus.EXPIRED, frozenset({State.OURS})),
+    Change.RELEASE: (EmailStatus.QUEUED, frozenset({State.OURS})),
+}
+
+_STATUS = {"#status": "status"}
+
+
+def _state_condition(state: State, now: int, token: str | None) -> Expression:
+    def status_is(status: EmailStatus, extra: str = "", **values: Any) -> Expression:
+        text = f"#status = :{status.value}" + (f" AND {extra}" if extra else "")
+        return Expression(text, {f":{status.value}": status.value, **values}, _STATUS)
+
+    match state:
+        case State.NOBODY:
+            return Expression("attribute_not_exists(booking_id) OR expires_at < :now", {":now": now})
+        case State.QUEUED_READY:
+            return status_is(
+                EmailStatus.QUEUED,
+                "(attribute_not_exists(not_before) OR not_before <= :now)",
+                **{":now": now},
+            )
+        case State.ABANDONED:
+            return status_is(EmailStatus.SENDING, "lease_until < :now", **{":now": now})
+        case State.OURS:
+            return Expression("lease_token = :token", {":token": token})
+        case _:
+            return status_is(EmailStatus(state.value))
+
+
+def transition_condition(change: Change, now: datetime, token: str | None = None) -> Expression:
+    """The condition of ``change``: any of the states it may start from, built from TRANSITIONS."""
+    states = sorted(TRANSITIONS[change][1])
+    moment = int(now.timestamp())
+    condition = _state_condition(states[0], moment, token)
+    for state in states[1:]:
+        condition = condition | _state_condition(state, moment, token)
+    return condition
 
 
 @dataclass(frozen=True)
 class DeliveryRecord:
-    """What the ledger says of an email someone else holds, finished, or asked us to hold off."""
+    """What the ledger says of one email."""
 
     status: EmailStatus
-    lease_until: float | None = None
-    not_before: float | None = None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The outcome of trying to take a dedupe key for sending.
-
-    ``token`` is set when we hold the lease; otherwise ``current`` says who does or what
-    became of the email.
-    """
-
-    token: str | None
+    dedupe_key: str = ""
     attempts: int = 0
     throttle_deferrals: int = 0
-    current: DeliveryRecord | None = None
+    lease_token: str | None = None
+    lease_until: float | None = None
+    not_before: float | None = None
+    updated_at: str | None = None
+    job_id: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Item) -> DeliveryRecord:
+        return cls(
+            status=EmailStatus(item.get("status", EmailStatus.QUEUED)),
+            dedupe_key=str(item.get("dedupe_key", "")),
+            attempts=int(item.get("attempts", 0)),
+            throttle_deferrals=int(item.get("throttle_deferrals", 0)),
+            lease_token=item.get("lease_token"),
+            lease_until=float(item["lease_until"]) if "lease_until" in item else None,
+            not_before=float(item["not_before"]) if "not_before" in item else None,
+            updated_at=item.get("updated_at"),
+            job_id=item.get("job_id"),
+        )
+
+    def live(self, now: datetime) -> bool:
+        """Whether a worker's lease on it is still running."""
+        return self.status is EmailStatus.SENDING and (self.lease_until or 0) >= now.timestamp()
 
 
 @dataclass(frozen=True)
-class EmailRef:
-    """What identifies one email in the ledger."""
+class Outcome:
+    """A status change: ``done`` with the record as written, or refused with the record that
+    stood in the way (``status`` says what became of the email, or who holds it)."""
 
-    booking_id: str
-    email_type: str
-    revision: int
+    done: bool
+    record: DeliveryRecord
 
-    @property
-    def dedupe_key(self) -> str:
-        return f"{self.booking_id}#{self.email_type}#{self.revision}"
 
-    @property
-    def key(self) -> dict[str, dict[str, str]]:
-        return {
-            "booking_id": {"S": self.booking_id},
-            "email_key": {"S": f"{self.email_type}#{self.revision}"},
+class _StatusWrites:
+    """Status changes as single conditional writes, their conditions taken from ``TRANSITIONS``."""
+
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def _change(
+        self,
+        ref: EmailRef,
+        change: Change,
+        now: datetime,
+        deliver_at: datetime,
+        *,
+        sets: Mapping[str, Any] | None = None,
+        counts: str = "",
+        removes: tuple[str, ...] = (),
+    ) -> Outcome:
+        """A change of a key someone may hold: it also (re)writes the key's identity and retention."""
+        status, _ = TRANSITIONS[change]
+        identity = {
+            "dedupe_key": ref.dedupe_key,
+            "email_type": ref.email_type,
+            "revision": ref.revision,
+            "expires_at": int(max(now, deliver_at).timestamp() + RETENTION.total_seconds()),
         }
+        return self._write(
+            ref,
+            change,
+            now,
+            None,
+            sets={**identity, **(sets or {})},
+            status=status,
+            counts=counts,
+            removes=removes,
+        )
+
+    def _held_change(
+        self,
+        ref: EmailRef,
+        token: str,
+        change: Change,
+        now: datetime,
+        *,
+        sets: Mapping[str, Any],
+        removes: tuple[str, ...],
+        add: str = "",
+    ) -> Outcome:
+        status, _ = TRANSITIONS[change]
+        # Only the lease holder makes these: on success nothing new needs reading back.
+        return self._write(
+            ref, change, now, token, sets=sets, status=status, removes=removes, add=add, return_item=False
+        )
+
+    def _write(
+        self,
+        ref: EmailRef,
+        change: Change,
+        now: datetime,
+        token: str | None,
+        *,
+        sets: Mapping[str, Any],
+        status: EmailStatus,
+        counts: str = "",
+        removes: tuple[str, ...] = (),
+        add: str = "",
+        return_item: bool = True,
+    ) -> Outcome:
+        values: dict[str, Any] = {":status": status.value, ":now_iso": iso(now)}
+        assignments = ["#status = :status", "updated_at = :now_iso"]
+        for i, (name, value) in enumerate(sets.items()):
+            assignments.append(f"{name} = :v{i}")
+            values[f":v{i}"] = value
+        if counts:
+            assignments.append(counts)
+            values.update({":zero": 0, ":one": 1})
+        text = "SET " + ", ".join(assignments)
+        if removes:
+            text += " REMOVE " + ", ".join(removes)
+        if add:
+            text += " ADD " + add
+            values[":one"] = 1
+        written: Written = self.table.update(
+            ref_key(ref),
+            Expression(text, values, _STATUS),
+            condition=transition_condition(change, now, token),
+            return_item=return_item,
+        )
+        if not written.accepted and not written.item:
+            # Refused with no item returned: we cannot tell who holds the key. Try again later.
+            raise StoreUnavailable("condition refused without the item")
+        record = DeliveryRecord.from_item(written.item) if written.item else DeliveryRecord(status)
+        return Outcome(done=written.accepted, record=record)
 
 
-# Who may take a key: nobody has it, its retention ran out, it waits (queued) and no throttle
-# asked us to hold off until later, its last attempt failed (a redrive), or its sender's lease
-# expired (the worker died between claim and send).
-_TAKEABLE = (
-    "attribute_not_exists(booking_id) OR expires_at < :now"
-    " OR (#status = :queued AND (attribute_not_exists(not_before) OR not_before <= :now))"
-    " OR #status = :failed OR (#status = :sending AND lease_until < :now)"
-)
-_HOLDS_LEASE = "lease_token = :token"
-_LEASE = "lease_token, lease_until"
-
-
-class DeliveryLedger(aws.AwsAdapter):
-    service = "dynamodb"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        super().__init__(client)
-        self.table_name = table_name
+class DeliveryLedger(_StatusWrites):
+    """The deliveries table as the consumer uses it: claim a key, then say what became of it."""
 
     # -- taking a key ------------------------------------------------------------------------
 
     def claim(
         self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
-    ) -> Claim:
+    ) -> Outcome:
         """Take the key for sending with a lease; one conditional write, no read."""
-        token = uuid.uuid4().hex
-        written = self._take(
+        return self._change(
             ref,
+            Change.CLAIM,
             now,
             deliver_at,
-            EmailStatus.SENDING,
-            set_more=[
-                "lease_token = :token",
-                "lease_until = :lease_until",
-                "job_id = :job_id",
-                "attempts = if_not_exists(attempts, :zero) + :one",
-                "throttle_deferrals = if_not_exists(throttle_deferrals, :zero)",
-            ],
-            remove_more=[],
-            values={
-                ":token": {"S": token},
-                ":lease_until": {"N": str(int(now.timestamp()) + lease_seconds)},
-                ":job_id": {"S": job_id},
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
+            sets={
+                "lease_token": uuid.uuid4().hex,
+                "lease_until": int(now.timestamp()) + lease_seconds,
+                "job_id": job_id,
             },
-        )
-        if isinstance(written, DeliveryRecord):
-            return Claim(token=None, current=written)
-        new = written["Attributes"]
-        return Claim(
-            token=token,
-            attempts=int(new["attempts"]["N"]),
-            throttle_deferrals=int(new["throttle_deferrals"]["N"]),
+            counts="attempts = if_not_exists(attempts, :zero) + :one,"
+            " throttle_deferrals = if_not_exists(throttle_deferrals, :zero)",
+            removes=("failure_reason", "not_before"),
         )
 
-    def settle(
-        self, ref: EmailRef, status: EmailStatus, now: datetime, deliver_at: datetime
-    ) -> DeliveryRecord | None:
-        """Record a final state (``expired``) without sending; None when written, else the holder."""
-        written = self._take(ref, now, deliver_at, status, set_more=[], remove_more=[_LEASE], values={})
-        return written if isinstance(written, DeliveryRecord) else None
+    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> Outcome:
+        """Record ``expired`` for an email found past its ``not_after`` before anyone sent it."""
+        return self._change(
+            ref, Change.EXPIRE_UNSENT, now, deliver_at, removes=("failure_reason", "not_before", *_LEASE)
+        )
 
     # -- what became of a key we hold --------------------------------------------------------
 
     def mark_sent(self, ref: EmailRef, now: datetime) -> None:
         """The provider accepted the email. Unconditional: once sent, always sent."""
-        self._write(
-            ref,
-            "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso"
-            f" REMOVE {_LEASE}, failure_reason, throttle_deferrals, not_before",
-            {":status": {"S": EmailStatus.SENT}, ":now_iso": {"S": _iso(now)}},
+        self.table.update(
+            ref_key(ref),
+            Expression(
+                "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso"
+                f" REMOVE {', '.join(_LEASE)}, failure_reason, throttle_deferrals, not_before",
+                {":status": EmailStatus.SENT.value, ":now_iso": iso(now)},
+                _STATUS,
+            ),
+            return_item=False,
         )
 
     def finish(
-        self, ref: EmailRef, token: str, status: EmailStatus, now: datetime, reason: str | None = None
-    ) -> None:
-        """End our hold on the key: ``failed`` (with ``reason``), ``suppressed`` or ``expired``.
+        self, ref: EmailRef, token: str, change: Change, now: datetime, reason: str | None = None
+    ) -> Outcome:
+        """End our hold on the key: ``FAIL`` (with ``reason``), ``SUPPRESS`` or ``EXPIRE``.
 
         A failed email may be redriven: it starts again with a fresh throttle budget.
         """
-        values = {":status": {"S": status}, ":now_iso": {"S": _iso(now)}}
-        sets = "SET #status = :status, updated_at = :now_iso"
-        if reason is not None:
-            sets += ", failure_reason = :reason"
-            values[":reason"] = {"S": reason}
-        self._write(
+        return self._held_change(
             ref,
-            f"{sets} REMOVE {_LEASE}, throttle_deferrals, not_before",
-            values,
-            condition=_HOLDS_LEASE,
-            condition_values={":token": {"S": token}},
+            token,
+            change,
+            now,
+            sets={"failure_reason": reason} if reason is not None else {},
+            removes=(*_LEASE, "throttle_deferrals", "not_before"),
         )
 
     def release(
         self, ref: EmailRef, token: str, now: datetime, *, throttled_until: datetime | None = None
-    ) -> None:
+    ) -> Outcome:
         """Give the key back to ``queued`` after a retryable failure.
 
         After a throttle, ``throttled_until`` counts one more deferral and keeps the key from
         being claimed before then, whichever copy of the message comes first.
         """
-        values = {":status": {"S": EmailStatus.QUEUED}, ":now_iso": {"S": _iso(now)}}
-        update = f"SET #status = :status, updated_at = :now_iso REMOVE {_LEASE}"
-        if throttled_until is not None:
-            update = (
-                "SET #status = :status, updated_at = :now_iso, not_before = :not_before"
-                f" REMOVE {_LEASE} ADD throttle_deferrals :one"
-            )
-            values[":one"] = {"N": "1"}
-            values[":not_before"] = {"N": str(math.ceil(throttled_until.timestamp()))}
-        self._write(ref, update, values, condition=_HOLDS_LEASE, condition_values={":token": {"S": token}})
+        if throttled_until is None:
+            return self._held_change(ref, token, Change.RELEASE, now, sets={}, removes=_LEASE)
+        return self._held_change(
+            ref,
+            token,
+            Change.RELEASE,
+            now,
+            sets={"not_before": math.ceil(throttled_until.timestamp())},
+            removes=_LEASE,
+            add="throttle_deferrals :one",
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -199,125 +346,57 @@ class DeliveryLedger(aws.AwsAdapter):
         types = sorted(set(email_types))
         if not types:
             return False
-        values = {f":t{i}": {"S": t} for i, t in enumerate(types)}
-        paginator = self.client.get_paginator("query")
-        try:
-            pages = paginator.paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="booking_id = :b",
-                FilterExpression=(
-                    f"email_type IN ({', '.join(values)}) AND dedupe_key <> :self AND"
-                    " (#status = :sent OR (#status = :sending AND lease_until >= :now))"
-                    " AND (attribute_not_exists(expires_at) OR expires_at >= :now)"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":b": {"S": booking_id},
-                    ":self": {"S": exclude},
-                    ":sent": {"S": EmailStatus.SENT},
-                    ":sending": {"S": EmailStatus.SENDING},
-                    ":now": {"N": str(int(now.timestamp()))},
-                    **values,
-                },
-                ProjectionExpression="dedupe_key",
-                ConsistentRead=True,
-            )
-            return any(page.get("Items") for page in pages)
-        except (ClientError, BotoCoreError) as exc:
-            raise LedgerUnavailable(f"query failed: {aws.error_code(exc)}") from None
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _take(
-        self,
-        ref: EmailRef,
-        now: datetime,
-        deliver_at: datetime,
-        status: EmailStatus,
-        *,
-        set_more: list[str],
-        remove_more: list[str],
-        values: dict[str, Any],
-    ) -> dict[str, Any] | DeliveryRecord:
-        """Write ``status`` if the key is takeable; else return who holds it or what became of it."""
-        expires_at = int(max(now, deliver_at).timestamp() + RETENTION.total_seconds())
-        sets = [
-            "#status = :status",
-            "dedupe_key = :dedupe_key",
-            "email_type = :email_type",
-            "revision = :revision",
-            "updated_at = :now_iso",
-            "expires_at = :expires_at",
-            *set_more,
-        ]
-        removes = ["failure_reason", "not_before", *remove_more]
-        return self._write(
-            ref,
-            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+        type_values = {f":t{i}": t for i, t in enumerate(types)}
+        matching = Expression(
+            f"email_type IN ({', '.join(type_values)}) AND dedupe_key <> :self AND"
+            " (#status = :sent OR (#status = :sending AND lease_until >= :now))"
+            " AND (attribute_not_exists(expires_at) OR expires_at >= :now)",
             {
-                ":status": {"S": status},
-                ":dedupe_key": {"S": ref.dedupe_key},
-                ":email_type": {"S": ref.email_type},
-                ":revision": {"N": str(ref.revision)},
-                ":now_iso": {"S": _iso(now)},
-                ":expires_at": {"N": str(expires_at)},
-                **values,
+                ":self": exclude,
+                ":sent": EmailStatus.SENT.value,
+                ":sending": EmailStatus.SENDING.value,
+                ":now": int(now.timestamp()),
+                **type_values,
             },
-            condition=_TAKEABLE,
-            condition_values={
-                ":now": {"N": str(int(now.timestamp()))},
-                ":queued": {"S": EmailStatus.QUEUED},
-                ":failed": {"S": EmailStatus.FAILED},
-                ":sending": {"S": EmailStatus.SENDING},
-            },
-            # The whole item after the write (no read is consumed): the claim's counts come from it.
-            return_values="ALL_NEW",
+            _STATUS,
+        )
+        items = self.table.query(
+            Expression("booking_id = :b", {":b": booking_id}), filter=matching, projection="dedupe_key"
+        )
+        return next(items, None) is not None
+
+
+_LEASE = ("lease_token", "lease_until")
+
+
+class EmailRecordsTable(DeliveryLedger):
+    """The deliveries table as the email routes use it, besides what the consumer does."""
+
+    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> Outcome:
+        """Record ``queued`` for a published job, unless the key is sent, finished or being sent."""
+        return self._change(
+            ref, Change.QUEUE, now, deliver_at, sets={"job_id": job_id}, removes=("failure_reason",)
         )
 
-    def _write(
-        self,
-        ref: EmailRef,
-        update: str,
-        values: dict[str, Any],
-        *,
-        condition: str | None = None,
-        condition_values: dict[str, Any] | None = None,
-        return_values: str = "NONE",
-    ) -> dict[str, Any] | DeliveryRecord:
-        """One UpdateItem. A refused condition returns the item as it was (who holds the key:
-        for a lease-holder's write, the worker that took the expired lease over)."""
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": ref.key,
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {**values, **(condition_values or {})},
-            "ReturnValues": return_values,
-        }
-        if condition:
-            request["ConditionExpression"] = condition
-            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        try:
-            return self.client.update_item(**request)  # type: ignore[no-any-return]
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                if old is None:
-                    # Without the old item we cannot tell who holds the key: try again later.
-                    raise LedgerUnavailable("condition refused without the item") from None
-                return _record(old)
-            raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
-        except BotoCoreError as exc:
-            raise LedgerUnavailable(f"update_item failed: {aws.error_code(exc)}") from None
+    def cancel(self, ref: EmailRef, now: datetime) -> Outcome:
+        """Record ``cancelled`` (a tombstone when the key is unknown), unless sent or being sent."""
+        return self._change(ref, Change.CANCEL, now, now, removes=("not_before", *_LEASE))
+
+    def record(self, ref: EmailRef, now: datetime) -> DeliveryRecord | None:
+        """The key's record, or None when there is none (or its retention ran out)."""
+        item = self.table.get(ref_key(ref))
+        return DeliveryRecord.from_item(item) if item is not None and _retained(item, now) else None
+
+    def records_of_booking(self, booking_id: str, now: datetime) -> list[DeliveryRecord]:
+        """Every live record of a booking (a query on its partition)."""
+        items = self.table.query(Expression("booking_id = :b", {":b": booking_id}))
+        return [DeliveryRecord.from_item(item) for item in items if _retained(item, now)]
 
 
-def _record(item: dict[str, Any]) -> DeliveryRecord:
-    return DeliveryRecord(
-        status=EmailStatus(item.get("status", {}).get("S", EmailStatus.QUEUED)),
-        lease_until=float(item["lease_until"]["N"]) if "lease_until" in item else None,
-        not_before=float(item["not_before"]["N"]) if "not_before" in item else None,
-    )
+def _retained(item: Item, now: datetime) -> bool:
+    """Whether the item is still within its retention (TTL deletes lazily, moto never)."""
+    return "expires_at" not in item or int(item["expires_at"]) >= now.timestamp()
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+def ref_key(ref: EmailRef) -> dict[str, str]:
+    return {"booking_id": ref.booking_id, "email_key": f"{ref.email_type}#{ref.revision}"}

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
-from babel.core import UnknownLocaleError
+from babel.core import UnknownLocaleError, negotiate_locale
 from babel.dates import format_date, format_datetime, format_time, get_timezone_name
 
 from booking_durability.emails.models import AdminDriftEmailJob, GuestEmailJob
-from booking_durability.errors import DomainError
 
 SUPPORTED_LOCALES: Final = ("en", "es")
 DEFAULT_LOCALE: Final = "en"
@@ -43,14 +42,12 @@ _RENDER_ERRORS: Final = (
 )
 
 
-class RenderFailed(DomainError):
+class RenderFailed(Exception):
     """The email could not be rendered; the consumer dead-letters it with ``render_failed``.
 
     The message names the email type, the locale and the kind of error only: the underlying
     error can quote template input, which includes the guest's name.
     """
-
-    code = "RENDER_FAILED"
 
     def __init__(self, email_type: str, locale: str, error: type[BaseException]) -> None:
         super().__init__(f"could not render {email_type} ({locale}): {error.__name__}")
@@ -74,12 +71,10 @@ class RenderedEmail:
 
 
 def resolve_locale(tag: str) -> str:
-    """The supported locale for a BCP 47 tag: exact match, else its language, else English.
-
-    ``"es-MX"`` → ``"es"``, ``"en-GB"`` → ``"en"``, ``"fr"`` → ``"en"``.
-    """
-    language = tag.replace("_", "-").split("-", 1)[0].lower()
-    return language if language in SUPPORTED_LOCALES else DEFAULT_LOCALE
+    """The supported locale for a BCP 47 tag, by babel's negotiation: exact match, else its
+    language, else English. ``"es-MX"`` → ``"es"``, ``"en-GB"`` → ``"en"``, ``"fr"`` → ``"en"``."""
+    found = negotiate_locale([tag.replace("_", "-")], SUPPORTED_LOCALES, sep="-")
+    return found.lower() if found else DEFAULT_LOCALE
 
 
 def render_email(job: GuestEmailJob | AdminDriftEmailJob) -> RenderedEmail:

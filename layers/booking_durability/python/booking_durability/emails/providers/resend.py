@@ -90,13 +90,6 @@ class ResendProvider:
                 self._client = httpx.Client(timeout=self._timeout)
             return self._client
 
-    def close(self) -> None:
-        """Release pooled connections (the Lambda keeps the provider for the container's life)."""
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
     def send(self, email: OutgoingEmail) -> str:
         """Send once per dedupe key; return Resend's email id."""
         response, failure = self._post(email)

@@ -61,22 +61,13 @@ class SesProvider:
 
     name: str = "ses"
 
-    def __init__(
-        self,
-        client: Any | None = None,
-        *,
-        region_name: str | None = None,
-        timeout_seconds: float = 10.0,
-        configuration_set: str | None = None,
-    ) -> None:
+    def __init__(self, client: Any | None = None, *, timeout_seconds: float = 10.0) -> None:
         self._client = client
-        self._region_name = region_name
         self._timeout_seconds = timeout_seconds
-        self._configuration_set = configuration_set
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SesProvider(region_name={self._region_name!r})"
+        return "SesProvider()"
 
     @property
     def client(self) -> Any:
@@ -87,7 +78,6 @@ class SesProvider:
 
                 self._client = boto3.client(
                     "sesv2",
-                    region_name=self._region_name,
                     config=Config(
                         connect_timeout=self._timeout_seconds,
                         read_timeout=self._timeout_seconds,
@@ -105,7 +95,7 @@ class SesProvider:
         return str(response.get("MessageId", ""))
 
     def _request(self, email: OutgoingEmail) -> dict[str, Any]:
-        request: dict[str, Any] = {
+        return {
             "FromEmailAddress": email.sender,
             # formataddr quotes specials and MIME-encodes non-ASCII names, as SES requires.
             "Destination": {"ToAddresses": [formataddr((email.to_name or "", email.to_email))]},
@@ -120,9 +110,6 @@ class SesProvider:
                 }
             },
         }
-        if self._configuration_set:
-            request["ConfigurationSetName"] = self._configuration_set
-        return request
 
     def _send_email(self, email: OutgoingEmail) -> tuple[dict[str, Any], ProviderError | None]:
         from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError

@@ -1,0 +1,68 @@
+"""What the delivery logic needs from the world, as interfaces (tests hand in fakes).
+
+The adapters in ``booking_durability.adapters`` implement them against DynamoDB and SQS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from booking_durability.adapters.deliveries_table import Change, DeliveryRecord, Outcome
+    from booking_durability.emails.models import EmailRef
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message for the email queue or its DLQ; attributes limited to what CONTRACT §2 allows."""
+
+    body: str
+    attributes: Mapping[str, str | int]
+    delay_seconds: int = 0
+
+
+class MessageQueue(Protocol):
+    def send(self, message: OutgoingMessage) -> str:
+        """Send; raises ``QueueSendFailed``."""
+        ...
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class Ledger(Protocol):
+    """The deliveries ledger (``adapters.deliveries_table.DeliveryLedger``)."""
+
+    def claim(
+        self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
+    ) -> Outcome: ...
+
+    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> Outcome: ...
+
+    def mark_sent(self, ref: EmailRef, now: datetime) -> None: ...
+
+    def finish(
+        self, ref: EmailRef, token: str, change: Change, now: datetime, reason: str | None = None
+    ) -> Outcome: ...
+
+    def release(
+        self, ref: EmailRef, token: str, now: datetime, *, throttled_until: datetime | None = None
+    ) -> Outcome: ...
+
+    def sent_or_sending(
+        self, booking_id: str, email_types: Iterable[str], now: datetime, exclude: str
+    ) -> bool: ...
+
+
+class EmailRecords(Protocol):
+    """The deliveries ledger as the email API uses it."""
+
+    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> Outcome: ...
+
+    def cancel(self, ref: EmailRef, now: datetime) -> Outcome: ...
+
+    def record(self, ref: EmailRef, now: datetime) -> DeliveryRecord | None: ...
+
+    def records_of_booking(self, booking_id: str, now: datetime) -> list[DeliveryRecord]: ...

@@ -1,0 +1,99 @@
+"""What the consumer does after each kind of provider failure (CONTRACT §2), without any I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from booking_durability.emails.failure_policy import (
+    Attempt,
+    CountAsSent,
+    DeadLetter,
+    Defer,
+    Expire,
+    FailurePolicy,
+    Retry,
+    WaitHere,
+)
+from booking_durability.emails.models import FailureReason
+from booking_durability.emails.providers.base import (
+    AlreadyDelivered,
+    PermanentProviderError,
+    ProviderThrottled,
+    TransientProviderError,
+)
+from tests.builders import T0
+
+POLICY = FailurePolicy(
+    backoff_base_seconds=60,
+    max_receives=5,
+    throttle_backoff_seconds=30,
+    max_throttle_deferrals=3,
+    provider_timeout_seconds=10,
+)
+
+
+def attempt(
+    *,
+    receive_count: int = 1,
+    throttle_deferrals: int = 0,
+    waited_here: int = 0,
+    remaining_ms: int = 900_000,
+    not_after: datetime | None = None,
+) -> Attempt:
+    return Attempt(T0, receive_count, throttle_deferrals, waited_here, remaining_ms, not_after)
+
+
+def test_backoff_doubles_with_each_receive_and_is_capped_at_fifteen_minutes() -> None:
+    assert [POLICY.backoff_seconds(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert POLICY.backoff_seconds(10) == 900
+
+
+def test_a_transient_failure_is_retried_until_the_last_receive_then_dead_lettered() -> None:
+    failure = TransientProviderError("resend", 503)
+    assert POLICY.decide(failure, attempt(receive_count=2)) == Retry(120)
+    assert POLICY.decide(failure, attempt(receive_count=5)) == DeadLetter(FailureReason.TRANSIENT_EXHAUSTED)
+
+
+def test_a_permanent_refusal_is_dead_lettered_at_once() -> None:
+    decision = POLICY.decide(PermanentProviderError("resend", 422), attempt())
+    assert decision == DeadLetter(FailureReason.PROVIDER_REJECTED)
+
+
+def test_an_email_the_provider_already_delivered_counts_as_sent() -> None:
+    assert POLICY.decide(AlreadyDelivered("resend", 409), attempt()) == CountAsSent()
+
+
+def test_a_throttle_that_fits_the_invocation_is_waited_out_here() -> None:
+    assert POLICY.decide(ProviderThrottled("resend", 429, retry_after=2), attempt()) == WaitHere(2)
+
+
+def test_a_throttle_without_retry_after_waits_the_stage_backoff() -> None:
+    assert POLICY.decide(ProviderThrottled("smtp", 421), attempt()) == WaitHere(30)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"remaining_ms": 5_000},  # the wait does not fit what is left of the invocation
+        {"waited_here": 3},  # already waited as often as the budget allows here
+    ],
+)
+def test_a_throttle_that_does_not_fit_is_deferred_as_a_fresh_copy(where: dict[str, int]) -> None:
+    throttle = ProviderThrottled("resend", 429, retry_after=20)
+    assert POLICY.decide(throttle, attempt(**where)) == Defer(20)
+
+
+def test_a_throttle_past_the_deferral_budget_is_dead_lettered() -> None:
+    decision = POLICY.decide(
+        ProviderThrottled("resend", 429, retry_after=20), attempt(remaining_ms=5_000, throttle_deferrals=3)
+    )
+    assert decision == DeadLetter(FailureReason.THROTTLE_EXHAUSTED)
+
+
+def test_a_throttle_that_would_deliver_after_not_after_expires_the_email() -> None:
+    decision = POLICY.decide(
+        ProviderThrottled("resend", 429, retry_after=60), attempt(not_after=T0 + timedelta(seconds=30))
+    )
+    assert decision == Expire()
