@@ -6,6 +6,11 @@
 Either way the template lands in ``<outdir>/BookingDurability-<stage>.template.json``. The Lambda
 dependencies layer is built first when its inputs changed (scripts/build_layer.py). Nothing here
 calls AWS: account and region come from CDK_DEFAULT_* when set, else the stack is env-agnostic.
+
+Context only the deploying team knows: ``-c email_sender=...``, ``-c webhook_url=https://...``
+(drift notifications by signed webhook), ``-c admin_email=...`` (drift notifications by email
+while there is no webhook) and ``-c alarm_email=...`` (subscribed to the alarm topic); see
+``stacks.settings.stage_settings``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,13 @@ def build_app(
     )
     env = stack_environment()
     for name in stages or [app.node.try_get_context("stage") or DEFAULT_STAGE]:
-        settings = stage_settings(name, email_sender=app.node.try_get_context("email_sender"))
+        settings = stage_settings(
+            name,
+            email_sender=app.node.try_get_context("email_sender"),
+            webhook_url=app.node.try_get_context("webhook_url"),
+            admin_email=app.node.try_get_context("admin_email"),
+            alarm_email=app.node.try_get_context("alarm_email"),
+        )
         ServiceStack(app, settings, env=env)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return app
@@ -52,13 +63,9 @@ def build_app(
 
 def ensure_dependencies_layer() -> None:
     """Build the dependencies layer unless it is up to date (a no-op then)."""
-    # scripts/ is not a package; its tools import as top-level modules (as pytest sees them).
-    scripts = str(REPO_ROOT / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    import build_layer
+    from devstack import layer_build
 
-    print(build_layer.describe(build_layer.ensure_dependencies_layer()), file=sys.stderr)
+    print(layer_build.describe(layer_build.ensure_dependencies_layer()), file=sys.stderr)
 
 
 def _cdk_json_context() -> dict[str, Any]:

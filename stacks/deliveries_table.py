@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
-from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from stacks.monitoring import WatchedTable
+from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.tables import service_table
 
 PARTITION_KEY = "booking_id"
 #: ``"{email_type}#{revision}"``: with the partition key, exactly the email's dedupe key.
@@ -26,16 +27,21 @@ class DeliveriesTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
+        self.table = service_table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=SORT_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+            settings=settings,
+            partition_key=PARTITION_KEY,
+            sort_key=SORT_KEY,
+            ttl_attribute=TTL_ATTRIBUTE,
+        )
+        self.watched = WatchedTable(
+            name="Deliveries",
+            table=self.table,
+            on_throttles=Page(
+                AlarmKey.DELIVERIES_TABLE_THROTTLES,
+                "DynamoDB throttled requests to the deliveries table: claims and status reads fail, "
+                "so emails are retried (and after five receives dead-lettered) and email API calls "
+                "answer 5xx.",
             ),
-            time_to_live_attribute=TTL_ATTRIBUTE,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )

@@ -11,11 +11,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
-from aws_cdk import aws_sqs as sqs
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
 from stacks.function import ServiceFunction
+from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
+from stacks.queue_with_dlq import QueueWithDlq
+from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
 CONSUMER_CODE_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "email_consumer"
@@ -43,29 +45,14 @@ class EmailPipeline(Construct):
         deliveries_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        queue_settings = settings.email_queue
-
-        self.dlq = sqs.Queue(
+        self.queues = QueueWithDlq(
             self,
-            "EmailDlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(queue_settings.dlq_retention_days),
-            max_message_size_bytes=queue_settings.max_message_size_bytes,
+            "Email",
+            settings=settings.email_queue,
+            visibility_timeout_seconds=settings.email_visibility_timeout_seconds,
         )
-        self.queue = sqs.Queue(
-            self,
-            "EmailQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            delivery_delay=Duration.seconds(queue_settings.delivery_delay_seconds),
-            visibility_timeout=Duration.seconds(settings.email_visibility_timeout_seconds),
-            retention_period=Duration.days(queue_settings.retention_days),
-            max_message_size_bytes=queue_settings.max_message_size_bytes,
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dlq, max_receive_count=queue_settings.max_receive_count
-            ),
-        )
+        self.queue = self.queues.queue
+        self.dlq = self.queues.dlq
 
         self.provider_secret = self._provider_secret(settings)
         self.consumer = ServiceFunction(
@@ -105,17 +92,40 @@ class EmailPipeline(Construct):
             ses.EmailIdentity.from_email_identity_name(
                 self, "SenderIdentity", sender_domain
             ).grant_send_email(consumer)
-        if settings.observability.tracing:
-            Validations.of(self.consumer.role).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::*]",
-                    reason=(
-                        "Active X-Ray tracing of the email consumer: xray:PutTraceSegments and "
-                        "xray:PutTelemetryRecords support no resource-level permissions, so the "
-                        "statement the Lambda construct adds must name Resource '*'."
-                    ),
-                )
-            )
+        max_age = settings.email_age_alarm_seconds
+        self.watched_queue = WatchedQueue(
+            name="Email",
+            queues=self.queues,
+            on_dead_letter=Page(
+                AlarmKey.EMAIL_DLQ,
+                "Emails are in the DLQ and will not be delivered until redriven: read their "
+                "failure_reason attribute, fix the cause, then redrive.",
+            ),
+            oldest_message=OldestMessageAlarm(
+                max_age_seconds=max_age,
+                page=Page(
+                    AlarmKey.EMAIL_QUEUE_AGE,
+                    f"An email has waited in the email queue for more than {max_age} s, longer than "
+                    "one delay hop, every retry backoff and one invocation per receive add up to: "
+                    "the consumer is not draining the queue (mapping disabled, crashing, throttled) "
+                    "and guests' emails are late.",
+                ),
+            ),
+        )
+        self.watched_consumer = WatchedFunction(
+            name="Email consumer",
+            function=self.consumer,
+            on_errors=Page(
+                AlarmKey.EMAIL_CONSUMER_ERRORS,
+                "The email consumer failed whole invocations (not single records): SQS redelivers "
+                "the batch and dead-letters it after five receives.",
+            ),
+            on_throttles=Page(
+                AlarmKey.EMAIL_CONSUMER_THROTTLES,
+                "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
+                "wait in the queue.",
+            ),
+        )
 
     def _provider_secret(self, settings: StageSettings) -> secretsmanager.Secret | None:
         if not settings.delivery.uses_credentials_secret:

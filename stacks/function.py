@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -42,6 +42,8 @@ class ServiceFunction(Construct):
     ``feeds_its_own_trigger`` is for a function that sends to the queue it consumes on purpose.
     The role starts empty: log writing is granted on the function's own log group, and every
     other permission comes from the callers' ``grant_*`` calls on ``self.function``.
+    ``service`` is the Powertools service name: its logs' ``service`` key and its EMF metrics'
+    ``service`` dimension.
     """
 
     def __init__(
@@ -61,6 +63,9 @@ class ServiceFunction(Construct):
         feeds_its_own_trigger: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        _require_handler(code_dir, handler, service)
+        #: The Powertools service name: the ``service`` dimension of the function's EMF metrics.
+        self.service = service
         tracing = settings.observability.tracing
         removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
 
@@ -107,4 +112,24 @@ class ServiceFunction(Construct):
                 "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
                 **environment,
             },
+        )
+        if tracing:
+            Validations.of(self.role).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason=(
+                        f"Active X-Ray tracing of the {service} function: xray:PutTraceSegments and "
+                        "xray:PutTelemetryRecords support no resource-level permissions, so the "
+                        "statement the Lambda construct adds must name Resource '*'."
+                    ),
+                )
+            )
+
+
+def _require_handler(code_dir: Path, handler: str, service: str) -> None:
+    """Fail the synth with the path to create, rather than deploy a function that cannot start."""
+    module = code_dir / (handler.rpartition(".")[0].replace(".", "/") + ".py")
+    if not module.is_file():
+        raise FileNotFoundError(
+            f"{module} is missing: the {service} function's handler {handler!r} lives there"
         )

@@ -5,28 +5,36 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
+from stacks.api import RESERVATIONS_API_SERVICE, ROUTE_GROUPS, BookingApi
+from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
 from stacks.email_pipeline import CONSUMER_SERVICE, EmailPipeline
 from stacks.function import lambda_runtime
 from stacks.layers import SharedLayers
 from stacks.monitoring import Monitoring
+from stacks.notifications import NOTIFIER_SERVICE, DriftNotifications
+from stacks.reservations_table import ReservationsTable
 from stacks.settings import SERVICE_NAME, StageSettings
 
 
 class ServiceStack(Stack):
-    """``BookingDurability-<stage>``: durable guest emails for the booking platform."""
+    """``BookingDurability-<stage>``: durable guest emails, policy-safe holds and drift notifications."""
 
     def __init__(self, scope: Construct, settings: StageSettings, *, env: Environment | None = None) -> None:
         super().__init__(
             scope,
             settings.stack_name,
             env=env,
-            description=f"Booking durability service ({settings.name}): durable, deduplicated guest emails",
+            description=(
+                f"Booking durability service ({settings.name}): durable, deduplicated guest emails "
+                "and policy-safe holds"
+            ),
             tags={"service": SERVICE_NAME, "stage": settings.name},
         )
         self.settings = settings
         layers = SharedLayers(self, "Layers", runtime=lambda_runtime())
         self.deliveries = DeliveriesTable(self, "Deliveries", settings=settings)
+        self.reservations = ReservationsTable(self, "Reservations", settings=settings)
         self.email_pipeline = EmailPipeline(
             self,
             "EmailPipeline",
@@ -34,21 +42,79 @@ class ServiceStack(Stack):
             layers=layers.all,
             deliveries_table=self.deliveries.table,
         )
+        self.notifications = DriftNotifications(
+            self,
+            "Notifications",
+            settings=settings,
+            layers=layers.all,
+            reservations_table=self.reservations.table,
+            email_queue=self.email_pipeline.queue,
+        )
+        self.api = BookingApi(
+            self,
+            "Api",
+            settings=settings,
+            layers=layers.all,
+            email_queue=self.email_pipeline.queue,
+            deliveries_table=self.deliveries.table,
+            reservations_table=self.reservations.table,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             settings=settings,
-            email_queue=self.email_pipeline.queue,
-            email_dlq=self.email_pipeline.dlq,
-            consumer=self.email_pipeline.consumer.function,
-            consumer_service=CONSUMER_SERVICE,
+            queues=[self.email_pipeline.watched_queue, self.notifications.watched_queue],
+            dead_letter_queues=[self.notifications.watched_pipe_dlq],
+            functions=[
+                self.email_pipeline.watched_consumer,
+                *self.api.watched_functions,
+                self.notifications.watched_notifier,
+            ],
+            tables=[self.deliveries.watched, self.reservations.watched],
+            api=self.api.rest_api,
+            email_consumer_service=CONSUMER_SERVICE,
+            reservations_service=RESERVATIONS_API_SERVICE,
+            notifier_service=NOTIFIER_SERVICE,
+            outbox_pipe_name=self.notifications.pipe.ref,
         )
 
-        # What producers, operators' tools and the local stack look up.
-        CfnOutput(self, "EmailQueueUrl", value=self.email_pipeline.queue.queue_url)
+        self.caller_policies = CallerPolicies(
+            self,
+            "CallerPolicies",
+            settings=settings,
+            rest_api=self.api.rest_api,
+            route_groups=ROUTE_GROUPS,
+            email_queue=self.email_pipeline.queue,
+        )
+
+        # What the booking app's stacks import: exported under names that never change.
+        self._export("ApiUrl", self.api.rest_api.url, "The API's base URL (SigV4, execute-api)")
+        self._export(
+            "EmailQueueUrl", self.email_pipeline.queue.queue_url, "Where the booking app publishes email jobs"
+        )
+        for output_id, (policy, description) in self.caller_policies.outputs.items():
+            self._export(output_id, policy.managed_policy_arn, description)
+        # What operators' tools and the local stack look up (not exported: nothing imports them).
         CfnOutput(self, "EmailDlqUrl", value=self.email_pipeline.dlq.queue_url)
+        CfnOutput(self, "NotificationsQueueUrl", value=self.notifications.queue.queue_url)
+        CfnOutput(self, "NotificationsDlqUrl", value=self.notifications.dlq.queue_url)
+        CfnOutput(self, "NotificationsPipeDlqUrl", value=self.notifications.pipe_dlq.queue_url)
+        if self.notifications.webhook_secret is not None:
+            # Where operators put the signing secret (put-secret-value) once the stack exists.
+            CfnOutput(self, "WebhookSecretArn", value=self.notifications.webhook_secret.secret_arn)
         CfnOutput(self, "DeliveriesTableName", value=self.deliveries.table.table_name)
+        CfnOutput(self, "ReservationsTableName", value=self.reservations.table.table_name)
         CfnOutput(
             self, "EmailConsumerFunctionName", value=self.email_pipeline.consumer.function.function_name
         )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+
+    def _export(self, output_id: str, value: str, description: str) -> None:
+        """An output other stacks import as ``<stack name>-<output id>``: stable while the stage is."""
+        CfnOutput(
+            self,
+            output_id,
+            value=value,
+            description=description,
+            export_name=f"{self.settings.stack_name}-{output_id}",
+        )

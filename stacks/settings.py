@@ -1,17 +1,24 @@
 """Every stage setting of the service, in one typed place.
 
 A stage is chosen at synth time with ``-c stage=dev|prod|local`` (default ``dev``). Each stage is a
-frozen :class:`StageSettings`; its invariants are checked when it is built, so a wrong number fails
-the synth with a clear message instead of deploying a stack that misbehaves.
+frozen pydantic model: single values are checked by their field's constraints, and each model that
+has rules across its fields checks them in one ``model_validator``, so a wrong number fails the
+synth with a clear message (a :class:`StageSettingsError`) instead of deploying a stack that
+misbehaves. ``dev`` is written out in full; ``prod`` and ``local`` are ``dev`` with their
+differences (:func:`derive`), validated again as a whole.
 
-Pure Python on purpose: ``scripts/build_layer.py`` reads :data:`LAMBDA_PYTHON_VERSION` from here
-without paying for the CDK import.
+Pure Python on purpose (pydantic, no CDK): ``scripts/build_layer.py`` reads
+:data:`LAMBDA_PYTHON_VERSION` from here without paying for the CDK import.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 #: The functions' runtime (``python3.14`` on arm64). The layer build targets the same version.
 LAMBDA_PYTHON_VERSION = "3.14"
@@ -26,52 +33,106 @@ DEFAULT_STAGE = "dev"
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200
 SQS_MAX_MESSAGE_SIZE_BYTES = 262_144
+SQS_MAX_RETENTION_DAYS = 14
 # AWS's guidance for Lambda consumers: visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
+#: API Gateway ends an integration after 29 s: a function allowed longer answers a 504 anyway.
+API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
+#: The longest visibility backoff the consumer applies between transient retries: the runtime's
+#: ``booking_durability.emails.failure_policy.MAX_BACKOFF_SECONDS`` (a test keeps them equal;
+#: the stacks never import the runtime package).
+MAX_BACKOFF_SECONDS = 900
 
 #: CloudWatch Logs retention periods the stacks support.
 LOG_RETENTION_DAYS_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
 
 EmailProvider = Literal["resend", "ses", "smtp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
+# "Name <local@domain>" or a bare "local@domain".
+_SENDER_PATTERN = r"^([^<>@]*<)?[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>?$"
+_ADDRESS_PATTERN = r"^[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+$"
+#: A Standard Webhooks signing secret: ``whsec_`` and the base64 of the HMAC key's bytes.
+_WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+={0,2}$"  # noqa: S105 (a format, not a secret)
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+#: The local stage's webhook signing secret: ``whsec_`` + base64 of b"booking-local-dev-secret"
+#: (24 bytes). A fixed, published development value for the loopback webhook sink only: the
+#: local stack puts it in stack.json (``webhook_secret``) so the sink and the e2e tests can check
+#: signatures. No AWS stage may carry a secret in its environment (NotificationsSettings refuses it).
+LOCAL_WEBHOOK_SECRET = "whsec_Ym9va2luZy1sb2NhbC1kZXYtc2VjcmV0"  # noqa: S105 (published, local only)
 
 
 class StageSettingsError(ValueError):
     """A stage's settings break an invariant; raised at synth time, before anything deploys."""
 
 
-@dataclass(frozen=True)
-class EmailQueueSettings:
-    """The email queue and its dead-letter queue."""
+class _Settings(BaseModel):
+    # Frozen: the checks ran on these values, so nothing may change them afterwards.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    delivery_delay_seconds: int = 0
-    retention_days: int = 4
-    dlq_retention_days: int = 14
-    max_message_size_bytes: int = SQS_MAX_MESSAGE_SIZE_BYTES
+
+class QueueSettings(_Settings):
+    """A work queue and its dead-letter queue (see ``stacks/queue_with_dlq.py``)."""
+
+    delivery_delay_seconds: int = Field(0, ge=0, le=SQS_MAX_DELAY_SECONDS)
+    retention_days: int = Field(4, ge=1, le=SQS_MAX_RETENTION_DAYS)
+    dlq_retention_days: int = Field(14, ge=1, le=SQS_MAX_RETENTION_DAYS)
+    max_message_size_bytes: int = Field(SQS_MAX_MESSAGE_SIZE_BYTES, ge=1024, le=SQS_MAX_MESSAGE_SIZE_BYTES)
     #: Receives before SQS itself dead-letters a message (the backstop for consumer crashes);
-    #: the consumer dead-letters at the same count (``MAX_RECEIVES``).
-    max_receive_count: int = 5
+    #: the email consumer dead-letters at the same count (``MAX_RECEIVES``).
+    max_receive_count: int = Field(5, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _dlq_outlives_the_queue(self) -> Self:
+        if self.dlq_retention_days <= self.retention_days:
+            raise ValueError(
+                f"the DLQ must keep messages longer than its queue (dlq_retention_days "
+                f"{self.dlq_retention_days} <= retention_days {self.retention_days}), "
+                "or a redriven message can expire before anyone looks at it"
+            )
+        return self
 
 
-@dataclass(frozen=True)
-class EmailConsumerSettings:
+class FunctionSettings(_Settings):
+    """What every Lambda function of the service is sized by."""
+
+    timeout_seconds: int = Field(ge=1, le=900)
+    memory_mb: int = Field(512, ge=128, le=10_240)
+
+
+class ApiFunctionSettings(FunctionSettings):
+    """A function behind API Gateway: no use running past the gateway's own timeout."""
+
+    timeout_seconds: int = Field(ge=1, le=API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS)
+
+
+class EmailConsumerSettings(FunctionSettings):
     """The consumer Lambda and its SQS event source mapping."""
 
-    timeout_seconds: int
-    memory_mb: int = 512
-    batch_size: int = 10
-    max_batching_window_seconds: int = 0
+    batch_size: int = Field(10, ge=1, le=10_000)
+    max_batching_window_seconds: int = Field(0, ge=0, le=300)
     #: ScalingConfig.MaximumConcurrency of the event source mapping (SQS allows 2..1000).
-    max_concurrency: int = 2
+    max_concurrency: int = Field(2, ge=2, le=1000)
     #: Sends in flight at once inside one invocation.
-    send_concurrency: int = 5
+    send_concurrency: int = Field(5, ge=1)
     #: How long a claimed dedupe key stays leased; longer than the timeout so a live invocation
     #: never loses its claim, short enough that a crashed one's claim is taken over soon.
-    lease_seconds: int = 120
+    lease_seconds: int = Field(120, ge=1)
+
+    @model_validator(mode="after")
+    def _batching_and_lease(self) -> Self:
+        if self.batch_size > 10 and self.max_batching_window_seconds == 0:
+            raise ValueError("a batch_size above 10 needs a max_batching_window_seconds (SQS rule)")
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds}) must exceed the consumer timeout "
+                f"({self.timeout_seconds}) so a running invocation keeps its claim"
+            )
+        return self
 
 
-@dataclass(frozen=True)
-class EmailDeliverySettings:
+class EmailDeliverySettings(_Settings):
     """The provider, its limits, and the retry pacing the consumer applies.
 
     The pacing defaults are the AWS stages' (15-minute hops, minute-scale backoff); the local
@@ -79,56 +140,151 @@ class EmailDeliverySettings:
     """
 
     provider: EmailProvider
-    sender: str
-    provider_rate_limit_per_second: int
+    sender: str = Field(pattern=_SENDER_PATTERN)
+    provider_rate_limit_per_second: int = Field(ge=1)
     #: Whether the provider needs credentials from Secrets Manager (not SMTP on loopback).
     uses_credentials_secret: bool
     #: Longest single SQS delay; longer waits are chained as hops of at most this long.
-    max_delay_hop_seconds: int = SQS_MAX_DELAY_SECONDS
-    backoff_base_seconds: int = 60
+    max_delay_hop_seconds: int = Field(SQS_MAX_DELAY_SECONDS, ge=1, le=SQS_MAX_DELAY_SECONDS)
+    backoff_base_seconds: int = Field(60, ge=1)
     #: Wait after a throttle that carries no ``retry-after`` (SMTP 421).
-    throttle_backoff_seconds: int = 30
-    max_throttle_deferrals: int = 10
+    throttle_backoff_seconds: int = Field(30, ge=1)
+    max_throttle_deferrals: int = Field(10, ge=0)
     smtp_host: str | None = None
-    smtp_port: int | None = None
+    smtp_port: int | None = Field(None, ge=1, le=65_535)
     resend_base_url: str | None = None
 
+    @model_validator(mode="after")
+    def _provider_has_what_it_needs(self) -> Self:
+        if self.provider == "resend" and not self.uses_credentials_secret:
+            raise ValueError("resend needs its API key secret (uses_credentials_secret)")
+        if self.provider == "smtp" and (self.smtp_host is None or self.smtp_port is None):
+            raise ValueError("the smtp provider needs smtp_host and smtp_port")
+        return self
 
-@dataclass(frozen=True)
-class ObservabilitySettings:
-    log_retention_days: int
+
+class ApiSettings(_Settings):
+    """The REST API's stage: how much traffic it takes, and how many server errors page."""
+
+    #: Steady requests per second the stage accepts (the refill rate of API Gateway's bucket).
+    throttling_rate_limit: int = Field(ge=1, le=10_000)
+    #: Requests the bucket holds: how far a burst may run above the steady rate.
+    throttling_burst_limit: int = Field(ge=1, le=5_000)
+    #: Percentage of requests answered 5xx over 5 minutes that pages (5XXError / Count x 100).
+    #: Nothing a client sends may yield a 5xx (CONTRACT §0), so any sustained share is a fault of
+    #: ours or of AWS.
+    server_error_alarm_percent: float = Field(1.0, gt=0, le=100)
+    #: Requests in those 5 minutes below which the rate is not judged: one 5xx out of three
+    #: requests is 33 %, and not yet a pattern worth waking someone for.
+    server_error_alarm_min_requests: int = Field(20, ge=1)
+
+    @model_validator(mode="after")
+    def _burst_holds_a_second_of_traffic(self) -> Self:
+        if self.throttling_burst_limit < self.throttling_rate_limit:
+            raise ValueError(
+                f"throttling_burst_limit ({self.throttling_burst_limit}) is below throttling_rate_limit "
+                f"({self.throttling_rate_limit}): steady traffic the rate allows would be throttled"
+            )
+        return self
+
+
+class NotifierSettings(FunctionSettings):
+    """The drift notifier Lambda and its SQS event source mapping."""
+
+    batch_size: int = Field(10, ge=1, le=10)
+    #: ScalingConfig.MaximumConcurrency of the event source mapping (SQS allows 2..1000).
+    max_concurrency: int = Field(2, ge=2, le=1000)
+
+
+class NotificationsSettings(_Settings):
+    """Admin notifications of policy drift (CONTRACT §4): where they go, and how they get there.
+
+    With ``webhook_url`` each drift event is POSTed there, signed; without it the notifier emails
+    ``admin_email`` through the email queue. In AWS the signing secret lives in Secrets Manager
+    (the stack creates it when a webhook is configured); only a loopback webhook (the local sink)
+    may take ``local_webhook_secret`` from the environment instead.
+    """
+
+    webhook_url: str | None = Field(None, pattern=r"^https?://[^\s/]+\S*$")
+    #: How long one webhook POST may take before it counts as unreachable.
+    webhook_timeout_seconds: int = Field(5, ge=1, le=60)
+    local_webhook_secret: str | None = Field(None, pattern=_WEBHOOK_SECRET_PATTERN)
+    #: Who gets the ``admin_policy_drift`` email when no webhook is configured.
+    admin_email: str = Field("booking-admins@booking-durability.example", pattern=_ADDRESS_PATTERN)
+    notifier: NotifierSettings
+    #: Stream records per pipe batch (the outbox pipe, reservations stream -> notifications queue).
+    pipe_batch_size: int = Field(10, ge=1, le=10)
+    #: Retries of a batch the pipe could not forward, before it goes to the pipe's DLQ. Never
+    #: infinite (-1): a record retried until the stream drops it (24 h) would vanish unseen.
+    pipe_retry_attempts: int = Field(10, ge=0, le=10_000)
+
+    @property
+    def webhook_on_loopback(self) -> bool:
+        return self.webhook_url is not None and urlsplit(self.webhook_url).hostname in _LOOPBACK_HOSTS
+
+    @model_validator(mode="after")
+    def _webhook_is_safe(self) -> Self:
+        off_loopback = self.webhook_url is not None and not self.webhook_on_loopback
+        if off_loopback and urlsplit(str(self.webhook_url)).scheme != "https":
+            raise ValueError("webhook_url must use https (plain http only to a loopback address)")
+        if self.local_webhook_secret is not None and not self.webhook_on_loopback:
+            raise ValueError(
+                "local_webhook_secret puts the signing secret in the function's environment: only "
+                "for a webhook on a loopback address; elsewhere the secret is in Secrets Manager"
+            )
+        if self.webhook_on_loopback and self.local_webhook_secret is None:
+            raise ValueError("a loopback webhook signs with local_webhook_secret; set it")
+        batch_time = self.notifier.batch_size * self.webhook_timeout_seconds
+        if batch_time >= self.notifier.timeout_seconds:
+            raise ValueError(
+                f"notifier.batch_size ({self.notifier.batch_size}) x webhook_timeout_seconds "
+                f"({self.webhook_timeout_seconds}) = {batch_time} s must stay below "
+                f"notifier.timeout_seconds ({self.notifier.timeout_seconds}): a batch of "
+                "unreachable webhooks, called one after another, must fit in one invocation"
+            )
+        return self
+
+
+class ObservabilitySettings(_Settings):
+    """Logs, traces, and the thresholds of the alarms that are not derived from other settings."""
+
+    log_retention_days: LogRetentionDays
     tracing: bool
     log_level: LogLevel = "INFO"
-    # Transient provider failures in 5 minutes that page: an outage or a bad API key fails every send.
-    provider_failure_alarm_threshold: int = 10
+    #: Who the alarm topic emails (``-c alarm_email=oncall@example.com``); none: operators
+    #: subscribe to the topic themselves (its ARN is the ``AlarmTopicArn`` output).
+    alarm_email: str | None = Field(None, pattern=_ADDRESS_PATTERN)
+    #: Transient provider failures in 5 minutes that page: an outage or a bad API key fails every send.
+    provider_failure_alarm_threshold: int = Field(10, ge=1)
+    #: p99 of EmailDeliveryLagMs (sent minus ``deliver_at``) that pages when it lasts 15 minutes.
+    #: An email sent at its first attempt is late by the batching window and one invocation at
+    #: most (the stage check insists the threshold is above that); 300 s is reached by an email
+    #: that needed its third retry (60 + 120 + 240 s of backoff), so a p99 above it means more
+    #: than one email in a hundred is struggling.
+    delivery_lag_p99_alarm_seconds: int = Field(300, ge=1)
+    #: HoldMetadataRejected in 5 minutes that pages: confirmations refused because a hold lacks
+    #: its policy hash, tables or snapshot (imported holds not yet backfilled, or a regression).
+    hold_metadata_rejected_alarm_threshold: int = Field(5, ge=1)
 
 
-@dataclass(frozen=True)
-class StageSettings:
-    """One stage of the service. Built only through :func:`stage_settings` or tests."""
+class StageSettings(_Settings):
+    """One stage of the service. Built only through :func:`stage_settings` / :func:`derive`."""
 
-    name: str
-    email_queue: EmailQueueSettings
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    email_queue: QueueSettings = QueueSettings()
     consumer: EmailConsumerSettings
     delivery: EmailDeliverySettings
+    api: ApiSettings
+    email_api: ApiFunctionSettings
+    reservations_api: ApiFunctionSettings
+    notifications_queue: QueueSettings = QueueSettings()
+    notifications: NotificationsSettings
     observability: ObservabilitySettings
-    #: Keep stateful resources (the deliveries table) when the stack is deleted.
+    #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
     #: The local stage keeps retries quick (CONTRACT §3): visibility <= 60 s, hops <= 5 s,
     #: backoff base <= 2 s.
     quick_retries: bool = False
-
-    def __post_init__(self) -> None:
-        self._check_provider_rate()
-        self._check_consumer()
-        self._check_queue()
-        self._check_delivery()
-        if self.observability.log_retention_days not in LOG_RETENTION_DAYS_CHOICES:
-            raise StageSettingsError(
-                f"stage {self.name!r}: log_retention_days must be one of {LOG_RETENTION_DAYS_CHOICES}"
-            )
-        if self.quick_retries:
-            self._check_quick_retries()
 
     @property
     def email_visibility_timeout_seconds(self) -> int:
@@ -138,80 +294,145 @@ class StageSettings:
         )
 
     @property
+    def notifications_visibility_timeout_seconds(self) -> int:
+        """Six notifier timeouts, as AWS advises for Lambda consumers (no batching window)."""
+        return VISIBILITY_TIMEOUT_FACTOR * self.notifications.notifier.timeout_seconds
+
+    @property
     def stack_name(self) -> str:
         return f"BookingDurability-{self.name}"
 
-    def _check_provider_rate(self) -> None:
+    @property
+    def email_retry_backoffs_seconds(self) -> tuple[int, ...]:
+        """The visibility backoff after each transient failure that is retried: receives 1 to
+        ``max_receive_count - 1`` (the last receive dead-letters), doubling from
+        ``backoff_base_seconds`` and capped at :data:`MAX_BACKOFF_SECONDS`, as the consumer's
+        failure policy computes them."""
+        base = self.delivery.backoff_base_seconds
+        return tuple(
+            min(base * 2 ** (receive - 1), MAX_BACKOFF_SECONDS)
+            for receive in range(1, self.email_queue.max_receive_count)
+        )
+
+    @property
+    def email_age_alarm_seconds(self) -> int:
+        """The age of the oldest email message above which something is stuck: the longest a
+        healthy pipeline keeps one message (SQS ages a message from when it was sent):
+
+        - one hop of delay (``max_delay_hop_seconds``): every copy the service sends, a delay
+          hop, a throttle deferral or a re-queue behind another worker's lease, is delayed by
+          at most one hop, and SQS may count the delay in the message's age;
+        - plus every retry backoff (:attr:`email_retry_backoffs_seconds`): a transiently
+          failing message is the same message, hidden for its backoff after each receive;
+        - plus, for each of the ``max_receive_count`` receives, the batching window and one
+          full consumer invocation before the message is deleted, hidden or dead-lettered.
+
+        dev and prod: 900 + (60 + 120 + 240 + 480) + 5 x (5 + 60) = 2125 s (about 35 minutes);
+        local: 5 + (2 + 4 + 8 + 16) + 5 x (0 + 10) = 85 s. Anything older is a consumer that
+        does not run (disabled mapping, crashing before it reports, throttled) or a retry
+        pacing that no longer matches this derivation.
+        """
+        per_receive = self.consumer.max_batching_window_seconds + self.consumer.timeout_seconds
+        return (
+            self.delivery.max_delay_hop_seconds
+            + sum(self.email_retry_backoffs_seconds)
+            + self.email_queue.max_receive_count * per_receive
+        )
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Self:
         in_flight = self.consumer.send_concurrency * self.consumer.max_concurrency
         limit = self.delivery.provider_rate_limit_per_second
         if in_flight > limit:
-            raise StageSettingsError(
-                f"stage {self.name!r}: send_concurrency ({self.consumer.send_concurrency}) x "
-                f"max_concurrency ({self.consumer.max_concurrency}) = {in_flight} sends in flight "
-                f"exceeds provider_rate_limit_per_second ({limit}) of {self.delivery.provider!r}; "
+            raise ValueError(
+                f"send_concurrency ({self.consumer.send_concurrency}) x max_concurrency "
+                f"({self.consumer.max_concurrency}) = {in_flight} sends in flight exceeds "
+                f"provider_rate_limit_per_second ({limit}) of {self.delivery.provider!r}; "
                 "lower one of them or raise the provider's limit first"
             )
-
-    def _check_consumer(self) -> None:
-        consumer = self.consumer
-        if not 2 <= consumer.max_concurrency <= 1000:
-            raise StageSettingsError(
-                f"stage {self.name!r}: max_concurrency must be 2..1000 (SQS event source limit)"
-            )
-        if not 0 <= consumer.max_batching_window_seconds <= 300:
-            raise StageSettingsError(f"stage {self.name!r}: max_batching_window_seconds must be 0..300")
-        if not 1 <= consumer.batch_size <= 10_000:
-            raise StageSettingsError(f"stage {self.name!r}: batch_size must be 1..10000")
-        if consumer.batch_size > 10 and consumer.max_batching_window_seconds == 0:
-            raise StageSettingsError(
-                f"stage {self.name!r}: a batch_size above 10 needs a max_batching_window_seconds"
-            )
-        if consumer.lease_seconds <= consumer.timeout_seconds:
-            raise StageSettingsError(
-                f"stage {self.name!r}: lease_seconds ({consumer.lease_seconds}) must exceed the "
-                f"consumer timeout ({consumer.timeout_seconds}) so a running invocation keeps its claim"
-            )
-
-    def _check_queue(self) -> None:
-        queue = self.email_queue
-        if not 0 <= queue.delivery_delay_seconds <= SQS_MAX_DELAY_SECONDS:
-            raise StageSettingsError(f"stage {self.name!r}: delivery_delay_seconds must be 0..900")
         if self.email_visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise StageSettingsError(f"stage {self.name!r}: the consumer timeout is too long for SQS")
-        if queue.dlq_retention_days <= queue.retention_days:
-            raise StageSettingsError(
-                f"stage {self.name!r}: the DLQ must keep messages longer than the email queue, "
-                "or a redriven message can expire before anyone looks at it"
+            raise ValueError(
+                f"the email visibility timeout ({self.email_visibility_timeout_seconds} s, six consumer "
+                f"timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
             )
-
-    def _check_delivery(self) -> None:
-        delivery = self.delivery
-        if not 1 <= delivery.max_delay_hop_seconds <= SQS_MAX_DELAY_SECONDS:
-            raise StageSettingsError(f"stage {self.name!r}: max_delay_hop_seconds must be 1..900")
-        if delivery.provider == "resend" and not delivery.uses_credentials_secret:
-            raise StageSettingsError(f"stage {self.name!r}: resend needs its API key secret")
-        if delivery.provider == "smtp" and (delivery.smtp_host is None or delivery.smtp_port is None):
-            raise StageSettingsError(f"stage {self.name!r}: the smtp provider needs smtp_host and smtp_port")
+        if self.notifications_visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"the notifications visibility timeout ({self.notifications_visibility_timeout_seconds} s, "
+                f"six notifier timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
+            )
+        first_attempt = self.consumer.max_batching_window_seconds + self.consumer.timeout_seconds
+        lag_alarm = self.observability.delivery_lag_p99_alarm_seconds
+        if lag_alarm <= first_attempt:
+            raise ValueError(
+                f"observability.delivery_lag_p99_alarm_seconds ({lag_alarm}) must exceed the "
+                f"batching window plus the consumer timeout ({first_attempt} s): an email sent at "
+                "its first attempt can be that late, and the alarm would page on healthy traffic"
+            )
+        if self.quick_retries:
+            self._check_quick_retries()
+        return self
 
     def _check_quick_retries(self) -> None:
         too_slow = {
             "email visibility timeout": (self.email_visibility_timeout_seconds, 60),
+            "notifications visibility timeout": (self.notifications_visibility_timeout_seconds, 60),
             "delivery_delay_seconds": (self.email_queue.delivery_delay_seconds, 5),
+            "notifications_queue.delivery_delay_seconds": (
+                self.notifications_queue.delivery_delay_seconds,
+                5,
+            ),
             "max_delay_hop_seconds": (self.delivery.max_delay_hop_seconds, 5),
             "backoff_base_seconds": (self.delivery.backoff_base_seconds, 2),
             "throttle_backoff_seconds": (self.delivery.throttle_backoff_seconds, 1),
         }
         for what, (value, limit) in too_slow.items():
             if value > limit:
-                raise StageSettingsError(
-                    f"stage {self.name!r} keeps retries quick: {what} is {value} s, at most {limit} s"
-                )
+                raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+
+def derive(base: StageSettings, **changes: Any) -> StageSettings:
+    """``base`` with ``changes``, validated again as a whole.
+
+    A section given as a mapping changes only the fields it names (a section within a section
+    too), so a stage reads as its differences:
+    ``derive(dev, consumer={"memory_mb": 1024}, retain_data=True)``. Any broken invariant is a
+    :class:`StageSettingsError` naming the stage and the field.
+    """
+    data = _merged(base.model_dump(), changes)
+    return _validated(lambda: StageSettings.model_validate(data), stage=str(data.get("name")))
+
+
+def _merged(current: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``current`` with ``changes``; a mapping merges into the section it names, at any depth."""
+    merged = dict(current)
+    for key, value in changes.items():
+        section = merged.get(key)
+        merged[key] = (
+            _merged(section, value) if isinstance(value, Mapping) and isinstance(section, dict) else value
+        )
+    return merged
+
+
+def _validated(build: Callable[[], StageSettings], *, stage: str) -> StageSettings:
+    try:
+        return build()
+    except ValidationError as error:
+        raise StageSettingsError(f"stage {stage!r}: {_explain(error)}") from None
+
+
+def _explain(error: ValidationError) -> str:
+    """One line per broken rule: ``consumer.lease_seconds: ...`` (never the whole input)."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def _dev() -> StageSettings:
     return StageSettings(
         name="dev",
-        email_queue=EmailQueueSettings(),
         consumer=EmailConsumerSettings(
             timeout_seconds=60,
             batch_size=10,
@@ -227,77 +448,91 @@ def _dev() -> StageSettings:
             provider_rate_limit_per_second=10,
             uses_credentials_secret=True,
         ),
+        api=ApiSettings(throttling_rate_limit=20, throttling_burst_limit=40),
+        email_api=ApiFunctionSettings(timeout_seconds=10),
+        reservations_api=ApiFunctionSettings(timeout_seconds=10),
+        # No webhook until the deploying team names one (-c webhook_url=https://...): drift
+        # notifications are emailed to admin_email meanwhile.
+        notifications=NotificationsSettings(notifier=NotifierSettings(timeout_seconds=60, memory_mb=256)),
         observability=ObservabilitySettings(log_retention_days=14, tracing=True),
     )
 
 
 def _prod() -> StageSettings:
-    return StageSettings(
+    return derive(
+        _dev(),
         name="prod",
-        email_queue=EmailQueueSettings(),
-        consumer=EmailConsumerSettings(
-            timeout_seconds=60,
-            memory_mb=1024,
-            batch_size=10,
-            max_batching_window_seconds=5,
-            max_concurrency=5,
-            send_concurrency=10,
-            lease_seconds=120,
-        ),
-        delivery=EmailDeliverySettings(
-            provider="resend",
-            sender="Bookings <bookings@mail.booking-durability.example>",
+        consumer={"memory_mb": 1024, "max_concurrency": 5, "send_concurrency": 10},
+        delivery={
+            "sender": "Bookings <bookings@mail.booking-durability.example>",
             # Assumed production limit: confirm it with Resend, and raise it there before concurrency.
-            provider_rate_limit_per_second=50,
-            uses_credentials_secret=True,
-        ),
-        observability=ObservabilitySettings(log_retention_days=90, tracing=True),
+            "provider_rate_limit_per_second": 50,
+        },
+        # Assumed booking-platform peak: confirm it, and the account's API Gateway quota, first.
+        api={"throttling_rate_limit": 200, "throttling_burst_limit": 400},
+        email_api={"memory_mb": 1024},
+        reservations_api={"memory_mb": 1024},
+        observability={"log_retention_days": 90},
         retain_data=True,
     )
 
 
 def _local() -> StageSettings:
-    return StageSettings(
+    return derive(
+        _dev(),
         name="local",
-        email_queue=EmailQueueSettings(),
         # 10 s x 6 = 60 s visibility: a crashed local invocation's message comes back within a minute.
-        consumer=EmailConsumerSettings(
-            timeout_seconds=10,
-            memory_mb=512,
-            batch_size=10,
-            max_batching_window_seconds=0,
-            max_concurrency=2,
-            send_concurrency=5,
-            lease_seconds=20,
-        ),
-        delivery=EmailDeliverySettings(
-            provider="smtp",
-            sender="Bookings <bookings@booking.local>",
+        consumer={"timeout_seconds": 10, "max_batching_window_seconds": 0, "lease_seconds": 20},
+        delivery={
+            "provider": "smtp",
+            "sender": "Bookings <bookings@booking.local>",
             # The loopback SMTP sink has no limit worth modelling; this only bounds in-flight sends.
-            provider_rate_limit_per_second=100,
-            uses_credentials_secret=False,
-            max_delay_hop_seconds=5,
-            backoff_base_seconds=2,
-            throttle_backoff_seconds=1,
-            max_throttle_deferrals=10,
-            smtp_host="127.0.0.1",
-            smtp_port=1025,
-        ),
-        observability=ObservabilitySettings(log_retention_days=1, tracing=False),
+            "provider_rate_limit_per_second": 100,
+            "uses_credentials_secret": False,
+            "max_delay_hop_seconds": 5,
+            "backoff_base_seconds": 2,
+            "throttle_backoff_seconds": 1,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": 1025,
+        },
+        # CONTRACT §3: drift notifications go to the loopback webhook sink, signed with the
+        # published local secret. 10 s x 6 = 60 s visibility; 4 calls x 2 s fit in 10 s.
+        notifications={
+            "webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",
+            "local_webhook_secret": LOCAL_WEBHOOK_SECRET,
+            "webhook_timeout_seconds": 2,
+            "notifier": {"timeout_seconds": 10, "batch_size": 4},
+        },
+        # Local retries are seconds apart (backoff 2, 4, 8 s): 30 s of lag is already the third retry.
+        observability={"log_retention_days": 1, "tracing": False, "delivery_lag_p99_alarm_seconds": 30},
         quick_retries=True,
     )
 
 
-_STAGES = {"dev": _dev, "prod": _prod, "local": _local}
+_STAGES: dict[str, Callable[[], StageSettings]] = {"dev": _dev, "prod": _prod, "local": _local}
 STAGE_NAMES = tuple(_STAGES)
 
 
-def stage_settings(name: str = DEFAULT_STAGE, *, email_sender: str | None = None) -> StageSettings:
+def stage_settings(
+    name: str = DEFAULT_STAGE,
+    *,
+    email_sender: str | None = None,
+    webhook_url: str | None = None,
+    admin_email: str | None = None,
+    alarm_email: str | None = None,
+) -> StageSettings:
     """The settings of stage ``name``; an unknown name is a :class:`StageSettingsError`.
 
-    ``email_sender`` (context ``-c email_sender="Bookings <bookings@your-verified-domain>"``)
-    replaces the stage's sender: the domain must be verified with the provider, and only the
-    team deploying knows it.
+    Context values the team deploying knows and the code cannot:
+
+    - ``email_sender`` (``-c email_sender="Bookings <bookings@your-verified-domain>"``) replaces
+      the stage's sender: the domain must be verified with the provider.
+    - ``webhook_url`` (``-c webhook_url=https://hooks.example.com/policy-drift``) sends drift
+      notifications to that webhook; the stack then creates its signing secret in Secrets Manager.
+    - ``admin_email`` (``-c admin_email=admins@example.com``) receives drift notifications by
+      email while no webhook is configured.
+    - ``alarm_email`` (``-c alarm_email=oncall@example.com``) is subscribed to the alarm topic
+      (it confirms the subscription from the email AWS sends).
     """
     try:
         build = _STAGES[name]
@@ -305,11 +540,18 @@ def stage_settings(name: str = DEFAULT_STAGE, *, email_sender: str | None = None
         raise StageSettingsError(
             f"unknown stage {name!r}: choose one of {', '.join(STAGE_NAMES)} with -c stage=<name>"
         ) from None
-    settings = build()
+    settings = _validated(build, stage=name)
     if email_sender:
-        if "@" not in email_sender:
+        if not re.fullmatch(_SENDER_PATTERN, email_sender):
             raise StageSettingsError(
                 "email_sender must be an address, e.g. 'Bookings <bookings@example.com>'"
             )
-        settings = replace(settings, delivery=replace(settings.delivery, sender=email_sender))
+        settings = derive(settings, delivery={"sender": email_sender})
+    notifications = {
+        key: value for key, value in (("webhook_url", webhook_url), ("admin_email", admin_email)) if value
+    }
+    if notifications:
+        settings = derive(settings, notifications=notifications)
+    if alarm_email:
+        settings = derive(settings, observability={"alarm_email": alarm_email})
     return settings

@@ -1,8 +1,10 @@
 """One synthesized app per test session: every stage's stack, synthesized once, cdk-nag on.
 
 Tests read each stage through :class:`SynthesizedStage`, which finds the service's resources by
-what they are (the queue with a redrive policy, the function its event source mapping feeds),
-not by logical id, so a renamed construct does not silently skip an assertion.
+their role, not by logical id nor by being the only one of their kind: a function by its
+Powertools service name, the email queue as the event source of the email consumer, a DLQ as
+what its queue's redrive policy names, a table as what a function's environment points at. So a
+renamed construct, or a second queue or function, does not silently skip an assertion.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from tests.synth import synthesized_app
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 Resource = dict[str, Any]
+
+# Powertools service names (each function's logs' "service" and its metrics' dimension).
+EMAIL_CONSUMER_SERVICE = "email-consumer"
+EMAIL_API_SERVICE = "email-api"
+RESERVATIONS_API_SERVICE = "reservations-api"
+NOTIFIER_SERVICE = "notifier"
 
 
 @dataclass
@@ -63,26 +71,37 @@ class SynthesizedStage:
         assert len(found) == 1, f"expected one {resource_type} with {properties}, found {len(found)}"
         return found[0]
 
-    @cached_property
-    def email_queue(self) -> tuple[str, Resource]:
-        found = [(rid, res) for rid, res in self.of_type("AWS::SQS::Queue").items() if _redrive(res)]
-        assert len(found) == 1, "expected exactly one queue with a redrive policy (the email queue)"
+    def function(self, service: str) -> tuple[str, Resource]:
+        """The function whose Powertools service name (``POWERTOOLS_SERVICE_NAME``) is ``service``."""
+        found = [
+            (rid, res)
+            for rid, res in self.of_type("AWS::Lambda::Function").items()
+            if _environment(res).get("POWERTOOLS_SERVICE_NAME") == service
+        ]
+        assert len(found) == 1, f"expected one function of service {service!r}, found {len(found)}"
         return found[0]
 
     @cached_property
-    def email_dlq(self) -> tuple[str, Resource]:
-        dlq_id = _redrive(self.email_queue[1])["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        return dlq_id, self.resources[dlq_id]
+    def consumer(self) -> tuple[str, Resource]:
+        return self.function(EMAIL_CONSUMER_SERVICE)
 
     @cached_property
     def consumer_mapping(self) -> Resource:
-        queue_arn = {"Fn::GetAtt": [self.email_queue[0], "Arn"]}
-        return self.the_one("AWS::Lambda::EventSourceMapping", EventSourceArn=queue_arn)[1]
+        """The event source mapping that feeds the email consumer."""
+        return self.the_one("AWS::Lambda::EventSourceMapping", FunctionName={"Ref": self.consumer[0]})[1]
 
     @cached_property
-    def consumer(self) -> tuple[str, Resource]:
-        function_id = self.consumer_mapping["Properties"]["FunctionName"]["Ref"]
-        return function_id, self.resources[function_id]
+    def email_queue(self) -> tuple[str, Resource]:
+        """The queue the email consumer reads: its event source."""
+        queue_id = self.consumer_mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        assert self.resources[queue_id]["Type"] == "AWS::SQS::Queue"
+        return queue_id, self.resources[queue_id]
+
+    @cached_property
+    def email_dlq(self) -> tuple[str, Resource]:
+        """The dead-letter queue the email queue's redrive policy names."""
+        dlq_id = _redrive(self.email_queue[1])["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        return dlq_id, self.resources[dlq_id]
 
     @property
     def consumer_properties(self) -> dict[str, Any]:
@@ -91,23 +110,28 @@ class SynthesizedStage:
 
     @property
     def consumer_environment(self) -> dict[str, Any]:
-        variables: dict[str, Any] = self.consumer_properties["Environment"]["Variables"]
-        return variables
+        return _environment(self.consumer[1])
 
-    @cached_property
-    def consumer_statements(self) -> list[dict[str, Any]]:
-        """Every IAM statement attached to the consumer's role."""
-        role_id = self.consumer_properties["Role"]["Fn::GetAtt"][0]
+    def role_statements(self, function_id: str) -> list[dict[str, Any]]:
+        """Every IAM statement attached to the role of function ``function_id``."""
+        role_id = self.resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
         statements: list[dict[str, Any]] = []
         for policy in self.of_type("AWS::IAM::Policy").values():
             if {"Ref": role_id} in policy["Properties"]["Roles"]:
                 statements += policy["Properties"]["PolicyDocument"]["Statement"]
         return statements
 
-    def actions_on(self, resource: Any) -> set[str]:
-        """Actions the consumer's role allows on ``resource`` (a Ref / GetAtt expression)."""
+    @cached_property
+    def consumer_statements(self) -> list[dict[str, Any]]:
+        """Every IAM statement attached to the consumer's role."""
+        return self.role_statements(self.consumer[0])
+
+    def actions_on(self, resource: Any, *, function_id: str | None = None) -> set[str]:
+        """Actions a function's role (the consumer's by default) allows on ``resource`` (a Ref /
+        GetAtt expression)."""
+        statements = self.consumer_statements if function_id is None else self.role_statements(function_id)
         allowed: set[str] = set()
-        for statement in self.consumer_statements:
+        for statement in statements:
             resources = (
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             )
@@ -116,10 +140,129 @@ class SynthesizedStage:
                 allowed |= set(actions if isinstance(actions, list) else [actions])
         return allowed
 
+    def touched(self, function_id: str) -> dict[str, set[str]]:
+        """``{resource: actions}`` a function's role allows; each resource as :meth:`arn_key`
+        writes it, or ``"*"`` for any."""
+        touched: dict[str, set[str]] = {}
+        for statement in self.role_statements(function_id):
+            assert statement["Effect"] == "Allow"
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for resource in resources:
+                key = resource if resource == "*" else json.dumps(resource, sort_keys=True)
+                touched.setdefault(key, set()).update(actions)
+        return touched
+
+    @staticmethod
+    def arn_key(logical_id: str) -> str:
+        """A resource's ARN as :meth:`touched` keys it."""
+        return json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}, sort_keys=True)
+
+    def own_log_group_key(self, function_id: str) -> str:
+        """The ARN of a function's own log group, as :meth:`touched` keys it."""
+        log_group = self.resources[function_id]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        return self.arn_key(log_group)
+
     @cached_property
     def deliveries_table(self) -> tuple[str, Resource]:
         table_ref = self.consumer_environment["DELIVERIES_TABLE"]
         return table_ref["Ref"], self.resources[table_ref["Ref"]]
+
+    @cached_property
+    def email_api(self) -> tuple[str, Resource]:
+        return self.function(EMAIL_API_SERVICE)
+
+    @cached_property
+    def reservations_api(self) -> tuple[str, Resource]:
+        return self.function(RESERVATIONS_API_SERVICE)
+
+    @cached_property
+    def reservations_table(self) -> tuple[str, Resource]:
+        """The table the reservations API's environment names."""
+        table_ref = _environment(self.reservations_api[1])["RESERVATIONS_TABLE"]
+        return table_ref["Ref"], self.resources[table_ref["Ref"]]
+
+    @cached_property
+    def notifier(self) -> tuple[str, Resource]:
+        return self.function(NOTIFIER_SERVICE)
+
+    @property
+    def notifier_environment(self) -> dict[str, Any]:
+        return _environment(self.notifier[1])
+
+    @cached_property
+    def notifier_mapping(self) -> Resource:
+        """The event source mapping that feeds the notifier."""
+        return self.the_one("AWS::Lambda::EventSourceMapping", FunctionName={"Ref": self.notifier[0]})[1]
+
+    @cached_property
+    def notifications_queue(self) -> tuple[str, Resource]:
+        """The queue the notifier reads: its event source."""
+        queue_id = self.notifier_mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        assert self.resources[queue_id]["Type"] == "AWS::SQS::Queue"
+        return queue_id, self.resources[queue_id]
+
+    @cached_property
+    def notifications_dlq(self) -> tuple[str, Resource]:
+        """The dead-letter queue the notifications queue's redrive policy names."""
+        dlq_id = _redrive(self.notifications_queue[1])["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        return dlq_id, self.resources[dlq_id]
+
+    @cached_property
+    def outbox_pipe(self) -> tuple[str, Resource]:
+        """The pipe whose source is the reservations table's stream."""
+        stream = {"Fn::GetAtt": [self.reservations_table[0], "StreamArn"]}
+        return self.the_one("AWS::Pipes::Pipe", Source=stream)
+
+    @cached_property
+    def pipe_dlq(self) -> tuple[str, Resource]:
+        """The queue the outbox pipe sends what it could not forward to."""
+        parameters = self.outbox_pipe[1]["Properties"]["SourceParameters"]["DynamoDBStreamParameters"]
+        dlq_id = parameters["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        assert self.resources[dlq_id]["Type"] == "AWS::SQS::Queue"
+        return dlq_id, self.resources[dlq_id]
+
+    @cached_property
+    def rest_api(self) -> tuple[str, Resource]:
+        return self.the_one("AWS::ApiGateway::RestApi")
+
+    @cached_property
+    def api_stage_id(self) -> str:
+        """The logical id of the stage the API is deployed to."""
+        return self.the_one("AWS::ApiGateway::Stage", RestApiId={"Ref": self.rest_api[0]})[0]
+
+    @property
+    def api_stage(self) -> Resource:
+        return self.resources[self.api_stage_id]
+
+    @cached_property
+    def api_methods(self) -> dict[tuple[str, str], Resource]:
+        """Every API method by ``(HTTP method, path)``, the path rebuilt from the resource tree."""
+        return {
+            (method["Properties"]["HttpMethod"], self._api_path(method["Properties"]["ResourceId"])): method
+            for method in self.of_type("AWS::ApiGateway::Method").values()
+        }
+
+    @cached_property
+    def api_routes(self) -> dict[tuple[str, str], str]:
+        """``(HTTP method, path)`` -> the logical id of the function its integration invokes."""
+        routes = {}
+        for route, method in self.api_methods.items():
+            parts = method["Properties"]["Integration"]["Uri"]["Fn::Join"][1]
+            [function_id] = [
+                part["Fn::GetAtt"][0] for part in parts if isinstance(part, dict) and "Fn::GetAtt" in part
+            ]
+            routes[route] = function_id
+        return routes
+
+    def _api_path(self, resource_ref: dict[str, Any]) -> str:
+        if "Fn::GetAtt" in resource_ref:
+            assert resource_ref["Fn::GetAtt"][1] == "RootResourceId"
+            return ""
+        properties = self.resources[resource_ref["Ref"]]["Properties"]
+        return f"{self._api_path(properties['ParentId'])}/{properties['PathPart']}"
 
     def staged_asset(self, code: dict[str, Any]) -> Path:
         """The folder the cloud assembly zips for a Lambda ``Code`` / layer ``Content``."""
@@ -148,6 +291,11 @@ class SynthesizedApp:
     def validation_report(self) -> dict[str, Any]:
         report: dict[str, Any] = json.loads((self.outdir / "validation-report.json").read_text())
         return report
+
+
+def _environment(function: Resource) -> dict[str, Any]:
+    variables: dict[str, Any] = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    return variables
 
 
 def _redrive(queue: Resource) -> dict[str, Any]:

@@ -67,16 +67,83 @@ def test_every_acknowledgement_gives_a_reason_on_a_specific_construct(stage: Syn
         assert path.count("/") >= 2, f"{rule} is acknowledged for all of {path}"
 
 
-def test_aws_stages_acknowledge_exactly_the_secret_rotation_and_xray_wildcard(
+# What the IAM-authorized API is acknowledged for, on every stage (see stacks/api.py).
+API_ACKNOWLEDGEMENTS = {
+    # Request validation lives in the functions, which answer the CONTRACT's 422 shape
+    "Annotation::AwsSolutions-APIG2",
+    # No WAF: every method needs SigV4, the stage throttles
+    "Annotation::AwsSolutions-APIG3",
+    # No Cognito: callers are IAM principals
+    "Annotation::AwsSolutions-COG4",
+    # API Gateway's account logging role uses the AWS-managed policy made for it
+    "Annotation::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AmazonAPIGatewayPushToCloudWatchLogs]",
+}
+
+
+# The outbox pipe's DLQ is a dead-letter queue that cdk-nag does not recognize as one.
+PIPE_DLQ_ACKNOWLEDGEMENT = "Annotation::AwsSolutions-SQS3"
+# The callers' route-group policies name path parameters as '*' in execute-api ARNs, each ARN
+# acknowledged on its own policy (test_caller_policies.py checks them one by one).
+EXECUTE_API_WILDCARD = "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:"
+
+
+def _rules_besides_caller_route_wildcards(stage: SynthesizedStage) -> set[str]:
+    caller_policies = f"/{stage.settings.stack_name}/CallerPolicies/"
+    rules = set()
+    for where in stage.acknowledgements:
+        path, rule = where.split(" ", 1)
+        if rule.startswith(EXECUTE_API_WILDCARD):
+            # Only ever on the callers' policies
+            assert path.startswith(caller_policies), where
+            continue
+        rules.add(rule)
+    return rules
+
+
+def test_aws_stages_acknowledge_exactly_the_secret_rotation_xray_wildcard_pipe_dlq_and_iam_only_api(
     aws_stage: SynthesizedStage,
 ) -> None:
-    rules = {where.split(" ", 1)[1] for where in aws_stage.acknowledgements}
-    assert rules == {"Annotation::AwsSolutions-SMG4", "Annotation::AwsSolutions-IAM5[Resource::*]"}
+    assert _rules_besides_caller_route_wildcards(aws_stage) == {
+        "Annotation::AwsSolutions-SMG4",
+        "Annotation::AwsSolutions-IAM5[Resource::*]",
+        PIPE_DLQ_ACKNOWLEDGEMENT,
+    } | (API_ACKNOWLEDGEMENTS)
 
 
-def test_the_local_stage_needs_no_acknowledgement(local: SynthesizedStage) -> None:
-    # No secret (SMTP on loopback) and no tracing: nothing to justify
-    assert local.acknowledgements == {}
+def test_only_the_outbox_pipes_dlq_is_acknowledged_as_a_queue_without_a_dlq(stage: SynthesizedStage) -> None:
+    paths = {
+        where.split(" ", 1)[0] for where in stage.acknowledgements if where.endswith(PIPE_DLQ_ACKNOWLEDGEMENT)
+    }
+    [path] = paths
+    # And that construct is the queue the pipe names as its dead-letter queue
+    logical_ids = [
+        entry["data"] for entry in stage.metadata[f"{path}/Resource"] if entry["type"] == "aws:cdk:logicalId"
+    ]
+    assert logical_ids == [stage.pipe_dlq[0]]
+
+
+def test_the_xray_wildcard_is_acknowledged_only_on_the_roles_of_traced_functions(
+    aws_stage: SynthesizedStage,
+) -> None:
+    paths = {
+        where.split(" ", 1)[0]
+        for where in aws_stage.acknowledgements
+        if where.endswith("AwsSolutions-IAM5[Resource::*]")
+    }
+    prefix = f"/{aws_stage.settings.stack_name}"
+    assert paths == {
+        f"{prefix}/EmailPipeline/Consumer/Role",
+        f"{prefix}/Api/EmailApi/Role",
+        f"{prefix}/Api/ReservationsApi/Role",
+        f"{prefix}/Notifications/Notifier/Role",
+    }
+
+
+def test_the_local_stage_acknowledges_only_the_iam_only_api_and_the_pipe_dlq(local: SynthesizedStage) -> None:
+    # No secret (SMTP and the webhook sink on loopback) and no tracing: only the API's design and
+    # the pipe's DLQ are left to justify
+    assert _rules_besides_caller_route_wildcards(local) == API_ACKNOWLEDGEMENTS | {PIPE_DLQ_ACKNOWLEDGEMENT}
 
 
 def test_cdk_nag_fails_the_synth_on_a_non_compliant_resource(tmp_path: Path) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from booking_durability.settings import ConsumerSettings
 from stacks.service_stack import ServiceStack
-from stacks.settings import stage_settings
+from stacks.settings import derive, stage_settings
 
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import SynthesizedStage
@@ -154,14 +154,14 @@ def test_the_consumer_environment_carries_every_runtime_setting(stage: Synthesiz
     assert {name: environment.get(name) for name in expected} == expected
 
 
-def test_the_consumer_environment_is_what_the_runtime_settings_model_accepts(stage: SynthesizedStage) -> None:
+def test_the_consumer_environment_is_what_the_runtime_settings_model_accepts(
+    stage: SynthesizedStage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the template's environment, with Refs resolved the way the local stack resolves them
-    environment = {
-        name: value if isinstance(value, str) else f"resolved-{name.lower()}"
-        for name, value in stage.consumer_environment.items()
-    }
-    # When the consumer validates it at cold start
-    settings = ConsumerSettings.from_env(environment)
+    for name, value in stage.consumer_environment.items():
+        monkeypatch.setenv(name, value if isinstance(value, str) else f"resolved-{name.lower()}")
+    # When the consumer validates it at cold start (its settings model reads the environment)
+    settings = ConsumerSettings()
     # Then it reads the stage's values, not its own defaults
     assert settings.lease_seconds == stage.settings.consumer.lease_seconds
     assert settings.max_receives == stage.settings.email_queue.max_receive_count
@@ -222,15 +222,13 @@ def test_the_consumer_may_read_the_provider_secret(aws_stage: SynthesizedStage) 
 
 def test_an_ses_stage_may_send_as_its_sender_domain_and_needs_no_secret() -> None:
     # Given dev switched to SES (a separate small synth: no shipped stage uses SES)
-    dev = stage_settings("dev")
-    ses_settings = dataclasses.replace(
-        dev,
-        delivery=dataclasses.replace(
-            dev.delivery,
-            provider="ses",
-            uses_credentials_secret=False,
-            sender="Bookings <b@mail.example.org>",
-        ),
+    ses_settings = derive(
+        stage_settings("dev"),
+        delivery={
+            "provider": "ses",
+            "uses_credentials_secret": False,
+            "sender": "Bookings <b@mail.example.org>",
+        },
     )
     template = Template.from_stack(ServiceStack(cdk.App(), ses_settings))
     # Then the consumer may call ses:SendEmail on that domain's identity, and reads no secret
@@ -256,7 +254,11 @@ def test_an_ses_stage_may_send_as_its_sender_domain_and_needs_no_secret() -> Non
     )
     assert template.find_resources("AWS::SecretsManager::Secret") == {}
     functions = template.find_resources("AWS::Lambda::Function")
-    [consumer] = [f for f in functions.values() if f["Properties"]["Handler"] == "handler.handler"]
+    [consumer] = [
+        f
+        for f in functions.values()
+        if f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "email-consumer"
+    ]
     assert consumer["Properties"]["Environment"]["Variables"]["EMAIL_PROVIDER"] == "ses"
     assert "PROVIDER_SECRET_ARN" not in consumer["Properties"]["Environment"]["Variables"]
 

@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match
 
-from stacks.settings import LAMBDA_PYTHON_VERSION
+from stacks.function import ServiceFunction
+from stacks.settings import LAMBDA_PYTHON_VERSION, stage_settings
 
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import SynthesizedStage
@@ -143,3 +146,31 @@ def test_the_trimmed_babel_still_renders_every_locale_the_product_offers(dev: Sy
     assert origin.startswith(str(site))
     assert "Saturday" in rendered[0]
     assert all("sábado" in line for line in rendered[2:])
+
+
+def test_each_function_has_its_own_service_name_and_role(stage: SynthesizedStage) -> None:
+    functions = [function["Properties"] for function in stage.of_type("AWS::Lambda::Function").values()]
+    services = [properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for properties in functions]
+    assert sorted(services) == ["email-api", "email-consumer", "notifier", "reservations-api"]
+    roles = [properties["Role"]["Fn::GetAtt"][0] for properties in functions]
+    assert len(set(roles)) == len(roles)
+
+
+def test_a_function_whose_handler_is_missing_fails_the_synth(tmp_path: Path) -> None:
+    # Given a code folder without the handler's module
+    stack = cdk.Stack(cdk.App(), "Scratch")
+    # When a function is built from it, then the synth stops and names the file to create
+    with pytest.raises(FileNotFoundError, match=r"handler\.py is missing"):
+        ServiceFunction(
+            stack,
+            "Orphan",
+            settings=stage_settings("local"),
+            service="orphan",
+            description="no handler",
+            code_dir=tmp_path,
+            handler="handler.handler",
+            layers=[],
+            environment={},
+            timeout_seconds=3,
+            memory_mb=128,
+        )

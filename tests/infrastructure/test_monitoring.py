@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from aws_cdk.assertions import Match
@@ -12,14 +13,39 @@ if TYPE_CHECKING:
 
 
 def _alarm_on(stage: SynthesizedStage, metric_name: str, dimension: dict[str, Any]) -> dict[str, Any]:
+    wanted = {"Name": dimension["Name"], "Value": dimension["Value"]}
     found = [
         alarm["Properties"]
         for alarm in stage.of_type("AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"].get("MetricName") == metric_name
-        and {"Name": dimension["Name"], "Value": dimension["Value"]} in alarm["Properties"]["Dimensions"]
+        if any(
+            metric["MetricName"] == metric_name and wanted in metric["Dimensions"]
+            for metric in _metrics(alarm["Properties"])
+        )
     ]
     assert len(found) == 1, f"expected one alarm on {metric_name} of {dimension}"
     return found[0]
+
+
+def _metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads, whether the template names one flat or lists metric queries."""
+    if "MetricName" in alarm:
+        keys = ("Namespace", "MetricName", "Dimensions", "Period")
+        return [{**{key: alarm.get(key) for key in keys}, "Stat": alarm["Statistic"]}]
+    return [
+        {
+            **query["MetricStat"]["Metric"],
+            "Period": query["MetricStat"]["Period"],
+            "Stat": query["MetricStat"]["Stat"],
+        }
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+    ]
+
+
+def _metric(alarm: dict[str, Any]) -> dict[str, Any]:
+    """The one metric an alarm reads."""
+    [metric] = _metrics(alarm)
+    return metric
 
 
 def _alarm_topic(stage: SynthesizedStage) -> str:
@@ -33,12 +59,15 @@ def test_any_message_in_the_dlq_raises_an_alarm(stage: SynthesizedStage) -> None
     dlq_name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
     # Then one visible message is enough to alarm, at once, and missing data is not an alarm
     alarm = _alarm_on(stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": dlq_name})
-    assert alarm["Namespace"] == "AWS/SQS"
+    metric = _metric(alarm)
+    assert (metric["Namespace"], metric["Stat"]) == ("AWS/SQS", "Maximum")
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Threshold"] == 0
     assert alarm["EvaluationPeriods"] == 1
-    assert alarm["Period"] == 60
+    assert alarm.get("DatapointsToAlarm", 1) == 1
+    assert metric["Period"] == 60
     assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmDescription"].startswith("Emails are in the DLQ")
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
     assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
 
@@ -48,9 +77,9 @@ def test_consumer_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> 
     function = {"Name": "FunctionName", "Value": {"Ref": function_id}}
     for metric in ("Errors", "Throttles"):
         alarm = _alarm_on(stage, metric, function)
-        assert alarm["Namespace"] == "AWS/Lambda"
-        assert alarm["Statistic"] == "Sum"
+        assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (1, "notBreaching")
         assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
@@ -92,11 +121,24 @@ def test_the_dashboard_shows_the_alarms_queue_dlq_and_consumer(stage: Synthesize
     assert dashboard["Properties"]["DashboardName"] == f"BookingDurability-{stage.name}"
     # The body is a Fn::Join of literal JSON and resource references
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    assert "Alarms" in body
-    for title in ("Email queue", "Email DLQ depth", "Email consumer"):
+    # Every alarm's state first, then a section per queue (its DLQ's depth included) and function
+    assert body.index('\\"title\\":\\"Alarms\\"') < body.index("Email queue")
+    for alarm_id in stage.of_type("AWS::CloudWatch::Alarm"):
+        assert alarm_id in body, alarm_id
+    for title in ("Email queue", "DLQ: Message Count", "Email consumer", "Email outcomes"):
         assert title in body
     assert stage.email_dlq[0] in body
     assert stage.consumer[0] in body
+
+
+def test_every_alarm_says_what_it_means_and_notifies_the_topic(stage: SynthesizedStage) -> None:
+    alarms = stage.of_type("AWS::CloudWatch::Alarm").values()
+    assert alarms
+    for alarm in (alarm["Properties"] for alarm in alarms):
+        # A sentence an on-call operator can act on, not a generated label
+        assert len(alarm["AlarmDescription"].split()) >= 10, alarm["AlarmDescription"]
+        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+        assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
 def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: SynthesizedStage) -> None:
@@ -105,8 +147,9 @@ def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: S
     # Then repeated transient failures (outage, 401/403 from a bad key) alarm instead of waiting
     # for the DLQ after five receives
     alarm = _alarm_on(stage, "EmailTransientFailure", {"Name": "service", "Value": service})
-    assert alarm["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
-    assert alarm["Statistic"] == "Sum"
+    assert _metric(alarm)["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert _metric(alarm)["Stat"] == "Sum"
+    assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["Threshold"] == stage.settings.observability.provider_failure_alarm_threshold
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
@@ -121,3 +164,360 @@ def test_the_dashboard_breaks_dead_letters_down_by_reason(stage: SynthesizedStag
     # Every reason the consumer can dead-letter with has its own line
     for reason in FailureReason:
         assert f'"EmailDeadLettered","failure_reason","{reason.value}","service"' in body, reason
+
+
+def test_the_api_functions_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> None:
+    for function_id, _ in (stage.email_api, stage.reservations_api):
+        function = {"Name": "FunctionName", "Value": {"Ref": function_id}}
+        for metric in ("Errors", "Throttles"):
+            alarm = _alarm_on(stage, metric, function)
+            assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
+            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+            assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_a_share_of_server_errors_from_the_api_raises_an_alarm(stage: SynthesizedStage) -> None:
+    # Given the API's name and stage, the dimensions API Gateway publishes its metrics under
+    api_name = stage.rest_api[1]["Properties"]["Name"]
+    api = {"Name": "ApiName", "Value": api_name}
+    alarm = _alarm_on(stage, "5XXError", api)
+    metrics = {metric["MetricName"]: metric for metric in _metrics(alarm)}
+    # Then it reads the 5xx count and the request count of that stage, summed over 5 minutes
+    assert set(metrics) == {"5XXError", "Count"}
+    for metric in metrics.values():
+        assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("AWS/ApiGateway", "Sum", 300)
+        assert api in metric["Dimensions"]
+        assert {"Name": "Stage", "Value": {"Ref": stage.api_stage_id}} in metric["Dimensions"]
+    # And pages on their ratio in percent, judged only from the stage's minimum of requests
+    [expression] = [query for query in alarm["Metrics"] if "Expression" in query]
+    ids = {
+        query["MetricStat"]["Metric"]["MetricName"]: query["Id"]
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+    }
+    api_settings = stage.settings.api
+    assert expression["Expression"] == (
+        f"IF({ids['Count']} >= {api_settings.server_error_alarm_min_requests}, "
+        f"100 * FILL({ids['5XXError']}, 0) / {ids['Count']}, 0)"
+    )
+    assert alarm["Threshold"] == api_settings.server_error_alarm_percent
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_throttled_table_requests_raise_alarms(stage: SynthesizedStage) -> None:
+    for table_id, _ in (stage.deliveries_table, stage.reservations_table):
+        table = {"Name": "TableName", "Value": {"Ref": table_id}}
+        for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
+            alarm = _alarm_on(stage, metric, table)
+            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+            assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_the_dashboard_shows_the_api_and_what_happens_to_holds(stage: SynthesizedStage) -> None:
+    [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    body = "".join(part for part in parts if isinstance(part, str))
+    # The API's requests, 4xx, 5xx and latency p50/p99
+    for metric in ('"Count"', '"4XXError"', '"5XXError"', '"Latency"'):
+        assert metric in body, metric
+    assert '"stat":"p50"' in body
+    assert '"stat":"p99"' in body
+    # The reservations API's own metrics, and refusals broken down by CONTRACT's reasons
+    for name in ("HoldCreated", "HoldReleased", "BookingCancelled"):
+        assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
+    for reason in ("party_too_large", "no_table"):
+        assert f'"NoAvailability","reason","{reason}","service","reservations-api"' in body, reason
+
+
+def _dashboard_text(stage: SynthesizedStage) -> str:
+    """The dashboard body's literal JSON, references left out."""
+    [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    return "".join(part for part in parts if isinstance(part, str))
+
+
+def test_any_undelivered_drift_notification_raises_an_alarm(stage: SynthesizedStage) -> None:
+    # Given the notifications DLQ and the outbox pipe's DLQ: either holds drift no admin heard of
+    for dlq_id, meaning in (
+        (stage.notifications_dlq[0], "Policy-drift notifications are in the notifications DLQ"),
+        (stage.pipe_dlq[0], "The outbox pipe gave up forwarding"),
+    ):
+        dlq_name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
+        # Then one visible message alarms within the minute, like the email DLQ
+        alarm = _alarm_on(
+            stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": dlq_name}
+        )
+        metric = _metric(alarm)
+        assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("AWS/SQS", "Maximum", 60)
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (1, "notBreaching")
+        assert alarm["AlarmDescription"].startswith(meaning)
+        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+        assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_notifier_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> None:
+    function = {"Name": "FunctionName", "Value": {"Ref": stage.notifier[0]}}
+    for metric in ("Errors", "Throttles"):
+        alarm = _alarm_on(stage, metric, function)
+        assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
+    stage: SynthesizedStage,
+) -> None:
+    from booking_durability.notifications.failure_policy import NotificationFailureReason
+    from booking_durability.notifications.notifier import EmailChannel
+    from booking_durability.notifications.webhook import WebhookChannel
+
+    body = _dashboard_text(stage)
+    service = stage.notifier_environment["POWERTOOLS_SERVICE_NAME"]
+    # Every channel the notifier can deliver through, and every reason it can dead-letter with
+    for channel in (WebhookChannel.name, EmailChannel.name):
+        assert (
+            f'"BookingDurability","AdminNotificationSent","channel","{channel}","service","{service}"' in body
+        )
+    for reason in NotificationFailureReason:
+        assert f'"AdminNotificationFailed","failure_reason","{reason.value}","service","{service}"' in body, (
+            reason
+        )
+    # And the outbox pipe's own metrics, for the pipe that is deployed
+    full_body = json.dumps(stage.the_one("AWS::CloudWatch::Dashboard")[1]["Properties"]["DashboardBody"])
+    for metric in ("EventCount", "ExecutionFailed", "TargetStageFailed"):
+        assert f'\\"AWS/EventBridge/Pipes\\",\\"{metric}\\",\\"PipeName\\"' in full_body, metric
+    assert json.dumps({"Ref": stage.outbox_pipe[0]}) in full_body
+
+
+def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedStage) -> None:
+    from typing import get_args
+
+    from booking_durability.reservations.confirmation import DriftReason
+
+    body = _dashboard_text(stage)
+    for name in (
+        "HoldConfirmed",
+        "HoldMetadataRejected",
+        "PolicyDriftDetected",
+        "PolicyDriftRecovered",
+    ):
+        assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
+    for reason in get_args(DriftReason):
+        assert f'"PolicyDriftUnrecovered","reason","{reason}","service","reservations-api"' in body, reason
+
+
+# --- alarms added for operations (issue 9) ------------------------------------------------------
+
+
+def test_an_email_waiting_longer_than_retries_explain_raises_an_alarm(stage: SynthesizedStage) -> None:
+    from booking_durability.emails.failure_policy import MAX_BACKOFF_SECONDS, FailurePolicy
+    from stacks.settings import MAX_BACKOFF_SECONDS as STACKS_MAX_BACKOFF_SECONDS
+
+    settings = stage.settings
+    # Given the consumer's own failure policy, with the stage's pacing
+    policy = FailurePolicy(
+        backoff_base_seconds=settings.delivery.backoff_base_seconds,
+        max_receives=settings.email_queue.max_receive_count,
+        throttle_backoff_seconds=settings.delivery.throttle_backoff_seconds,
+        max_throttle_deferrals=settings.delivery.max_throttle_deferrals,
+        provider_timeout_seconds=5,
+    )
+    retried = range(1, settings.email_queue.max_receive_count)
+    # Then the stacks compute the same backoffs the runtime applies, with the same cap
+    assert STACKS_MAX_BACKOFF_SECONDS == MAX_BACKOFF_SECONDS
+    assert settings.email_retry_backoffs_seconds == tuple(policy.backoff_seconds(n) for n in retried)
+    # And the oldest email message alarms above one hop, every backoff and one invocation per receive
+    alarm = _alarm_on(
+        stage,
+        "ApproximateAgeOfOldestMessage",
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [stage.email_queue[0], "QueueName"]}},
+    )
+    per_receive = settings.consumer.max_batching_window_seconds + settings.consumer.timeout_seconds
+    expected = (
+        settings.delivery.max_delay_hop_seconds
+        + sum(policy.backoff_seconds(n) for n in retried)
+        + settings.email_queue.max_receive_count * per_receive
+    )
+    assert alarm["Threshold"] == settings.email_age_alarm_seconds == expected
+    assert (alarm["ComparisonOperator"], _metric(alarm)["Stat"]) == ("GreaterThanThreshold", "Maximum")
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_the_email_age_threshold_is_the_stages_own_derivation() -> None:
+    from stacks.settings import stage_settings
+
+    # dev and prod: 900 s hop + (60 + 120 + 240 + 480) s of backoff + 5 receives x (5 s window + 60 s)
+    assert stage_settings("dev").email_age_alarm_seconds == 2125
+    assert stage_settings("prod").email_age_alarm_seconds == 2125
+    # local: 5 s hop + (2 + 4 + 8 + 16) s of backoff + 5 receives x (0 s window + 10 s)
+    assert stage_settings("local").email_age_alarm_seconds == 85
+
+
+def test_late_deliveries_raise_an_alarm_on_the_p99_lag(stage: SynthesizedStage) -> None:
+    service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
+    alarm = _alarm_on(stage, "EmailDeliveryLagMs", {"Name": "service", "Value": service})
+    metric = _metric(alarm)
+    assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("BookingDurability", "p99", 300)
+    # The metric is in milliseconds, the setting in seconds; it must last three periods
+    assert alarm["Threshold"] == stage.settings.observability.delivery_lag_p99_alarm_seconds * 1000
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 3)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage: SynthesizedStage) -> None:
+    from typing import get_args
+
+    from booking_durability.reservations.confirmation import DriftReason
+
+    service = _reservations_service(stage)
+    # Given every reason the confirmation logic can give for not recovering
+    alarms = [
+        _alarm_on(stage, "PolicyDriftUnrecovered", {"Name": "reason", "Value": reason})
+        for reason in get_args(DriftReason)
+    ]
+    # Then one alarm reads them all, summed, and one in 5 minutes pages
+    [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
+    by_id = {query["Id"]: query for query in alarm["Metrics"] if "MetricStat" in query}
+    for query in by_id.values():
+        metric = query["MetricStat"]
+        assert {"Name": "service", "Value": service} in metric["Metric"]["Dimensions"]
+        assert (metric["Stat"], metric["Period"]) == ("Sum", 300)
+    [expression] = [query["Expression"] for query in alarm["Metrics"] if "Expression" in query]
+    assert expression == " + ".join(f"FILL({metric_id}, 0)" for metric_id in by_id)
+    assert len(by_id) == len(get_args(DriftReason))
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_a_burst_of_holds_refused_for_missing_metadata_raises_an_alarm(stage: SynthesizedStage) -> None:
+    service = _reservations_service(stage)
+    alarm = _alarm_on(stage, "HoldMetadataRejected", {"Name": "service", "Value": service})
+    assert (_metric(alarm)["Stat"], _metric(alarm)["Period"]) == ("Sum", 300)
+    assert alarm["Threshold"] == stage.settings.observability.hold_metadata_rejected_alarm_threshold
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def _reservations_service(stage: SynthesizedStage) -> str:
+    service: str = stage.function("reservations-api")[1]["Properties"]["Environment"]["Variables"][
+        "POWERTOOLS_SERVICE_NAME"
+    ]
+    return service
+
+
+def test_every_function_and_queue_has_its_alarms(stage: SynthesizedStage) -> None:
+    # Every function: failed invocations and throttles; every DLQ (the pipe's too): any message
+    for function_id, _ in (stage.consumer, stage.email_api, stage.reservations_api, stage.notifier):
+        for metric in ("Errors", "Throttles"):
+            _alarm_on(stage, metric, {"Name": "FunctionName", "Value": {"Ref": function_id}})
+    for dlq_id in (stage.email_dlq[0], stage.notifications_dlq[0], stage.pipe_dlq[0]):
+        name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
+        _alarm_on(stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": name})
+
+
+# --- runbook ----------------------------------------------------------------------------------
+
+
+_RUNBOOK_REFERENCE = re.compile(r" Runbook: docs/runbook\.md#([a-z0-9-]+)$")
+
+
+def _github_anchor(title: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+
+
+def test_runbook_anchors_are_unique_and_match_their_section_titles() -> None:
+    from stacks.runbook import RUNBOOK, AlarmKey
+
+    # Every kind of alarm has its section, and no two sections share an anchor or a title
+    assert set(RUNBOOK) == set(AlarmKey)
+    anchors = [section.anchor for section in RUNBOOK.values()]
+    assert len(set(anchors)) == len(anchors)
+    assert len({section.title for section in RUNBOOK.values()}) == len(anchors)
+    # And a heading written with the title gets exactly that anchor
+    for section in RUNBOOK.values():
+        assert _github_anchor(section.title) == section.anchor, section.title
+
+
+def test_every_alarm_says_what_it_means_and_names_its_runbook_section(stage: SynthesizedStage) -> None:
+    from stacks.runbook import RUNBOOK
+
+    anchors = {section.anchor for section in RUNBOOK.values()}
+    named = set()
+    for alarm in (alarm["Properties"] for alarm in stage.of_type("AWS::CloudWatch::Alarm").values()):
+        description = alarm["AlarmDescription"]
+        # What it means: a sentence or more before the reference; CloudWatch keeps 1024 characters
+        reference = _RUNBOOK_REFERENCE.search(description)
+        assert reference, f"{alarm['AlarmName']} names no runbook section"
+        assert reference.group(1) in anchors, reference.group(1)
+        assert len(description[: reference.start()].split()) >= 10, description
+        assert len(description) <= 1024
+        named.add(reference.group(1))
+    # And every section of the runbook is needed by some alarm of the stage
+    assert named == anchors
+
+
+def test_each_runbook_section_points_at_a_graph_on_the_dashboard(stage: SynthesizedStage) -> None:
+    from stacks.runbook import RUNBOOK
+
+    body = _dashboard_text(stage)
+    for section in RUNBOOK.values():
+        heading, graph = section.widget
+        # The section's heading, and the graph after it
+        assert heading in body, heading
+        assert body.find(f'"title":"{graph}"', body.index(heading)) != -1, (heading, graph)
+
+
+def test_the_dashboard_draws_every_email_outcome_the_consumer_counts(stage: SynthesizedStage) -> None:
+    body = _dashboard_text(stage)
+    service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
+    # Sent, duplicates, deferred, transient and permanent failures, what was skipped, lag p50/p99
+    for name in (
+        "EmailSent",
+        "EmailDuplicateSkipped",
+        "EmailDeferred",
+        "EmailTransientFailure",
+        "EmailThrottled",
+        "EmailPermanentFailure",
+        "EmailCancelledSkipped",
+        "EmailExpiredSkipped",
+        "EmailSuppressedSkipped",
+        "EmailLeaseLost",
+        "EmailDeliveryLagMs",
+    ):
+        assert f'"BookingDurability","{name}","service","{service}"' in body, name
+    # And every function's invocations, errors, throttles, duration p99 and concurrency
+    for metric in ('"Invocations"', '"Errors"', '"Throttles"', '"ConcurrentExecutions"', '"Duration"'):
+        assert body.count(metric) >= 4, metric
+
+
+def test_the_stage_has_one_dashboard(stage: SynthesizedStage) -> None:
+    [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == stage.settings.stack_name
+
+
+def test_the_alarm_topic_has_no_subscription_unless_the_stage_names_an_address(
+    stage: SynthesizedStage,
+) -> None:
+    assert stage.settings.observability.alarm_email is None
+    assert stage.of_type("AWS::SNS::Subscription") == {}
+
+
+def test_an_alarm_email_from_context_is_subscribed_to_the_alarm_topic() -> None:
+    from aws_cdk import aws_sns as sns
+
+    from app import build_app
+
+    # Given the local stage built with -c alarm_email=... (constructed, not synthesized: cheap)
+    app = build_app(["local"], context={"alarm_email": "oncall@example.com"})
+    stack = app.node.find_child("BookingDurability-local")
+    [subscription] = [node for node in stack.node.find_all() if isinstance(node, sns.CfnSubscription)]
+    # Then the address is subscribed by email to the alarm topic
+    topic = stack.node.find_child("Monitoring").node.find_child("AlarmTopic")
+    assert isinstance(topic, sns.Topic)
+    assert (subscription.protocol, subscription.endpoint) == ("email", "oncall@example.com")
+    assert stack.resolve(subscription.topic_arn) == stack.resolve(topic.topic_arn)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from stacks.settings import (
     DEFAULT_STAGE,
     STAGE_NAMES,
     StageSettings,
     StageSettingsError,
+    derive,
     stage_settings,
 )
 
 
 def _with_consumer(settings: StageSettings, **changes: int) -> StageSettings:
-    return dataclasses.replace(settings, consumer=dataclasses.replace(settings.consumer, **changes))
+    return derive(settings, consumer=changes)
 
 
 def _with_delivery(settings: StageSettings, **changes: Any) -> StageSettings:
-    return dataclasses.replace(settings, delivery=dataclasses.replace(settings.delivery, **changes))
+    return derive(settings, delivery=changes)
 
 
 def test_the_three_stages_exist_and_dev_is_the_default() -> None:
@@ -121,9 +122,7 @@ def test_aws_stages_pace_retries_in_minutes_and_local_in_seconds() -> None:
 def test_a_dlq_that_forgets_before_the_queue_is_refused() -> None:
     settings = stage_settings("prod")
     with pytest.raises(StageSettingsError, match="DLQ"):
-        dataclasses.replace(
-            settings, email_queue=dataclasses.replace(settings.email_queue, dlq_retention_days=4)
-        )
+        derive(settings, email_queue={"dlq_retention_days": 4})
 
 
 def test_resend_without_its_credentials_secret_is_refused() -> None:
@@ -133,8 +132,8 @@ def test_resend_without_its_credentials_secret_is_refused() -> None:
 
 def test_settings_cannot_be_changed_after_the_checks_ran() -> None:
     settings = stage_settings("prod")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.consumer.send_concurrency = 1000  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.consumer.send_concurrency = 1000
 
 
 def test_the_deploying_team_sets_the_verified_sender_by_context() -> None:
@@ -152,3 +151,170 @@ def test_a_sender_without_an_address_is_refused() -> None:
 
     with pytest.raises(StageSettingsError):
         stage_settings("prod", email_sender="Bookings")
+
+
+def test_every_stage_throttles_its_api_with_room_for_a_second_of_traffic() -> None:
+    for name in STAGE_NAMES:
+        api = stage_settings(name).api
+        assert 1 <= api.throttling_rate_limit <= api.throttling_burst_limit
+        assert 0 < api.server_error_alarm_percent < 100
+        assert api.server_error_alarm_min_requests >= 1
+
+
+def test_an_api_burst_below_its_steady_rate_is_refused() -> None:
+    with pytest.raises(StageSettingsError, match="throttling_burst_limit"):
+        derive(stage_settings("prod"), api={"throttling_rate_limit": 100, "throttling_burst_limit": 50})
+
+
+@pytest.mark.parametrize("function", ["email_api", "reservations_api"])
+def test_an_api_function_allowed_longer_than_api_gateway_waits_is_refused(function: str) -> None:
+    # API Gateway answers 504 after 29 s whatever the function is still doing
+    with pytest.raises(StageSettingsError, match=rf"{function}\.timeout_seconds"):
+        derive(stage_settings("dev"), **{function: {"timeout_seconds": 30}})
+
+
+def test_prod_is_dev_with_its_differences() -> None:
+    # Given dev, and prod derived from it
+    dev, prod = stage_settings("dev"), stage_settings("prod")
+    # Then what prod does not override is dev's, so a new setting reaches both stages
+    assert prod.email_queue == dev.email_queue
+    assert prod.delivery.provider == dev.delivery.provider
+    assert prod.email_api.timeout_seconds == dev.email_api.timeout_seconds
+    assert (prod.retain_data, dev.retain_data) == (True, False)
+
+
+def test_a_broken_rule_names_the_stage_and_the_field_without_echoing_input() -> None:
+    with pytest.raises(StageSettingsError) as refused:
+        derive(
+            stage_settings("dev"), consumer={"max_concurrency": 1}, observability={"log_retention_days": 2}
+        )
+    message = str(refused.value)
+    assert message.startswith("stage 'dev': ")
+    assert "consumer.max_concurrency" in message
+    assert "observability.log_retention_days" in message
+
+
+# --- drift notifications ----------------------------------------------------------------------
+
+
+def test_the_local_stage_sends_drift_to_the_webhook_sink_and_aws_stages_wait_for_one() -> None:
+    from stacks.settings import LOCAL_WEBHOOK_SECRET
+
+    local = stage_settings("local").notifications
+    assert local.webhook_url == "http://127.0.0.1:8025/webhooks/policy-drift"
+    assert local.local_webhook_secret == LOCAL_WEBHOOK_SECRET
+    for name in ("dev", "prod"):
+        notifications = stage_settings(name).notifications
+        # No webhook and no secret in the environment until the deploying team names a webhook
+        assert (notifications.webhook_url, notifications.local_webhook_secret) == (None, None)
+        assert notifications.admin_email.endswith(".example")
+
+
+def test_the_deploying_team_sets_the_webhook_and_admin_address_by_context() -> None:
+    settings = stage_settings(
+        "prod", webhook_url="https://hooks.example.com/policy-drift", admin_email="ops@casa-lucio.es"
+    )
+    assert settings.notifications.webhook_url == "https://hooks.example.com/policy-drift"
+    assert settings.notifications.admin_email == "ops@casa-lucio.es"
+    # The rest of the section is the stage's own
+    assert settings.notifications.notifier == stage_settings("prod").notifications.notifier
+
+
+@pytest.mark.parametrize("url", ["http://hooks.example.com/policy-drift", "ftp://hooks.example.com", "hooks"])
+def test_a_webhook_off_loopback_must_use_https(url: str) -> None:
+    with pytest.raises(StageSettingsError, match="webhook_url") as refused:
+        stage_settings("prod", webhook_url=url)
+    # A webhook URL may carry a token: the message never echoes it
+    assert url not in str(refused.value)
+
+
+def test_a_secret_in_the_environment_is_refused_for_a_webhook_off_loopback() -> None:
+    from stacks.settings import LOCAL_WEBHOOK_SECRET
+
+    # Given a deployed stage with a real webhook
+    with pytest.raises(StageSettingsError, match="local_webhook_secret") as refused:
+        derive(
+            stage_settings("prod", webhook_url="https://hooks.example.com/policy-drift"),
+            notifications={"local_webhook_secret": LOCAL_WEBHOOK_SECRET},
+        )
+    assert LOCAL_WEBHOOK_SECRET not in str(refused.value)
+    # And the local stage pointed away from its sink keeps no plain secret either
+    with pytest.raises(StageSettingsError, match="local_webhook_secret"):
+        stage_settings("local", webhook_url="https://hooks.example.com/policy-drift")
+
+
+def test_a_loopback_webhook_signs_with_the_local_secret() -> None:
+    with pytest.raises(StageSettingsError, match="local_webhook_secret"):
+        stage_settings("dev", webhook_url="http://127.0.0.1:8025/webhooks/policy-drift")
+
+
+def test_a_batch_of_slow_webhooks_must_fit_in_one_notifier_invocation() -> None:
+    # Given dev's notifier: 60 s for a batch of 10
+    settings = stage_settings("dev")
+    # When each webhook call may take 6 s, ten of them one after another would outlast it
+    with pytest.raises(StageSettingsError, match="webhook_timeout_seconds"):
+        derive(settings, notifications={"webhook_timeout_seconds": 6})
+    # Then a smaller batch makes it fit again, without restating the rest of the notifier
+    smaller = derive(settings, notifications={"webhook_timeout_seconds": 6, "notifier": {"batch_size": 5}})
+    assert smaller.notifications.notifier.timeout_seconds == settings.notifications.notifier.timeout_seconds
+
+
+def test_the_local_stage_refuses_a_notifications_visibility_timeout_over_a_minute() -> None:
+    with pytest.raises(StageSettingsError, match="notifications visibility timeout"):
+        derive(stage_settings("local"), notifications={"notifier": {"timeout_seconds": 11}})
+
+
+def test_every_stage_dead_letters_notifications_after_five_receives() -> None:
+    for name in STAGE_NAMES:
+        settings = stage_settings(name)
+        assert settings.notifications_queue.max_receive_count == 5
+        assert (
+            settings.notifications_visibility_timeout_seconds
+            >= 6 * settings.notifications.notifier.timeout_seconds
+        )
+        assert settings.notifications.notifier.batch_size <= 10
+
+
+def test_an_admin_address_that_is_not_an_address_is_refused() -> None:
+    with pytest.raises(StageSettingsError, match="admin_email"):
+        stage_settings("prod", admin_email="Booking admins")
+
+
+# --- alarms ------------------------------------------------------------------------------------
+
+
+def test_no_stage_emails_its_alarms_until_the_deploying_team_names_an_address() -> None:
+    for name in STAGE_NAMES:
+        assert stage_settings(name).observability.alarm_email is None
+    settings = stage_settings("prod", alarm_email="oncall@casa-lucio.es")
+    assert settings.observability.alarm_email == "oncall@casa-lucio.es"
+    # The rest of the section is the stage's own
+    assert (
+        settings.observability.log_retention_days == stage_settings("prod").observability.log_retention_days
+    )
+
+
+def test_an_alarm_address_that_is_not_an_address_is_refused() -> None:
+    with pytest.raises(StageSettingsError, match=r"observability\.alarm_email"):
+        stage_settings("prod", alarm_email="the on-call team")
+
+
+def test_a_delivery_lag_alarm_that_healthy_first_attempts_would_trip_is_refused() -> None:
+    # Given dev, whose first attempt can take the 5 s batching window and a 60 s invocation
+    settings = stage_settings("dev")
+    first_attempt = settings.consumer.max_batching_window_seconds + settings.consumer.timeout_seconds
+    # When the lag alarm would page at that lag
+    with pytest.raises(StageSettingsError, match="delivery_lag_p99_alarm_seconds"):
+        derive(settings, observability={"delivery_lag_p99_alarm_seconds": first_attempt})
+    # Then one second more is accepted
+    derive(settings, observability={"delivery_lag_p99_alarm_seconds": first_attempt + 1})
+
+
+def test_the_email_age_alarm_follows_the_retry_pacing() -> None:
+    # Given dev, and dev with a longer backoff base and one more receive
+    dev = stage_settings("dev")
+    slower = derive(dev, delivery={"backoff_base_seconds": 120}, email_queue={"max_receive_count": 6})
+    # Then the backoffs double up to the 900 s cap, and the threshold grows with them
+    assert dev.email_retry_backoffs_seconds == (60, 120, 240, 480)
+    assert slower.email_retry_backoffs_seconds == (120, 240, 480, 900, 900)
+    assert slower.email_age_alarm_seconds > dev.email_age_alarm_seconds

@@ -1,0 +1,174 @@
+"""The managed policies the booking app's role attaches: publish email jobs, call route groups."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.settings import StageSettings
+
+Route = tuple[str, str]
+_PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
+
+
+def resource_pattern(path: str) -> str:
+    """An API path as execute-api ARNs name it: each ``{parameter}`` becomes ``*``."""
+    return _PATH_PARAMETER.sub("*", path)
+
+
+class CallerPolicies(Construct):
+    """What the booking app's role attaches, one managed policy per thing it may do.
+
+    ``publish_email_jobs`` allows ``sqs:SendMessage`` on the email queue and nothing else. No KMS
+    permission goes with it: the queue is encrypted with SQS-managed keys (SSE-SQS), which ask
+    nothing of a producer; a customer managed key would need ``kms:GenerateDataKey`` and
+    ``kms:Decrypt`` on that key here.
+
+    ``api_routes[group]`` allows ``execute-api:Invoke`` on each route of ``route_groups[group]``
+    in the deployed stage, one ARN per method and path, a path parameter written ``*`` (the
+    only way IAM can name "any venue"). Since an IAM ``*`` also matches ``/``, the synth refuses
+    a group whose patterns would match a route of another group.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        rest_api: apigateway.RestApi,
+        route_groups: Mapping[str, Sequence[Route]],
+        email_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        _require_exclusive_groups(route_groups)
+        self.publish_email_jobs = iam.ManagedPolicy(
+            self,
+            "PublishEmailJobs",
+            description=(
+                f"Booking durability ({settings.name}): publish email jobs to the email queue "
+                "(sqs:SendMessage only; the queue uses SQS-managed encryption, so no KMS permission)"
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    sid="PublishEmailJobs",
+                    actions=["sqs:SendMessage"],
+                    resources=[email_queue.queue_arn],
+                )
+            ],
+        )
+        self.api_routes = {
+            group: self._route_group_policy(settings, rest_api, group, routes)
+            for group, routes in route_groups.items()
+        }
+        #: Each policy by the id of the stack output that exports its ARN, with the output's description.
+        self.outputs: dict[str, tuple[iam.ManagedPolicy, str]] = {
+            "PublishEmailJobsPolicyArn": (
+                self.publish_email_jobs,
+                "Managed policy: sqs:SendMessage on the email queue",
+            ),
+            **{
+                f"Api{_camel(group)}PolicyArn": (
+                    policy,
+                    f"Managed policy: execute-api:Invoke on the API's {group} routes",
+                )
+                for group, policy in self.api_routes.items()
+            },
+        }
+
+    def _route_group_policy(
+        self, settings: StageSettings, rest_api: apigateway.RestApi, group: str, routes: Sequence[Route]
+    ) -> iam.ManagedPolicy:
+        stage = rest_api.deployment_stage.stage_name
+        arns = {
+            route: rest_api.arn_for_execute_api(route[0], resource_pattern(route[1]), stage)
+            for route in routes
+        }
+        policy = iam.ManagedPolicy(
+            self,
+            f"Api{_camel(group)}",
+            description=(
+                f"Booking durability ({settings.name}): call the API's {group} routes: "
+                + ", ".join(f"{method} {path}" for method, path in routes)
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    sid=f"Invoke{_camel(group)}Routes",
+                    actions=["execute-api:Invoke"],
+                    resources=list(arns.values()),
+                )
+            ],
+        )
+        for (method, path), arn in arns.items():
+            parameters = _PATH_PARAMETER.findall(path)
+            if not parameters:
+                continue
+            # cdk-nag names a wildcard resource by its flattened ARN: acknowledge exactly that one.
+            finding = f"AwsSolutions-IAM5[Resource::{_flatten(Stack.of(self).resolve(arn))}]"
+            Validations.of(policy).acknowledge(
+                Acknowledgment(
+                    id=finding,
+                    reason=(
+                        "An execute-api ARN names a request's concrete path, so the path "
+                        f"{'parameter' if len(parameters) == 1 else 'parameters'} "
+                        f"{' and '.join(parameters)} of {method} {path} can only be granted as '*'. "
+                        "The API, its stage, the method and every fixed path segment stay named, and "
+                        "the synth refuses a pattern that would also match a route of another group."
+                    ),
+                )
+            )
+        return policy
+
+
+def _require_exclusive_groups(route_groups: Mapping[str, Sequence[Route]]) -> None:
+    """Fail the synth when a group's ARN patterns would also grant a route of another group.
+
+    IAM's ``*`` matches any characters, ``/`` included: ``GET /v1/venues/*`` would grant
+    ``GET /v1/venues/{venue_id}/versions/{n}`` too. Each route is tried as a request path (its
+    parameters filled in) against every other group's patterns for the same method.
+    """
+    for group, routes in route_groups.items():
+        for other, other_routes in route_groups.items():
+            if other == group:
+                continue
+            for method, path in routes:
+                request = _PATH_PARAMETER.sub("x", path)
+                leaked = [
+                    f"{other_method} {other_path}"
+                    for other_method, other_path in other_routes
+                    if other_method == method and fnmatchcase(request, resource_pattern(other_path))
+                ]
+                if leaked:
+                    raise ValueError(
+                        f"the {other} policy's {leaked} would also grant {method} {path} of the "
+                        f"{group} group: regroup the routes or make the paths distinct"
+                    )
+
+
+def _camel(group: str) -> str:
+    return "".join(part.capitalize() for part in group.split("-"))
+
+
+def _flatten(reference: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag flattens it to name a finding."""
+    if isinstance(reference, str):
+        return reference.replace("${", "<").replace("}", ">")
+    if isinstance(reference, dict):
+        if "Fn::Join" in reference:
+            delimiter, items = reference["Fn::Join"]
+            return str(delimiter).join(_flatten(item) for item in items)
+        if "Fn::GetAtt" in reference:
+            resource, attribute = reference["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Ref" in reference:
+            return f"<{_flatten(reference['Ref'])}>"
+    return json.dumps(reference, separators=(",", ":"))
