@@ -6,28 +6,37 @@ the local stack uses), so the tests cannot drift from what we deploy.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import runpy
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from booking_durability.adapters import aws as aws_clients
-from booking_durability.adapters.deliveries_table import DeliveryLedger
-from booking_durability.adapters.email_queue import EmailQueue
+from booking_durability import wiring
+from booking_durability.adapters.deliveries_table import EmailRecordsTable
+from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.emails.delivery import EmailDelivery
 from booking_durability.emails.providers.base import (
     EmailProvider,
     OutgoingEmail,
 )
 from booking_durability.settings import ConsumerSettings
+from booking_durability.wiring.email_consumer import Consumer, build_delivery
+from devstack.atomic_moto import make_dynamodb_atomic
 from tests.builders import T0
 
 REGION = "eu-west-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -46,6 +55,7 @@ class Resources:
     queue_url: str
     dlq_url: str
     table: str
+    reservations_table: str
     sqs: Any
     dynamodb: Any
 
@@ -81,10 +91,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    aws_clients.client.cache_clear()
+    make_dynamodb_atomic()  # as DynamoDB is: concurrency tests prove what holds in AWS
+    wiring.reset()
     with mock_aws():
         yield
-    aws_clients.client.cache_clear()
+    wiring.reset()
 
 
 @pytest.fixture
@@ -104,6 +115,7 @@ def resources(aws: None, local_template: dict[str, Any]) -> Resources:
         queue_url=output("EmailQueueUrl"),
         dlq_url=output("EmailDlqUrl"),
         table=output("DeliveriesTableName"),
+        reservations_table=output("ReservationsTableName"),
         sqs=sqs,
         dynamodb=dynamodb,
     )
@@ -132,20 +144,30 @@ class ScriptedProvider:
 
 def consumer_settings(resources: Resources, **overrides: Any) -> ConsumerSettings:
     values: dict[str, Any] = {
-        "STAGE": "test",
-        "DELIVERIES_TABLE": resources.table,
-        "EMAIL_QUEUE_URL": resources.queue_url,
-        "EMAIL_DLQ_URL": resources.dlq_url,
-        "MAX_DELAY_HOP_SECONDS": 900,
-        "SEND_CONCURRENCY": 10,
-        "BACKOFF_BASE_SECONDS": 60,
-        "THROTTLE_BACKOFF_SECONDS": 30,
-        "MAX_THROTTLE_DEFERRALS": 3,
-        "LEASE_SECONDS": 120,
-        "EMAIL_PROVIDER": "smtp",
+        "stage": "test",
+        "deliveries_table": resources.table,
+        "email_queue_url": resources.queue_url,
+        "email_dlq_url": resources.dlq_url,
+        "max_delay_hop_seconds": 900,
+        "send_concurrency": 10,
+        "backoff_base_seconds": 60,
+        "throttle_backoff_seconds": 30,
+        "max_throttle_deferrals": 3,
+        "lease_seconds": 120,
+        "email_provider": "smtp",
     }
-    values.update(overrides)
-    return ConsumerSettings.model_validate(values)
+    values.update({name.lower(): value for name, value in overrides.items()})
+    return ConsumerSettings(**values)
+
+
+def ledger(resources: Resources) -> EmailRecordsTable:
+    """The deliveries ledger on the test table, through the service's own adapter."""
+    return EmailRecordsTable(DynamoTable(resources.table, resources.dynamodb))
+
+
+def consumer_of(delivery: EmailDelivery, send_concurrency: int = 10) -> Consumer:
+    """A consumer around ``delivery`` with its own send pool, as the function's wiring makes one."""
+    return Consumer(delivery, ThreadPoolExecutor(max_workers=send_concurrency))
 
 
 def make_delivery(
@@ -156,12 +178,71 @@ def make_delivery(
     sleeps: list[float] | None = None,
     **settings: Any,
 ) -> EmailDelivery:
-    return EmailDelivery(
-        settings=consumer_settings(resources, **settings),
-        ledger=DeliveryLedger(resources.table),
-        queue=EmailQueue(resources.queue_url),
-        dlq=EmailQueue(resources.dlq_url),
-        provider=lambda: provider,
-        clock=clock,
-        sleep=(sleeps.append if sleeps is not None else lambda _s: None),
-    )
+    delivery = build_delivery(consumer_settings(resources, **settings))
+    # The ledger on the test's client, so a test can count its calls.
+    delivery.ledger = delivery.sending.ledger = ledger(resources)
+    delivery.sending.provider = lambda: provider
+    delivery.clock = delivery.sending.clock = clock
+    delivery.sending.sleep = sleeps.append if sleeps is not None else lambda _s: None
+    return delivery
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Api:
+    """The API's two real functions behind one ``call``, routed as API Gateway routes them."""
+
+    def __init__(self, handlers: dict[str, Any]) -> None:
+        self.handlers = handlers
+
+    def call(self, method: str, path: str, body: Any = None, **options: Any) -> Answer:
+        from tests.builders import LambdaContext, api_event
+
+        function = "email_api" if path.startswith("/v1/emails") else "reservations_api"
+        context = LambdaContext(
+            function_name=function, invoked_function_arn=f"arn:aws:lambda:{REGION}:1:function:x"
+        )
+        response = self.handlers[function](api_event(method, path, body, **options), context)
+        headers = {name.lower(): values[-1] for name, values in response.get("multiValueHeaders", {}).items()}
+        headers.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
+        text = response.get("body") or ""
+        return Answer(response["statusCode"], headers, json.loads(text) if text else None)
+
+
+@pytest.fixture
+def api(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Api:
+    for name, value in {
+        "EMAIL_QUEUE_URL": resources.queue_url,
+        "MAX_DELAY_HOP_SECONDS": "900",
+        "DELIVERIES_TABLE": resources.table,
+        "RESERVATIONS_TABLE": resources.reservations_table,
+        "POWERTOOLS_SERVICE_NAME": "api-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    handlers = {}
+    for function in ("email_api", "reservations_api"):
+        module = runpy.run_path(str(ROOT / "lambdas" / function / "handler.py"))
+        handlers[function] = module["handler"]
+    return Api(handlers)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Everything the Powertools logger writes, at DEBUG (its handler holds the real stdout)."""
+    from booking_durability.observability import logger
+
+    buffer = io.StringIO()
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [(h, h.setStream(buffer)) for h in handlers]
+    level = logger.log_level
+    logger.setLevel("DEBUG")
+    yield buffer
+    logger.setLevel(level)
+    for handler_, stream in previous:
+        handler_.setStream(stream)

@@ -1,0 +1,13 @@
+"""Drift notifier Lambda: SQS batch of drift events in, partial batch response out (wiring only)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from booking_durability.notifications.consumer import notify_batch
+from booking_durability.observability import instrumented
+
+
+@instrumented
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return notify_batch(event, context)

@@ -1,0 +1,175 @@
+"""The reservations table as the import and backfill scripts use it (CONTRACT §5), and where it is.
+
+``HoldMigrationTable`` is the service's own ``ReservationsTable`` (same items, same ownership
+writes) with what only the scripts need: every version of a venue, an imported hold written with
+its ownership, a paginated scan of active holds, and fills and releases conditioned on the hold's
+document being exactly what was read. ``locate_local`` / ``locate_in_aws`` find the table: the
+local stack's ``stack.json``, or in AWS a named table or the stack's ``ReservationsTableName``
+output (CloudFormation ``DescribeStacks``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from booking_durability.adapters import aws
+from booking_durability.adapters.aws import error_code
+from booking_durability.adapters.dynamodb import (
+    DynamoTable,
+    Expression,
+    Item,
+    Operation,
+    from_dynamo,
+    to_dynamo,
+)
+from booking_durability.adapters.reservations_table import (
+    ReservationsTable,
+    hold_item,
+    hold_key,
+    stored_hold,
+    venue_key,
+)
+from booking_durability.errors import StoreUnavailable
+from booking_durability.reservations.holds import Hold, HoldStatus
+from booking_durability.reservations.migration import ActivePage, ScannedHold
+from booking_durability.reservations.ownership import SlotWrite
+from booking_durability.reservations.ports import StoredHold, StoredVenue
+from booking_durability.times import iso
+
+LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the functions' RESERVATIONS_TABLE)
+TABLE_OUTPUT = "ReservationsTableName"
+# moto takes any credentials; explicit dummies keep real ones out of a local run.
+_MOTO_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class HoldMigrationTable(ReservationsTable):
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        items = self.table.query(
+            Expression(
+                "pk = :pk AND begins_with(sk, :version)",
+                {":pk": venue_key(venue_id, "")["pk"], ":version": "VERSION#"},
+            )
+        )
+        return [
+            StoredVenue(venue_id, item["config"], item["policy_hash"], int(item["policy_version"]))
+            for item in items
+        ]
+
+    def import_hold(
+        self, hold: Hold, owns_until: datetime, writes: Sequence[SlotWrite], policy_hash: str, now: datetime
+    ) -> None:
+        self._transact(
+            [
+                # The interval's buffer is this policy's: a change meanwhile makes the caller re-read.
+                self._policy_check(hold.venue_id, policy_hash),
+                Operation(
+                    "hold",
+                    "Put",
+                    item={**hold_item(hold, owns_until), "imported_at": iso(now)},
+                    condition=Expression("attribute_not_exists(pk)"),
+                ),
+                *self._slot_operations(hold.venue_id, writes),
+            ]
+        )
+
+    def active_holds(self, now: datetime, page_size: int) -> Iterator[ActivePage]:
+        active = Expression(
+            "begins_with(pk, :hold) AND sk = :sk AND #status = :held AND expires_epoch > :now",
+            {":hold": "HOLD#", ":sk": "HOLD", ":held": HoldStatus.HELD.value, ":now": int(now.timestamp())},
+            {"#status": "status"},
+        )
+        for items, examined in scan_pages(self.table, active, page_size):
+            yield ActivePage([ScannedHold(stored_hold(item), item["doc"]) for item in items], examined)
+
+    def fill_hold(self, filled: StoredHold, token: str, now: datetime) -> bool:
+        hold = filled.hold
+        written = self.table.update(
+            hold_key(hold.hold_id),
+            Expression(
+                "SET doc = :doc, updated_at = :now_iso, backfilled_at = :now_iso",
+                {":doc": hold_item(hold, filled.owns_until)["doc"], ":now_iso": iso(now)},
+            ),
+            condition=Expression(
+                "#status = :held AND doc = :read",
+                {":held": HoldStatus.HELD.value, ":read": token},
+                {"#status": "status"},
+            ),
+            return_item=False,
+        )
+        return written.accepted
+
+    def release_unchanged(self, hold: Hold, token: str, writes: Sequence[SlotWrite], now: datetime) -> None:
+        move = self._move_hold(hold.hold_id, HoldStatus.HELD, HoldStatus.RELEASED, now, live=True)
+        assert move.condition is not None
+        unchanged = replace(move, condition=move.condition & Expression("doc = :read", {":read": token}))
+        self._transact([unchanged, *self._slot_operations(hold.venue_id, writes)])
+
+
+def scan_pages(table: DynamoTable, filter: Expression, page_size: int) -> Iterator[tuple[list[Item], int]]:
+    """The items ``filter`` keeps, page by page (``page_size`` items examined per request), with
+    how many each page examined. Strongly consistent: a re-run right after a write sees it."""
+    request: dict[str, Any] = {
+        "TableName": table.name,
+        "FilterExpression": filter.text,
+        "ConsistentRead": True,
+        "Limit": page_size,
+    }
+    if filter.names:
+        request["ExpressionAttributeNames"] = dict(filter.names)
+    if filter.values:
+        request["ExpressionAttributeValues"] = to_dynamo(filter.values)
+    while True:
+        try:
+            page = table.client.scan(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"scan failed: {error_code(exc)}") from None
+        yield [from_dynamo(item) for item in page.get("Items", [])], int(page.get("ScannedCount", 0))
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# -- where the table is -------------------------------------------------------------------------
+
+
+class TableNotFound(Exception):
+    """The reservations table could not be located; the message says where it was looked for."""
+
+
+def locate_local(stack_file: Path, table: str | None = None) -> HoldMigrationTable:
+    """The table of the local stack ``stack_file`` describes (``make run``), on its moto server."""
+    try:
+        stack = json.loads(stack_file.read_text(encoding="utf-8"))
+        endpoint, region = stack["aws_endpoint_url"], stack["region"]
+        name = table or stack["tables"][LOCAL_TABLE_KEY]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TableNotFound(f"no local stack at {stack_file}: start it with `make run`") from None
+    session = boto3.session.Session(**_MOTO_CREDENTIALS, region_name=region)
+    return HoldMigrationTable(DynamoTable(name, session.client("dynamodb", endpoint_url=endpoint)))
+
+
+def locate_in_aws(table: str | None, stack_name: str) -> HoldMigrationTable:
+    """``table`` in the account and region of the AWS environment, or the stack's table output."""
+    if table is None:
+        try:
+            stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        except (ClientError, BotoCoreError) as exc:
+            raise TableNotFound(f"stack {stack_name} could not be read ({error_code(exc)})") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", [])}
+        if TABLE_OUTPUT not in outputs:
+            raise TableNotFound(f"stack {stack_name} has no {TABLE_OUTPUT} output")
+        table = outputs[TABLE_OUTPUT]
+    return HoldMigrationTable(DynamoTable(table, aws.client("dynamodb")))
+
+
+def locate(*, in_aws: bool, table: str | None, stack_name: str, stack_file: Path) -> HoldMigrationTable:
+    """The scripts' one way to find the table: in AWS with ``in_aws``, else the local stack."""
+    return locate_in_aws(table, stack_name) if in_aws else locate_local(stack_file, table)

@@ -1,0 +1,88 @@
+"""Email routes: ``POST /v1/emails``, status, cancel one, cancel a booking's (CONTRACT §1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel
+
+from booking_durability.api.resolver import json_response, responses
+from booking_durability.emails import requests
+from booking_durability.emails.models import EmailRef, EmailRequest, EmailStatus, EmailType
+from booking_durability.times import utc_now
+from booking_durability.wiring.email_api import outbox
+
+router = Router()
+
+Revision = Annotated[
+    int, Query(ge=0, le=2_147_483_647, description="booking_updated is sent once per revision")
+]
+BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class EmailAccepted(BaseModel):
+    job_id: str
+    dedupe_key: str
+    deliver_at: str
+    status: EmailStatus
+
+
+class EmailState(BaseModel):
+    dedupe_key: str
+    status: EmailStatus
+    attempts: int
+    updated_at: str | None
+
+
+class EmailCancelled(BaseModel):
+    dedupe_key: str
+    status: EmailStatus
+
+
+class BookingEmailsCancelled(BaseModel):
+    cancelled: list[str]
+
+
+@router.post(
+    "/v1/emails",
+    summary="Record and publish a guest email",
+    responses=responses(EmailAccepted, 202, 422, 503),
+)
+def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
+    return json_response(202, requests.request_email(outbox(), request, utc_now()))
+
+
+@router.get(
+    "/v1/emails/<booking_id>/<email_type>",
+    summary="What became of one email",
+    responses=responses(EmailState, 200, 404, 422, 503),
+)
+def get_email(
+    booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
+) -> Response[str]:
+    ref = EmailRef(booking_id, email_type, revision)
+    return json_response(200, requests.email_status(outbox(), ref, utc_now()))
+
+
+@router.delete(
+    "/v1/emails/<booking_id>/<email_type>",
+    summary="Cancel one email (a tombstone when the service has no record of it)",
+    responses=responses(EmailCancelled, 200, 409, 422, 503),
+)
+def delete_email(
+    booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
+) -> Response[str]:
+    ref = EmailRef(booking_id, email_type, revision)
+    return json_response(200, requests.cancel_email(outbox(), ref, utc_now()))
+
+
+@router.delete(
+    "/v1/emails/<booking_id>",
+    summary="Cancel every email of a booking not sent yet",
+    responses=responses(BookingEmailsCancelled, 200, 422, 503),
+)
+def delete_booking_emails(booking_id: BookingIdPath) -> Response[str]:
+    return json_response(200, requests.cancel_booking_emails(outbox(), booking_id, utc_now()))

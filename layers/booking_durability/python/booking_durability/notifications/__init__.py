@@ -1,0 +1,7 @@
+"""Admin notifications of policy drift (CONTRACT §4): the notifier's logic.
+
+``notifier`` takes one drift event from the notifications queue to the admin, through a signed
+webhook (``webhook``) or, with none configured, an email job; ``failure_policy`` decides, without
+I/O, whether a failed webhook is retried by the queue or dead-lettered; ``consumer`` is the
+Lambda's batch loop.
+"""

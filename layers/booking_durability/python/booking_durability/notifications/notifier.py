@@ -1,0 +1,186 @@
+"""Notifying the admin of one policy-drift event, exactly once (CONTRACT §4).
+
+``Notifier.notify`` takes one message of the notifications queue: it validates the body
+(``PolicyDriftData``: ids and hashes only), hands it to the configured channel and says what
+happened, or raises ``RetryLater`` when SQS should deliver it again. Exactly one notification
+per event rests on the channel: the webhook's ``webhook-id`` is the event's and identical on
+every retry (the receiver drops repeats), and the email's dedupe key is
+``{event_id}#admin_policy_drift#0`` (the email pipeline delivers each key once).
+
+A message that cannot be notified goes to the notifications DLQ, unchanged, with the
+``failure_reason`` and ``attempts`` attributes; it counts as done only once that send succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import ClassVar, Literal, Protocol
+
+from pydantic import ValidationError
+
+from booking_durability.emails.dispatch import RetryLater
+from booking_durability.emails.models import AdminDriftEmailRequest, PolicyDriftData, Recipient
+from booking_durability.emails.ports import MessageQueue, OutgoingMessage
+from booking_durability.emails.producer import publish_email
+from booking_durability.errors import InfrastructureError
+from booking_durability.notifications.failure_policy import (
+    DeadLetter,
+    NotificationFailurePolicy,
+    NotificationFailureReason,
+)
+from booking_durability.notifications.webhook import WebhookFailure
+from booking_durability.observability import count_with_dimension, logger
+from booking_durability.validation import error_locations
+
+__all__ = ["EmailChannel", "IncomingNotification", "Notifier", "Outcome", "RetryLater"]
+
+ADMIN_LOCALE = "en"
+
+
+@dataclass(frozen=True)
+class IncomingNotification:
+    """The parts of an SQS record the notifier uses."""
+
+    message_id: str
+    body: str
+    receive_count: int
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class AdminChannel(Protocol):
+    """Where drift events go: the webhook (``webhook.WebhookChannel``) or the admin's email."""
+
+    @property
+    def name(self) -> Literal["webhook", "email"]: ...
+
+    def deliver(self, event: PolicyDriftData, body: str) -> None:
+        """Deliver ``event`` (``body`` is its text as received). Raises ``WebhookFailure`` or
+        ``InfrastructureError``."""
+        ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class EmailChannel:
+    """With no webhook configured: an ``admin_policy_drift`` job on the email queue."""
+
+    admin: Recipient
+    queue: MessageQueue
+    max_hop_seconds: int
+    clock: Callable[[], datetime] = _utc_now
+    name: ClassVar[Literal["email"]] = "email"
+
+    def deliver(self, event: PolicyDriftData, body: str) -> None:
+        """Publish the event's email job (due now). Raises ``QueueSendFailed``."""
+        request = AdminDriftEmailRequest.model_validate(
+            {
+                # A UUID's canonical text matches the booking id pattern; one event, one dedupe key.
+                "booking_id": str(event.event_id),
+                "email_type": "admin_policy_drift",
+                "recipient": self.admin,
+                "locale": ADMIN_LOCALE,
+                "data": event,
+            }
+        )
+        publish_email(request, queue=self.queue, max_hop_seconds=self.max_hop_seconds, now=self.clock())
+
+
+@dataclass
+class Notifier:
+    """The notifier's logic, with every dependency handed in (tests hand in their own)."""
+
+    channel: AdminChannel
+    dlq: MessageQueue
+    policy: NotificationFailurePolicy
+
+    def notify(self, message: IncomingNotification) -> Outcome:
+        try:
+            event = PolicyDriftData.model_validate_json(message.body)
+        except ValidationError as exc:
+            # Where validation failed, never what was there.
+            logger.warning(
+                "drift event failed validation",
+                extra={"message_id": message.message_id, "error_locations": error_locations(exc)},
+            )
+            self._dead_letter(message, NotificationFailureReason.INVALID_EVENT, attempts=0)
+            return Outcome.DEAD_LETTERED
+        with _event_log_context(event):
+            return self._notify(event, message)
+
+    def _notify(self, event: PolicyDriftData, message: IncomingNotification) -> Outcome:
+        channel = self.channel.name
+        try:
+            self.channel.deliver(event, message.body)
+        except WebhookFailure as failure:
+            decision = self.policy.decide(failure, message.receive_count)
+            if isinstance(decision, DeadLetter):
+                self._dead_letter(
+                    message, decision.reason, attempts=message.receive_count, status=failure.status
+                )
+                return Outcome.DEAD_LETTERED
+            logger.warning(
+                "webhook unreachable; the event will be delivered again",
+                extra={"status": failure.status, "receive_count": message.receive_count},
+            )
+            raise RetryLater("webhook unreachable") from None
+        except InfrastructureError as exc:
+            # The secret or the email queue out of reach: nothing the event did, so no DLQ
+            # reason of its own; SQS's redrive is the backstop if it lasts.
+            logger.error(
+                "admin notification not sent; the event will be delivered again",
+                extra={"error_code": exc.code, "channel": channel, "receive_count": message.receive_count},
+            )
+            raise RetryLater(exc.code) from None
+        count_with_dimension("AdminNotificationSent", "channel", channel)
+        logger.info("admin notified", extra={"channel": channel, "receive_count": message.receive_count})
+        return Outcome.SENT
+
+    def _dead_letter(
+        self,
+        message: IncomingNotification,
+        reason: NotificationFailureReason,
+        *,
+        attempts: int,
+        status: int | None = None,
+    ) -> None:
+        """Send the message, unchanged, to the DLQ with why; ``RetryLater`` when SQS refuses."""
+        try:
+            self.dlq.send(OutgoingMessage(message.body, {"failure_reason": reason, "attempts": attempts}))
+        except InfrastructureError as exc:
+            logger.error(
+                "notifications DLQ send failed; the event will be delivered again",
+                extra={"error_code": exc.code, "failure_reason": reason},
+            )
+            raise RetryLater("dead-letter send failed") from None
+        count_with_dimension("AdminNotificationFailed", "failure_reason", reason)
+        logger.warning(
+            "drift event dead-lettered",
+            extra={
+                "failure_reason": reason,
+                "attempts": attempts,
+                "status": status,
+                "message_id": message.message_id,
+            },
+        )
+
+
+@contextmanager
+def _event_log_context(event: PolicyDriftData) -> Iterator[None]:
+    """The event's id as every log line's correlation id while it is handled (ids only)."""
+    keys = {"correlation_id": str(event.event_id), "event_type": event.type, "venue_id": event.venue_id}
+    logger.thread_safe_append_keys(**keys)
+    try:
+        yield
+    finally:
+        logger.thread_safe_remove_keys(list(keys))

@@ -1,0 +1,175 @@
+"""One pass over a DLQ: every letter is looked at once, the selected ones acted on, the rest
+left where they were.
+
+SQS has no way to read a queue without receiving it, so a letter being looked at is hidden for
+``hide_for`` seconds (its visibility timeout) and made visible again when the pass ends, acted on
+or not; a pass that dies without that step only leaves letters hidden until ``hide_for`` runs
+out, after which SQS shows them again by itself. Nothing is ever deleted but by the action.
+
+Letters stay hidden for the whole pass (their visibility is extended while it lasts), so none is
+received twice and the pass ends when a receive finds no letter it has not seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from booking_durability.errors import InfrastructureError
+from booking_durability.operations.dead_letters import DeadLetter
+from booking_durability.operations.selection import Selection
+
+#: Long enough for a batch to be acted on; short enough that an interrupted look is soon undone.
+DEFAULT_HIDE_SECONDS = 30
+#: ``Stopped.code`` of a pass the operator interrupted (Ctrl-C).
+INTERRUPTED = "interrupted"
+
+
+class DeadLetterQueue(Protocol):
+    """A DLQ as a pass uses it (``adapters.dead_letters.SqsDeadLetterQueue``); raises
+    ``InfrastructureError`` when SQS fails."""
+
+    def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:
+        """Up to ten letters, each hidden from other receivers for ``hide_for_seconds``."""
+        ...
+
+    def hide(self, letters: Sequence[DeadLetter], seconds: int) -> None:
+        """Set their visibility timeout: ``0`` makes them visible again at once."""
+        ...
+
+    def delete(self, letter: DeadLetter) -> None: ...
+
+
+class SentNotDeleted(InfrastructureError):
+    """The letter's copy is on the source queue but the letter is still in the DLQ."""
+
+    code = "SENT_NOT_DELETED"
+
+    def __init__(self, copy_id: str, cause: str) -> None:
+        super().__init__(f"sent as {copy_id}, not deleted: {cause}")
+        self.copy_id = copy_id
+        self.cause = cause
+
+
+#: What a pass does to a selected letter: it ends by deleting the letter from the DLQ, or raises
+#: ``InfrastructureError``; returns the id of the copy it sent, if any.
+Action = Callable[[DeadLetter], str | None]
+
+
+@dataclass(frozen=True)
+class Done:
+    letter: DeadLetter
+    copy_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Why a pass ended early: ``code`` (an error code, or ``interrupted``), the letter being
+    acted on, and, when the send had gone through, its copy's id (the letter is then both on the
+    source queue and still in the DLQ: a re-run moves it again, the ledger stops a second email)."""
+
+    code: str
+    letter: DeadLetter | None = None
+    copy_id: str | None = None
+
+
+@dataclass
+class Pass:
+    """What a pass saw and did."""
+
+    examined: int = 0
+    selected: list[DeadLetter] = field(default_factory=list)
+    done: list[Done] = field(default_factory=list)
+    stopped: Stopped | None = None
+    #: Letters that could not be made visible again (SQS shows them after ``hide_for``).
+    release_failed: str | None = None
+
+
+@dataclass
+class _Hidden:
+    letter: DeadLetter
+    since: float
+
+
+def sweep(
+    queue: DeadLetterQueue,
+    selection: Selection,
+    now: datetime,
+    act: Action | None = None,
+    *,
+    hide_for: int = DEFAULT_HIDE_SECONDS,
+    limit: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_progress: Callable[[Pass], None] | None = None,
+) -> Pass:
+    """Look at every letter of ``queue`` once (at most ``limit``), and ``act`` on those
+    ``selection`` matches at ``now`` (with no ``act``, only list them). Stops at the first
+    failure, reported in ``Pass.stopped``; every letter not acted on is made visible again."""
+    result = Pass()
+    seen: set[str] = set()
+    hidden: dict[str, _Hidden] = {}
+    try:
+        while limit is None or result.examined < limit:
+            _keep_hidden(queue, hidden, clock, hide_for)
+            received_at = clock()
+            batch = []
+            for letter in queue.receive(hide_for):
+                if letter.message_id not in seen:
+                    batch.append(letter)
+                elif letter.message_id in hidden:
+                    # Seen again (it reappeared): only its newest receipt handle still works.
+                    hidden[letter.message_id] = _Hidden(letter, received_at)
+                seen.add(letter.message_id)
+                hidden.setdefault(letter.message_id, _Hidden(letter, received_at))
+            if not batch:
+                break
+            for letter in batch:
+                if limit is not None and result.examined >= limit:
+                    break  # received but not looked at: released below
+                _keep_hidden(queue, hidden, clock, hide_for)
+                result.examined += 1
+                if selection.matches(letter, now):
+                    result.selected.append(letter)
+                if act is not None and selection.matches(letter, now):
+                    try:
+                        copy_id = act(letter)
+                    except SentNotDeleted as exc:
+                        result.stopped = Stopped(exc.cause, letter, exc.copy_id)
+                        return result
+                    except InfrastructureError as exc:
+                        result.stopped = Stopped(_code_of(exc), letter)
+                        return result
+                    del hidden[letter.message_id]
+                    result.done.append(Done(letter, copy_id))
+                if on_progress is not None:
+                    on_progress(result)
+    except InfrastructureError as exc:
+        result.stopped = Stopped(_code_of(exc))
+    except KeyboardInterrupt:
+        # An operator's Ctrl-C: report what was done so far rather than lose it.
+        result.stopped = Stopped(INTERRUPTED)
+    finally:
+        try:
+            queue.hide([entry.letter for entry in hidden.values()], 0)
+        except InfrastructureError as exc:
+            result.release_failed = _code_of(exc)
+    return result
+
+
+def _keep_hidden(
+    queue: DeadLetterQueue, hidden: dict[str, _Hidden], clock: Callable[[], float], hide_for: int
+) -> None:
+    """Extend the visibility of letters past half their timeout, so none reappears mid-pass."""
+    now = clock()
+    due = [entry for entry in hidden.values() if now - entry.since >= hide_for / 2]
+    if due:
+        queue.hide([entry.letter for entry in due], hide_for)
+        for entry in due:
+            entry.since = now
+
+
+def _code_of(exc: InfrastructureError) -> str:
+    return str(exc) or exc.code

@@ -1,0 +1,97 @@
+"""Venues and their versioned seating policies (``PUT``/``GET /v1/venues/...``, CONTRACT §1).
+
+A ``PUT`` that changes the policy hash writes the next version, conditioned on the version it
+read, so two concurrent PUTs never get the same version; one that does not change it writes
+nothing. ``If-Match`` (bare or quoted hash, or ``*``) must name the current policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from booking_durability.errors import Busy
+from booking_durability.observability import logger
+from booking_durability.reservations.errors import PreconditionFailed, VenueNotFound, VersionNotFound
+from booking_durability.reservations.ports import ReservationStore, StoredVenue
+from booking_durability.reservations.venues import VenueConfig, canonical_json, policy_hash
+
+# Versioned PUTs racing on one venue: each round at least one of them lands.
+MAX_SAVE_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Venue:
+    """A venue as stored, with its config parsed."""
+
+    venue_id: str
+    config: VenueConfig
+    policy_hash: str
+    policy_version: int
+
+    @classmethod
+    def from_stored(cls, stored: StoredVenue) -> Venue:
+        return cls(
+            venue_id=stored.venue_id,
+            config=VenueConfig.model_validate_json(stored.config_json),
+            policy_hash=stored.policy_hash,
+            policy_version=stored.policy_version,
+        )
+
+    def to_response(self) -> dict[str, Any]:
+        document = self.config.model_dump(mode="json")
+        return {
+            "venue_id": self.venue_id,
+            "tables": document["tables"],
+            "policy": document["policy"],
+            "policy_version": self.policy_version,
+            "policy_hash": self.policy_hash,
+        }
+
+
+def save_venue(
+    store: ReservationStore, venue_id: str, config: VenueConfig, if_match: str | None, now: datetime
+) -> StoredVenue:
+    """Store ``config`` as the venue's next version unless it is what the venue already has."""
+    wanted_hash = policy_hash(config)
+    expected = _entity_tag(if_match)
+    for _ in range(MAX_SAVE_ATTEMPTS):
+        current = store.venue(venue_id)
+        if expected is not None and (current is None or expected not in ("*", current.policy_hash)):
+            raise PreconditionFailed("If-Match does not name the venue's current policy")
+        if current is not None and current.policy_hash == wanted_hash:
+            return current
+        version = 1 if current is None else current.policy_version + 1
+        saved = StoredVenue(venue_id, canonical_json(config), wanted_hash, version)
+        if store.save_venue(saved, None if current is None else current.policy_version, now):
+            logger.info(
+                "venue policy saved",
+                extra={"venue_id": venue_id, "policy_version": version, "policy_hash": wanted_hash},
+            )
+            return saved
+    raise Busy("the venue kept changing while this policy was saved")
+
+
+def current_venue(store: ReservationStore, venue_id: str) -> Venue:
+    stored = store.venue(venue_id)
+    if stored is None:
+        raise VenueNotFound("no venue has this id")
+    return Venue.from_stored(stored)
+
+
+def venue_version(store: ReservationStore, venue_id: str, version: int) -> Venue:
+    stored = store.venue(venue_id, version)
+    if stored is None:
+        raise VersionNotFound("the venue has no such version")
+    return Venue.from_stored(stored)
+
+
+def _entity_tag(if_match: str | None) -> str | None:
+    """The hash ``If-Match`` names: bare or quoted (a weak tag never matches a strong one)."""
+    if if_match is None:
+        return None
+    tag = if_match.strip()
+    if len(tag) >= 2 and tag.startswith('"') and tag.endswith('"'):
+        tag = tag[1:-1]
+    return tag

@@ -1,0 +1,253 @@
+"""Holds (``POST /v1/holds``, CONTRACT §1): the request, its timing rules, and the hold itself.
+
+A hold owns its tables while it is ``held`` and not past ``expires_at``, or once ``confirmed``.
+Imported holds (CONTRACT §5) may lack ``policy_hash``, ``policy_version`` and the snapshot.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from booking_durability.reservations.allocator import Allocation
+from booking_durability.reservations.errors import HoldTimingInvalid
+from booking_durability.reservations.intervals import falls_on_slot
+from booking_durability.reservations.venues import (
+    ID_PATTERN,
+    MAX_DURATION_MINUTES,
+    MAX_SEATS,
+    MAX_TABLES,
+    PolicyHash,
+    SeatingPolicy,
+    TableId,
+    VenueId,
+    ZoneName,
+)
+
+_STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+MAX_DAYS_AHEAD = 365
+
+HoldId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+# Wider than any policy's max_party_size: a party above it is a 409 party_too_large, not a 422.
+PartySize = Annotated[int, Field(ge=1, le=1000)]
+
+
+def _to_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+# Kept in UTC so that every answer carries ``Z`` times (CONTRACT §0).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+class HoldStatus(StrEnum):
+    HELD = "held"
+    CONFIRMED = "confirmed"
+    RELEASED = "released"
+    SUPERSEDED = "superseded"
+    EXPIRED = "expired"
+
+
+class HoldRequest(BaseModel):
+    """The body of ``POST /v1/holds``."""
+
+    model_config = _STRICT
+
+    venue_id: VenueId
+    party_size: PartySize
+    starts_at: AwareDatetime
+    # The upper bound and the slot rule depend on the venue: check_hold_timing applies them.
+    duration_minutes: Annotated[int, Field(ge=1)] | None = None
+    zone: ZoneName | None = None
+
+
+def check_hold_timing(
+    request: HoldRequest, policy: SeatingPolicy, now: datetime
+) -> tuple[datetime, datetime]:
+    """The hold's ``(starts_at, ends_at)`` in UTC, or ``HoldTimingInvalid`` listing every rule broken.
+
+    ``starts_at`` must fall on the policy's slots (whole UTC minutes since the epoch, a multiple
+    of ``slot_minutes``), be after ``now`` and at most 365 days after it. The duration
+    (``policy.default_duration_minutes`` when not given) must be a multiple of ``slot_minutes``
+    and at most 480 minutes.
+    """
+    now = now.astimezone(UTC)
+    starts_at = request.starts_at.astimezone(UTC)
+    slot = policy.slot_minutes
+    errors: list[dict[str, Any]] = []
+
+    if not falls_on_slot(starts_at, slot):
+        errors.append(_error("starts_at", f"starts_at must fall on the venue's {slot}-minute slots"))
+    if starts_at <= now:
+        errors.append(_error("starts_at", "starts_at must be in the future"))
+    elif starts_at > now + timedelta(days=MAX_DAYS_AHEAD):
+        errors.append(_error("starts_at", f"starts_at must be at most {MAX_DAYS_AHEAD} days ahead"))
+
+    duration = (
+        policy.default_duration_minutes if request.duration_minutes is None else request.duration_minutes
+    )
+    if duration > MAX_DURATION_MINUTES:
+        errors.append(_error("duration_minutes", f"duration_minutes must be at most {MAX_DURATION_MINUTES}"))
+    elif duration % slot and request.duration_minutes is None:
+        # The policy accepts any default duration; say whose value does not fit.
+        errors.append(
+            _error("duration_minutes", f"the venue's default duration does not fit its {slot}-minute slots")
+        )
+    elif duration % slot:
+        errors.append(_error("duration_minutes", f"duration_minutes must be a multiple of {slot}"))
+
+    if errors:
+        raise HoldTimingInvalid(errors)
+    return starts_at, starts_at + timedelta(minutes=duration)
+
+
+def _error(field: str, msg: str) -> dict[str, Any]:
+    return {"loc": [field], "msg": msg}
+
+
+class SnapshotTable(BaseModel):
+    model_config = _STRICT
+
+    id: TableId
+    capacity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
+
+
+class SelectionSnapshot(BaseModel):
+    """What was asked and chosen when the hold was quoted: what a re-quote after drift repeats.
+
+    Every field may be missing in an imported hold; a missing field is told apart from a null
+    ``zone`` (no zone asked) by ``model_fields_set``, so build snapshots with every field given.
+    """
+
+    model_config = _STRICT
+
+    party_size: PartySize | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
+    zone: ZoneName | None = None
+    tables: Annotated[tuple[SnapshotTable, ...], Field(max_length=MAX_TABLES)] | None = None
+    quoted_at: UtcDatetime | None = None
+
+    def is_complete(self) -> bool:
+        """Every field given; only ``zone`` may be null, and ``tables`` must name a table."""
+        given = self.model_fields_set
+        return "zone" in given and all(
+            name in given and getattr(self, name) not in (None, ())
+            for name in ("party_size", "starts_at", "ends_at", "tables", "quoted_at")
+        )
+
+
+class Hold(BaseModel):
+    """A hold as stored and answered (CONTRACT §1)."""
+
+    model_config = _STRICT
+
+    hold_id: HoldId
+    venue_id: VenueId
+    status: HoldStatus = HoldStatus.HELD  # an imported line may leave it out: it is then held
+    party_size: PartySize
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    expires_at: UtcDatetime
+    table_ids: Annotated[tuple[TableId, ...], Field(max_length=MAX_TABLES)]
+    policy_hash: PolicyHash | None = None
+    policy_version: Annotated[int, Field(ge=1)] | None = None
+    selection_snapshot: SelectionSnapshot | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Hold:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+    def effective_status(self, now: datetime) -> HoldStatus:
+        """``expired`` for a ``held`` hold whose ``expires_at`` has come; otherwise the stored status.
+
+        The TTL is half-open like ownership: at ``expires_at`` itself the hold is already expired.
+        A confirmed hold is unaffected by ``expires_at``.
+        """
+        if self.status is HoldStatus.HELD and now >= self.expires_at:
+            return HoldStatus.EXPIRED
+        return self.status
+
+    def owns_tables(self, now: datetime) -> bool:
+        """Whether the hold still keeps its tables from others (live ``held`` or ``confirmed``)."""
+        return self.effective_status(now) in (HoldStatus.HELD, HoldStatus.CONFIRMED)
+
+    def to_response(self, now: datetime) -> dict[str, Any]:
+        """The hold as the API answers it: JSON types, UTC ``Z`` times, the status as of ``now``.
+
+        A snapshot's missing fields stay missing, so an imported hold reads as it was given.
+        """
+        body = self.model_dump(mode="json", exclude={"selection_snapshot"})
+        body["status"] = self.effective_status(now).value
+        snapshot = self.selection_snapshot
+        body["selection_snapshot"] = (
+            None if snapshot is None else snapshot.model_dump(mode="json", exclude_unset=True)
+        )
+        return body
+
+
+def new_hold(
+    hold_id: str,
+    request: HoldRequest,
+    timing: tuple[datetime, datetime],
+    allocation: Allocation,
+    *,
+    policy: SeatingPolicy,
+    policy_hash: str,
+    policy_version: int,
+    now: datetime,
+) -> Hold:
+    """A fresh ``held`` hold on the allocated tables, expiring ``hold_ttl_seconds`` after ``now``.
+
+    ``timing`` is what ``check_hold_timing`` returned for the request; the snapshot records the
+    request and the answer with every field given, so the hold is never incomplete.
+    """
+    starts_at, ends_at = timing
+    snapshot = SelectionSnapshot(
+        party_size=request.party_size,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        zone=request.zone,
+        tables=tuple(SnapshotTable(id=table.id, capacity=table.capacity) for table in allocation.tables),
+        quoted_at=now,
+    )
+    return Hold(
+        hold_id=hold_id,
+        venue_id=request.venue_id,
+        status=HoldStatus.HELD,
+        party_size=request.party_size,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        expires_at=now + timedelta(seconds=policy.hold_ttl_seconds),
+        table_ids=allocation.table_ids,
+        policy_hash=policy_hash,
+        policy_version=policy_version,
+        selection_snapshot=snapshot,
+    )
+
+
+def missing_metadata(hold: Hold) -> list[str]:
+    """What confirmation lacks, as the dotted paths of CONTRACT §1 (Confirmation, point 1).
+
+    ``policy_hash`` when it is absent; ``table_ids`` when empty; ``selection_snapshot`` when the
+    snapshot is absent; and, as the contract words it, ``selection_snapshot.tables`` when the
+    snapshot is there but any of its fields is missing (a null ``zone`` means no zone was asked
+    and counts as given; an empty ``tables`` counts as missing). ``policy_version`` is not
+    required. An empty list means the hold may go on to be confirmed.
+    """
+    missing = []
+    if hold.policy_hash is None:
+        missing.append("policy_hash")
+    if not hold.table_ids:
+        missing.append("table_ids")
+    if hold.selection_snapshot is None:
+        missing.append("selection_snapshot")
+    elif not hold.selection_snapshot.is_complete():
+        missing.append("selection_snapshot.tables")
+    return missing

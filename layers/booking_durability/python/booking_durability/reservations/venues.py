@@ -1,0 +1,135 @@
+"""A venue's tables and seating policy (``PUT /v1/venues/{venue_id}``, CONTRACT §1) and its hash.
+
+Models hide input in their errors, and our own messages name positions, never submitted values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+MAX_TABLES = 200
+MAX_DURATION_MINUTES = 480  # the longest default duration, and the longest hold (CONTRACT §1)
+# Far above any real table, and far below 2**53: beyond it RFC 8785 writes numbers in exponent
+# form and the policy hash would stop matching the contract's canonical JSON.
+MAX_SEATS = 1000
+
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+VenueId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+TableId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _printable(value: str) -> str:
+    # Zones are free text ("terraza", "Sala 1"); control characters only make two names look alike.
+    # (pydantic already refuses lone surrogates, which could not be hashed as UTF-8.)
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("zone must be printable text")
+    return value
+
+
+ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat an entry")
+    return values
+
+
+class Table(BaseModel):
+    model_config = _STRICT
+
+    id: TableId
+    capacity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
+    min_party: Annotated[int, Field(ge=1, le=MAX_SEATS)] = 1
+    zone: ZoneName
+    # Not required to be symmetric: the allocator combines only tables that list each other.
+    combinable_with: Annotated[list[TableId], Field(max_length=MAX_TABLES - 1)] = []
+
+    @field_validator("combinable_with")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        return _unique(value, "combinable_with")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Table:
+        if self.min_party > self.capacity:
+            raise ValueError("min_party must not exceed capacity")
+        if self.id in self.combinable_with:
+            raise ValueError("a table cannot be combinable with itself")
+        return self
+
+
+class SeatingPolicy(BaseModel):
+    model_config = _STRICT
+
+    slot_minutes: Literal[5, 10, 15, 20, 30, 60]
+    default_duration_minutes: Annotated[int, Field(ge=15, le=MAX_DURATION_MINUTES)]
+    buffer_minutes: Annotated[int, Field(ge=0, le=120)]
+    max_party_size: Annotated[int, Field(ge=1, le=100)]
+    hold_ttl_seconds: Annotated[int, Field(ge=1, le=86400)]
+    allow_combinations: bool
+    # May be empty (a venue taking no bookings) and may name zones without tables yet.
+    bookable_zones: Annotated[list[ZoneName], Field(max_length=MAX_TABLES)]
+
+    @field_validator("bookable_zones")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        return _unique(value, "bookable_zones")
+
+
+class VenueConfig(BaseModel):
+    """The body of ``PUT /v1/venues/{venue_id}``: 1..200 tables and the seating policy."""
+
+    model_config = _STRICT
+
+    tables: Annotated[list[Table], Field(min_length=1, max_length=MAX_TABLES)]
+    policy: SeatingPolicy
+
+    @field_validator("tables")
+    @classmethod
+    def _known_table_ids(cls, tables: list[Table]) -> list[Table]:
+        ids = [table.id for table in tables]
+        if len(set(ids)) != len(ids):
+            raise ValueError("table ids must be unique")
+        known = set(ids)
+        for position, table in enumerate(tables):
+            if not known.issuperset(table.combinable_with):
+                raise ValueError(f"tables[{position}].combinable_with names a table this venue does not have")
+        return tables
+
+    def normalized(self) -> VenueConfig:
+        """The canonical form: tables sorted by id, ``combinable_with`` and ``bookable_zones`` sorted.
+
+        Defaults are already filled in by validation; sorting keeps every rule valid.
+        """
+        tables = sorted(
+            (
+                table.model_copy(update={"combinable_with": sorted(table.combinable_with)})
+                for table in self.tables
+            ),
+            key=lambda table: table.id,
+        )
+        policy = self.policy.model_copy(update={"bookable_zones": sorted(self.policy.bookable_zones)})
+        return self.model_copy(update={"tables": tables, "policy": policy})
+
+
+def canonical_json(config: VenueConfig) -> str:
+    """``{"tables", "policy"}`` in canonical form as compact JSON with sorted keys.
+
+    With integers, booleans and strings only, this is the RFC 8785 (JCS) text the contract hashes.
+    """
+    document: dict[str, Any] = config.normalized().model_dump(mode="json")
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def policy_hash(config: VenueConfig) -> str:
+    """Lowercase hex SHA-256 of the canonical JSON's UTF-8 bytes: equal configs, equal hashes."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()

@@ -1,0 +1,103 @@
+"""moto's DynamoDB made atomic, as DynamoDB is: one write (or transaction) at a time.
+
+moto applies a conditional write or a transaction in steps with no lock, so two threads (or two
+requests to moto server) can both pass a condition before either writes: two holds on one table
+that DynamoDB would never allow. The local stack's moto server and the tests' in-process moto
+run every DynamoDB call under one lock, so what they prove about races holds in AWS too.
+
+Streams too: moto undoes a failed transaction by putting back a copy of each table made before
+it, stream shard included, so the records of the writes it undid stay in the shard every open
+shard iterator reads, and what is written next goes to the copy, which no iterator reads. Here a
+failed transaction leaves the stream as it found it (the shard iterators read stays the table's
+shard, without those records), and stream reads take the same lock, so no reader ever sees the
+middle of a transaction. A table's stream then carries exactly its committed writes, as in AWS.
+
+    .venv/bin/python -m devstack.atomic_moto -H 127.0.0.1 -p 4566   # moto server, made atomic
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_LOCK = threading.RLock()
+_CALLS = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "batch_write_item",
+    "transact_get_items",
+    "transact_write_items",
+)
+
+
+_STREAM_CALLS = ("describe_stream", "get_shard_iterator", "get_records")
+
+
+def make_dynamodb_atomic() -> None:
+    """Serialize moto's DynamoDB and DynamoDB Streams backend calls (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    transact = DynamoDBBackend.transact_write_items
+    if not getattr(transact, "_atomic", False):
+        DynamoDBBackend.transact_write_items = _leaving_no_stream_trace(transact)  # type: ignore[method-assign]
+    for backend, names in ((DynamoDBBackend, _CALLS), (DynamoDBStreamsBackend, _STREAM_CALLS)):
+        for name in names:
+            method = getattr(backend, name, None)
+            if method is None or getattr(method, "_atomic", False):
+                continue
+            setattr(backend, name, _serialized(method))
+
+
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            return method(*args, **kwargs)
+
+    call._atomic = True  # type: ignore[attr-defined]
+    return call
+
+
+def _leaving_no_stream_trace(transact: Callable[..., Any]) -> Callable[..., Any]:
+    """``transact_write_items`` whose failure restores each table's own stream shard, trimmed
+    back to the records it had before (see the module's docstring). Runs under the lock."""
+
+    @functools.wraps(transact)
+    def call(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        shards = {
+            name: (table.stream_shard, len(table.stream_shard.items))
+            for name, table in backend.tables.items()
+            if table.stream_shard is not None
+        }
+        try:
+            return transact(backend, *args, **kwargs)
+        except Exception:
+            for name, (shard, length) in shards.items():
+                table = backend.tables.get(name)
+                if table is not None and table.stream_shard is not shard:
+                    del shard.items[length:]
+                    shard.table = table
+                    table.stream_shard = shard
+            raise
+
+    return call
+
+
+def main(argv: list[str] | None = None) -> None:
+    make_dynamodb_atomic()
+    from moto.server import main as moto_server
+
+    moto_server(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()

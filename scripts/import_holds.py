@@ -1,0 +1,109 @@
+"""Import holds exported from the booking app, one JSON object a line (CONTRACT §5).
+
+    .venv/bin/python scripts/import_holds.py holds.jsonl                  # the local stack (make run)
+    .venv/bin/python scripts/import_holds.py holds.jsonl --aws            # BookingDurability-dev's table
+    .venv/bin/python scripts/import_holds.py holds.jsonl --aws --stack BookingDurability-prod
+    .venv/bin/python scripts/import_holds.py holds.jsonl --aws --table NAME
+
+Each line is a hold with the fields of CONTRACT §1 (``hold_id, venue_id, party_size, starts_at,
+ends_at, expires_at, table_ids``; ``policy_hash``, ``policy_version`` and ``selection_snapshot``
+may be missing; ``status``, when given, is ``held``). It is stored as a held hold owning its tables
+over ``[starts_at, ends_at + buffer)``, the buffer of the venue's current policy, in one
+transaction with its ownership records. A hold already stored as given is skipped; a line that
+is invalid, names an unknown venue or table, has expired, reuses a hold id for another hold, or
+wants a table another live owner holds meanwhile is refused. Re-running a file is safe.
+
+Prints one line per refused line (its number, a reason code, the hold id when valid: never the
+line itself) and a summary. Exit status: 0 when every line was imported or skipped, 1 when any was
+refused, 2 when the file cannot be read as UTF-8, 3 when the table cannot be reached.
+
+Locally the table is found through ``$LOCAL_DIR/stack.json`` (``LOCAL_DIR`` defaults to ``.local``);
+with ``--aws``, credentials and region come from the usual AWS environment (``AWS_PROFILE``,
+``AWS_REGION``) and the table from ``--table`` or the stack's ``ReservationsTableName`` output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from booking_durability.adapters.hold_migration import HoldMigrationTable, TableNotFound, locate
+from booking_durability.errors import InfrastructureError
+from booking_durability.reservations.migration import LineOutcome, LineResult, import_lines
+from booking_durability.times import utc_now
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STACK = "BookingDurability-dev"
+
+EXIT_OK, EXIT_REFUSED, EXIT_UNREADABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("file", type=Path, help="the exported holds, one JSON object a line (UTF-8)")
+    parser.add_argument(
+        "--aws", action="store_true", help="the deployed stack's table (default: local stack)"
+    )
+    parser.add_argument("--table", help="the reservations table's name (default: found from the stack)")
+    parser.add_argument(
+        "--stack", default=DEFAULT_STACK, help=f"with --aws: the stack (default {DEFAULT_STACK})"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        # Read whole before anything is written: an unreadable file imports nothing.
+        text = args.file.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read {args.file}: {_unreadable(exc)}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    counts: Counter[LineOutcome] = Counter()
+    try:
+        store = table_of(args)
+        # Lines end at "\n" only: a JSON string may hold a raw U+2028, which splitlines() cuts at.
+        for result in import_lines(store, text.split("\n"), utc_now):
+            counts[result.outcome] += 1
+            if result.outcome is LineOutcome.REFUSED:
+                print(describe_refusal(result))
+    except (TableNotFound, InfrastructureError) as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        _print_summary(counts)
+        return EXIT_UNREACHABLE
+    _print_summary(counts)
+    return EXIT_REFUSED if counts[LineOutcome.REFUSED] else EXIT_OK
+
+
+def table_of(args: argparse.Namespace) -> HoldMigrationTable:
+    stack_file = ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json"  # an absolute LOCAL_DIR stays
+    return locate(in_aws=args.aws, table=args.table, stack_name=args.stack, stack_file=stack_file)
+
+
+def describe_refusal(result: LineResult) -> str:
+    assert result.refused is not None
+    refused = result.refused
+    parts = [f"line {result.line}: refused {refused.reason.value}"]
+    if refused.field:
+        parts.append(f"field {refused.field}")
+    if result.hold_id:
+        parts.append(f"hold {result.hold_id}")
+    return " ".join(parts)
+
+
+def _print_summary(counts: Counter[LineOutcome]) -> None:
+    print(", ".join(f"{outcome.value} {counts[outcome]}" for outcome in LineOutcome))
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (at byte {exc.start})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Confirming holds through the real function against moto (CONTRACT §1 Confirmation, §4):
+every path, the outbox event of every drift, and the store left as the contract says."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from booking_durability.adapters.dynamodb import DynamoTable
+from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
+from booking_durability.reservations import catalog
+from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
+from booking_durability.reservations.errors import PolicyChanged
+from booking_durability.reservations.holds import Hold
+from booking_durability.reservations.venues import VenueConfig
+from tests.builders import CONTRACT_POLICY_HASH, venue_config
+from tests.integration.conftest import Answer, Api, Resources
+from tests.integration.test_api_reservations import hold_request, problem
+
+
+def store_of(resources: Resources) -> ReservationsTable:
+    return ReservationsTable(DynamoTable(resources.reservations_table, resources.dynamodb))
+
+
+def outbox(resources: Resources) -> list[dict[str, Any]]:
+    items = resources.dynamodb.scan(TableName=resources.reservations_table)["Items"]
+    return [json.loads(i["body"]["S"]) for i in items if i["pk"]["S"].startswith("OUTBOX#")]
+
+
+def confirm(api: Api, hold_id: str, booking_id: str = "bk_1", key: str | None = None) -> Answer:
+    headers = {"Idempotency-Key": key} if key else None
+    return api.call("POST", f"/v1/holds/{hold_id}/confirm", {"booking_id": booking_id}, headers=headers)
+
+
+@pytest.fixture
+def held(api: Api) -> dict[str, Any]:
+    assert api.call("PUT", "/v1/venues/casa", venue_config()).status == 200
+    return dict(api.call("POST", "/v1/holds", hold_request(party_size=2)).body)
+
+
+def test_a_confirmed_hold_becomes_a_booking_that_owns_its_tables(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    answer = confirm(api, held["hold_id"])
+    assert answer.status == 200
+    assert answer.body == {
+        "booking_id": "bk_1",
+        "hold_id": held["hold_id"],
+        "venue_id": "casa",
+        "table_ids": ["T1"],
+        "starts_at": held["starts_at"],
+        "ends_at": held["ends_at"],
+        "policy_hash": CONTRACT_POLICY_HASH,
+        "policy_version": 1,
+        "status": "confirmed",
+        "policy_drift": None,
+    }
+    assert api.call("GET", f"/v1/holds/{held['hold_id']}").body["status"] == "confirmed"
+    assert api.call("GET", "/v1/bookings/bk_1").body["status"] == "confirmed"
+    # The booking keeps T1 (a confirmed hold never expires); cancelling frees it
+    assert api.call("POST", "/v1/holds", hold_request(party_size=2)).body["table_ids"] == ["T2"]
+    assert api.call("DELETE", "/v1/bookings/bk_1").body["status"] == "cancelled"
+    assert api.call("DELETE", "/v1/bookings/bk_1").body["status"] == "cancelled"
+    assert api.call("POST", "/v1/holds", hold_request(party_size=2)).body["table_ids"] == ["T1"]
+    assert outbox(resources) == []
+
+
+def test_a_repeat_answers_the_first_body_even_after_expiry_or_a_policy_change(
+    api: Api, held: dict[str, Any]
+) -> None:
+    first = confirm(api, held["hold_id"], key="key-1")
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    assert confirm(api, held["hold_id"]).body == first.body
+    assert confirm(api, held["hold_id"], key="key-1").body == first.body
+    assert confirm(api, held["hold_id"], key="key-2").body == first.body
+
+
+def test_an_idempotency_key_used_for_another_hold_or_booking_is_422(api: Api, held: dict[str, Any]) -> None:
+    confirm(api, held["hold_id"], key="key-1")
+    other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    problem(confirm(api, other["hold_id"], "bk_2", key="key-1"), 422, "IDEMPOTENCY_KEY_REUSED")
+    problem(confirm(api, held["hold_id"], "bk_other", key="key-1"), 422, "IDEMPOTENCY_KEY_REUSED")
+
+
+def test_a_hold_confirmed_for_another_booking_is_not_active(api: Api, held: dict[str, Any]) -> None:
+    confirm(api, held["hold_id"], "bk_1")
+    problem(confirm(api, held["hold_id"], "bk_2"), 409, "HOLD_NOT_ACTIVE")
+
+
+def test_a_booking_id_of_another_hold_is_refused(api: Api, held: dict[str, Any]) -> None:
+    confirm(api, held["hold_id"], "bk_1")
+    other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    problem(confirm(api, other["hold_id"], "bk_1"), 409, "BOOKING_ID_TAKEN")
+    assert api.call("GET", f"/v1/holds/{other['hold_id']}").body["status"] == "held"
+
+
+def test_unknown_released_and_expired_holds(api: Api, resources: Resources) -> None:
+    problem(confirm(api, "hld_unknown"), 404, "HOLD_NOT_FOUND")
+    api.call("PUT", "/v1/venues/casa", venue_config())
+    released = api.call("POST", "/v1/holds", hold_request()).body
+    assert api.call("DELETE", f"/v1/holds/{released['hold_id']}").status == 200
+    problem(confirm(api, released["hold_id"]), 409, "HOLD_NOT_ACTIVE")
+    # Holds of one second: expired before anyone confirms them
+    api.call("PUT", "/v1/venues/casa", venue_config(hold_ttl_seconds=1))
+    expiring = api.call("POST", "/v1/holds", hold_request()).body
+    while datetime.now(UTC) <= datetime.fromisoformat(expiring["expires_at"]):
+        pass
+    problem(confirm(api, expiring["hold_id"]), 409, "HOLD_EXPIRED")
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        ({"policy_hash"}, ["policy_hash"]),
+        ({"selection_snapshot"}, ["selection_snapshot"]),
+        ({"policy_hash", "table_ids"}, ["policy_hash", "table_ids"]),
+    ],
+)
+def test_a_hold_lacking_metadata_is_422_and_nothing_changes(
+    api: Api, resources: Resources, held: dict[str, Any], drop: set[str], missing: list[str]
+) -> None:
+    # Given an imported hold lacking metadata
+    stored = store_of(resources).hold(held["hold_id"])
+    assert stored is not None
+    values = stored.hold.model_dump()
+    for name in drop:
+        values[name] = () if name == "table_ids" else None
+    hold = Hold.model_validate({**values, "hold_id": "hld_imported"})
+    resources.dynamodb.put_item(
+        TableName=resources.reservations_table,
+        Item={k: _attr(v) for k, v in hold_item(hold, stored.owns_until).items()},
+    )
+    # Then confirming it is refused with what is missing, and it stays held
+    body = problem(confirm(api, "hld_imported"), 422, "HOLD_METADATA_INCOMPLETE")
+    assert body["missing"] == missing
+    assert api.call("GET", "/v1/holds/hld_imported").body["status"] == "held"
+    problem(api.call("GET", "/v1/bookings/bk_1"), 404, "BOOKING_NOT_FOUND")
+
+
+def test_drift_is_recovered_on_a_replacement_and_the_admin_is_told_once(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Given the venue's buffer changed after the hold was quoted
+    new_hash = api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30)).body["policy_hash"]
+    # When the hold is confirmed
+    answer = confirm(api, held["hold_id"])
+    # Then a replacement under the current policy is confirmed, and the original superseded
+    body = answer.body
+    assert answer.status == 200
+    assert body["hold_id"] != held["hold_id"]
+    assert (body["policy_hash"], body["policy_version"], body["table_ids"]) == (new_hash, 2, ["T1"])
+    assert body["policy_drift"] == {
+        "recovered": True,
+        "attempts": 2,
+        "original_hold_id": held["hold_id"],
+        "original_policy_hash": CONTRACT_POLICY_HASH,
+    }
+    assert api.call("GET", f"/v1/holds/{held['hold_id']}").body["status"] == "superseded"
+    assert api.call("GET", f"/v1/holds/{body['hold_id']}").body["status"] == "confirmed"
+    # And exactly one event, ids and hashes only
+    [event] = outbox(resources)
+    assert event["type"] == "policy_drift.recovered"
+    assert (event["original_hold_id"], event["hold_id"], event["attempts"]) == (
+        held["hold_id"],
+        body["hold_id"],
+        2,
+    )
+    assert (event["original_policy_hash"], event["policy_hash"], event["policy_version"]) == (
+        CONTRACT_POLICY_HASH,
+        new_hash,
+        2,
+    )
+    assert "reason" not in event
+    # A repeat naming the superseded original answers the same, and tells nobody again
+    assert confirm(api, held["hold_id"]).body == body
+    assert len(outbox(resources)) == 1
+
+
+def test_drift_with_no_availability_is_409_the_original_superseded_and_notified(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Given the policy now takes parties of one only
+    api.call("PUT", "/v1/venues/casa", venue_config(max_party_size=1))
+    body = problem(confirm(api, held["hold_id"]), 409, "POLICY_CHANGED")
+    assert (body["attempts"], body["reason"]) == (1, "no_availability")
+    assert api.call("GET", f"/v1/holds/{held['hold_id']}").body["status"] == "superseded"
+    [event] = outbox(resources)
+    assert (event["type"], event["reason"], event["attempts"]) == (
+        "policy_drift.unrecovered",
+        "no_availability",
+        1,
+    )
+    assert "hold_id" not in event
+    # Its table is free again, and a retry neither confirms nor notifies again
+    problem(confirm(api, held["hold_id"]), 409, "HOLD_NOT_ACTIVE")
+    assert len(outbox(resources)) == 1
+
+
+class DriftingAgain(ReservationsTable):
+    """The venue's policy changes again right after the replacement is made."""
+
+    def replace_hold(self, *args: Any, **kwargs: Any) -> None:
+        super().replace_hold(*args, **kwargs)
+        config = VenueConfig.model_validate(venue_config(buffer_minutes=45))
+        catalog.save_venue(self, "casa", config, None, datetime.now(UTC))
+
+
+def test_drift_twice_is_409_drift_repeated_with_the_replacement_released(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    store = DriftingAgain(DynamoTable(resources.reservations_table, resources.dynamodb))
+    with pytest.raises(PolicyChanged) as raised:
+        confirm_with_policy_retry(store, ConfirmRequest(held["hold_id"], "bk_1"), lambda: datetime.now(UTC))
+    assert (raised.value.attempts, raised.value.reason) == (2, "drift_repeated")
+    [event] = outbox(resources)
+    assert (event["type"], event["reason"], event["attempts"], event["policy_version"]) == (
+        "policy_drift.unrecovered",
+        "drift_repeated",
+        2,
+        3,
+    )
+    replacement = event["hold_id"]
+    assert api.call("GET", f"/v1/holds/{held['hold_id']}").body["status"] == "superseded"
+    assert api.call("GET", f"/v1/holds/{replacement}").body["status"] == "released"
+    # Nothing owns T1 any more
+    assert api.call("POST", "/v1/holds", hold_request(party_size=2)).body["table_ids"] == ["T1"]
+
+
+def test_a_policy_change_between_read_and_write_is_met_as_drift(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    class ChangingBeforeWrite(ReservationsTable):
+        changed = False
+
+        def confirm(self, *args: Any, **kwargs: Any) -> None:
+            if not self.changed:
+                self.changed = True
+                config = VenueConfig.model_validate(venue_config(buffer_minutes=20))
+                catalog.save_venue(self, "casa", config, None, datetime.now(UTC))
+            super().confirm(*args, **kwargs)
+
+    store = ChangingBeforeWrite(DynamoTable(resources.reservations_table, resources.dynamodb))
+    body = confirm_with_policy_retry(
+        store, ConfirmRequest(held["hold_id"], "bk_1"), lambda: datetime.now(UTC)
+    )
+    assert body["policy_drift"]["recovered"] is True
+    assert body["policy_version"] == 2
+    assert len(outbox(resources)) == 1
+
+
+def _attr(value: Any) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return dict(TypeSerializer().serialize(value))

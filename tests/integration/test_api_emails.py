@@ -1,0 +1,171 @@
+"""Email routes through the real function against moto, and the consumer honouring them
+(CONTRACT §1 emails); errors as CONTRACT §0 says, never echoing what was sent."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from booking_durability.adapters.deliveries_table import Change
+from booking_durability.emails.models import EmailRef
+from tests.builders import GUEST_EMAIL, GUEST_NAME, email_request, job
+from tests.integration.conftest import Answer, Api, Clock, Resources, ScriptedProvider, ledger, make_delivery
+from tests.integration.test_email_delivery import message
+
+KEY = "bk_123#booking_confirmed#0"
+
+
+def problem(answer: Answer, status: int, code: str) -> dict[str, Any]:
+    assert answer.status == status, answer.body
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.body["code"] == code
+    return dict(answer.body)
+
+
+def test_post_records_queued_and_publishes_the_job(api: Api, resources: Resources) -> None:
+    answer = api.call("POST", "/v1/emails", email_request())
+    assert answer.status == 202
+    assert answer.body["status"] == "queued"
+    assert answer.body["dedupe_key"] == KEY
+    [sent] = resources.drain(resources.queue_url)
+    body = json.loads(sent["Body"])
+    assert body["job_id"] == answer.body["job_id"]
+    assert body["deliver_at"] == answer.body["deliver_at"]
+    status = api.call("GET", "/v1/emails/bk_123/booking_confirmed", query={"revision": "0"})
+    assert status.status == 200
+    assert (status.body["status"], status.body["attempts"], status.body["dedupe_key"]) == ("queued", 0, KEY)
+    assert GUEST_EMAIL not in json.dumps(status.body)
+
+
+@pytest.mark.parametrize("final", ["sent", "cancelled"])
+def test_post_never_overwrites_a_finished_email_and_publishes_nothing(
+    api: Api, resources: Resources, final: str
+) -> None:
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    records = ledger(resources)
+    if final == "sent":
+        records.mark_sent(ref, _now())
+    else:
+        records.cancel(ref, _now())
+    answer = api.call("POST", "/v1/emails", email_request())
+    assert (answer.status, answer.body["status"]) == (202, final)
+    assert resources.drain(resources.queue_url) == []
+
+
+def test_post_queues_a_failed_email_again(api: Api, resources: Resources) -> None:
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    records = ledger(resources)
+    claim = records.claim(ref, "j", _now(), _now(), 60)
+    assert claim.record.lease_token is not None
+    records.finish(ref, claim.record.lease_token, Change.FAIL, _now(), "provider_rejected")
+    answer = api.call("POST", "/v1/emails", email_request())
+    assert answer.body["status"] == "queued"
+    assert len(resources.drain(resources.queue_url)) == 1
+
+
+def test_delete_of_an_unknown_key_leaves_a_tombstone_the_consumer_honours(
+    api: Api, resources: Resources
+) -> None:
+    # Given the booking app cancels an email before publishing it
+    answer = api.call("DELETE", "/v1/emails/bk_123/booking_confirmed")
+    assert (answer.status, answer.body) == (200, {"dedupe_key": KEY, "status": "cancelled"})
+    # When the job arrives straight through SQS, then it is never delivered
+    provider = ScriptedProvider()
+    outcome = make_delivery(resources, provider, Clock()).deliver(message(job()))
+    assert outcome.value == "cancelled"
+    assert provider.sent == []
+
+
+def test_delete_refuses_a_sent_email_and_one_being_sent(api: Api, resources: Resources) -> None:
+    records = ledger(resources)
+    records.mark_sent(EmailRef("bk_1", "booking_confirmed", 0), _now())
+    records.claim(EmailRef("bk_2", "booking_confirmed", 0), "j", _now(), _now(), 600)
+    problem(api.call("DELETE", "/v1/emails/bk_1/booking_confirmed"), 409, "ALREADY_SENT")
+    problem(api.call("DELETE", "/v1/emails/bk_2/booking_confirmed"), 409, "SEND_IN_PROGRESS")
+
+
+def test_delete_of_a_booking_cancels_every_recorded_email_not_sent(api: Api, resources: Resources) -> None:
+    records = ledger(resources)
+    api.call("POST", "/v1/emails", email_request(email_type="booking_request_received"))
+    api.call("POST", "/v1/emails", email_request())
+    records.mark_sent(EmailRef("bk_123", "booking_updated", 1), _now())
+    answer = api.call("DELETE", "/v1/emails/bk_123")
+    assert answer.body == {"cancelled": ["bk_123#booking_confirmed#0", "bk_123#booking_request_received#0"]}
+    sent = api.call("GET", "/v1/emails/bk_123/booking_updated", query={"revision": "1"})
+    assert sent.body["status"] == "sent"
+
+
+def test_an_unknown_email_is_404(api: Api) -> None:
+    problem(api.call("GET", "/v1/emails/bk_none/booking_confirmed"), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        ({"raw_body": '{"booking_id": '}, 400, "INVALID_JSON"),
+        ({"raw_body": "[" * 100_000 + "]" * 100_000}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"raw_body": "[" * 20_000 + "]" * 20_000}, 400, "INVALID_JSON"),
+        ({"raw_body": json.dumps(email_request(revision=10**40))}, 422, "VALIDATION_FAILED"),
+        ({"raw_body": "x" * (64 * 1024 + 1)}, 413, "PAYLOAD_TOO_LARGE"),
+        (
+            {"raw_body": "a=b", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_problem_and_never_a_5xx(
+    api: Api, resources: Resources, event: dict[str, Any], status: int, code: str
+) -> None:
+    answer = api.call("POST", "/v1/emails", None, **event)
+    problem(answer, status, code)
+    assert resources.drain(resources.queue_url) == []
+
+
+def test_validation_errors_never_echo_the_guest(api: Api) -> None:
+    body = email_request(time_zone="Nowhere/Else")
+    body["recipient"] = {"email": f"not-an-address-{GUEST_NAME}", "name": GUEST_NAME}
+    body[GUEST_EMAIL] = "unexpected key"
+    answer = problem(api.call("POST", "/v1/emails", body), 422, "VALIDATION_FAILED")
+    text = json.dumps(answer)
+    assert GUEST_NAME not in text
+    assert GUEST_EMAIL not in text
+    assert answer["errors"]
+
+
+def test_unknown_routes_and_methods_are_problems_not_errors(api: Api) -> None:
+    problem(api.call("GET", "/v1/nothing-here"), 404, "NOT_FOUND")
+    problem(api.call("PATCH", "/v1/holds/h1"), 404, "NOT_FOUND")
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def test_no_guest_data_reaches_logs_metrics_records_or_answers(
+    api: Api, resources: Resources, log_lines: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given requests carrying the guest's address and name down every path of the email routes
+    good = email_request()
+    bad = {**email_request(time_zone="Nowhere/Else"), GUEST_NAME: GUEST_EMAIL}
+    answers = [
+        api.call("POST", "/v1/emails", good),
+        api.call("POST", "/v1/emails", good),
+        api.call("POST", "/v1/emails", bad),
+        api.call("POST", "/v1/emails", None, raw_body=json.dumps(good)[:-3]),
+        api.call("GET", "/v1/emails/bk_123/booking_confirmed"),
+        api.call("DELETE", "/v1/emails/bk_123"),
+    ]
+    # Then no answer, log line, EMF blob or deliveries record carries them
+    surfaces = [
+        json.dumps([a.body for a in answers]),
+        log_lines.getvalue(),
+        capsys.readouterr().out,
+        json.dumps(resources.items()),
+    ]
+    for planted in (GUEST_EMAIL, GUEST_NAME, "ana.guest", "Secretname"):
+        assert not [surface for surface in surfaces if planted in surface], planted

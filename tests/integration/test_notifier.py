@@ -1,0 +1,411 @@
+"""The real drift notifier handler (Powertools batch, logger, metrics) against moto, with the
+webhook secret in Secrets Manager and a real webhook receiver on loopback (CONTRACT §4).
+
+Events travel as in AWS: published to the notifications queue, received with their receive
+count, handed to the handler as the SQS event source mapping hands them, and deleted unless the
+handler reports them failed (then they come back, as after the visibility timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from standardwebhooks import Webhook
+
+from booking_durability import wiring
+from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob
+from booking_durability.observability import logger
+from devstack.worker import delete_records, records_to_delete, sqs_event
+from tests.builders import LambdaContext
+from tests.integration.conftest import REGION
+from tests.unit.notifications.builders import (
+    ADMIN_EMAIL,
+    SECRET,
+    as_body,
+    drift_event,
+    unrecovered_event,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+# A token in the URL's path, as some receivers issue: it must never reach a log line.
+HOOK_PATH = "/hooks/drift/tok_url_token_never_logged"
+MAX_RECEIVES = 5
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback answering from a script of statuses (then 200)."""
+
+    script: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    delay_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def answer(self, request: Received) -> int:
+        with self.lock:
+            self.received.append(request)
+            return self.script.pop(0) if self.script else 200
+
+
+def _handler_class(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            status = receiver.answer(Received(self.path, headers, body))
+            time.sleep(receiver.delay_seconds)
+            # A client that timed out has gone: answering it fails, as it would for a real receiver.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}{HOOK_PATH}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Queues:
+    sqs: Any
+    notifications: str
+    notifications_arn: str
+    dlq: str
+    email: str
+
+    def publish(self, body: str) -> None:
+        """As EventBridge Pipes (or the local stream worker) publishes the outbox item's body."""
+        self.sqs.send_message(QueueUrl=self.notifications, MessageBody=body)
+
+    def drain(self, url: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            for message in batch:
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            messages.extend(batch)
+        return messages
+
+    def deliver_batch(self, handler: Any) -> dict[str, Any]:
+        """One poll of the event source mapping (report_batch_item_failures): invoke, delete
+        what succeeded, and make the failures visible again at once (their visibility timeout)."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.notifications,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        assert messages, "nothing to deliver"
+        event = sqs_event(messages, queue_arn=self.notifications_arn, region=REGION)
+        response: dict[str, Any] = handler(event, LambdaContext(function_name="notifier"))
+        done = records_to_delete(event["Records"], response, report_batch_item_failures=True)
+        delete_records(self.sqs, self.notifications, done)
+        for record in event["Records"]:
+            if record not in done:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.notifications, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+                )
+        return response
+
+
+@pytest.fixture
+def queues(aws: None) -> Queues:
+    # The notifications queue as CONTRACT §4 has it: a DLQ after 5 receives (SQS's backstop).
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.create_queue(QueueName="notifications-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
+    notifications = sqs.create_queue(
+        QueueName="notifications", Attributes={"VisibilityTimeout": "60", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=notifications, AttributeNames=["QueueArn"])["Attributes"]
+    email = sqs.create_queue(QueueName="email")["QueueUrl"]
+    return Queues(sqs, notifications, arn["QueueArn"], dlq, email)
+
+
+def load_handler(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
+    for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_SECRET_ARN", "ADMIN_EMAIL", "EMAIL_QUEUE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"POWERTOOLS_SERVICE_NAME": "notifier-test", **env}.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    parameters.clear_caches()
+    spec = importlib.util.spec_from_file_location("notifier_handler", ROOT / "lambdas/notifier/handler.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["notifier_handler"] = module
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def store_secret(value: str) -> str:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    return str(client.create_secret(Name="booking-durability/drift-webhook", SecretString=value)["ARN"])
+
+
+@pytest.fixture
+def webhook_handler(queues: Queues, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The notifier as deployed in AWS: the webhook's secret in Secrets Manager."""
+    arn = store_secret(json.dumps({"secret": SECRET}))
+    yield load_handler(
+        monkeypatch,
+        {
+            "NOTIFICATIONS_DLQ_URL": queues.dlq,
+            "MAX_RECEIVES": str(MAX_RECEIVES),
+            "WEBHOOK_URL": receiver.url,
+            "WEBHOOK_SECRET_ARN": arn,
+            "WEBHOOK_TIMEOUT_SECONDS": "0.5",
+        },
+    )
+    wiring.reset()
+
+
+@pytest.fixture
+def email_handler(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The notifier with no webhook configured."""
+    yield load_handler(
+        monkeypatch,
+        {
+            "NOTIFICATIONS_DLQ_URL": queues.dlq,
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "EMAIL_QUEUE_URL": queues.email,
+            "MAX_DELAY_HOP_SECONDS": "5",
+        },
+    )
+    wiring.reset()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Everything the Powertools logger writes, at DEBUG (its handler holds the real stdout)."""
+    buffer = io.StringIO()
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    previous = [(h, h.setStream(buffer)) for h in handlers]
+    level = logger.log_level
+    logger.setLevel("DEBUG")
+    yield buffer
+    logger.setLevel(level)
+    for handler_, stream in previous:
+        handler_.setStream(stream)
+
+
+def verified(received: Received) -> Any:
+    """What a Standard Webhooks receiver makes of the request (raises when the signature is bad)."""
+    return Webhook(SECRET).verify(received.body, received.headers)
+
+
+def attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+
+
+def emf_blobs(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def test_a_drift_event_is_posted_signed_to_the_webhook(
+    webhook_handler: Any, queues: Queues, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a drift event on the notifications queue
+    event = drift_event()
+    queues.publish(as_body(event))
+    # When the notifier is invoked with it
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    # Then the receiver got the exact body, signed so that its library accepts it
+    [received] = receiver.received
+    assert received.path == HOOK_PATH
+    assert received.body == as_body(event).encode()
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["webhook-id"] == f"msg_{event['event_id']}"
+    assert verified(received) == event
+    # And nothing is left behind, and the send is counted by channel
+    assert queues.drain(queues.notifications) == []
+    assert queues.drain(queues.dlq) == []
+    [sent] = [blob for blob in emf_blobs(capsys.readouterr().out) if "AdminNotificationSent" in blob]
+    assert sent["channel"] == "webhook"
+
+
+def test_a_503_is_retried_by_the_queue_with_the_same_id_and_a_fresh_valid_signature(
+    webhook_handler: Any, queues: Queues, receiver: Receiver
+) -> None:
+    # Given a receiver that is down for the first attempt
+    receiver.script = [503]
+    event = unrecovered_event()
+    queues.publish(as_body(event))
+    # When the event is delivered, fails, and comes back
+    first = queues.deliver_batch(webhook_handler)
+    assert len(first["batchItemFailures"]) == 1
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    # Then both requests carry the same id, and each is validly signed for its own timestamp
+    assert [r.headers["webhook-id"] for r in receiver.received] == [f"msg_{event['event_id']}"] * 2
+    assert all(verified(r) == event for r in receiver.received)
+    assert queues.drain(queues.dlq) == []
+    assert queues.drain(queues.notifications) == []
+
+
+def test_after_five_failed_receives_the_event_is_dead_lettered_as_unreachable(
+    webhook_handler: Any, queues: Queues, receiver: Receiver
+) -> None:
+    # Given a receiver answering 503, then too late (past the 0.5 s timeout), then 500, 502, 504
+    receiver.script = [503, 200, 500, 502, 504]
+    event = drift_event()
+    queues.publish(as_body(event))
+    # When the event is received five times
+    for receive in range(1, MAX_RECEIVES + 1):
+        receiver.delay_seconds = 1.0 if receive == 2 else 0.0
+        response = queues.deliver_batch(webhook_handler)
+        # Then the first four fail the record, the fifth dead-letters it (the record is done)
+        assert len(response["batchItemFailures"]) == (1 if receive < MAX_RECEIVES else 0)
+    assert len(receiver.received) == MAX_RECEIVES
+    [dead] = queues.drain(queues.dlq)
+    assert dead["Body"] == as_body(event)
+    assert attributes(dead) == {"failure_reason": "webhook_unreachable", "attempts": "5"}
+    assert queues.drain(queues.notifications) == []
+
+
+def test_a_400_is_dead_lettered_at_once_as_rejected(
+    webhook_handler: Any, queues: Queues, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver.script = [400]
+    queues.publish(as_body(drift_event()))
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    assert len(receiver.received) == 1
+    [dead] = queues.drain(queues.dlq)
+    assert attributes(dead) == {"failure_reason": "webhook_rejected", "attempts": "1"}
+    [failed] = [b for b in emf_blobs(capsys.readouterr().out) if "AdminNotificationFailed" in b]
+    assert failed["failure_reason"] == "webhook_rejected"
+
+
+def test_a_body_that_is_not_a_drift_event_is_dead_lettered_as_invalid_and_never_sent(
+    webhook_handler: Any, queues: Queues, receiver: Receiver
+) -> None:
+    queues.publish('{"type": "policy_drift.recovered", "event_id": "nope"}')
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    assert receiver.received == []
+    [dead] = queues.drain(queues.dlq)
+    assert dead["Body"] == '{"type": "policy_drift.recovered", "event_id": "nope"}'
+    assert attributes(dead) == {"failure_reason": "invalid_event", "attempts": "0"}
+
+
+def test_one_bad_record_does_not_redeliver_the_others(
+    webhook_handler: Any, queues: Queues, receiver: Receiver
+) -> None:
+    # Given three events of which the receiver refuses to take the second for now
+    events = [drift_event() for _ in range(3)]
+    for event in events:
+        queues.publish(as_body(event))
+    receiver.script = [200, 503, 200]
+    # When they arrive in one batch
+    response = queues.deliver_batch(webhook_handler)
+    # Then only the one that failed comes back
+    assert len(response["batchItemFailures"]) == 1
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    delivered = {r.headers["webhook-id"] for r in receiver.received}
+    assert delivered == {f"msg_{event['event_id']}" for event in events}
+    assert len(receiver.received) == 4
+
+
+def test_an_unreachable_secret_leaves_the_event_on_the_queue(
+    queues: Queues, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, log_lines: io.StringIO
+) -> None:
+    # Given a secret stored as a bare string rather than the JSON object the notifier reads
+    bare = store_secret(SECRET)
+    handler = load_handler(
+        monkeypatch,
+        {"NOTIFICATIONS_DLQ_URL": queues.dlq, "WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET_ARN": bare},
+    )
+    queues.publish(as_body(drift_event()))
+    # When the event arrives, it is not sent, not dead-lettered, and left for the queue
+    assert len(queues.deliver_batch(handler)["batchItemFailures"]) == 1
+    assert receiver.received == []
+    assert queues.drain(queues.dlq) == []
+    assert "WEBHOOK_SECRET_UNAVAILABLE" in log_lines.getvalue()
+    assert SECRET[len("whsec_") :] not in log_lines.getvalue()
+
+
+def test_without_a_webhook_the_admin_gets_an_admin_policy_drift_email_job(
+    email_handler: Any, queues: Queues, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a drift event and no webhook configured
+    event = unrecovered_event()
+    queues.publish(as_body(event))
+    # When the notifier is invoked with it
+    assert queues.deliver_batch(email_handler) == {"batchItemFailures": []}
+    # Then the email queue holds one admin job, keyed by the event, that the email models accept
+    [published] = queues.drain(queues.email)
+    job = EMAIL_JOB.validate_json(published["Body"])
+    assert isinstance(job, AdminDriftEmailJob)
+    assert job.dedupe_key == f"{event['event_id']}#admin_policy_drift#0"
+    assert job.recipient.email == ADMIN_EMAIL
+    assert job.locale == "en"
+    assert job.data.model_dump(mode="json", exclude_none=True) == event
+    assert attributes(published) == {"email_type": "admin_policy_drift", "schema": "booking-email/v1"}
+    [sent] = [blob for blob in emf_blobs(capsys.readouterr().out) if "AdminNotificationSent" in blob]
+    assert sent["channel"] == "email"
+
+
+def test_secrets_signatures_and_the_url_token_never_reach_the_logs(
+    webhook_handler: Any,
+    queues: Queues,
+    receiver: Receiver,
+    log_lines: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given events down every path: delivered, retried, refused, invalid
+    receiver.script = [200, 503, 400]
+    for event in (drift_event(), drift_event(), drift_event()):
+        queues.publish(as_body(event))
+    queues.publish("{not json")
+    # When they are all handled (the retried one twice)
+    queues.deliver_batch(webhook_handler)
+    queues.deliver_batch(webhook_handler)
+    # Then the logs (at DEBUG) and the metrics carry the events' ids, and none of what is secret
+    logged = log_lines.getvalue() + capsys.readouterr().out
+    signatures = [r.headers["webhook-signature"] for r in receiver.received]
+    assert len(signatures) == 4
+    for secret in (SECRET, SECRET[len("whsec_") :], "tok_url_token_never_logged", *signatures):
+        assert secret not in logged
+    for secret in (s.split(",", 1)[1] for s in signatures):
+        assert secret not in logged
+    correlation_ids = {
+        json.loads(line).get("correlation_id") for line in log_lines.getvalue().splitlines() if line
+    }
+    delivered_ids = {r.headers["webhook-id"].removeprefix("msg_") for r in receiver.received}
+    assert delivered_ids <= correlation_ids

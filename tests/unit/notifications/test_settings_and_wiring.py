@@ -1,0 +1,121 @@
+"""The notifier's settings and wiring: one channel, fully configured, chosen at cold start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from booking_durability import wiring
+from booking_durability.notifications.notifier import EmailChannel
+from booking_durability.notifications.webhook import InvalidWebhookSecret, WebhookChannel
+from booking_durability.settings import NotifierSettings
+from booking_durability.wiring.notifier import build_notifier, notifier
+from tests.unit.notifications.builders import ADMIN_EMAIL, SECRET
+
+DLQ = "https://sqs.eu-west-1.amazonaws.com/123456789012/notifications-dlq"
+EMAIL_QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/email"
+NAMES = (
+    "NOTIFICATIONS_DLQ_URL",
+    "MAX_RECEIVES",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_SECRET_ARN",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "ADMIN_EMAIL",
+    "EMAIL_QUEUE_URL",
+    "MAX_DELAY_HOP_SECONDS",
+)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("NOTIFICATIONS_DLQ_URL", DLQ)
+    wiring.reset()
+    yield monkeypatch
+    wiring.reset()
+
+
+def test_a_webhook_with_a_local_secret_is_the_channel(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_URL", "http://127.0.0.1:8025/hooks")
+    env.setenv("WEBHOOK_SECRET", SECRET)
+    env.setenv("ADMIN_EMAIL", ADMIN_EMAIL)  # a webhook wins when both are configured
+    env.setenv("EMAIL_QUEUE_URL", EMAIL_QUEUE)
+    built = notifier()
+    assert isinstance(built.channel, WebhookChannel)
+    assert built.policy.max_receives == 5
+    assert notifier() is built  # once per execution environment
+
+
+def test_without_a_webhook_the_admins_email_is_the_channel(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_URL", "")  # an empty variable counts as unset
+    env.setenv("ADMIN_EMAIL", ADMIN_EMAIL)
+    env.setenv("EMAIL_QUEUE_URL", EMAIL_QUEUE)
+    env.setenv("MAX_DELAY_HOP_SECONDS", "5")
+    channel = notifier().channel
+    assert isinstance(channel, EmailChannel)
+    assert channel.admin.email == ADMIN_EMAIL
+    assert channel.max_hop_seconds == 5
+
+
+def test_a_webhook_in_aws_reads_its_secret_only_when_first_used(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_URL", "https://hooks.example.test/drift")
+    env.setenv("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook")
+    # No Secrets Manager here: building must not call it
+    assert isinstance(notifier().channel, WebhookChannel)
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"WEBHOOK_URL": "https://hooks.example.test/"}, "WEBHOOK_SECRET_ARN"),
+        (
+            {
+                "WEBHOOK_URL": "https://hooks.example.test/",
+                "WEBHOOK_SECRET": SECRET,
+                "WEBHOOK_SECRET_ARN": "arn",
+            },
+            "not both",
+        ),
+        ({}, "ADMIN_EMAIL"),
+        ({"ADMIN_EMAIL": ADMIN_EMAIL}, "EMAIL_QUEUE_URL"),
+        ({"WEBHOOK_URL": "ftp://hooks.example.test/", "WEBHOOK_SECRET": SECRET}, "webhook_url"),
+    ],
+)
+def test_a_half_configured_notifier_fails_its_cold_start(
+    env: pytest.MonkeyPatch, variables: dict[str, str], complaint: str
+) -> None:
+    for name, value in variables.items():
+        env.setenv(name, value)
+    with pytest.raises(ValidationError, match=complaint) as raised:
+        NotifierSettings()
+    assert SECRET not in str(raised.value)
+
+
+def test_settings_never_show_the_secret_the_url_or_the_address(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_URL", "https://hooks.example.test/tok_in_path")
+    env.setenv("WEBHOOK_SECRET", SECRET)
+    env.setenv("ADMIN_EMAIL", ADMIN_EMAIL)
+    shown = repr(NotifierSettings())
+    assert SECRET not in shown
+    assert "tok_in_path" not in shown
+    assert ADMIN_EMAIL not in shown
+
+
+def test_a_malformed_local_secret_fails_the_cold_start(env: pytest.MonkeyPatch) -> None:
+    env.setenv("WEBHOOK_URL", "http://127.0.0.1:8025/")
+    env.setenv("WEBHOOK_SECRET", "not-a-whsec-secret")
+    with pytest.raises(InvalidWebhookSecret):
+        build_notifier(NotifierSettings())
+
+
+def test_a_malformed_admin_address_fails_the_cold_start_without_quoting_it(env: pytest.MonkeyPatch) -> None:
+    env.setenv("ADMIN_EMAIL", "ops-admin-at-example")
+    env.setenv("EMAIL_QUEUE_URL", EMAIL_QUEUE)
+    with pytest.raises(ValidationError) as raised:
+        build_notifier(NotifierSettings())
+    assert "ops-admin-at-example" not in str(raised.value)

@@ -1,0 +1,559 @@
+"""The DLQ tool's logic without SQS: what a letter shows, selection, grouping by age, pacing, and
+one pass over an in-memory DLQ (hiding, releasing, stopping) with a fake clock and no sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+import pytest
+
+from booking_durability.emails.ports import OutgoingMessage
+from booking_durability.errors import InfrastructureError, QueueSendFailed
+from booking_durability.operations.dead_letters import (
+    NO_REASON,
+    UNKNOWN_TYPE,
+    UNRECOGNIZED,
+    DeadLetter,
+    QueueKind,
+    failure_reason_of,
+    message_type_of,
+    redriven_attributes,
+)
+from booking_durability.operations.redrive import (
+    Discard,
+    MoveState,
+    MoveStatus,
+    RateLimiter,
+    Redrive,
+    follow_move_task,
+    moves_everything,
+)
+from booking_durability.operations.selection import (
+    AgeBucket,
+    Selection,
+    age_bucket,
+    describe_duration,
+    group,
+    parse_duration,
+)
+from booking_durability.operations.sweep import sweep
+from tests.builders import GUEST_EMAIL, GUEST_NAME, T0
+
+NOW = T0
+
+
+def letter(
+    message_id: str = "m-1",
+    *,
+    age: timedelta = timedelta(minutes=5),
+    reason: str = "provider_rejected",
+    type_: str = "booking_confirmed",
+    attributes: dict[str, str | int] | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        message_id=message_id,
+        sent_at=NOW - age,
+        failure_reason=reason,
+        message_type=type_,
+        attributes=attributes
+        if attributes is not None
+        else {"failure_reason": reason, "email_type": type_, "schema": "booking-email/v1", "attempts": 1},
+        body=json.dumps({"recipient": {"email": GUEST_EMAIL, "name": GUEST_NAME}}),
+        handle=f"rh-{message_id}",
+    )
+
+
+# -- what a letter shows -------------------------------------------------------------------------
+
+
+def test_an_email_letter_is_typed_by_its_attribute_never_by_its_body() -> None:
+    body = json.dumps({"type": "policy_drift.recovered", "recipient": {"email": GUEST_EMAIL}})
+    assert message_type_of(QueueKind.EMAIL, {"email_type": "booking_updated"}, body) == "booking_updated"
+    assert message_type_of(QueueKind.EMAIL, {}, body) == UNKNOWN_TYPE
+
+
+def test_a_notification_letter_is_typed_by_its_body_only_when_the_type_is_known() -> None:
+    assert (
+        message_type_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"type": "policy_drift.unrecovered"}))
+        == "policy_drift.unrecovered"
+    )
+    # Given bodies that are not drift events: their text is never shown
+    assert message_type_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"type": GUEST_EMAIL})) == UNKNOWN_TYPE
+    assert message_type_of(QueueKind.NOTIFICATIONS, {}, "not json " + GUEST_NAME) == UNKNOWN_TYPE
+    assert message_type_of(QueueKind.NOTIFICATIONS, {}, json.dumps([1, 2])) == UNKNOWN_TYPE
+
+
+def test_an_attribute_that_is_not_a_plain_identifier_is_never_shown() -> None:
+    assert failure_reason_of({"failure_reason": f"550 rejected {GUEST_EMAIL}"}) == UNRECOGNIZED
+    assert message_type_of(QueueKind.EMAIL, {"email_type": GUEST_NAME}, "{}") == UNRECOGNIZED
+    assert letter(attributes={"attempts": "3 " + GUEST_NAME}).attempts == UNRECOGNIZED
+
+
+def test_a_letter_sqs_moved_itself_has_reason_none() -> None:
+    assert failure_reason_of({"email_type": "booking_confirmed"}) == NO_REASON
+    assert failure_reason_of({"failure_reason": "transient_exhausted"}) == "transient_exhausted"
+
+
+def test_a_letter_never_shows_its_body_or_handle_in_its_repr() -> None:
+    assert GUEST_EMAIL not in repr(letter())
+    assert "rh-" not in repr(letter())
+
+
+def test_a_redriven_copy_keeps_the_producer_attributes_and_attempts_but_not_the_reason() -> None:
+    assert redriven_attributes(letter()) == {
+        "email_type": "booking_confirmed",
+        "schema": "booking-email/v1",
+        "attempts": 1,
+    }
+
+
+def test_each_dlq_knows_its_reasons_and_types() -> None:
+    assert "transient_exhausted" in QueueKind.EMAIL.reasons
+    assert "webhook_rejected" in QueueKind.NOTIFICATIONS.reasons
+    assert NO_REASON in QueueKind.EMAIL.reasons
+    assert QueueKind.NOTIFICATIONS.types == (
+        "policy_drift.recovered",
+        "policy_drift.unrecovered",
+        UNKNOWN_TYPE,
+    )
+    assert "admin_policy_drift" in QueueKind.EMAIL.types
+
+
+# -- durations, ages, selection, grouping -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("2h", timedelta(hours=2)),
+        ("7d", timedelta(days=7)),
+        ("1w", timedelta(weeks=1)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2D", timedelta(days=2)),
+    ],
+)
+def test_durations_are_numbers_with_units(text: str, span: timedelta) -> None:
+    assert parse_duration(text) == span
+
+
+@pytest.mark.parametrize("text", ["", "2", "h", "2x", "1.5h", "-1h", "2h junk", "1h 30m"])
+def test_anything_else_is_not_a_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_ages_read_at_two_units() -> None:
+    assert [
+        describe_duration(timedelta(seconds=s))
+        for s in (42, 12 * 60, 3 * 3600 + 5 * 60, 2 * 86400 + 4 * 3600)
+    ] == ["42s", "12m", "3h05m", "2d04h"]
+
+
+@pytest.mark.parametrize(
+    ("age", "bucket"),
+    [
+        (timedelta(0), AgeBucket.UNDER_AN_HOUR),
+        (timedelta(minutes=59, seconds=59), AgeBucket.UNDER_AN_HOUR),
+        (timedelta(hours=1), AgeBucket.UNDER_A_DAY),
+        (timedelta(hours=23, minutes=59), AgeBucket.UNDER_A_DAY),
+        (timedelta(days=1), AgeBucket.UNDER_A_WEEK),
+        (timedelta(days=6, hours=23), AgeBucket.UNDER_A_WEEK),
+        (timedelta(days=7), AgeBucket.OLDER),
+        (timedelta(days=13), AgeBucket.OLDER),
+    ],
+)
+def test_age_buckets_have_closed_lower_bounds(age: timedelta, bucket: AgeBucket) -> None:
+    assert age_bucket(age) is bucket
+
+
+def test_a_letter_sent_after_now_counts_as_zero_age() -> None:
+    assert letter(age=-timedelta(seconds=3)).age(NOW) == timedelta(0)
+
+
+def test_no_criterion_selects_everything() -> None:
+    everything = Selection()
+    assert everything.everything
+    assert everything.describe() == "every dead letter"
+    assert everything.matches(letter(age=timedelta(days=13)), NOW)
+
+
+def test_a_selection_matches_every_criterion_given() -> None:
+    # Given letters of two reasons, two types and two ages
+    old_rejected = letter("a", age=timedelta(days=2))
+    new_rejected = letter("b", age=timedelta(minutes=10))
+    new_transient = letter("c", reason="transient_exhausted", age=timedelta(minutes=10))
+    new_cancelled = letter("d", type_="booking_cancelled", age=timedelta(minutes=10))
+    letters = [old_rejected, new_rejected, new_transient, new_cancelled]
+
+    def chosen(selection: Selection) -> list[str]:
+        return [x.message_id for x in letters if selection.matches(x, NOW)]
+
+    assert chosen(Selection(reasons=frozenset({"provider_rejected"}))) == ["a", "b", "d"]
+    assert chosen(Selection(types=frozenset({"booking_cancelled"}))) == ["d"]
+    assert chosen(Selection(older_than=timedelta(days=1))) == ["a"]
+    assert chosen(Selection(newer_than=timedelta(hours=1))) == ["b", "c", "d"]
+    both = Selection(
+        reasons=frozenset({"provider_rejected"}),
+        types=frozenset({"booking_confirmed"}),
+        newer_than=timedelta(hours=1),
+    )
+    assert chosen(both) == ["b"]
+    assert both.describe() == "reason provider_rejected, type booking_confirmed, newer than 1h00m"
+
+
+def test_older_than_includes_the_boundary_and_newer_than_excludes_it() -> None:
+    exactly_an_hour = letter(age=timedelta(hours=1))
+    assert Selection(older_than=timedelta(hours=1)).matches(exactly_an_hour, NOW)
+    assert not Selection(newer_than=timedelta(hours=1)).matches(exactly_an_hour, NOW)
+
+
+def test_letters_group_by_reason_type_and_age_in_a_stable_order() -> None:
+    letters = [
+        letter("1", reason="transient_exhausted", age=timedelta(days=8)),
+        letter("2", age=timedelta(minutes=3)),
+        letter("3", age=timedelta(minutes=40)),
+        letter("4", age=timedelta(hours=5)),
+        letter("5", type_="booking_cancelled", age=timedelta(minutes=1)),
+    ]
+    rows = [(g.failure_reason, g.message_type, g.age, g.count, g.oldest) for g in group(letters, NOW)]
+    assert rows == [
+        ("provider_rejected", "booking_cancelled", AgeBucket.UNDER_AN_HOUR, 1, timedelta(minutes=1)),
+        ("provider_rejected", "booking_confirmed", AgeBucket.UNDER_AN_HOUR, 2, timedelta(minutes=40)),
+        ("provider_rejected", "booking_confirmed", AgeBucket.UNDER_A_DAY, 1, timedelta(hours=5)),
+        ("transient_exhausted", "booking_confirmed", AgeBucket.OLDER, 1, timedelta(days=8)),
+    ]
+    assert group([], NOW) == []
+
+
+# -- pacing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeClock:
+    """Monotonic seconds; ``sleep`` advances them and records how long it was asked to wait."""
+
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_rate_limiter_spaces_calls_evenly() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        limiter.wait()
+    assert clock.sleeps == pytest.approx([0.1, 0.1, 0.1, 0.1])
+    assert clock.now == pytest.approx(1000.4)
+
+
+def test_the_rate_limiter_does_not_wait_when_calls_are_slower_than_the_rate_nor_save_up_a_burst() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    limiter.wait()
+    clock.advance(10)  # idle for a long while
+    limiter.wait()
+    limiter.wait()
+    assert clock.sleeps == pytest.approx([0.5])
+
+
+def test_the_rate_limiter_counts_time_spent_between_calls() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    limiter.wait()
+    clock.advance(0.1)  # the send itself took 100 ms
+    limiter.wait()
+    assert clock.sleeps == pytest.approx([0.15])
+
+
+def test_a_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(0)
+
+
+# -- one pass over a DLQ -------------------------------------------------------------------------
+
+
+@dataclass
+class FakeDlq:
+    """A DLQ in memory: received letters are hidden until released, extended or deleted."""
+
+    letters: list[DeadLetter]
+    clock: FakeClock = field(default_factory=FakeClock)
+    hidden_until: dict[str, float] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    fail_delete: set[str] = field(default_factory=set)
+    fail_receive_after: int | None = None
+    interrupt_on_delete: bool = False
+    receives: int = 0
+
+    def visible(self) -> list[DeadLetter]:
+        return [x for x in self.letters if self.hidden_until.get(x.message_id, 0) <= self.clock.now]
+
+    def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:
+        self.receives += 1
+        if self.fail_receive_after is not None and self.receives > self.fail_receive_after:
+            raise InfrastructureError("receive_message failed: ServiceUnavailable")
+        batch = self.visible()[:10]
+        for x in batch:
+            self.hidden_until[x.message_id] = self.clock.now + hide_for_seconds
+        self.calls.append(f"receive {len(batch)}")
+        return batch
+
+    def hide(self, letters: Sequence[DeadLetter], seconds: int) -> None:
+        for x in letters:
+            self.hidden_until[x.message_id] = self.clock.now + seconds
+        if letters:
+            self.calls.append(f"hide {len(letters)} for {seconds}")
+
+    def delete(self, letter: DeadLetter) -> None:
+        if self.interrupt_on_delete:
+            raise KeyboardInterrupt
+        if letter.message_id in self.fail_delete:
+            raise InfrastructureError("delete_message failed: ServiceUnavailable")
+        self.letters.remove(letter)
+        self.calls.append(f"delete {letter.message_id}")
+
+
+@dataclass
+class FakeSource:
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    log: list[str] | None = None
+    refuse: bool = False
+
+    def send(self, message: OutgoingMessage) -> str:
+        if self.refuse:
+            raise QueueSendFailed("send_message failed: ServiceUnavailable")
+        self.sent.append(message)
+        if self.log is not None:
+            self.log.append("send")
+        return f"copy-{len(self.sent)}"
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        return None
+
+
+def mixed_letters(count: int = 25) -> list[DeadLetter]:
+    """``count`` letters, every third one ``transient_exhausted``, the rest ``provider_rejected``."""
+    return [
+        letter(f"m-{i:02d}", reason="transient_exhausted" if i % 3 == 0 else "provider_rejected")
+        for i in range(count)
+    ]
+
+
+def test_a_look_sees_every_letter_once_and_leaves_them_all_visible() -> None:
+    dlq = FakeDlq(mixed_letters())
+    looked = sweep(dlq, Selection(), NOW, clock=dlq.clock)
+    assert looked.examined == 25
+    assert sorted(x.message_id for x in looked.selected) == sorted(x.message_id for x in dlq.letters)
+    assert looked.done == []
+    assert len(dlq.visible()) == 25  # released at the end
+    assert not any(call.startswith("delete") for call in dlq.calls)
+
+
+def test_a_pass_acts_on_the_selection_only() -> None:
+    dlq = FakeDlq(mixed_letters())
+    transient = Selection(reasons=frozenset({"transient_exhausted"}))
+    discarded = sweep(dlq, transient, NOW, Discard(dlq), clock=dlq.clock)
+    assert len(discarded.done) == 9
+    assert {x.letter.failure_reason for x in discarded.done} == {"transient_exhausted"}
+    assert {x.failure_reason for x in dlq.letters} == {"provider_rejected"}
+    assert len(dlq.visible()) == 16
+
+
+def test_a_redrive_sends_before_it_deletes_and_drops_the_reason() -> None:
+    dlq = FakeDlq([letter("m-1")])
+    source = FakeSource(log=dlq.calls)
+    clock = FakeClock()
+    moved = sweep(
+        dlq, Selection(), NOW, Redrive(dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep))
+    )
+    assert dlq.calls[:3] == ["receive 1", "send", "delete m-1"]
+    assert moved.done[0].copy_id == "copy-1"
+    [copy] = source.sent
+    assert "failure_reason" not in copy.attributes
+    assert copy.delay_seconds == 0
+    assert dlq.letters == []
+
+
+def test_a_redrive_is_paced_at_its_rate() -> None:
+    clock = FakeClock()
+    dlq = FakeDlq(mixed_letters(21), clock=clock)
+    sweep(
+        dlq,
+        Selection(),
+        NOW,
+        Redrive(dlq, FakeSource(), RateLimiter(5, clock=clock, sleep=clock.sleep)),
+        clock=clock,
+    )
+    assert clock.sleeps == pytest.approx([0.2] * 20)
+
+
+def test_letters_stay_hidden_for_a_pass_longer_than_their_visibility_timeout() -> None:
+    # Given a slow redrive (20 s a letter) of the 5 last letters of 30, each hidden 30 s when received
+    clock = FakeClock()
+    letters = [
+        letter(f"m-{i:02d}", type_="booking_cancelled" if i >= 25 else "booking_confirmed") for i in range(30)
+    ]
+    dlq = FakeDlq(letters, clock=clock)
+    slow = Redrive(dlq, FakeSource(), RateLimiter(0.05, clock=clock, sleep=clock.sleep))
+    result = sweep(
+        dlq, Selection(types=frozenset({"booking_cancelled"})), NOW, slow, clock=clock, hide_for=30
+    )
+    # Then every letter was looked at once, the others' visibility extended while the pass lasted
+    assert result.examined == 30
+    assert len(result.done) == 5
+    assert any(call.endswith("for 30") for call in dlq.calls)
+    assert clock.now - 1000 >= 80
+    assert len(dlq.letters) == 25
+    assert len(dlq.visible()) == 25
+
+
+def test_a_letter_seen_again_is_not_looked_at_twice_and_is_released_by_its_newest_handle() -> None:
+    # Given a DLQ where SQS shows a hidden letter again (its timeout ran out mid-pass)
+    dlq = FakeDlq([letter("m-1"), letter("m-2")])
+    first = dlq.receive
+
+    def receive(hide_for_seconds: int) -> Sequence[DeadLetter]:
+        batch = first(hide_for_seconds)
+        if dlq.receives == 2:
+            return [replace(letter("m-1"), handle="rh-newest")]
+        return batch
+
+    dlq.receive = receive  # type: ignore[method-assign]
+    released: list[str] = []
+    original_hide = dlq.hide
+
+    def hide(letters: Sequence[DeadLetter], seconds: int) -> None:
+        released.extend(x.handle for x in letters if seconds == 0)
+        original_hide(letters, seconds)
+
+    dlq.hide = hide  # type: ignore[method-assign]
+    looked = sweep(dlq, Selection(), NOW, clock=dlq.clock)
+    assert looked.examined == 2
+    assert sorted(released) == ["rh-m-2", "rh-newest"]
+
+
+def test_a_limit_bounds_how_many_letters_are_looked_at_and_releases_the_rest() -> None:
+    dlq = FakeDlq(mixed_letters())
+    looked = sweep(dlq, Selection(), NOW, Discard(dlq), limit=4, clock=dlq.clock)
+    assert looked.examined == 4
+    assert len(dlq.letters) == 21
+    assert len(dlq.visible()) == 21
+
+
+def test_a_failed_delete_after_the_send_stops_the_pass_and_says_the_letter_is_on_both_queues() -> None:
+    dlq = FakeDlq(mixed_letters(5), fail_delete={"m-02"})
+    source = FakeSource()
+    clock = FakeClock()
+    result = sweep(
+        dlq, Selection(), NOW, Redrive(dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep))
+    )
+    assert [x.letter.message_id for x in result.done] == ["m-00", "m-01"]
+    assert result.stopped is not None
+    assert result.stopped.letter is not None
+    assert result.stopped.letter.message_id == "m-02"
+    assert result.stopped.copy_id == "copy-3"
+    assert "ServiceUnavailable" in result.stopped.code
+    # Then nothing is lost: the copy is on the source queue and the letter visible in the DLQ
+    assert len(source.sent) == 3
+    assert [x.message_id for x in dlq.visible()] == ["m-02", "m-03", "m-04"]
+
+
+def test_a_refused_send_deletes_nothing() -> None:
+    dlq = FakeDlq(mixed_letters(3))
+    clock = FakeClock()
+    result = sweep(
+        dlq,
+        Selection(),
+        NOW,
+        Redrive(dlq, FakeSource(refuse=True), RateLimiter(10, clock=clock, sleep=clock.sleep)),
+    )
+    assert result.stopped is not None
+    assert result.stopped.copy_id is None
+    assert result.done == []
+    assert len(dlq.visible()) == 3
+
+
+def test_a_receive_failure_stops_the_pass_and_releases_what_it_held() -> None:
+    dlq = FakeDlq(mixed_letters(15), fail_receive_after=1)
+    result = sweep(dlq, Selection(reasons=frozenset({"none"})), NOW, Discard(dlq), clock=dlq.clock)
+    assert result.stopped is not None
+    assert "receive_message" in result.stopped.code
+    assert len(dlq.visible()) == 15
+
+
+def test_ctrl_c_is_reported_with_what_was_done_and_releases_the_rest() -> None:
+    dlq = FakeDlq(mixed_letters(3))
+    dlq.interrupt_on_delete = True
+    result = sweep(dlq, Selection(), NOW, Discard(dlq), clock=dlq.clock)
+    assert result.stopped is not None
+    assert result.stopped.code == "interrupted"
+    assert len(dlq.visible()) == 3
+
+
+def test_progress_is_reported_after_each_letter_looked_at() -> None:
+    dlq = FakeDlq(mixed_letters(12))
+    seen: list[tuple[int, int]] = []
+    transient = Selection(reasons=frozenset({"transient_exhausted"}))
+    sweep(
+        dlq,
+        transient,
+        NOW,
+        Discard(dlq),
+        clock=dlq.clock,
+        on_progress=lambda p: seen.append((p.examined, len(p.done))),
+    )
+    assert seen == [(n, (n + 2) // 3) for n in range(1, 13)]
+
+
+# -- SQS's own move task -------------------------------------------------------------------------
+
+
+def test_only_an_unfiltered_real_redrive_goes_to_the_move_task() -> None:
+    assert moves_everything(Selection(), dry_run=False, limit=None)
+    assert not moves_everything(Selection(), dry_run=True, limit=None)
+    assert not moves_everything(Selection(), dry_run=False, limit=10)
+    assert not moves_everything(Selection(reasons=frozenset({"none"})), dry_run=False, limit=None)
+
+
+@dataclass
+class FakeMoveTasks:
+    statuses: list[MoveStatus]
+
+    def start_move_task(self, per_second: int) -> str:
+        return "handle"
+
+    def move_task_status(self) -> MoveStatus:
+        return self.statuses.pop(0)
+
+
+def test_a_move_task_is_followed_until_it_ends() -> None:
+    tasks = FakeMoveTasks(
+        [
+            MoveStatus(MoveState.RUNNING, 0, 30),
+            MoveStatus(MoveState.RUNNING, 12, 30),
+            MoveStatus(MoveState.COMPLETED, 30, 30),
+        ]
+    )
+    clock = FakeClock()
+    progress: list[int] = []
+    final = follow_move_task(
+        tasks, poll_seconds=2, sleep=clock.sleep, on_progress=lambda s: progress.append(s.moved)
+    )
+    assert final.state is MoveState.COMPLETED
+    assert progress == [0, 12, 30]
+    assert clock.sleeps == [2, 2]
