@@ -99,6 +99,9 @@ class ServiceStack(Stack):
         CfnOutput(self, "NotificationsQueueUrl", value=self.notifications.queue.queue_url)
         CfnOutput(self, "NotificationsDlqUrl", value=self.notifications.dlq.queue_url)
         CfnOutput(self, "NotificationsPipeDlqUrl", value=self.notifications.pipe_dlq.queue_url)
+        if self.email_pipeline.provider_secret is not None:
+            # Where operators put the provider's API key (put-secret-value) once the stack exists.
+            CfnOutput(self, "ProviderSecretArn", value=self.email_pipeline.provider_secret.secret_arn)
         if self.notifications.webhook_secret is not None:
             # Where operators put the signing secret (put-secret-value) once the stack exists.
             CfnOutput(self, "WebhookSecretArn", value=self.notifications.webhook_secret.secret_arn)

@@ -424,24 +424,21 @@ def test_letters_stay_hidden_for_a_pass_longer_than_their_visibility_timeout() -
 
 def test_a_letter_seen_again_is_not_looked_at_twice_and_is_released_by_its_newest_handle() -> None:
     # Given a DLQ where SQS shows a hidden letter again (its timeout ran out mid-pass)
-    dlq = FakeDlq([letter("m-1"), letter("m-2")])
-    first = dlq.receive
+    class ShowingAgain(FakeDlq):
+        released: list[str] = []
 
-    def receive(hide_for_seconds: int) -> Sequence[DeadLetter]:
-        batch = first(hide_for_seconds)
-        if dlq.receives == 2:
-            return [replace(letter("m-1"), handle="rh-newest")]
-        return batch
+        def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:
+            batch = super().receive(hide_for_seconds)
+            if self.receives == 2:
+                return [replace(letter("m-1"), handle="rh-newest")]
+            return batch
 
-    dlq.receive = receive  # type: ignore[method-assign]
-    released: list[str] = []
-    original_hide = dlq.hide
+        def hide(self, letters: Sequence[DeadLetter], seconds: int) -> None:
+            self.released.extend(x.handle for x in letters if seconds == 0)
+            super().hide(letters, seconds)
 
-    def hide(letters: Sequence[DeadLetter], seconds: int) -> None:
-        released.extend(x.handle for x in letters if seconds == 0)
-        original_hide(letters, seconds)
-
-    dlq.hide = hide  # type: ignore[method-assign]
+    dlq = ShowingAgain([letter("m-1"), letter("m-2")])
+    released = dlq.released
     looked = sweep(dlq, Selection(), NOW, clock=dlq.clock)
     assert looked.examined == 2
     assert sorted(released) == ["rh-m-2", "rh-newest"]

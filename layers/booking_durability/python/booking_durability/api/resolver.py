@@ -32,7 +32,7 @@ VENUE_BODY_LIMIT = 256 * 1024  # PUT /v1/venues/{venue_id}
 
 
 class Problem(BaseModel):
-    """An error answer (RFC 9457) as this API writes it."""
+    """An error answer (RFC 9457) as this API writes it, with the fields some codes add."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -41,10 +41,10 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str
-
-
-class ValidationProblem(Problem):
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]] | None = None  # VALIDATION_FAILED
+    missing: list[str] | None = None  # HOLD_METADATA_INCOMPLETE
+    reason: str | None = None  # NO_AVAILABILITY, POLICY_CHANGED
+    attempts: int | None = None  # POLICY_CHANGED
 
 
 def problem(status: int, code: str, detail: str, *, title: str | None = None, **fields: Any) -> Response[str]:
@@ -78,10 +78,9 @@ def responses(ok: type[BaseModel], ok_status: int, *problems: int) -> dict[int, 
         }
     }
     for status in sorted({400, 413, 415, *problems}):
-        model = ValidationProblem if status == 422 else Problem
         documented[status] = {
             "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM: {"model": model}},
+            "content": {PROBLEM: {"model": Problem}},
         }
     return documented
 

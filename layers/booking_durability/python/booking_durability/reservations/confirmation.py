@@ -168,13 +168,15 @@ def _confirm(
             original=None if drift is None else drift.original,
         )
     except WriteConflict as conflict:
-        if conflict.policy_moved:
-            raise _PolicyMoved from None
+        # DynamoDB names every refused condition: a booking id that is taken is answered before
+        # any drift, so drift recovery never supersedes a hold it could not confirm anyway.
         if "booking" in conflict.refused:
             answer = store.confirmed_answer(request.booking_id)
             if answer is None or answer.hold_id != request.hold_id:
                 raise BookingIdTaken("another hold's booking has this booking_id") from None
             return answer.body
+        if conflict.policy_moved:
+            raise _PolicyMoved from None
         raise
     count("HoldConfirmed")
     logger.info(
