@@ -2,15 +2,24 @@
 
     .venv/bin/python scripts/local_stack.py
 
-Starts moto server, synthesizes the ``local`` stage, creates its queues and tables in moto from
-the template, starts the SMTP sink and one worker per SQS event source mapping (each invoking
-the real Lambda handler), then writes ``$LOCAL_DIR/stack.json`` and prints ``ready``. A component
-that dies is restarted and ``stack.json`` rewritten; moto dying ends the stack. Ctrl-C (or
-SIGTERM, SIGHUP) stops everything and removes ``stack.json``.
+Starts moto server (its DynamoDB made atomic: ``devstack/atomic_moto.py``), synthesizes the
+``local`` stage, creates its queues and tables in moto from the template, starts the SMTP sink,
+the webhook sink, one worker per SQS event source mapping (each invoking the real Lambda
+handler), one stream worker per pipe from a table's stream to a queue (``devstack/stream_worker.py``),
+the HTTP API (the template's REST API routes, each invoking its real handler: see
+``devstack/api_server.py``) and the inbox page (``devstack/inbox.py``: the delivered emails, the
+dead letters and the webhook deliveries), then writes ``$LOCAL_DIR/stack.json`` and prints
+``ready``. A component that dies is restarted and ``stack.json`` rewritten; moto dying ends the
+stack. Ctrl-C (or SIGTERM, SIGHUP) stops everything and removes ``stack.json``.
 
-Environment: ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT`` (1025), ``LOCAL_DIR`` (``.local``,
-relative to the repository root); ``LOCAL_API_PORT`` (3000) and ``LOCAL_WEBHOOK_PORT`` (8025) are
-reserved for the API and the webhook sink.
+A function whose ``WEBHOOK_URL`` is a loopback URL (the notifier, on the local stage) posts to
+this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``.
+
+Environment: ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT`` (1025), ``LOCAL_API_PORT`` (3000),
+``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026), ``LOCAL_API_CONCURRENCY`` (4:
+execution environments per API function), ``LOCAL_DIR`` (``.local``, relative to the repository
+root), ``LOCAL_VERBOSE`` (``1``: moto's access line for every request too, which the workers'
+polls otherwise bury the handlers' lines under).
 """
 
 from __future__ import annotations
@@ -23,12 +32,16 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
+from devstack.api_gateway import ApiSpec, api_spec
+from devstack.api_server import DEFAULT_CONCURRENCY
+from devstack.api_server import READY_MARKER as API_READY_MARKER
 from devstack.local_resources import (
     Names,
     TemplateError,
@@ -36,7 +49,10 @@ from devstack.local_resources import (
     friendly_names,
     load_template,
     queue_worker_specs,
+    stream_worker_specs,
 )
+from devstack.stream_worker import READY_MARKER as STREAM_READY_MARKER
+from devstack.stream_worker import StreamWorkerSpec
 from devstack.supervisor import (
     Component,
     Output,
@@ -46,11 +62,12 @@ from devstack.supervisor import (
     port_accepts,
     run_to_completion,
 )
-from devstack.worker import READY_MARKER, QueueWorkerSpec
+from devstack.worker import READY_MARKER, FunctionSpec, QueueWorkerSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 REGION = "eu-west-1"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGE = "local"
 STACK_NAME = "BookingDurability-local"
 READY_TIMEOUT_SECONDS = 60.0
@@ -73,6 +90,8 @@ class LocalConfig:
     smtp_port: int = 1025
     api_port: int = 3000
     webhook_port: int = 8025
+    inbox_port: int = 8026
+    api_concurrency: int = DEFAULT_CONCURRENCY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:
@@ -82,11 +101,17 @@ class LocalConfig:
             smtp_port=int(env.get("LOCAL_SMTP_PORT", "1025")),
             api_port=int(env.get("LOCAL_API_PORT", "3000")),
             webhook_port=int(env.get("LOCAL_WEBHOOK_PORT", "8025")),
+            inbox_port=int(env.get("LOCAL_INBOX_PORT", "8026")),
+            api_concurrency=int(env.get("LOCAL_API_CONCURRENCY", str(DEFAULT_CONCURRENCY))),
         )
 
     @property
     def aws_endpoint_url(self) -> str:
         return f"http://{HOST}:{self.aws_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
 
     @property
     def maildir(self) -> Path:
@@ -95,6 +120,18 @@ class LocalConfig:
     @property
     def mail_log(self) -> Path:
         return self.local_dir / "mail-log.jsonl"
+
+    @property
+    def webhooks_file(self) -> Path:
+        return self.local_dir / "webhooks.jsonl"
+
+    @property
+    def webhook_sink_url(self) -> str:
+        return f"http://{HOST}:{self.webhook_port}"
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://{HOST}:{self.inbox_port}/"
 
     @property
     def stack_file(self) -> Path:
@@ -109,10 +146,11 @@ class LocalConfig:
         return self.local_dir / "run"
 
     def start_fresh(self) -> None:
-        """Forget the previous run: its mail, its stack.json, its synthesized template."""
+        """Forget the previous run: its mail and webhooks, its stack.json, its synthesized
+        template, its workers' state (the stream workers' positions)."""
         for folder in (self.maildir, self.run_dir, self.assembly_dir):
             shutil.rmtree(folder, ignore_errors=True)
-        for file in (self.mail_log, self.stack_file):
+        for file in (self.mail_log, self.webhooks_file, self.stack_file):
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
 
@@ -147,7 +185,9 @@ def servers(config: LocalConfig, env: Mapping[str, str]) -> list[Component]:
     return [
         Component(
             "aws",
-            [python, "-m", "moto.server", "-H", HOST, "-p", str(config.aws_port)],
+            # moto with its DynamoDB calls serialized: conditional writes and transactions are
+            # atomic, as in AWS (concurrent holds depend on it).
+            [python, "-m", "devstack.atomic_moto", "-H", HOST, "-p", str(config.aws_port)],
             env=env,
             ready=port_accepts(HOST, config.aws_port),
             essential=True,
@@ -162,6 +202,15 @@ def servers(config: LocalConfig, env: Mapping[str, str]) -> list[Component]:
             env=env,
             ready=port_accepts(HOST, config.smtp_port),
         ),
+        Component(
+            "webhook_sink",
+            [
+                *(python, "scripts/devstack/webhook_sink.py", "--host", HOST),
+                *("--port", str(config.webhook_port), "--webhooks-file", str(config.webhooks_file)),
+            ],
+            env=env,
+            ready=port_accepts(HOST, config.webhook_port),
+        ),
     ]
 
 
@@ -175,6 +224,66 @@ def queue_worker(spec: QueueWorkerSpec, config: LocalConfig, env: Mapping[str, s
         ready_line=READY_MARKER,
         # The handler's own lines are its Powertools JSON: relayed as they are.
         passthrough_stdout=True,
+    )
+
+
+def stream_worker(spec: StreamWorkerSpec, config: LocalConfig, env: Mapping[str, str]) -> Component:
+    spec_file = config.run_dir / f"{spec.name}.json"
+    spec_file.write_text(spec.to_json(), encoding="utf-8")
+    return Component(
+        spec.name,
+        [sys.executable, "scripts/devstack/stream_worker.py", str(spec_file)],
+        env=env,
+        ready_line=STREAM_READY_MARKER,
+    )
+
+
+def with_local_webhook(function: FunctionSpec, config: LocalConfig) -> FunctionSpec:
+    """A function posting to a loopback webhook posts to this run's webhook sink instead (the
+    template's URL names the default port); its path stays the template's."""
+    url = function.environment.get("WEBHOOK_URL")
+    if url is None:
+        return function
+    parts = urlsplit(url)
+    if parts.hostname not in LOOPBACK_HOSTS:
+        return function
+    local = parts._replace(netloc=f"{HOST}:{config.webhook_port}").geturl()
+    return replace(function, environment={**function.environment, "WEBHOOK_URL": local})
+
+
+def api(spec: ApiSpec, config: LocalConfig, env: Mapping[str, str]) -> Component:
+    spec_file = config.run_dir / "api.json"
+    spec_file.write_text(spec.to_json(), encoding="utf-8")
+    return Component(
+        "api",
+        [
+            *(sys.executable, "scripts/devstack/api_server.py", str(spec_file)),
+            *("--host", HOST, "--port", str(config.api_port), "--concurrency", str(config.api_concurrency)),
+        ],
+        env=env,
+        ready_line=API_READY_MARKER,
+        # The handlers' own lines are their Powertools JSON: relayed as they are.
+        passthrough_stdout=True,
+    )
+
+
+def inbox(names: Names, config: LocalConfig, env: Mapping[str, str]) -> Component:
+    """The inbox page: the Maildir, the DLQs (read without consuming) and the webhook sink's file."""
+    dlqs = [
+        f"{kind}={names.queues[kind].url},{names.queues[f'{kind}_dlq'].url}"
+        for kind in ("email", "notifications")
+        if kind in names.queues and f"{kind}_dlq" in names.queues
+    ]
+    return Component(
+        "inbox",
+        [
+            *(sys.executable, "scripts/devstack/inbox.py", "--host", HOST, "--port", str(config.inbox_port)),
+            *("--maildir", str(config.maildir), "--webhooks-file", str(config.webhooks_file)),
+            *("--aws-endpoint-url", config.aws_endpoint_url, "--region", REGION),
+            *(argument for dlq in dlqs for argument in ("--dlq", dlq)),
+        ],
+        env=env,
+        ready=port_accepts(HOST, config.inbox_port),
     )
 
 
@@ -203,6 +312,9 @@ class LocalStack:
         self.stop = stop
         self.supervisor = Supervisor(cwd=str(REPO_ROOT), output=output, on_change=self.publish)
         self.names: Names | None = None
+        self.api: ApiSpec | None = None
+        self.streams: list[StreamWorkerSpec] = []
+        self.webhook_function: FunctionSpec | None = None
         self.published = False
 
     def say(self, text: str) -> None:
@@ -216,6 +328,9 @@ class LocalStack:
         # Ports first: a second `make run` must not wipe the files of the one already running.
         ensure_port_free(HOST, config.aws_port, "LOCAL_AWS_PORT")
         ensure_port_free(HOST, config.smtp_port, "LOCAL_SMTP_PORT")
+        ensure_port_free(HOST, config.api_port, "LOCAL_API_PORT")
+        ensure_port_free(HOST, config.webhook_port, "LOCAL_WEBHOOK_PORT")
+        ensure_port_free(HOST, config.inbox_port, "LOCAL_INBOX_PORT")
         config.start_fresh()
         for component in servers(config, env):
             self.supervisor.start(component)
@@ -228,6 +343,12 @@ class LocalStack:
             return
         for spec in self.create_resources(template):
             self.supervisor.start(queue_worker(spec, config, env))
+        for stream in self.streams:
+            self.supervisor.start(stream_worker(stream, config, env))
+        if self.api is not None:
+            self.supervisor.start(api(self.api, config, env))
+        assert self.names is not None
+        self.supervisor.start(inbox(self.names, config, env))
         self.supervisor.wait_ready(READY_TIMEOUT_SECONDS, self.stop)
         if self.stop.is_set():
             return
@@ -252,7 +373,9 @@ class LocalStack:
         return load_template(self.config.assembly_dir / f"{STACK_NAME}.template.json")
 
     def create_resources(self, template: Mapping[str, Any]) -> list[QueueWorkerSpec]:
-        """Make the template's queues and tables in moto; the workers its mappings need."""
+        """Make the template's queues and tables in moto; the workers its mappings need, (in
+        ``self.streams``) the stream workers its pipes need, and (in ``self.api``) the REST API's
+        routes and functions."""
         import boto3  # only here: importing boto3 costs a noticeable part of a second
 
         session = boto3.session.Session(
@@ -269,27 +392,79 @@ class LocalStack:
             stack_name=STACK_NAME,
         )
         self.names = friendly_names(template, resources)
-        return queue_worker_specs(
+        assembly_dir = self.config.assembly_dir
+        overrides = function_overrides(self.config)
+        self.api = api_spec(
+            template,
+            resources,
+            assembly_dir=assembly_dir,
+            local_environment=overrides,
+            warn=self.say,
+        )
+        if self.api is None:
+            self.say("the template has no REST API: no api component")
+        else:
+            functions = {name: with_local_webhook(f, self.config) for name, f in self.api.functions.items()}
+            self.api = replace(self.api, functions=functions)
+        workers = [
+            replace(spec, function=with_local_webhook(spec.function, self.config))
+            for spec in queue_worker_specs(
+                template,
+                resources,
+                self.names,
+                assembly_dir=assembly_dir,
+                local_environment=overrides,
+                warn=self.say,
+            )
+        ]
+        self.streams = stream_worker_specs(
             template,
             resources,
             self.names,
-            assembly_dir=self.config.assembly_dir,
-            python_path=[str(path) for path in sorted((REPO_ROOT / "layers").glob("*/python"))],
-            local_environment=function_overrides(self.config),
+            endpoint_url=endpoint,
+            state_dir=self.config.run_dir,
             warn=self.say,
         )
+        self.webhook_function = self._posting_to_the_sink(
+            [*(spec.function for spec in workers), *(self.api.functions.values() if self.api else ())]
+        )
+        return workers
+
+    def _posting_to_the_sink(self, functions: Iterable[FunctionSpec]) -> FunctionSpec | None:
+        """The function that posts to the webhook sink (the notifier), if any."""
+        sink = urlsplit(self.config.webhook_sink_url).netloc
+        posting = [f for f in functions if urlsplit(f.environment.get("WEBHOOK_URL", "")).netloc == sink]
+        if not posting:
+            self.say("no function posts to the webhook sink: its requests can only come from elsewhere")
+        return posting[0] if posting else None
 
     def description(self) -> dict[str, Any]:
         """What ``stack.json`` says: where everything is, and which process runs what."""
         assert self.names is not None
+        api_url = {"api_url": self.config.api_url} if self.api is not None else {}
         return {
+            **api_url,
             "aws_endpoint_url": self.config.aws_endpoint_url,
             "region": REGION,
             "queues": {name: queue.url for name, queue in self.names.queues.items()},
             "tables": {name: table.name for name, table in self.names.tables.items()},
             "maildir": str(self.config.maildir),
             "mail_log": str(self.config.mail_log),
+            "webhooks_file": str(self.config.webhooks_file),
+            **self._webhook(),
+            "inbox_url": self.config.inbox_url,
             "processes": self.supervisor.pids(),
+        }
+
+    def _webhook(self) -> dict[str, str | None]:
+        """Where the local notifier posts (the sink when no function does), and its signing
+        secret: the local stage's development secret, from the template."""
+        function = self.webhook_function
+        if function is None:
+            return {"webhook_url": f"{self.config.webhook_sink_url}/", "webhook_secret": None}
+        return {
+            "webhook_url": function.environment["WEBHOOK_URL"],
+            "webhook_secret": function.environment.get("WEBHOOK_SECRET"),
         }
 
     def publish(self) -> None:

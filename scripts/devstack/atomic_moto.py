@@ -13,14 +13,19 @@ shard, without those records), and stream reads take the same lock, so no reader
 middle of a transaction. A table's stream then carries exactly its committed writes, as in AWS.
 
     .venv/bin/python -m devstack.atomic_moto -H 127.0.0.1 -p 4566   # moto server, made atomic
+
+Its access line for every request is left out (the workers' polls would bury the handlers' lines
+in ``make run``'s log) unless ``LOCAL_VERBOSE=1``.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _LOCK = threading.RLock()
@@ -92,8 +97,24 @@ def _leaving_no_stream_trace(transact: Callable[..., Any]) -> Callable[..., Any]
     return call
 
 
+class WithoutAccessLines(logging.Filter):
+    """Drops werkzeug's access line (``127.0.0.1 - - [date] "POST / HTTP/1.1" 200 -``), one per
+    request: the workers poll all the time, and those lines would bury every other. Its warnings
+    and errors (a request that failed inside moto) still pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or " - - [" not in str(record.msg)
+
+
+def quiet_access_lines(env: Mapping[str, str]) -> None:
+    """Keep moto server's access lines out of the log, unless ``LOCAL_VERBOSE=1``."""
+    if env.get("LOCAL_VERBOSE", "") not in ("1", "true", "yes"):
+        logging.getLogger("werkzeug").addFilter(WithoutAccessLines())
+
+
 def main(argv: list[str] | None = None) -> None:
     make_dynamodb_atomic()
+    quiet_access_lines(os.environ)
     from moto.server import main as moto_server
 
     moto_server(sys.argv[1:] if argv is None else argv)

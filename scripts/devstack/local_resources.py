@@ -4,7 +4,8 @@ Queues and tables are created in moto server with the API, from each resource's 
 properties, so they cannot drift from what deploys. (moto's CloudFormation is not used: it
 silently drops or alters properties.) Every SQS event source mapping becomes a worker spec
 (see ``worker.py``) whose environment is the function's, with ``Ref``/``Fn::GetAtt`` resolved to
-the local names, URLs and ARNs.
+the local names, URLs and ARNs; every pipe from a table's stream to a queue becomes a stream
+worker spec (see ``stream_worker.py``) with the pipe's own filter patterns and input template.
 
 Where each function's code is: the ``aws:asset:path`` metadata the CDK writes for SAM-style
 local tools. The local stack synthesizes with asset metadata on and asset staging off, so it is
@@ -14,25 +15,29 @@ from the cloud assembly folder instead.
 The names in ``stack.json`` come from the functions' environment variable names, the settings
 contract every function already has: ``EMAIL_QUEUE_URL`` names its queue ``email``,
 ``EMAIL_DLQ_URL`` ``email_dlq``, ``DELIVERIES_TABLE`` ``deliveries``. A dead-letter queue no
-variable names is called after its source queue (``<name>_dlq``); anything else keeps its
-logical id.
+variable names is called after its source queue (``<name>_dlq``), and a queue no variable names
+after its dead-letter queue (``notifications`` for ``notifications_dlq``); a pipe's dead-letter
+queue is ``<target queue name>_pipe_dlq``. Anything else keeps its logical id.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from devstack import stream_worker
+from devstack.stream_worker import StreamWorkerSpec, UnsupportedPipe, check_pattern, check_template
 from devstack.worker import LOCAL_ACCOUNT_ID, FunctionSpec, QueueWorkerSpec
 
 QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
 FUNCTION = "AWS::Lambda::Function"
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
+PIPE = "AWS::Pipes::Pipe"
 ASSET_PATH_METADATA = "aws:asset:path"
 
 # CloudFormation's defaults for properties a template may leave out.
@@ -292,10 +297,21 @@ def friendly_names(template: Mapping[str, Any], resources: LocalResources) -> Na
             elif logical_id in resources.tables and (match := _TABLE_VARIABLE.match(variable)):
                 table_names.setdefault(logical_id, match["name"].lower())
     for logical_id, resource in resources_of_type(template, QUEUE).items():
+        target = _dead_letter_target(_properties(resource))
+        dlq_name = queue_names.get(target) if target is not None else None
+        if logical_id not in queue_names and dlq_name is not None and dlq_name.endswith("_dlq"):
+            queue_names[logical_id] = dlq_name.removesuffix("_dlq")
+    for logical_id, resource in resources_of_type(template, QUEUE).items():
         source = queue_names.get(logical_id)
         target = _dead_letter_target(_properties(resource))
         if source is not None and target is not None:
             queue_names.setdefault(target, f"{source}_dlq")
+    for pipe in resources_of_type(template, PIPE).values():
+        target_name = queue_names.get(_referenced_logical_id(_properties(pipe).get("Target")) or "")
+        for parameters in _properties(pipe).get("SourceParameters", {}).values():
+            dlq = _referenced_logical_id(parameters.get("DeadLetterConfig", {}).get("Arn"))
+            if target_name is not None and dlq in resources.queues:
+                queue_names.setdefault(dlq, f"{target_name}_pipe_dlq")
     for logical_id in resources.queues:
         queue_names.setdefault(logical_id, logical_id)
     for logical_id in resources.tables:
@@ -321,7 +337,6 @@ def queue_worker_specs(
     names: Names,
     *,
     assembly_dir: Path,
-    python_path: Iterable[str],
     local_environment: Mapping[str, str],
     warn: Callable[[str], None],
 ) -> list[QueueWorkerSpec]:
@@ -352,12 +367,11 @@ def queue_worker_specs(
                 region=resources.region,
                 queue_url=queue.url,
                 queue_arn=queue.arn,
-                function=_function_spec(
+                function=function_spec(
                     function_id,
                     functions[function_id],
                     resources,
                     assembly_dir=assembly_dir,
-                    python_path=list(python_path),
                     local_environment=local_environment,
                 ),
                 batch_size=int(properties.get("BatchSize", DEFAULT_BATCH_SIZE)),
@@ -369,13 +383,12 @@ def queue_worker_specs(
     return specs
 
 
-def _function_spec(
+def function_spec(
     logical_id: str,
     resource: Mapping[str, Any],
     resources: LocalResources,
     *,
     assembly_dir: Path,
-    python_path: list[str],
     local_environment: Mapping[str, str],
 ) -> FunctionSpec:
     properties = _properties(resource)
@@ -402,5 +415,89 @@ def _function_spec(
         timeout_seconds=int(properties.get("Timeout", DEFAULT_TIMEOUT_SECONDS)),
         memory_mb=int(properties.get("MemorySize", DEFAULT_MEMORY_MB)),
         environment={**environment, **local_environment},
-        python_path=python_path,
     )
+
+
+def stream_worker_specs(
+    template: Mapping[str, Any],
+    resources: LocalResources,
+    names: Names,
+    *,
+    endpoint_url: str,
+    state_dir: Path,
+    warn: Callable[[str], None],
+) -> list[StreamWorkerSpec]:
+    """One stream worker per running pipe from a table's stream to a queue, named
+    ``<target queue name>_stream``, its position kept in ``state_dir``.
+
+    Its filter patterns, input template and starting position are the pipe's own. Pipes on
+    other sources or targets are reported through ``warn`` and skipped; one whose filters,
+    template, enrichment or target parameters could not be reproduced faithfully is a
+    :class:`TemplateError`.
+    """
+    tables_by_stream = {table.stream_arn: table for table in resources.tables.values() if table.stream_arn}
+    specs = []
+    for logical_id, pipe in resources_of_type(template, PIPE).items():
+        properties = _properties(pipe)
+        if properties.get("DesiredState", "RUNNING") != "RUNNING":
+            continue
+        source = _pipe_reference(resources, properties.get("Source"))
+        target = _referenced_logical_id(properties.get("Target"))
+        if source not in tables_by_stream or target not in resources.queues:
+            warn(f"pipe {logical_id}: only pipes from a table's stream to a queue run locally; skipped")
+            continue
+        if "Enrichment" in properties:
+            raise TemplateError(f"pipe {logical_id}: enrichment is not emulated locally")
+        stream_parameters = properties.get("SourceParameters", {}).get("DynamoDBStreamParameters", {})
+        target_parameters = dict(properties.get("TargetParameters", {}))
+        input_template = target_parameters.pop("InputTemplate", None)
+        if target_parameters:
+            unsupported = sorted(target_parameters)
+            raise TemplateError(f"pipe {logical_id}: target parameters {unsupported} are not emulated")
+        try:
+            filters = _pipe_filters(properties)
+            if input_template is not None:
+                if not isinstance(input_template, str):
+                    raise UnsupportedPipe("the input template is not a literal string")
+                check_template(input_template)
+        except UnsupportedPipe as error:
+            raise TemplateError(f"pipe {logical_id}: {error}") from None
+        name = f"{names.queue_name(target)}_stream"
+        specs.append(
+            StreamWorkerSpec(
+                name=name,
+                region=resources.region,
+                endpoint_url=endpoint_url,
+                stream_arn=str(source),
+                target_queue_url=resources.queues[target].url,
+                state_file=str(state_dir / f"{name}.state.json"),
+                starting_position=str(stream_parameters.get("StartingPosition", "TRIM_HORIZON")),
+                batch_size=int(stream_parameters.get("BatchSize", stream_worker.DEFAULT_BATCH_SIZE)),
+                filters=filters,
+                input_template=input_template,
+            )
+        )
+    return specs
+
+
+def _pipe_reference(resources: LocalResources, value: Any) -> str | None:
+    try:
+        return resources.resolve(value)
+    except TemplateError:
+        return None
+
+
+def _pipe_filters(properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    filters = []
+    criteria = properties.get("SourceParameters", {}).get("FilterCriteria", {})
+    for index, entry in enumerate(criteria.get("Filters", [])):
+        pattern = entry.get("Pattern")
+        if not isinstance(pattern, str):
+            raise UnsupportedPipe(f"filter {index}: its pattern is not a literal JSON string")
+        try:
+            parsed = json.loads(pattern)
+        except ValueError:
+            raise UnsupportedPipe(f"filter {index}: its pattern is not JSON") from None
+        check_pattern(parsed, f"filter {index}")
+        filters.append(parsed)
+    return filters

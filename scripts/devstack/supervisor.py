@@ -62,8 +62,14 @@ def port_accepts(host: str, port: int) -> Callable[[], bool]:
 
 
 def ensure_port_free(host: str, port: int, what: str) -> None:
-    """Fail early, and clearly, when another process (another local stack?) holds ``port``."""
+    """Fail early, and clearly, when another process (another local stack?) listens on ``port``.
+
+    The probe binds as the servers do, with ``SO_REUSEADDR``: connections of a stack stopped a
+    moment ago, left in TIME_WAIT, do not hold the port (the servers themselves will bind), and
+    a process listening on it still does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import boto3
+import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 30.0
+#: Longer than API Gateway's 29 s: the local API answers (504 at worst) before a test gives up.
+API_TIMEOUT_SECONDS = 40.0
 
 _T = TypeVar("_T")
 
@@ -70,12 +73,48 @@ def eventually(check: Callable[[], _T | None], timeout: float = 20.0, what: str 
         time.sleep(0.2)
 
 
+class ApiResponse(NamedTuple):
+    """An HTTP answer: ``status, headers, body = ...``; ``body`` is parsed when it is JSON."""
+
+    status: int
+    headers: httpx.Headers  # case-insensitive, as HTTP headers are
+    body: Any
+
+
+def call_api(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    content: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> ApiResponse:
+    """One request to a local API, as the booking app sends it (no auth locally)."""
+    response = httpx.request(
+        method,
+        base_url + path,
+        json=json,
+        content=content,
+        headers=headers,
+        params=params,
+        timeout=API_TIMEOUT_SECONDS,
+    )
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
+    is_json = media_type == "application/json" or media_type.endswith("+json")
+    body = response.json() if is_json and response.content else response.text
+    return ApiResponse(response.status_code, response.headers, body)
+
+
 @dataclass
 class RunningStack:
     """A running ``scripts/local_stack.py`` and everything it printed so far."""
 
     process: subprocess.Popen[str]
     local_dir: Path
+    #: The ``LOCAL_*`` variables it was started with (its ports).
+    variables: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
 
@@ -92,6 +131,28 @@ class RunningStack:
 
     def tail(self, count: int = 60) -> str:
         return "\n".join(self.lines[-count:])
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> ApiResponse:
+        """``(status, headers, body)`` of one request to the stack's API, e.g.
+        ``stack.api("POST", "/v1/holds", json={...})``."""
+        return call_api(
+            self.stack_json()["api_url"],
+            method,
+            path,
+            json=json,
+            content=content,
+            headers=headers,
+            params=params,
+        )
 
     def sqs(self) -> Any:
         return self._session().client("sqs", endpoint_url=self.stack_json()["aws_endpoint_url"])
@@ -121,6 +182,13 @@ class RunningStack:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Every request the webhook sink received, in order (one JSON line each)."""
+        path = Path(self.stack_json()["webhooks_file"])
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 def _relay(stack: RunningStack) -> None:
     assert stack.process.stdout is not None
@@ -131,15 +199,18 @@ def _relay(stack: RunningStack) -> None:
             stack.ready.set()
 
 
-def start(local_dir: Path) -> RunningStack:
-    env = {
-        **os.environ,
+def start(local_dir: Path, **variables: str) -> RunningStack:
+    """Start a stack on free ports; ``variables`` (``LOCAL_API_PORT="3000"``...) override them."""
+    local = {
         "LOCAL_DIR": str(local_dir),
         "LOCAL_AWS_PORT": str(free_port()),
         "LOCAL_SMTP_PORT": str(free_port()),
         "LOCAL_API_PORT": str(free_port()),
         "LOCAL_WEBHOOK_PORT": str(free_port()),
+        "LOCAL_INBOX_PORT": str(free_port()),
+        **variables,
     }
+    env = {**os.environ, **local}
     process = subprocess.Popen(
         [sys.executable, "scripts/local_stack.py"],
         cwd=REPO_ROOT,
@@ -151,7 +222,7 @@ def start(local_dir: Path) -> RunningStack:
         # Its own session, as a terminal's foreground job: signals come from us only.
         start_new_session=True,
     )
-    stack = RunningStack(process=process, local_dir=local_dir)
+    stack = RunningStack(process=process, local_dir=local_dir, variables=local)
     threading.Thread(target=_relay, args=(stack,), daemon=True).start()
     return stack
 

@@ -15,12 +15,14 @@ import pytest
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.models import message_id_for
 from booking_durability.emails.producer import PublishedEmail, publish_email
-from booking_durability.settings import ProducerSettings
 from devstack.worker import LONG_POLL_SECONDS
 
 from .harness import RunningStack, eventually, pid_alive
 
 pytestmark = pytest.mark.e2e
+
+# The local stage hops at most 5 s at a time (CONTRACT §3).
+LOCAL_HOP_SECONDS = 5
 
 
 def booking_confirmed(recipient: str, booking_id: str | None = None) -> dict[str, Any]:
@@ -42,8 +44,8 @@ def publish(stack: RunningStack, request: dict[str, Any]) -> PublishedEmail:
     queue_url = stack.stack_json()["queues"]["email"]
     return publish_email(
         request,
-        queue=EmailQueue(queue_url, client=stack.sqs()),
-        settings=ProducerSettings.model_validate({"EMAIL_QUEUE_URL": queue_url}),
+        queue=EmailQueue(queue_url, stack.sqs()),
+        max_hop_seconds=LOCAL_HOP_SECONDS,
     )
 
 
@@ -63,13 +65,20 @@ def test_stack_json_says_where_every_component_is(local_stack: dict[str, Any], r
     # Then it finds the endpoint, the queues, the table, the sink's files and every process
     assert info["aws_endpoint_url"].startswith("http://127.0.0.1:")
     assert info["region"]
-    assert set(info["queues"]) >= {"email", "email_dlq"}
+    assert set(info["queues"]) >= {"email", "email_dlq", "notifications", "notifications_dlq"}
     assert all(url.startswith(info["aws_endpoint_url"] + "/") for url in info["queues"].values())
     assert set(info["tables"]) >= {"deliveries"}
     assert info["maildir"] == str(running_stack.local_dir / "maildir")
     assert info["mail_log"] == str(running_stack.local_dir / "mail-log.jsonl")
-    assert set(info["processes"]) >= {"aws", "email_worker", "mail_sink"}
-    assert all(pid_alive(pid) for pid in info["processes"].values())
+    assert info["api_url"].startswith("http://127.0.0.1:")
+    assert set(info["processes"]) >= {
+        *("aws", "api", "email_worker", "notifications_worker", "notifications_stream"),
+        *("mail_sink", "webhook_sink"),
+    }
+    assert info["webhooks_file"] == str(running_stack.local_dir / "webhooks.jsonl")
+    assert info["webhook_url"].startswith("http://127.0.0.1:")
+    # (now: other tests kill components, which are restarted with new pids)
+    assert all(pid_alive(pid) for pid in running_stack.stack_json()["processes"].values())
 
     # And the queues and table are the template's: the email queue dead-letters after 5 receives,
     # with the local stage's quick visibility timeout; the table expires records by TTL

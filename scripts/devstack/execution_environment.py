@@ -1,0 +1,92 @@
+"""One Lambda execution environment of the local API: the handler imported once, one event at a time.
+
+Run by the API server (``api_server.py``) as
+
+    python scripts/devstack/execution_environment.py API_SPEC.json FUNCTION_NAME FD
+
+The process plays the Lambda runtime for one function, as ``worker.py`` does for a queue: it
+applies the function's environment and imports its handler (the cold start), then takes one
+event at a time from the socket ``FD`` and answers it there. Every message is one JSON line:
+
+- to the server, once: ``{"ready": true}``, or ``{"init_error": "<type>"}`` before exiting;
+- from the server: ``{"event": {...}}``; to it: ``{"response": ...}`` (the handler's result, which
+  must serialize to JSON as Lambda requires) or ``{"error": "<type>"}``.
+
+The handler's own output (its Powertools JSON lines) goes to stdout untouched; this process's
+lines go to stderr. It ends when the server closes the socket (or stops it with a signal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from devstack.api_gateway import MAX_RESPONSE_BYTES, ApiSpec
+from devstack.worker import FunctionSpec, Handler, LambdaContext, load_handler
+
+log = logging.getLogger("devstack.execution_environment")
+
+
+def _send(channel: socket.socket, message: dict[str, Any]) -> None:
+    channel.sendall(json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n")
+
+
+def invoke(handler: Handler, event: dict[str, Any], function: FunctionSpec, region: str) -> dict[str, Any]:
+    """One invocation; the message that answers it."""
+    context = LambdaContext(function, region)
+    try:
+        response = handler(event, context)
+    except Exception as error:
+        # What the Lambda runtime logs for an unhandled error; API Gateway answers 502.
+        log.error("invocation %s failed:\n%s", context.aws_request_id, traceback.format_exc().rstrip())
+        return {"error": type(error).__name__}
+    try:
+        payload = json.dumps(response, separators=(",", ":"))
+    except (TypeError, ValueError):
+        log.error("invocation %s: the response does not serialize to JSON", context.aws_request_id)
+        return {"error": "Runtime.MarshalError"}
+    if len(payload.encode("utf-8")) > MAX_RESPONSE_BYTES:
+        log.error("invocation %s: the response is larger than Lambda's 6 MB", context.aws_request_id)
+        return {"error": "Function.ResponseSizeTooLarge"}
+    return {"response": response}
+
+
+def serve(channel: socket.socket, reader: BinaryIO, function: FunctionSpec, region: str) -> int:
+    try:
+        handler = load_handler(function, region)
+    except Exception as error:
+        log.error("%s: the handler failed to load:\n%s", function.name, traceback.format_exc().rstrip())
+        _send(channel, {"init_error": type(error).__name__})
+        return 1
+    _send(channel, {"ready": True})
+    for line in reader:
+        request = json.loads(line)
+        _send(channel, invoke(handler, request["event"], function, region))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3:
+        print("usage: execution_environment.py API_SPEC.json FUNCTION_NAME FD", file=sys.stderr)
+        return 2
+    spec_file, function_name, descriptor = args
+    # This process's logger only: the root logger stays the handler's, as in Lambda.
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.addHandler(stderr)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    with open(spec_file, encoding="utf-8") as file:
+        spec = ApiSpec.from_json(file.read())
+    with socket.socket(fileno=int(descriptor)) as channel, channel.makefile("rb") as reader:
+        return serve(channel, reader, spec.functions[function_name], spec.region)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

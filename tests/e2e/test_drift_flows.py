@@ -1,0 +1,127 @@
+"""Policy drift over HTTP against `make run`, down to the admin's webhook (CONTRACT §1, §3, §4):
+recovered with a signed webhook, unrecovered when no table fits any more, and an imported hold
+without metadata refused, then backfilled and confirmed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from tests.builders import venue_config
+
+from .harness import RunningStack, eventually
+from .test_api_flows import new_venue, starts
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def webhooks_for(stack: RunningStack, original_hold_id: str) -> list[dict[str, Any]]:
+    path = Path(stack.stack_json()["webhooks_file"])
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [line for line in lines if json.loads(line["body"]).get("original_hold_id") == original_hold_id]
+
+
+def verified(stack: RunningStack, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The body of a webhook delivery whose Standard Webhooks signature checks out."""
+    headers = delivery["headers"]
+    payload: dict[str, Any] = Webhook(stack.stack_json()["webhook_secret"]).verify(delivery["body"], headers)
+    return payload
+
+
+def hold(stack: RunningStack, venue_id: str, party_size: int = 2) -> dict[str, Any]:
+    status, _, body = stack.api(
+        "POST", "/v1/holds", json={"venue_id": venue_id, "party_size": party_size, "starts_at": starts()}
+    )
+    assert status == 201, body
+    return dict(body)
+
+
+def test_a_policy_change_then_confirm_recovers_and_the_admin_gets_one_signed_webhook(
+    running_stack: RunningStack,
+) -> None:
+    venue_id = new_venue(running_stack)
+    held = hold(running_stack, venue_id)
+    changed = running_stack.api("PUT", f"/v1/venues/{venue_id}", json=venue_config(buffer_minutes=30)).body
+    status, _, confirmed = running_stack.api(
+        "POST", f"/v1/holds/{held['hold_id']}/confirm", json={"booking_id": f"bk_{uuid.uuid4().hex[:8]}"}
+    )
+    assert status == 200
+    assert confirmed["policy_drift"]["original_hold_id"] == held["hold_id"]
+    assert confirmed["policy_hash"] == changed["policy_hash"]
+    [delivery] = eventually(lambda: webhooks_for(running_stack, held["hold_id"]), what="the drift webhook")
+    body = verified(running_stack, delivery)
+    assert delivery["headers"]["webhook-id"] == f"msg_{body['event_id']}"
+    assert (body["type"], body["hold_id"], body["attempts"]) == (
+        "policy_drift.recovered",
+        confirmed["hold_id"],
+        2,
+    )
+
+
+def test_a_change_that_removes_every_fitting_table_is_409_and_notified_unrecovered(
+    running_stack: RunningStack,
+) -> None:
+    venue_id = new_venue(running_stack)
+    held = hold(running_stack, venue_id, party_size=4)
+    running_stack.api("PUT", f"/v1/venues/{venue_id}", json=venue_config(max_party_size=2))
+    status, _, refused = running_stack.api(
+        "POST", f"/v1/holds/{held['hold_id']}/confirm", json={"booking_id": f"bk_{uuid.uuid4().hex[:8]}"}
+    )
+    assert (status, refused["code"], refused["reason"]) == (409, "POLICY_CHANGED", "no_availability")
+    [delivery] = eventually(lambda: webhooks_for(running_stack, held["hold_id"]), what="the drift webhook")
+    body = verified(running_stack, delivery)
+    assert (body["type"], body["reason"]) == ("policy_drift.unrecovered", "no_availability")
+
+
+def test_an_imported_hold_without_metadata_is_refused_then_backfilled_and_confirmed(
+    running_stack: RunningStack, tmp_path: Path
+) -> None:
+    venue_id = new_venue(running_stack)
+    hold_id = f"hld_imported_{uuid.uuid4().hex[:8]}"
+    starts_at = starts(days=4)
+    export = tmp_path / "holds.jsonl"
+    export.write_text(
+        json.dumps(
+            {
+                "hold_id": hold_id,
+                "venue_id": venue_id,
+                "party_size": 2,
+                "starts_at": starts_at,
+                "ends_at": starts_at.replace("T20:00", "T21:30"),
+                "expires_at": starts(days=3),
+                "table_ids": ["T1"],
+                "policy_version": 1,
+            }
+        )
+        + "\n"
+    )
+    env = {"LOCAL_DIR": str(running_stack.local_dir), "PATH": "/usr/bin:/bin"}
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    assert script("scripts/import_holds.py", str(export)).returncode == 0
+    booking = {"booking_id": f"bk_{uuid.uuid4().hex[:8]}"}
+    status, _, refused = running_stack.api("POST", f"/v1/holds/{hold_id}/confirm", json=booking)
+    assert (status, refused["code"]) == (422, "HOLD_METADATA_INCOMPLETE")
+    assert refused["missing"] == ["policy_hash", "selection_snapshot"]
+    assert script("scripts/backfill_hold_metadata.py", "--apply").returncode == 0
+    status, _, confirmed = running_stack.api("POST", f"/v1/holds/{hold_id}/confirm", json=booking)
+    assert (status, confirmed["hold_id"], confirmed["policy_drift"]) == (200, hold_id, None)

@@ -1,0 +1,53 @@
+"""The local webhook sink (CONTRACT §3): one JSON line per request, written before it answers 2xx."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.webhook_sink import WebhookSink
+
+pytestmark = pytest.mark.e2e
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_each_request_is_one_line_with_its_path_lower_case_headers_and_raw_body(tmp_path: Path) -> None:
+    webhooks = tmp_path / "webhooks.jsonl"
+    body = '{"type": "policy_drift.recovered",  "venue_id": "añejo"}'  # as sent: spacing, UTF-8
+    with WebhookSink(webhooks) as sink:
+        # When a notifier posts a signed event
+        response = httpx.post(
+            f"{sink.url}/webhooks/policy-drift?attempt=1",
+            content=body.encode("utf-8"),
+            headers={"Content-Type": "application/json", "Webhook-Id": "msg_1", "webhook-signature": "v1,x"},
+        )
+        # Then it is accepted, and the line is there as soon as the answer is
+        assert response.status_code // 100 == 2
+        [line] = lines(webhooks)
+
+    assert line["path"] == "/webhooks/policy-drift?attempt=1"
+    assert line["body"] == body
+    assert line["headers"]["webhook-id"] == "msg_1"
+    assert line["headers"]["content-type"] == "application/json"
+    assert all(name == name.lower() for name in line["headers"])
+    assert line["received_at"].endswith("Z")
+
+
+def test_a_restarted_sink_appends_to_the_runs_file(tmp_path: Path) -> None:
+    # Given a sink that received a webhook, then stopped
+    webhooks = tmp_path / "webhooks.jsonl"
+    with WebhookSink(webhooks) as sink:
+        httpx.post(f"{sink.url}/hook", content=b"first")
+    # When another starts on the same file and receives one
+    with WebhookSink(webhooks) as sink:
+        httpx.post(f"{sink.url}/hook", content=b"second")
+
+    # Then the file holds both, in order
+    assert [line["body"] for line in lines(webhooks)] == ["first", "second"]
