@@ -1,0 +1,203 @@
+"""The documents stay true to the repository (issue #9).
+
+Every alarm's runbook anchor (``stacks/runbook.py``) is a heading of ``docs/runbook.md``; every
+Logs Insights query the runbook names exists under ``docs/queries/`` and every query there is
+named; README.md and ``docs/**/*.md`` link nothing outside the repository: no URL but loopback
+ones (the local stack), no ``../shared``, and every relative link resolves to a file of the
+repository (and, with a ``#fragment``, to a heading of that document).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from stacks.runbook import RUNBOOK, RUNBOOK_PATH, RunbookSection
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+QUERIES = DOCS / "queries"
+RUNBOOK_FILE = ROOT / RUNBOOK_PATH
+#: The only hosts a document may name in a URL: the local stack, on this machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Folders that exist on a developer's machine but are never part of the repository.
+UNTRACKED_DIRS = frozenset({".local", ".venv", ".build", "cdk.out", "node_modules", ".git"})
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
+_INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^()\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s.*)?$")
+_AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]*:[^>\s]*)>")
+_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\"'`]*", re.IGNORECASE)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_QUERY_REFERENCE = re.compile(r"queries/([\w.-]+\.logsinsights)")
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+
+
+def prose(text: str) -> Iterator[str]:
+    """The lines outside fenced code blocks, code spans removed: where Markdown makes links."""
+    fenced = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+            continue
+        if not fenced:
+            yield _CODE_SPAN.sub("", line)
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading (as ``stacks/runbook.py`` derives its anchors)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text, not its target
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def headings(text: str) -> list[tuple[int, str]]:
+    """``(level, title)`` of every ATX heading outside code blocks."""
+    fenced = False
+    found = []
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (match := _HEADING.match(line)):
+            found.append((len(match.group(1)), match.group(2)))
+    return found
+
+
+def anchors(text: str) -> set[str]:
+    """Every anchor of a document: a repeated heading gets ``-1``, ``-2``... as on GitHub."""
+    seen: Counter[str] = Counter()
+    result = set()
+    for _, title in headings(text):
+        slug = github_slug(title)
+        result.add(slug if seen[slug] == 0 else f"{slug}-{seen[slug]}")
+        seen[slug] += 1
+    return result
+
+
+def link_targets(text: str) -> list[str]:
+    """Where the document's links point: inline links and images, reference definitions, autolinks."""
+    targets = []
+    for line in prose(text):
+        targets += _INLINE_LINK.findall(line)
+        targets += _AUTOLINK.findall(line)
+        if match := _REFERENCE_DEFINITION.match(line):
+            targets.append(match.group(1))
+    return targets
+
+
+def outside_references(text: str) -> list[str]:
+    """What in ``text`` points outside the repository, code blocks included."""
+    problems = [f"URL {url}" for url in _URL.findall(text) if urlsplit(url).hostname not in LOOPBACK_HOSTS]
+    problems += [f"link {target}" for target in link_targets(text) if _SCHEME.match(target)]
+    problems += [f"link {target}" for target in link_targets(text) if target.startswith("//")]
+    if "../shared" in text:
+        problems.append("../shared")
+    return problems
+
+
+def broken_links(document: Path, text: str) -> list[str]:
+    """Relative links of ``document`` that name no file of the repository, or no heading there."""
+    broken = []
+    for target in link_targets(text):
+        if _SCHEME.match(target) or target.startswith("//"):
+            continue  # outside the repository: outside_references reports it
+        path_part, _, fragment = target.partition("#")
+        linked = (document.parent / unquote(path_part)).resolve() if path_part else document
+        try:
+            inside = linked.relative_to(ROOT)
+        except ValueError:
+            broken.append(f"{target} (outside the repository)")
+            continue
+        if not linked.exists() or (inside.parts and inside.parts[0] in UNTRACKED_DIRS):
+            broken.append(f"{target} (no such file in the repository)")
+        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked.read_text()):
+            broken.append(f"{target} (no such heading)")
+    return broken
+
+
+@pytest.fixture(scope="module")
+def runbook() -> str:
+    return RUNBOOK_FILE.read_text()
+
+
+@pytest.mark.parametrize("section", RUNBOOK.values(), ids=lambda section: section.anchor)
+def test_every_alarm_has_its_runbook_section(runbook: str, section: RunbookSection) -> None:
+    # Given the section an alarm's description links to
+    # When the runbook's headings are read
+    # Then one is titled exactly as stacks/runbook.py says, and GitHub gives it that anchor
+    assert (2, section.title) in headings(runbook)
+    assert github_slug(section.title) == section.anchor
+    assert section.anchor in anchors(runbook)
+
+
+def test_every_query_the_runbook_names_exists_and_every_query_is_named(runbook: str) -> None:
+    named = set(_QUERY_REFERENCE.findall(runbook))
+    present = {path.name for path in QUERIES.glob("*.logsinsights")}
+    assert named, "the runbook names no query"
+    assert named <= present, f"named but missing: {sorted(named - present)}"
+    assert present <= named, f"in docs/queries but named nowhere: {sorted(present - named)}"
+
+
+@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_documents_link_nothing_outside_the_repository(document: Path) -> None:
+    assert outside_references(document.read_text()) == []
+
+
+@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_relative_links_resolve_to_files_of_the_repository(document: Path) -> None:
+    assert broken_links(document, document.read_text()) == []
+
+
+def test_the_readme_lists_every_document() -> None:
+    readme = ROOT / "README.md"
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in link_targets(readme.read_text())}
+    assert {path.resolve() for path in DOCS.glob("*.md")} <= linked
+
+
+def test_the_checks_catch_what_they_guard_against() -> None:
+    # Given a document with an outside link, a path into ../shared, a missing file and anchor
+    text = "\n".join(
+        [
+            "# Title",
+            "See [the contract](../shared/spec/CONTRACT.md) and [AWS](https://docs.aws.amazon.com/x).",
+            "Also [gone](docs/nothing-here.md), [a bad anchor](README.md#no-such-heading).",
+            "Fine: [runbook](docs/runbook.md#email-dlq-not-empty), `http://127.0.0.1:3000`.",
+            "```sh",
+            "curl https://api.example.net/v1/health   # in a code block, still outside",
+            "```",
+        ]
+    )
+    # When the checks read it as if it were README.md
+    outside = outside_references(text)
+    broken = broken_links(ROOT / "README.md", text)
+    # Then each problem is reported, and the loopback URL and the good link are not
+    assert "../shared" in outside
+    assert "URL https://docs.aws.amazon.com/x" in outside
+    assert "URL https://api.example.net/v1/health" in outside
+    assert "link https://docs.aws.amazon.com/x" in outside
+    assert not any("127.0.0.1" in problem for problem in outside)
+    assert "../shared/spec/CONTRACT.md (outside the repository)" in broken
+    assert "docs/nothing-here.md (no such file in the repository)" in broken
+    assert "README.md#no-such-heading (no such heading)" in broken
+    assert len(broken) == 3
+
+
+def test_the_slug_is_the_one_github_makes() -> None:
+    # Punctuation and code marks go, spaces become hyphens, case folds
+    assert github_slug("The outbox pipe's permissions") == "the-outbox-pipes-permissions"
+    assert github_slug("API 5xx rate high") == "api-5xx-rate-high"
+    assert (
+        github_slug("The email queues are replaced on stages deployed before `QueueWithDlq`")
+        == "the-email-queues-are-replaced-on-stages-deployed-before-queuewithdlq"
+    )
+    # And a repeated heading gets a numbered anchor
+    assert anchors("## Notes\n## Notes\n") == {"notes", "notes-1"}
