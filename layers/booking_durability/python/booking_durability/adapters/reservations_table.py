@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, Operation, TransactionRefused
-from booking_durability.emails.models import PolicyDriftData
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.intervals import Interval, buckets
 from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite, slots

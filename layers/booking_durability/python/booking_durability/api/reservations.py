@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from pydantic import BaseModel, ConfigDict
 
 from booking_durability.api.resolver import json_response, responses
-from booking_durability.emails.models import BookingId
+from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
 from booking_durability.reservations.holds import HoldRequest
 from booking_durability.reservations.venues import VenueConfig

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from booking_durability.drift_events import BookingId, PolicyDriftData
+
 SCHEMA_ID = "booking-email/v1"
 RETENTION = timedelta(days=30)
 # Bounds the contract leaves open, so that no number a client sends overflows a date or a
@@ -101,7 +103,6 @@ def message_id_for(key: str) -> str:
 
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
-BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 
 
@@ -140,27 +141,6 @@ class BookingEmailData(BaseModel):
     reference: Annotated[str, Field(min_length=1, max_length=64)]
     previous_starts_at: AwareDatetime | None = None
     cancellation_reason: Annotated[str, Field(max_length=500)] | None = None
-
-
-PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class PolicyDriftData(BaseModel):
-    """The admin notification body of CONTRACT §4: ids and hashes only."""
-
-    model_config = _STRICT
-
-    type: Literal["policy_drift.recovered", "policy_drift.unrecovered"]
-    event_id: uuid.UUID
-    occurred_at: AwareDatetime
-    venue_id: Annotated[str, Field(min_length=1, max_length=128)]
-    original_hold_id: Annotated[str, Field(min_length=1, max_length=128)]
-    hold_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    original_policy_hash: PolicyHash
-    policy_hash: PolicyHash
-    policy_version: Annotated[int, Field(ge=1)]
-    attempts: Annotated[int, Field(ge=0)]
-    reason: Literal["no_availability", "drift_repeated"] | None = None
 
 
 class _EmailFields(BaseModel):

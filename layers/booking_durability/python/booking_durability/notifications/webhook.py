@@ -23,7 +23,7 @@ import httpx
 from standardwebhooks import Webhook
 
 import booking_durability
-from booking_durability.emails.models import PolicyDriftData
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import InfrastructureError
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from booking_durability.emails.models import PolicyDriftData
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import Busy
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from booking_durability.emails.models import PolicyDriftData
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.intervals import Interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite

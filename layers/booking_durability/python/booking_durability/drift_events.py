@@ -1,0 +1,33 @@
+"""The policy-drift event (CONTRACT §4) and the ids it shares with the email jobs.
+
+Kept apart from the email models so that the functions which only write or read drift events
+(the reservation routes, the notifier) never import the email validation they do not need.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class PolicyDriftData(BaseModel):
+    """The admin notification body of CONTRACT §4: ids and hashes only."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+
+    type: Literal["policy_drift.recovered", "policy_drift.unrecovered"]
+    event_id: uuid.UUID
+    occurred_at: AwareDatetime
+    venue_id: Annotated[str, Field(min_length=1, max_length=128)]
+    original_hold_id: Annotated[str, Field(min_length=1, max_length=128)]
+    hold_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    original_policy_hash: PolicyHash
+    policy_hash: PolicyHash
+    policy_version: Annotated[int, Field(ge=1)]
+    attempts: Annotated[int, Field(ge=0)]
+    reason: Literal["no_availability", "drift_repeated"] | None = None
