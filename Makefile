@@ -50,12 +50,25 @@ lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema an
 	$(PY) scripts/generate_schemas.py --check
 
 .PHONY: test
-test: lint layer ## Lint, then every test: unit, integration, infrastructure, e2e
+test: lint layer browser ## Lint, then every test: unit, integration, infrastructure, e2e
 	$(PY) -m pytest
+
+# The inbox page's browser test drives Debian's chromium through Playwright (its own browser
+# download does not work here): installed with apt-get when missing, as root or through sudo.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
+.PHONY: browser
+browser: ## Install Debian's chromium (for the inbox page's browser test) when it is missing
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 
 .PHONY: run
 run: layer ## Start the whole system locally (moto, queues, tables, API, workers, sinks); Ctrl-C stops it
 	$(PY) scripts/local_stack.py
+
+.PHONY: demo
+demo: $(INSTALLED) ## With `make run` up: email sent, duplicate, retry, dead letter, drift, and where to see each
+	$(PY) scripts/demo.py
 
 .PHONY: synth
 synth: layer ## Synthesize the stack for STAGE=dev|prod|local with the pinned CDK CLI

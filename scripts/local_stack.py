@@ -353,6 +353,7 @@ class LocalStack:
         if self.stop.is_set():
             return
         self.publish()
+        self.say(self.where())
         self.output.line("ready")
         self.supervisor.watch(self.stop)
 
@@ -466,6 +467,14 @@ class LocalStack:
             "webhook_url": function.environment["WEBHOOK_URL"],
             "webhook_secret": function.environment.get("WEBHOOK_SECRET"),
         }
+
+    def where(self) -> str:
+        """One line for the person watching: where to point a client, a browser and the tools."""
+        api = f"API {self.config.api_url}, " if self.api is not None else ""
+        return (
+            f"{api}inbox page {self.config.inbox_url}, "
+            f"SMTP 127.0.0.1:{self.config.smtp_port}, stack.json {self.config.stack_file}"
+        )
 
     def publish(self) -> None:
         write_json_atomically(self.config.stack_file, self.description())

@@ -40,6 +40,7 @@ import ipaddress
 import json
 import logging
 import mailbox
+import re
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -223,7 +224,7 @@ def read_webhooks(webhooks_file: Path) -> list[WebhookDelivery]:
             continue
         deliveries.append(
             WebhookDelivery(
-                received_at=str(entry.get("received_at", "-")),
+                received_at=_shown_time(str(entry.get("received_at", "-"))),
                 path=str(entry.get("path", "-")),
                 webhook_id=str(headers.get("webhook-id", "-")),
                 event_type=_event_type(raw_body),
@@ -231,6 +232,14 @@ def read_webhooks(webhooks_file: Path) -> list[WebhookDelivery]:
             )
         )
     return deliveries[::-1]
+
+
+def _shown_time(stamp: str) -> str:
+    """``2026-11-30T06:17:47.151Z`` as the page shows times (``2026-11-30 06:17:47``)."""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return stamp
 
 
 def _event_type(body: str) -> str:
@@ -305,13 +314,15 @@ class InboxSources:
     dead_letter_queues: Sequence[SqsDeadLetterQueue] = ()
 
 
+_HOST_HEADER = re.compile(r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]{1,5})?$")
+
+
 def is_loopback_host(host_header: str | None) -> bool:
     """True when a request's ``Host`` names loopback (``127.0.0.1:8026``, ``localhost``, ``[::1]``)."""
-    if not host_header:
+    found = _HOST_HEADER.fullmatch((host_header or "").strip())
+    if found is None:
         return False
-    hostname = urlsplit(f"//{host_header.strip()}").hostname
-    if hostname is None:
-        return False
+    hostname = (found["ipv6"] or found["name"]).lower()
     if hostname in LOOPBACK_NAMES:
         return True
     try:

@@ -117,6 +117,8 @@ class RunningStack:
     variables: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
+    #: ``time.monotonic()`` when it printed ``ready``.
+    ready_at: float | None = None
 
     @property
     def stack_file(self) -> Path:
@@ -153,6 +155,10 @@ class RunningStack:
             headers=headers,
             params=params,
         )
+
+    @property
+    def inbox_url(self) -> str:
+        return str(self.stack_json()["inbox_url"])
 
     def sqs(self) -> Any:
         return self._session().client("sqs", endpoint_url=self.stack_json()["aws_endpoint_url"])
@@ -196,6 +202,7 @@ def _relay(stack: RunningStack) -> None:
         line = raw.rstrip("\n")
         stack.lines.append(line)
         if line == "ready":
+            stack.ready_at = time.monotonic()
             stack.ready.set()
 
 
