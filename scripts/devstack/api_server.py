@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -58,7 +58,7 @@ from devstack.api_gateway import (
     proxy_answer,
     proxy_event,
 )
-from devstack.serving import serve_until_signalled
+from devstack.serving import ConnectionTrackingServer, serve_until_signalled
 from devstack.worker import FunctionSpec
 
 log = logging.getLogger("devstack.api_server")
@@ -496,38 +496,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(ConnectionTrackingServer):
     request_queue_size = 128  # the booking app sends requests in parallel
 
     def __init__(self, address: tuple[str, int], gateway: LocalApiGateway) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away (or a connection dropped at stop) is not worth a traceback.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-    def drop_connections(self) -> None:
-        # Idle keep-alive connections would otherwise hold their threads after stop().
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class ApiServer:

@@ -21,22 +21,20 @@ Log lines carry the status and the idempotency key (a dedupe key: ids only), nev
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import logging
-import socket
 import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from email.utils import parseaddr
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devstack.mail_sink import Faults
-from devstack.serving import configure_logging, serve_until_signalled
+from devstack.serving import ConnectionTrackingServer, configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.http_provider")
 
@@ -224,32 +222,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(ConnectionTrackingServer):
     request_queue_size = 256  # the benchmark opens many connections at once
 
     def __init__(self, address: tuple[str, int], state: _State) -> None:
         super().__init__(address, _RequestHandler)
         self.state = state
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(request)
-
-    def drop_connections(self) -> None:
-        # Idle keep-alive connections would otherwise hold their threads after stop().
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class HttpProviderDouble:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
-from typing import Protocol
+from http.server import ThreadingHTTPServer
+from typing import Any, Protocol
 
 
 class Stoppable(Protocol):
@@ -37,3 +40,37 @@ def serve_until_signalled(server: Stoppable, logger: logging.Logger, where: str)
         server.stop()
         logger.info("stopped")
     return 0
+
+
+class ConnectionTrackingServer(ThreadingHTTPServer):
+    """A threading HTTP server that can drop its open connections when it stops: idle keep-alive
+    connections would otherwise hold their threads after ``shutdown()``. A client that went away
+    (or a connection dropped at stop) is not worth a traceback."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        super().__init__(address, handler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def drop_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

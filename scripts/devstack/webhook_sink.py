@@ -16,18 +16,16 @@ the body or the signature.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import socket
 import sys
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TextIO
 
-from devstack.serving import configure_logging, serve_until_signalled
+from devstack.serving import ConnectionTrackingServer, configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.webhook_sink")
 
@@ -71,15 +69,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return  # ours (in _receive) says what matters
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(ConnectionTrackingServer):
     def __init__(self, address: tuple[str, int], webhooks: TextIO) -> None:
         super().__init__(address, _RequestHandler)
         self._webhooks = webhooks
         self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
 
     def record(self, path: str, headers: Any, body: bytes) -> None:
         line = {
@@ -91,23 +85,6 @@ class _Server(ThreadingHTTPServer):
         with self._lock:
             self._webhooks.write(json.dumps(line, ensure_ascii=False) + "\n")
             self._webhooks.flush()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(request)
-
-    def drop_connections(self) -> None:
-        # Idle keep-alive connections would otherwise hold their threads after stop().
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class WebhookSink:
