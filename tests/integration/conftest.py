@@ -9,8 +9,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import runpy
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -246,3 +251,78 @@ def log_lines() -> Iterator[io.StringIO]:
     logger.setLevel(level)
     for handler_, stream in previous:
         handler_.setStream(stream)
+
+
+@dataclass(frozen=True)
+class MotoServer:
+    """moto server in its own process (made atomic, as the local stack runs it), with the
+    template's queues and tables, for driving the scripts as commands."""
+
+    endpoint: str
+    env: dict[str, str]  # the environment a script runs with (no real AWS settings)
+    session: Any
+    queues: dict[str, str]  # friendly name -> URL, as stack.json names them
+    tables: dict[str, str]  # friendly name -> table name
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    def write_stack_json(self, local_dir: Path, **fields: Any) -> dict[str, str]:
+        """A stack.json in ``local_dir`` naming this server; the env a script finds it through."""
+        stack = {"aws_endpoint_url": self.endpoint, "region": REGION, **fields}
+        (local_dir / "stack.json").write_text(json.dumps(stack))
+        return {**self.env, "LOCAL_DIR": str(local_dir)}
+
+
+@pytest.fixture
+def moto_server(local_template: dict[str, Any]) -> Iterator[MotoServer]:
+    from devstack.local_resources import create_resources, friendly_names
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_listening(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
+        created = create_resources(
+            local_template,
+            sqs=session.client("sqs", endpoint_url=endpoint),
+            dynamodb=session.client("dynamodb", endpoint_url=endpoint),
+            region=REGION,
+            stack_name="BookingDurability-local",
+        )
+        names = friendly_names(local_template, created)
+        yield MotoServer(
+            endpoint=endpoint,
+            env=env,
+            session=session,
+            queues={name: queue.url for name, queue in names.queues.items()},
+            tables={name: table.name for name, table in names.tables.items()},
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_listening(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    pytest.fail("moto server did not start")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import runpy
 import subprocess
 import sys
@@ -30,8 +29,15 @@ from booking_durability.emails.providers.base import PermanentProviderError
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind
 from booking_durability.operations.redrive import MoveState, MoveStatus
 from tests.builders import GUEST_EMAIL, PII, job
-from tests.integration.conftest import REGION, ROOT, Clock, Resources, ScriptedProvider, make_delivery
-from tests.integration.test_import_and_backfill import _free_port, _wait_until_listening
+from tests.integration.conftest import (
+    REGION,
+    ROOT,
+    Clock,
+    MotoServer,
+    Resources,
+    ScriptedProvider,
+    make_delivery,
+)
 
 EMAIL = {"schema": "booking-email/v1"}
 
@@ -519,46 +525,18 @@ def test_the_local_stack_file_names_each_dlq_and_its_source(tmp_path: Any) -> No
 
 
 @pytest.fixture
-def local_stack(tmp_path: Path, local_template: dict[str, Any]) -> Iterator[tuple[dict[str, str], Queues]]:
+def local_stack(tmp_path: Path, moto_server: MotoServer) -> tuple[dict[str, str], Queues]:
     """moto server with the template's queues, and the stack.json naming them."""
-    from devstack.local_resources import create_resources, friendly_names
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    urls = moto_server.queues
+    env = moto_server.write_stack_json(tmp_path, queues=urls)
+    queues = Queues(
+        urls["email"],
+        urls["email_dlq"],
+        urls["notifications"],
+        urls["notifications_dlq"],
+        moto_server.client("sqs"),
     )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        session = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        )
-        sqs = session.client("sqs", endpoint_url=endpoint)
-        _wait_until_listening(port)
-        created = create_resources(
-            local_template,
-            sqs=sqs,
-            dynamodb=session.client("dynamodb", endpoint_url=endpoint),
-            region=REGION,
-            stack_name="BookingDurability-local",
-        )
-        urls = {name: queue.url for name, queue in friendly_names(local_template, created).queues.items()}
-        stack = {"aws_endpoint_url": endpoint, "region": REGION, "queues": urls}
-        (tmp_path / "stack.json").write_text(json.dumps(stack))
-        queues = Queues(
-            urls["email"], urls["email_dlq"], urls["notifications"], urls["notifications_dlq"], sqs
-        )
-        yield {**env, "LOCAL_DIR": str(tmp_path)}, queues
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return env, queues
 
 
 def test_the_command_works_against_the_local_stack(local_stack: tuple[dict[str, str], Queues]) -> None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import runpy
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +27,7 @@ from booking_durability.reservations.ports import StoredHold
 from booking_durability.reservations.venues import VenueConfig
 from booking_durability.times import utc_now
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
-from tests.integration.conftest import REGION, ROOT, Api, Resources
+from tests.integration.conftest import REGION, ROOT, Api, MotoServer, Resources
 from tests.integration.test_api_reservations import at, hold_request, problem, start
 
 SCRIPTS = ("import_holds", "backfill_hold_metadata")
@@ -443,63 +440,13 @@ def test_no_local_stack_stops_the_scripts(
 # -- as commands, against a local moto server ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def local_stack(tmp_path: Path, local_template: dict[str, Any]) -> Iterator[tuple[Path, dict[str, str]]]:
+def local_stack(tmp_path: Path, moto_server: MotoServer) -> tuple[Path, dict[str, str]]:
     """moto server with the template's tables and a venue, and the stack.json naming them."""
-    from devstack.local_resources import create_resources, friendly_names
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        session = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-        )
-        dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        _wait_until_listening(port)
-        created = create_resources(
-            local_template,
-            sqs=session.client("sqs", endpoint_url=endpoint),
-            dynamodb=dynamodb,
-            region=REGION,
-            stack_name="BookingDurability-local",
-        )
-        tables = {name: table.name for name, table in friendly_names(local_template, created).tables.items()}
-        store = HoldMigrationTable(DynamoTable(tables["reservations"], dynamodb))
-        catalog.save_venue(store, "casa", VenueConfig.model_validate(venue_config()), None, utc_now())
-        stack = {"aws_endpoint_url": endpoint, "region": REGION, "tables": tables}
-        (tmp_path / "stack.json").write_text(json.dumps(stack))
-        yield tmp_path, {**env, "LOCAL_DIR": str(tmp_path)}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _wait_until_listening(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    pytest.fail("moto server did not start")
+    dynamodb = moto_server.client("dynamodb")
+    store = HoldMigrationTable(DynamoTable(moto_server.tables["reservations"], dynamodb))
+    catalog.save_venue(store, "casa", VenueConfig.model_validate(venue_config()), None, utc_now())
+    return tmp_path, moto_server.write_stack_json(tmp_path, tables=moto_server.tables)
 
 
 def test_the_commands_work_against_the_local_stack(local_stack: tuple[Path, dict[str, str]]) -> None:
