@@ -529,7 +529,6 @@ class ApiServer:
         }
         self.gateway = LocalApiGateway(spec, self.pools)
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -544,23 +543,15 @@ class ApiServer:
             thread.start()
         for thread in warm_ups:
             thread.join()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="api", daemon=True
-        )
-        self._thread.start()
+        self._server.serve_in_background("api")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.drop_connections()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         for pool in self.pools.values():
             pool.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -245,7 +245,6 @@ class HttpProviderDouble:
         self.port = port
         self._state = _State(api_key, latency_seconds)
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -254,22 +253,13 @@ class HttpProviderDouble:
     def start(self) -> HttpProviderDouble:
         self._server = _Server((self.host, self.port), self._state)
         self.port = self._server.server_address[1]
-        # A short poll keeps stop() quick (serve_forever checks for shutdown between polls).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="http-provider", daemon=True
-        )
-        self._thread.start()
+        self._server.serve_in_background("http-provider")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.drop_connections()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> HttpProviderDouble:
         return self.start()

@@ -53,6 +53,21 @@ class ConnectionTrackingServer(ThreadingHTTPServer):
         super().__init__(address, handler)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def serve_in_background(self, name: str) -> None:
+        # A short poll keeps stop() quick (serve_forever checks for shutdown between polls).
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, drop idle keep-alive connections, close the socket, wait for the thread."""
+        self.shutdown()
+        self.drop_connections()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:

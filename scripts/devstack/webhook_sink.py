@@ -96,7 +96,6 @@ class WebhookSink:
         self.port = port
         self._webhooks: TextIO | None = None
         self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -111,22 +110,13 @@ class WebhookSink:
             self._webhooks.close()
             raise
         self.port = self._server.server_address[1]
-        # A short poll keeps stop() quick (serve_forever checks for shutdown between polls).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="webhook-sink", daemon=True
-        )
-        self._thread.start()
+        self._server.serve_in_background("webhook-sink")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.drop_connections()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
         if self._webhooks is not None:
             self._webhooks.close()
             self._webhooks = None
