@@ -492,6 +492,4 @@ def _slot_records(items: Iterator[Item], day: Any) -> Iterator[SlotRecord]:
             owner_id: Owner(int(entry["s"]), int(entry["e"]), int(entry.get("x", 0)))
             for owner_id, entry in dict(item.get("owners", {})).items()
         }
-        # A record caught half-written (moto's transactions are not atomic to a concurrent reader;
-        # DynamoDB's are) reads as version 0, which no write expects: the writer re-reads.
-        yield SlotRecord(Slot(bucket, table_id), int(item.get("version", 0)), owners)
+        yield SlotRecord(Slot(bucket, table_id), int(item["version"]), owners)
