@@ -43,8 +43,12 @@ Figures (``.local/bench.json``, or ``$LOCAL_DIR/bench.json``, holds them and the
   counted through botocore ``before-call`` events in the consumer's process (target: at most 2
   writes, 0 reads); ddb_requests_per_email gives them for every consumer.
 - delivery_lag_ms_median: ours' ``EmailDeliveryLagMs`` metric, read back from its EMF blobs.
-- cold_import_ratio_vs_boto3: each handler's cold import time in a fresh interpreter over
-  ``import boto3`` alone (medians of several runs, with every server stopped).
+- cold_import_ratio_vs_boto3: each handler's cold import time over ``import boto3`` alone, both
+  in fresh interpreters that see what a function sees in Lambda and nothing else: the
+  dependencies layer's packages built for this machine's Python (``.build/bench/runtime``), boto3
+  and the project's package. Taking turns round by round, with every server stopped; the median
+  of each round's ratio. The development environment would add what Lambda never loads (httpx,
+  for one, imports its command-line tool when click and rich are installed).
 
 Both consumers pay one thing AWS would not charge them: moto's server (werkzeug's) closes the
 connection after every response, so each AWS call opens a new loopback connection.
@@ -85,6 +89,7 @@ from local_stack import (
     servers,
 )
 
+from devstack import layer_build
 from devstack.local_resources import TemplateError
 from devstack.supervisor import Component, Output, StackFailed, Supervisor, port_accepts
 from devstack.worker import QueueWorkerSpec
@@ -95,7 +100,12 @@ ROUNDS = 9
 CONCURRENT_REPEATS = 3  # batches per round of the consumers that send a batch at once
 LATENCY_MS = 100
 SEND_CONCURRENCY = 10  # the prod stage's; a batch of 10 goes out at once
-IMPORT_RUNS = 7
+IMPORT_RUNS = 11  # rounds, each importing boto3 and every handler once
+# The functions added for the HTTP API and the notifier have a cold-import budget; the email
+# consumer's figure was asked for without one, and is shown as measured.
+COLD_IMPORT_TARGETS = {"email_api": 2.5, "reservations_api": 2.5, "notifier": 2.5}
+# What a function's interpreter can import, built for this machine (see runtime_path).
+RUNTIME_DIR = ROOT / ".build" / "bench" / "runtime"
 API_KEY = "re_bench"
 READY_TIMEOUT_SECONDS = 90.0
 INVOCATION_TIMEOUT_SECONDS = 60.0
@@ -554,37 +564,81 @@ def reservation_figures(stack: BenchStack, holds: int = 5) -> dict[str, Any]:
     }
 
 
-def _import_seconds(statement: str, setup: str = "pass") -> float:
-    code = f"import time; {setup}; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    runs = []
-    for _ in range(IMPORT_RUNS):
-        # The interpreter's own path and this environment (PYTHONPATH passes through, if set).
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
+def runtime_path() -> str:
+    """``PYTHONPATH`` for an interpreter that sees what a function sees in Lambda, and nothing of
+    the development environment: the dependencies layer's requirements (installed and trimmed as
+    the layer is, for this machine's Python), the boto3 the Lambda runtime brings (the version
+    development pins), and the project's own package. Built once, then only when inputs change."""
+    pins = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+    boto3 = next((line.split("#")[0].strip() for line in pins if line.startswith("boto3==")), None)
+    if boto3 is None:
+        raise BenchFailed("requirements-dev.txt pins no boto3 version")
+    requirements = RUNTIME_DIR.with_name("runtime-requirements.txt")
+    text = (
+        layer_build.REQUIREMENTS.read_text(encoding="utf-8")
+        + f"# What the Lambda runtime provides, at the version development pins\n{boto3}\n"
+    )
+    requirements.parent.mkdir(parents=True, exist_ok=True)
+    if not requirements.exists() or requirements.read_text(encoding="utf-8") != text:
+        requirements.write_text(text, encoding="utf-8")
+    version, platforms = layer_build.host_target()
+    try:
+        build = layer_build.ensure_dependencies_layer(
+            requirements=requirements, layer_dir=RUNTIME_DIR, python_version=version, platforms=platforms
         )
-        if out.returncode != 0:
-            raise BenchFailed(f"`{statement}` failed:\n{out.stderr[-2000:]}")
-        runs.append(float(out.stdout.strip().splitlines()[-1]))
-    return statistics.median(runs)
+    except subprocess.CalledProcessError as failure:
+        raise BenchFailed(f"could not install the functions' packages for this machine: {failure}") from None
+    project = ROOT / "layers" / "booking_durability" / "python"
+    return os.pathsep.join([str(build.layer_dir / "python"), str(project)])
+
+
+def _import_seconds(statement: str, python_path: str, setup: str = "pass") -> float:
+    """Seconds ``statement`` takes in a fresh interpreter that imports only from ``python_path``
+    (``-S``: no site-packages, no editable-install finder)."""
+    code = f"import time; {setup}; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONPATH": python_path}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=False, cwd=ROOT, env=env
+    )
+    if out.returncode != 0:
+        raise BenchFailed(f"`{statement}` failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def cold_import_figures() -> dict[str, Any]:
-    """Each handler's module loaded from its file, as the Lambda runtime (and the local stack's
-    workers) load it, in a fresh interpreter; ``import boto3`` alone is the baseline."""
-    baseline = _import_seconds("import boto3")
-    handlers = {}
+    """Each handler's module loaded from its file, as the Lambda runtime loads it, in a fresh
+    interpreter that sees only what the function ships with; ``import boto3`` alone, in the same
+    environment, is the baseline.
+
+    The imports take turns, one run each a round, so a change in the machine's load falls on all
+    of them alike; a handler's ratio is the median of its runs over the baseline's run of the same
+    round. A first round, not counted, writes the bytecode cache, as a runtime whose packages
+    ship their bytecode would have it."""
+    python_path = runtime_path()
+    statements = {"boto3": ("import boto3", "pass")}
     for folder in sorted((ROOT / "lambdas").iterdir()):
         source = folder / "handler.py"
         if source.exists():
             locate = f"spec = util.spec_from_file_location('handler', {str(source)!r})"
-            handlers[folder.name] = _import_seconds(
+            statements[folder.name] = (
                 "spec.loader.exec_module(util.module_from_spec(spec))",
-                setup=f"from importlib import util; {locate}",
+                f"from importlib import util; {locate}",
             )
+    runs: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(IMPORT_RUNS + 1):
+        for name, (statement, setup) in statements.items():
+            runs[name].append(_import_seconds(statement, python_path, setup))
+    baseline = runs.pop("boto3")[1:]
+    handlers = {name: seconds[1:] for name, seconds in runs.items()}
     return {
-        "boto3_import_seconds": baseline,
-        "handler_import_seconds": handlers,
-        "cold_import_ratio_vs_boto3": {name: seconds / baseline for name, seconds in handlers.items()},
+        "boto3_import_seconds": statistics.median(baseline),
+        "handler_import_seconds": {name: statistics.median(seconds) for name, seconds in handlers.items()},
+        "cold_import_ratio_vs_boto3": {
+            name: statistics.median(mine / base for mine, base in zip(seconds, baseline, strict=True))
+            for name, seconds in handlers.items()
+        },
+        "cold_import_runs": {"boto3": baseline, **handlers},
     }
 
 
@@ -692,12 +746,13 @@ def table(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
     for name, ratio in figures["cold_import_ratio_vs_boto3"].items():
         seconds = figures["handler_import_seconds"][name]
+        limit = COLD_IMPORT_TARGETS.get(name)
         rows.append(
             (
                 f"cold_import_ratio_vs_boto3[{name}]",
                 f"{ratio:.2f}x ({_ms(seconds)})",
-                "<= 2.5x",
-                _verdict(ratio <= 2.5),
+                "" if limit is None else f"<= {limit:g}x",
+                "" if limit is None else _verdict(ratio <= limit),
             )
         )
     return rows
@@ -732,6 +787,7 @@ def run(workdir: Path) -> dict[str, Any]:
         "provider_latency_ms": LATENCY_MS,
         "send_concurrency": SEND_CONCURRENCY,
         "import_runs": IMPORT_RUNS,
+        "import_environment": f"{layer_build.REQUIREMENTS.relative_to(ROOT)} + boto3, this machine's Python",
         "emails_delivered": delivered,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),

@@ -59,6 +59,14 @@ def lambda_target() -> tuple[str, tuple[str, ...]]:
     return LAMBDA_PYTHON_VERSION, LAMBDA_PLATFORMS
 
 
+def host_target() -> tuple[str, tuple[str, ...]]:
+    """This machine's Python version and wheel platforms: the same layer, built to be imported
+    here (``make bench`` measures the functions' cold import over it)."""
+    machine = os.uname().machine
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return version, (f"manylinux2014_{machine}", f"manylinux_2_28_{machine}")
+
+
 def pip_arguments(
     requirements: Path, target: Path, python_version: str, platforms: Sequence[str]
 ) -> list[str]:

@@ -6,13 +6,15 @@ The installer is injected: a fake ``pip`` that records its arguments and writes 
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from devstack.layer_build import ensure_dependencies_layer, stamp_path
+from devstack.layer_build import ensure_dependencies_layer, host_target, stamp_path
 from stacks.settings import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION
 
 BABEL_LOCALES = ["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419", "fr", "de_CH", "eo"]
@@ -108,6 +110,36 @@ def test_another_python_version_rebuilds_the_layer(requirements: Path, layer_dir
     )
     assert build.rebuilt
     assert pip.calls[0][pip.calls[0].index("--python-version") + 1] == "3.15"
+
+
+def test_the_same_layer_builds_for_this_machine_beside_the_lambda_one(
+    requirements: Path, layer_dir: Path
+) -> None:
+    # Given the Lambda layer is built
+    ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    # When the layer is ensured for this machine's interpreter (make bench imports over it)
+    version, platforms = host_target()
+    pip = FakePip()
+    host_dir = layer_dir.with_name("host")
+    build = ensure_dependencies_layer(
+        requirements=requirements,
+        layer_dir=host_dir,
+        python_version=version,
+        platforms=platforms,
+        installer=pip,
+    )
+    # Then pip fetched wheels this interpreter can load, into a folder of their own, trimmed alike
+    [args] = pip.calls
+    assert args[args.index("--python-version") + 1] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    machine = os.uname().machine
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--platform"] == [
+        f"manylinux2014_{machine}",
+        f"manylinux_2_28_{machine}",
+    ]
+    assert build.layer_dir == host_dir
+    assert build.rebuilt
+    assert not (host_dir / "python" / "babel" / "locale-data" / "fr.dat").exists()
+    assert (layer_dir / "python" / "babel" / "global.dat").is_file()
 
 
 def test_a_failed_build_leaves_no_stamp_so_the_next_run_retries(requirements: Path, layer_dir: Path) -> None:
