@@ -38,7 +38,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/re
 install: $(INSTALLED) ## Create .venv and install every pinned dependency (Python and the CDK CLI)
 
 .PHONY: layer
-layer: $(INSTALLED) ## Build the Lambda dependencies layer (arm64, no Docker); a no-op when up to date
+layer: $(INSTALLED) ## Build the Lambda layers with their bytecode (arm64, no Docker); a no-op when up to date
 	$(PY) scripts/build_layer.py
 
 .PHONY: lint

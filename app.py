@@ -4,7 +4,7 @@
     .venv/bin/python app.py -c stage=local -o cdk.out  # the same, without the CDK CLI
 
 Either way the template lands in ``<outdir>/BookingDurability-<stage>.template.json``. The Lambda
-dependencies layer is built first when its inputs changed (scripts/build_layer.py). Nothing here
+layers are built first when their inputs changed (scripts/build_layer.py). Nothing here
 calls AWS: account and region come from CDK_DEFAULT_* when set, else the stack is env-agnostic.
 
 Context only the deploying team knows: ``-c email_sender=...``, ``-c webhook_url=https://...``
@@ -61,11 +61,12 @@ def build_app(
     return app
 
 
-def ensure_dependencies_layer() -> None:
-    """Build the dependencies layer unless it is up to date (a no-op then)."""
+def ensure_layers() -> None:
+    """Build the dependencies and domain layers unless they are up to date (a no-op then)."""
     from devstack import layer_build
 
     print(layer_build.describe(layer_build.ensure_dependencies_layer()), file=sys.stderr)
+    print(layer_build.describe(layer_build.ensure_domain_layer(), "domain"), file=sys.stderr)
 
 
 def _cdk_json_context() -> dict[str, Any]:
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     context = dict(item.split("=", 1) for item in args.context)
     # Under the CDK CLI the output folder comes from CDK_OUTDIR, which cdk.App reads itself.
     outdir = args.output or (None if "CDK_OUTDIR" in os.environ else "cdk.out")
-    ensure_dependencies_layer()
+    ensure_layers()
     try:
         app = build_app(outdir=outdir, context=context)
     except StageSettingsError as error:

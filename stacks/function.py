@@ -28,7 +28,7 @@ _RETENTION = {
 
 
 def lambda_runtime() -> lambda_.Runtime:
-    """``Runtime.PYTHON_3_14``, named from the version constant the layer build targets too."""
+    """``Runtime.PYTHON_3_13``, named from the version constant the layer build targets too."""
     return getattr(lambda_.Runtime, "PYTHON_" + LAMBDA_PYTHON_VERSION.replace(".", "_"))
 
 
@@ -112,6 +112,17 @@ class ServiceFunction(Construct):
                 "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
                 **environment,
             },
+        )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason=(
+                    f"python{LAMBDA_PYTHON_VERSION} rather than the newest runtime on purpose: the "
+                    "layers ship bytecode compiled by a CPython of the runtime's version, and the "
+                    "build machines have none newer. Without it every cold start compiles the "
+                    "modules it imports (stacks/settings.py, LAMBDA_PYTHON_VERSION)."
+                ),
+            )
         )
         if tracing:
             Validations.of(self.role).acknowledge(

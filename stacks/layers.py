@@ -8,10 +8,12 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Built by scripts/build_layer.py (app.py runs it before synthesizing).
+#: Both built by scripts/build_layer.py (app.py runs it before synthesizing), with bytecode for
+#: the runtime's CPython.
 DEPENDENCIES_LAYER_DIR = REPO_ROOT / ".build" / "layers" / "dependencies"
-#: The domain package: layers/booking_durability/python/booking_durability -> /opt/python.
-DOMAIN_LAYER_DIR = REPO_ROOT / "layers" / "booking_durability"
+#: The domain package: layers/booking_durability/python/booking_durability, staged here with its
+#: bytecode -> /opt/python.
+DOMAIN_LAYER_DIR = REPO_ROOT / ".build" / "layers" / "domain"
 
 
 class SharedLayers(Construct):
@@ -23,10 +25,9 @@ class SharedLayers(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, runtime: lambda_.Runtime) -> None:
         super().__init__(scope, construct_id)
-        if not (DEPENDENCIES_LAYER_DIR / "python").is_dir():
-            raise FileNotFoundError(
-                f"{DEPENDENCIES_LAYER_DIR} is missing: run `.venv/bin/python scripts/build_layer.py`"
-            )
+        for built in (DEPENDENCIES_LAYER_DIR, DOMAIN_LAYER_DIR):
+            if not (built / "python").is_dir():
+                raise FileNotFoundError(f"{built} is missing: run `.venv/bin/python scripts/build_layer.py`")
         self.dependencies = lambda_.LayerVersion(
             self,
             "Dependencies",
@@ -38,11 +39,7 @@ class SharedLayers(Construct):
         self.domain = lambda_.LayerVersion(
             self,
             "Domain",
-            code=lambda_.Code.from_asset(
-                str(DOMAIN_LAYER_DIR),
-                # requirements.txt feeds the dependencies layer; caches are the build machine's.
-                exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"],
-            ),
+            code=lambda_.Code.from_asset(str(DOMAIN_LAYER_DIR)),
             description="booking_durability domain package",
             compatible_runtimes=[runtime],
             compatible_architectures=[lambda_.Architecture.ARM_64],

@@ -20,8 +20,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-#: The functions' runtime (``python3.14`` on arm64). The layer build targets the same version.
-LAMBDA_PYTHON_VERSION = "3.14"
+#: The functions' runtime (``python3.13`` on arm64). The layer build targets the same version and
+#: compiles the layers' bytecode with a CPython of it (pyenv's here): Lambda mounts layers
+#: read-only, so without that bytecode every cold start compiles what it imports. 3.13 rather than
+#: the newer 3.14, for which no interpreter exists on the build machines to compile with.
+LAMBDA_PYTHON_VERSION = "3.13"
 #: Wheel platforms the dependencies layer is built for: Lambda's arm64 Amazon Linux 2023.
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 

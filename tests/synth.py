@@ -21,7 +21,7 @@ def synthesized_app() -> tuple[Any, Path]:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import app as cdk_app
 
-    cdk_app.ensure_dependencies_layer()
+    cdk_app.ensure_layers()
     outdir = Path(tempfile.mkdtemp(prefix="cdk-test-"))
     return cdk_app.build_app(STAGES, outdir=outdir).synth(), outdir
 

@@ -124,7 +124,7 @@ def template(code_dir: Path) -> dict[str, Any]:
                 "Type": "AWS::Lambda::Function",
                 "Properties": {
                     "Handler": "handler.handler",
-                    "Runtime": "python3.14",
+                    "Runtime": "python3.13",
                     "Timeout": FUNCTION_TIMEOUT_SECONDS,
                     "MemorySize": 256,
                     "Environment": {"Variables": {"GREETING": "hola", "WHERE": {"Ref": "AWS::Region"}}},

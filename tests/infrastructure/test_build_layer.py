@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from devstack.layer_build import ensure_dependencies_layer, host_target, stamp_path
+from devstack.layer_build import (
+    BytecodeCompiler,
+    bytecode_compiler,
+    describe,
+    ensure_dependencies_layer,
+    ensure_domain_layer,
+    host_target,
+    stamp_path,
+)
 from stacks.settings import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION
 
 BABEL_LOCALES = ["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419", "fr", "de_CH", "eo"]
@@ -68,7 +77,7 @@ def test_first_build_fetches_arm64_wheels_for_the_functions_python(
     platforms = [args[i + 1] for i, arg in enumerate(args) if arg == "--platform"]
     assert platforms == list(LAMBDA_PLATFORMS) == ["manylinux2014_aarch64", "manylinux_2_28_aarch64"]
     assert args[args.index("--implementation") + 1] == "cp"
-    assert args[args.index("--python-version") + 1] == LAMBDA_PYTHON_VERSION == "3.14"
+    assert args[args.index("--python-version") + 1] == LAMBDA_PYTHON_VERSION == "3.13"
     assert "--only-binary=:all:" in args
     assert args[args.index("--requirement") + 1] == str(requirements)
     # And the packages end up where Lambda looks: /opt/python
@@ -182,3 +191,139 @@ def test_the_stamp_is_kept_outside_the_layer_contents(requirements: Path, layer_
     ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
     assert stamp_path(layer_dir).parent == layer_dir.parent
     assert sorted(path.name for path in layer_dir.iterdir()) == ["python"]
+
+
+class FakeCompiler:
+    """Records the folders it is asked to compile, and what they held then."""
+
+    def __init__(self) -> None:
+        self.folders: list[Path] = []
+        self.seen: list[list[str]] = []
+
+    def __call__(self, folder: Path) -> None:
+        self.folders.append(folder)
+        self.seen.append(sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.dat")))
+
+
+def test_the_layer_is_compiled_for_the_runtime_after_trimming(requirements: Path, layer_dir: Path) -> None:
+    # Given a CPython of the runtime's version on this machine
+    compiler = FakeCompiler()
+    # When the layer is built
+    build = ensure_dependencies_layer(
+        requirements=requirements, layer_dir=layer_dir, installer=FakePip(), compiler=compiler
+    )
+    # Then the trimmed folder (no other locales left to compile) was compiled before it was swapped in
+    [folder] = compiler.folders
+    assert folder.name == "python"
+    assert folder.parent != layer_dir
+    assert "babel/locale-data/fr.dat" not in compiler.seen[0]
+    assert build.bytecode
+    assert f"bytecode for CPython {LAMBDA_PYTHON_VERSION}" in describe(build)
+
+
+def test_without_the_runtimes_cpython_the_layer_says_it_has_no_bytecode_until_one_is_found(
+    requirements: Path, layer_dir: Path
+) -> None:
+    # Given a machine without CPython 3.13
+    first = ensure_dependencies_layer(
+        requirements=requirements, layer_dir=layer_dir, installer=FakePip(), compiler=None
+    )
+    # Then the layer is built without bytecode, and the build says what that costs
+    assert not first.bytecode
+    assert "NO bytecode" in describe(first)
+    assert "every cold start compiles" in describe(first)
+    # When a CPython 3.13 turns up, the layer is built again, compiled
+    compiler = FakeCompiler()
+    second = ensure_dependencies_layer(
+        requirements=requirements, layer_dir=layer_dir, installer=FakePip(), compiler=compiler
+    )
+    assert second.rebuilt
+    assert second.bytecode
+    assert len(compiler.folders) == 1
+
+
+def test_a_real_compile_writes_unchecked_hash_bytecode_for_its_interpreter(tmp_path: Path) -> None:
+    # Given a module in a layer folder
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("ANSWER = 42\n")
+    # When this interpreter compiles the folder
+    BytecodeCompiler(Path(sys.executable))(tmp_path)
+    # Then the bytecode is this CPython's, hash-based and never checked against the source
+    tag = sys.implementation.cache_tag
+    header = (tmp_path / "pkg" / "__pycache__" / f"__init__.{tag}.pyc").read_bytes()[:16]
+    assert struct.unpack("<I", header[4:8])[0] == 0b01
+
+
+def test_a_source_that_does_not_compile_fails_the_build_with_its_name(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def (:\n")
+    with pytest.raises(RuntimeError, match=r"broken\.py"):
+        BytecodeCompiler(Path(sys.executable))(tmp_path)
+
+
+def test_the_compiler_is_this_interpreter_for_its_own_version() -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    found = bytecode_compiler(version)
+    assert found is not None
+    assert found.python == Path(sys.executable)
+
+
+def test_the_compiler_is_the_newest_pyenv_install_that_answers_with_the_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no python3.98 on PATH, and pyenv installs of 3.98.2 and 3.98.10 (a shim-like script
+    # that answers with another version sits in a 3.98.11 folder)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    for patch, answer in (("2", "3.98"), ("10", "3.98"), ("11", "3.97")):
+        python = tmp_path / "pyenv" / "versions" / f"3.98.{patch}" / "bin" / "python3.98"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!/bin/sh\necho {answer}\n")
+        python.chmod(0o755)
+    # When the compiler for 3.98 is looked for
+    found = bytecode_compiler("3.98")
+    # Then it is 3.98.10's: newest by number, not by spelling, and asked rather than trusted
+    assert found is not None
+    assert found.python.parts[-3] == "3.98.10"
+    # And a version nobody here has finds none
+    assert bytecode_compiler("3.96") is None
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    source = tmp_path / "src"
+    (source / "booking_durability" / "__pycache__").mkdir(parents=True)
+    (source / "booking_durability" / "__init__.py").write_text('"""The package."""\n')
+    (source / "booking_durability" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"stale")
+    (source / "booking_durability" / "templates").mkdir()
+    (source / "booking_durability" / "templates" / "subject.txt").write_text("{{ subject }}\n")
+    return source
+
+
+def test_the_domain_layer_is_the_package_without_the_build_machines_caches(
+    package: Path, tmp_path: Path
+) -> None:
+    layer = tmp_path / "domain"
+    compiler = FakeCompiler()
+    build = ensure_domain_layer(source=package, layer_dir=layer, compiler=compiler)
+    files = sorted(path.relative_to(layer).as_posix() for path in layer.rglob("*") if path.is_file())
+    assert files == [
+        "python/booking_durability/__init__.py",
+        "python/booking_durability/templates/subject.txt",
+    ]
+    assert build.bytecode
+    assert len(compiler.folders) == 1
+
+
+def test_the_domain_layer_is_rebuilt_when_a_file_changes_and_only_then(package: Path, tmp_path: Path) -> None:
+    layer = tmp_path / "domain"
+    first = ensure_domain_layer(source=package, layer_dir=layer, compiler=None)
+    # Unchanged: nothing to do (a fresh cache of the developer's interpreter changes nothing)
+    (package / "booking_durability" / "__pycache__" / "other.cpython-311.pyc").write_bytes(b"x")
+    assert not ensure_domain_layer(source=package, layer_dir=layer, compiler=None).rebuilt
+    # A template edited: built again, with the new text
+    (package / "booking_durability" / "templates" / "subject.txt").write_text("{{ title }}\n")
+    second = ensure_domain_layer(source=package, layer_dir=layer, compiler=None)
+    assert second.rebuilt
+    assert second.digest != first.digest
+    staged = layer / "python" / "booking_durability" / "templates" / "subject.txt"
+    assert staged.read_text() == "{{ title }}\n"

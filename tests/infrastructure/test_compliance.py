@@ -83,6 +83,8 @@ API_ACKNOWLEDGEMENTS = {
 
 # The outbox pipe's DLQ is a dead-letter queue that cdk-nag does not recognize as one.
 PIPE_DLQ_ACKNOWLEDGEMENT = "Annotation::AwsSolutions-SQS3"
+# The functions run python3.13, the newest CPython the build machines compile the layers' bytecode with
+RUNTIME_ACKNOWLEDGEMENT = "Annotation::AwsSolutions-L1"
 # The callers' route-group policies name path parameters as '*' in execute-api ARNs, each ARN
 # acknowledged on its own policy (test_caller_policies.py checks them one by one).
 EXECUTE_API_WILDCARD = "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:"
@@ -101,13 +103,14 @@ def _rules_besides_caller_route_wildcards(stage: SynthesizedStage) -> set[str]:
     return rules
 
 
-def test_aws_stages_acknowledge_exactly_the_secret_rotation_xray_wildcard_pipe_dlq_and_iam_only_api(
+def test_aws_stages_acknowledge_exactly_the_secret_rotation_xray_wildcard_pipe_dlq_iam_only_api_and_runtime(
     aws_stage: SynthesizedStage,
 ) -> None:
     assert _rules_besides_caller_route_wildcards(aws_stage) == {
         "Annotation::AwsSolutions-SMG4",
         "Annotation::AwsSolutions-IAM5[Resource::*]",
         PIPE_DLQ_ACKNOWLEDGEMENT,
+        RUNTIME_ACKNOWLEDGEMENT,
     } | (API_ACKNOWLEDGEMENTS)
 
 
@@ -140,10 +143,30 @@ def test_the_xray_wildcard_is_acknowledged_only_on_the_roles_of_traced_functions
     }
 
 
-def test_the_local_stage_acknowledges_only_the_iam_only_api_and_the_pipe_dlq(local: SynthesizedStage) -> None:
-    # No secret (SMTP and the webhook sink on loopback) and no tracing: only the API's design and
-    # the pipe's DLQ are left to justify
-    assert _rules_besides_caller_route_wildcards(local) == API_ACKNOWLEDGEMENTS | {PIPE_DLQ_ACKNOWLEDGEMENT}
+def test_the_local_stage_acknowledges_only_the_iam_only_api_the_pipe_dlq_and_the_runtime(
+    local: SynthesizedStage,
+) -> None:
+    # No secret (SMTP and the webhook sink on loopback) and no tracing: only the API's design, the
+    # pipe's DLQ and the runtime the layers' bytecode is compiled for are left to justify
+    assert _rules_besides_caller_route_wildcards(local) == API_ACKNOWLEDGEMENTS | {
+        PIPE_DLQ_ACKNOWLEDGEMENT,
+        RUNTIME_ACKNOWLEDGEMENT,
+    }
+
+
+def test_the_runtime_is_acknowledged_on_each_function_with_the_reason_it_is_not_the_newest(
+    stage: SynthesizedStage,
+) -> None:
+    paths = {
+        where.split(" ", 1)[0] for where in stage.acknowledgements if where.endswith(RUNTIME_ACKNOWLEDGEMENT)
+    }
+    prefix = f"/{stage.settings.stack_name}"
+    assert paths == {
+        f"{prefix}/EmailPipeline/Consumer/Function",
+        f"{prefix}/Api/EmailApi/Function",
+        f"{prefix}/Api/ReservationsApi/Function",
+        f"{prefix}/Notifications/Notifier/Function",
+    }
 
 
 def test_cdk_nag_fails_the_synth_on_a_non_compliant_resource(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Every function the way the one builder makes it: arm64, Python 3.14, own logs, layers."""
+"""Every function the way the one builder makes it: arm64, Python 3.13, own logs, layers."""
 
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 
+from devstack.layer_build import bytecode_compiler
 from stacks.function import ServiceFunction
 from stacks.settings import LAMBDA_PYTHON_VERSION, stage_settings
 
@@ -21,11 +23,11 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_functions_run_python_3_14_on_arm64(stage: SynthesizedStage) -> None:
+def test_functions_run_python_3_13_on_arm64(stage: SynthesizedStage) -> None:
     functions = stage.of_type("AWS::Lambda::Function")
     assert functions, "the stack defines no function"
     for properties in (function["Properties"] for function in functions.values()):
-        assert properties["Runtime"] == f"python{LAMBDA_PYTHON_VERSION}" == "python3.14"
+        assert properties["Runtime"] == f"python{LAMBDA_PYTHON_VERSION}" == "python3.13"
         assert properties["Architectures"] == ["arm64"]
 
 
@@ -86,12 +88,11 @@ def test_the_consumer_gets_the_dependencies_then_the_domain_layer(stage: Synthes
     assert (domain / "python" / "booking_durability" / "__init__.py").is_file()
     # requirements.txt feeds the dependencies layer; it is not part of the domain layer
     assert not (domain / "requirements.txt").exists()
-    assert not list(domain.rglob("__pycache__"))
     for layer_id in layer_ids:
         stage.template.has_resource_properties(
             "AWS::Lambda::LayerVersion",
             {
-                "CompatibleRuntimes": ["python3.14"],
+                "CompatibleRuntimes": ["python3.13"],
                 "CompatibleArchitectures": ["arm64"],
                 "Content": stage.resources[layer_id]["Properties"]["Content"],
             },
@@ -102,11 +103,42 @@ def test_the_dependencies_layer_holds_arm64_wheels_for_the_runtime(dev: Synthesi
     dependencies_id = dev.consumer_properties["Layers"][0]["Ref"]
     site = dev.staged_asset(dev.resources[dependencies_id]["Properties"]["Content"]) / "python"
     [extension] = (site / "pydantic_core").glob("_pydantic_core.*.so")
-    # A compiled module for CPython 3.14 on aarch64, not for the build machine
-    assert extension.name == "_pydantic_core.cpython-314-aarch64-linux-gnu.so"
+    # A compiled module for CPython 3.13 on aarch64, not for the build machine
+    assert extension.name == "_pydantic_core.cpython-313-aarch64-linux-gnu.so"
     # And babel ships only the locales the product renders
     locales = {path.stem.split("_")[0] for path in (site / "babel" / "locale-data").glob("*.dat")}
     assert locales == {"root", "en", "es"}
+
+
+def test_both_layers_ship_bytecode_the_runtime_loads_without_reading_the_sources(
+    dev: SynthesizedStage,
+) -> None:
+    # Lambda mounts layers read-only: what ships without bytecode is compiled at every cold start
+    tag = f"cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}"
+    compiled_here = bytecode_compiler(LAMBDA_PYTHON_VERSION) is not None
+    dependencies, domain = (
+        dev.staged_asset(dev.resources[layer["Ref"]]["Properties"]["Content"]) / "python"
+        for layer in dev.consumer_properties["Layers"]
+    )
+    for site, module in ((dependencies, "pydantic/main.py"), (domain, "booking_durability/api/resolver.py")):
+        source = site / module
+        cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        stray = [path.name for path in site.rglob("*.pyc") if f".{tag}." not in path.name]
+        # Nothing compiled for another Python (the build machine's caches stay out)
+        assert stray == []
+        if not compiled_here:
+            # A machine without CPython 3.13 builds the layers without bytecode, and says so
+            assert not cached.exists()
+            continue
+        # PEP 552 flags 0b01: hash-based and unchecked, so the zip's reset file times do not void it
+        header = cached.read_bytes()[:16]
+        assert struct.unpack("<I", header[4:8])[0] == 0b01
+        missing = [
+            path.relative_to(site).as_posix()
+            for path in site.rglob("*.py")
+            if not (path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc").exists()
+        ]
+        assert missing == []
 
 
 def test_the_consumer_and_its_layers_fit_lambdas_unzipped_size_limit(dev: SynthesizedStage) -> None:

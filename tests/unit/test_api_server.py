@@ -81,7 +81,7 @@ def function(code_dir: str, variables: dict[str, Any]) -> dict[str, Any]:
         "Type": "AWS::Lambda::Function",
         "Properties": {
             "Handler": "handler.handler",
-            "Runtime": "python3.14",
+            "Runtime": "python3.13",
             "Timeout": 10,
             "MemorySize": 512,
             "Environment": {"Variables": variables},
