@@ -65,8 +65,8 @@ def ensure_layers() -> None:
     """Build the dependencies and domain layers unless they are up to date (a no-op then)."""
     from devstack import layer_build
 
-    print(layer_build.describe(layer_build.ensure_dependencies_layer()), file=sys.stderr)
-    print(layer_build.describe(layer_build.ensure_domain_layer(), "domain"), file=sys.stderr)
+    for line in layer_build.ensure_layers():
+        print(line, file=sys.stderr)
 
 
 def _cdk_json_context() -> dict[str, Any]:

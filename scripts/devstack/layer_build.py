@@ -351,12 +351,21 @@ def describe(build: LayerBuild, name: str = "dependencies") -> str:
     return f"{name} layer built: {where} ({size}; {bytecode}; inputs sha256 {build.digest[:12]})"
 
 
+def ensure_layers(*, force: bool = False) -> list[str]:
+    """Both layers of the functions, the runtime's CPython looked for once; a line for each."""
+    compiler = bytecode_compiler(lambda_target()[0])
+    return [
+        describe(ensure_dependencies_layer(compiler=compiler, force=force)),
+        describe(ensure_domain_layer(compiler=compiler, force=force), "domain"),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamp matches")
     args = parser.parse_args(argv)
-    print(describe(ensure_dependencies_layer(force=args.force)))
-    print(describe(ensure_domain_layer(force=args.force), "domain"))
+    for line in ensure_layers(force=args.force):
+        print(line)
     return 0
 
 
