@@ -3,7 +3,6 @@ nothing behind, and its ports are checked before anything starts."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -21,17 +20,17 @@ pytestmark = pytest.mark.e2e
 
 def test_a_stack_starts_fresh_and_moto_dying_ends_it_with_no_process_left(tmp_path: Path) -> None:
     # Given a stack of its own (the shared one must survive), in a folder a previous run left
-    # webhooks and a stream worker's position in
+    # webhooks and a worker's state in (a file no worker of this run writes)
     (tmp_path / "webhooks.jsonl").write_text('{"body": "a previous run\'s"}\n')
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "notifications_stream.state.json").write_text('{"sequence_numbers": {}}')
+    stale_state = tmp_path / "run" / "retired_stream.state.json"
+    stale_state.write_text('{"stream_arn": "a previous run\'s", "sequence_numbers": {}}')
     stack = start(tmp_path)
     try:
         assert stack.ready.wait(READY_TIMEOUT_SECONDS), stack.tail()
-        # Then it starts with none of that run's webhooks, nor its stream position
+        # Then it starts with none of that run's webhooks, nor its workers' state
         assert stack.webhooks() == []
-        state = json.loads((tmp_path / "run" / "notifications_stream.state.json").read_text())
-        assert state["stream_arn"].startswith("arn:aws:dynamodb:")
+        assert not stale_state.exists()
         pids = stack.stack_json()["processes"]
         # When moto dies, taking every queue, table and message with it
         os.kill(pids["aws"], signal.SIGKILL)
