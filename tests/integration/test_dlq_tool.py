@@ -40,6 +40,8 @@ from tests.integration.conftest import (
 )
 
 EMAIL = {"schema": "booking-email/v1"}
+#: Attribute values a publisher could have set that look like identifiers: a name, a phone number.
+NAME_LIKE, PHONE_LIKE = "AnaPerez", "34600111222"
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,46 @@ def test_inspect_reads_a_notification_type_from_its_body_and_nothing_else(
         ["webhook_rejected", "policy_drift.recovered", "<1h", "2"],
         ["webhook_rejected", "policy_drift.unrecovered", "<1h", "1"],
     ]
+
+
+def test_attribute_values_the_dlq_does_not_know_are_never_printed(
+    dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]]
+) -> None:
+    # Given letters SQS moved itself with what the publisher set: a name or a phone number where a
+    # type, a reason or a count belongs
+    body = json.dumps(job())
+    odd = [
+        queues.plant(queues.email_dlq, body, {**EMAIL, "email_type": NAME_LIKE, "attempts": int(PHONE_LIKE)}),
+        queues.plant(
+            queues.email_dlq, body, {**EMAIL, "failure_reason": PHONE_LIKE, "email_type": "booking_confirmed"}
+        ),
+        queues.plant(
+            queues.email_dlq, body, {**EMAIL, "failure_reason": NAME_LIKE, "email_type": PHONE_LIKE}
+        ),
+    ]
+    runs = [
+        dlq("inspect", "--list"),
+        dlq("redrive", "--dry-run"),
+        dlq("discard", "--all"),
+        dlq("redrive", "--loop"),
+    ]
+    # Then no command prints them, and each says it did not recognize them
+    for ran in runs:
+        assert NAME_LIKE not in ran.out + ran.err
+        assert PHONE_LIKE not in ran.out + ran.err
+        assert "unrecognized" in ran.out
+    inspected = runs[0]
+    assert ["none", "unrecognized", "<1h", "1"] in [line.split()[:4] for line in inspected.lines]
+    # --list: message_id, failure_reason, type, age, attempts
+    listed = {
+        row[0]: row[1:3] + row[4:] for row in map(str.split, inspected.lines) if row[:1] and row[0] in odd
+    }
+    assert listed == {
+        odd[0]: ["none", "unrecognized", "unrecognized"],
+        odd[1]: ["unrecognized", "booking_confirmed", "-"],
+        odd[2]: ["unrecognized", "unrecognized", "-"],
+    }
+    assert len(queues.peek(queues.email)) == 8
 
 
 # -- redrive -------------------------------------------------------------------------------------

@@ -86,15 +86,42 @@ def test_a_notification_letter_is_typed_by_its_body_only_when_the_type_is_known(
     assert message_type_of(QueueKind.NOTIFICATIONS, {}, json.dumps([1, 2])) == UNKNOWN_TYPE
 
 
-def test_an_attribute_that_is_not_a_plain_identifier_is_never_shown() -> None:
-    assert failure_reason_of({"failure_reason": f"550 rejected {GUEST_EMAIL}"}) == UNRECOGNIZED
-    assert message_type_of(QueueKind.EMAIL, {"email_type": GUEST_NAME}, "{}") == UNRECOGNIZED
+#: Values a publisher could have set that look like identifiers: a name and a phone number.
+NAME_LIKE, PHONE_LIKE = "AnaPerez", "34600111222"
+
+
+@pytest.mark.parametrize("kind", list(QueueKind))
+@pytest.mark.parametrize(
+    "value", [f"550 rejected {GUEST_EMAIL}", GUEST_NAME, NAME_LIKE, PHONE_LIKE, "+34600111222", 34600111222]
+)
+def test_an_attribute_value_the_dlq_does_not_know_is_never_shown(kind: QueueKind, value: str | int) -> None:
+    assert failure_reason_of(kind, {"failure_reason": value}) == UNRECOGNIZED
+    assert message_type_of(QueueKind.EMAIL, {"email_type": value}, "{}") == UNRECOGNIZED
+    assert message_type_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"type": value})) == UNKNOWN_TYPE
+    assert letter(attributes={"attempts": value}).attempts == UNRECOGNIZED
+
+
+def test_a_reason_of_the_other_dlq_is_not_shown() -> None:
+    assert failure_reason_of(QueueKind.EMAIL, {"failure_reason": "webhook_rejected"}) == UNRECOGNIZED
+    assert failure_reason_of(QueueKind.NOTIFICATIONS, {"failure_reason": "provider_rejected"}) == UNRECOGNIZED
+
+
+def test_attempts_are_shown_as_a_small_count() -> None:
+    assert letter(attributes={"attempts": 3}).attempts == "3"
+    assert letter(attributes={"attempts": "12"}).attempts == "12"
+    assert letter(attributes={}).attempts == "-"
     assert letter(attributes={"attempts": "3 " + GUEST_NAME}).attempts == UNRECOGNIZED
 
 
 def test_a_letter_sqs_moved_itself_has_reason_none() -> None:
-    assert failure_reason_of({"email_type": "booking_confirmed"}) == NO_REASON
-    assert failure_reason_of({"failure_reason": "transient_exhausted"}) == "transient_exhausted"
+    assert failure_reason_of(QueueKind.EMAIL, {"email_type": "booking_confirmed"}) == NO_REASON
+    assert (
+        failure_reason_of(QueueKind.EMAIL, {"failure_reason": "transient_exhausted"}) == "transient_exhausted"
+    )
+    assert (
+        failure_reason_of(QueueKind.NOTIFICATIONS, {"failure_reason": "webhook_rejected"})
+        == "webhook_rejected"
+    )
 
 
 def test_a_letter_never_shows_its_body_or_handle_in_its_repr() -> None:

@@ -159,7 +159,7 @@ class SqsDeadLetterQueue:
         return DeadLetter(
             message_id=str(message["MessageId"]),
             sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
-            failure_reason=failure_reason_of(attributes),
+            failure_reason=failure_reason_of(self.kind, attributes),
             message_type=message_type_of(self.kind, attributes, body),
             attributes=attributes,
             body=body,

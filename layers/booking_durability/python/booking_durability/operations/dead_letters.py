@@ -2,8 +2,13 @@
 
 An email job's body carries the guest's address and name, so it is never parsed here: its type
 is the ``email_type`` attribute. A drift event's body carries ids and hashes only (CONTRACT §4),
-so its ``type`` is read from the body, and only when it is one of the known types. Every value
-shown passes ``label``, so even an attribute someone set by hand cannot print free text.
+so its ``type`` is read from the body, and only when it is one of the known types.
+
+A ``failure_reason`` or ``email_type`` is shown only when it is one the DLQ knows
+(``QueueKind.reasons`` / ``QueueKind.types``), and ``attempts`` only when it is a small count;
+anything else shows as ``unrecognized``. A plain-looking value is not enough: a letter SQS moved
+itself keeps the publisher's attributes as they were sent, and a value such as a name or a phone
+number would pass any character check.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ NO_REASON = "none"
 #: A letter whose type cannot be told: no ``email_type`` (a body that did not parse), or a
 #: notification body that is not a known drift event.
 UNKNOWN_TYPE = "unknown"
-#: A value that is not a plain identifier: never printed.
+#: What is shown instead of a value the DLQ does not know: the value itself is never printed.
 UNRECOGNIZED = "unrecognized"
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+#: ``attempts`` is shown when it is a count of at most three digits (a phone number is not).
+_ATTEMPTS = re.compile(r"^[0-9]{1,3}$")
 
 NOTIFICATION_TYPES: tuple[str, ...] = tuple(get_args(PolicyDriftData.model_fields["type"].annotation))
 
@@ -72,27 +79,40 @@ class DeadLetter:
     @property
     def attempts(self) -> str:
         value = self.attributes.get("attempts")
-        return label(str(value)) if value is not None else "-"
+        if value is None:
+            return "-"
+        return str(value) if _ATTEMPTS.fullmatch(str(value)) else UNRECOGNIZED
 
 
 def label(value: str | None, missing: str = UNKNOWN_TYPE) -> str:
-    """``value`` when it is a plain identifier, ``missing`` when absent, else ``unrecognized``."""
+    """``value`` when it is a plain identifier, ``missing`` when absent, else ``unrecognized``.
+
+    Only for values that come from the service's own code paths (the local inbox page); a DLQ
+    attribute is shown through ``known`` instead.
+    """
     if value is None or value == "":
         return missing
     return value if _LABEL.fullmatch(value) else UNRECOGNIZED
 
 
-def failure_reason_of(attributes: Mapping[str, str | int]) -> str:
-    value = attributes.get("failure_reason")
-    return label(None if value is None else str(value), missing=NO_REASON)
+def known(value: str | int | None, allowed: tuple[str, ...], missing: str) -> str:
+    """``value`` when it is one of ``allowed``, ``missing`` when absent, else ``unrecognized``."""
+    if value is None or value == "":
+        return missing
+    text = str(value)
+    return text if text in allowed else UNRECOGNIZED
+
+
+def failure_reason_of(kind: QueueKind, attributes: Mapping[str, str | int]) -> str:
+    """The letter's ``failure_reason``: ``none`` when absent (SQS moved it itself)."""
+    return known(attributes.get("failure_reason"), kind.reasons, missing=NO_REASON)
 
 
 def message_type_of(kind: QueueKind, attributes: Mapping[str, str | int], body: str) -> str:
     """The letter's type: the ``email_type`` attribute, or a drift event's ``type`` field."""
     if kind is QueueKind.EMAIL:
         # Never the body: it holds the guest's address and name.
-        value = attributes.get("email_type")
-        return label(None if value is None else str(value))
+        return known(attributes.get("email_type"), kind.types, missing=UNKNOWN_TYPE)
     try:
         event = json.loads(body)
     except ValueError:
