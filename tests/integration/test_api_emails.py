@@ -114,6 +114,14 @@ def test_an_unknown_email_is_404(api: Api) -> None:
             415,
             "UNSUPPORTED_MEDIA_TYPE",
         ),
+        *(
+            (
+                {"raw_body": json.dumps(email_request()), "headers": {"Content-Type": media}},
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+            for media in ("application/vnd.api+json", "Application/JSON")
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_problem_and_never_a_5xx(

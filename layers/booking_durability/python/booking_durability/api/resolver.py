@@ -18,7 +18,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -103,6 +106,13 @@ def build_resolver(routers: Iterable[Router]) -> APIGatewayRestResolver:
             422, "VALIDATION_FAILED", "The request does not match the schema; see errors.", errors=errors
         )
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _not_json(_error: RequestUnsupportedContentType) -> Response[str]:
+        # The resolver reads a body only when its content-type starts "application/json"
+        # letter for letter; a body the check above let through in another letter case
+        # ("Application/JSON") is refused here, with the same answer.
+        return _unsupported_media_type()
+
     @app.exception_handler(InfrastructureError)
     def _unavailable(error: InfrastructureError) -> Response[str]:
         logger.warning("dependency unavailable", extra={"error_code": error.code})
@@ -138,12 +148,16 @@ def _refuse_body(event: dict[str, Any]) -> Response[str] | None:
         return problem(413, "PAYLOAD_TOO_LARGE", f"The body is larger than {limit // 1024} KiB.")
     content_type = _header(event, "content-type")
     if content_type is not None and not _is_json(content_type):
-        return problem(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
+        return _unsupported_media_type()
     try:
         json.loads(body)
     except (ValueError, RecursionError):
         return problem(400, "INVALID_JSON", "The body is not valid JSON.")
     return None
+
+
+def _unsupported_media_type() -> Response[str]:
+    return problem(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
@@ -154,8 +168,9 @@ def _header(event: dict[str, Any], name: str) -> str | None:
 
 
 def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    """Whether the body is sent as ``application/json``, the one media type the resolver
+    reads (it refuses ``application/*+json`` too)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def _proxy(response: Response[str]) -> dict[str, Any]:
