@@ -68,6 +68,7 @@ class Targets:
     """What the fixture made, for the hooks to aim generated requests at."""
 
     venue_id: str = ""
+    venue_version: int = 0  # the version its PUT saved, to read back
     hold_ids: list[str] = field(default_factory=list)  # to read and release
     confirmable_hold_ids: list[str] = field(default_factory=list)
     booking_id: str = ""
@@ -94,8 +95,8 @@ def flatmap_path_parameters(context: schemathesis.HookContext, path_parameters: 
         return _aimed(path_parameters, path_parameters, booking_id=st.just(TARGETS.booking_id))
     if method == "GET" and "venue_id" in path_parameters:
         replacements: dict[str, st.SearchStrategy[Any]] = {"venue_id": st.just(TARGETS.venue_id)}
-        if "version" in path_parameters:
-            replacements["version"] = st.sampled_from([1, path_parameters["version"]])
+        if "n" in path_parameters:  # GET /v1/venues/{venue_id}/versions/{n}
+            replacements["n"] = st.sampled_from([TARGETS.venue_version, path_parameters["n"]])
         return _aimed(path_parameters, path_parameters, **replacements)
     return st.just(path_parameters)
 
@@ -126,6 +127,7 @@ def targets(running_stack: RunningStack) -> Targets:
     venue_id = "fuzz-venue"
     status, _, body = running_stack.api("PUT", f"/v1/venues/{venue_id}", json=VENUE)
     assert status == 200, body
+    venue_version = body["policy_version"]
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     hold_ids = []
     for day in range(5):
@@ -140,6 +142,7 @@ def targets(running_stack: RunningStack) -> Targets:
     )
     assert status == 200, body
     TARGETS.venue_id = venue_id
+    TARGETS.venue_version = venue_version
     TARGETS.hold_ids = hold_ids[1:3]
     TARGETS.confirmable_hold_ids = hold_ids[3:]
     TARGETS.booking_id = booking_id
