@@ -50,7 +50,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from html.parser import HTMLParser
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -63,7 +63,7 @@ from booking_durability.errors import InfrastructureError
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind, label
 from booking_durability.operations.selection import Selection, describe_duration
 from booking_durability.operations.sweep import sweep
-from devstack.serving import configure_logging, serve_until_signalled
+from devstack.serving import ConnectionTrackingServer, configure_logging, serve_until_signalled
 
 logger = logging.getLogger("devstack.inbox")
 
@@ -376,9 +376,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return  # one line per page is noise in `make run`'s log
 
 
-class _InboxServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _InboxServer(ConnectionTrackingServer):
     def __init__(self, address: tuple[str, int], sources: InboxSources) -> None:
         super().__init__(address, _RequestHandler)
         self.sources = sources
@@ -464,7 +462,6 @@ class Inbox:
         self.host = host
         self.port = port
         self._server: _InboxServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -473,20 +470,14 @@ class Inbox:
     def start(self) -> Inbox:
         self._server = _InboxServer((self.host, self.port), self.sources)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="inbox", daemon=True
-        )
-        self._thread.start()
+        self._server.serve_in_background("inbox")
         return self
 
     def stop(self) -> None:
+        """Stop serving; a browser's idle keep-alive connections are dropped too."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> Inbox:
         return self.start()
