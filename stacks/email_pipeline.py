@@ -16,7 +16,7 @@ from constructs import Construct
 
 from stacks.function import ServiceFunction
 from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
-from stacks.queue_with_dlq import QueueWithDlq
+from stacks.queue_with_dlq import queue_with_dlq
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
@@ -45,7 +45,7 @@ class EmailPipeline(Construct):
         deliveries_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.queues = QueueWithDlq(
+        self.queues = queue_with_dlq(
             self,
             "Email",
             settings=settings.email_queue,

@@ -30,7 +30,7 @@ from constructs import Construct
 
 from stacks.function import ServiceFunction
 from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
-from stacks.queue_with_dlq import QueueWithDlq
+from stacks.queue_with_dlq import queue_with_dlq
 from stacks.reservations_table import PARTITION_KEY
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
@@ -80,7 +80,7 @@ class DriftNotifications(Construct):
         email_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.queues = QueueWithDlq(
+        self.queues = queue_with_dlq(
             self,
             "Notifications",
             settings=settings.notifications_queue,

@@ -19,9 +19,20 @@ if TYPE_CHECKING:
 
 CONSUMER_DIR = Path(__file__).resolve().parents[2] / "lambdas" / "email_consumer"
 RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+#: The logical ids the email queue and its DLQ have on every deployed stage. CloudFormation
+#: replaces a resource whose logical id changes, and a replaced queue takes its messages with it
+#: (emails waiting for their deliver_at, unread dead letters).
+DEPLOYED_EMAIL_QUEUE_ID = "EmailPipelineEmailQueue74596A9B"
+DEPLOYED_EMAIL_DLQ_ID = "EmailPipelineEmailDlq8E8EA4A0"
 
 
 # --- queues ---------------------------------------------------------------------------------
+
+
+def test_the_email_queues_keep_their_deployed_logical_ids(stage: SynthesizedStage) -> None:
+    # A refactor that moves the queues in the construct tree must not make a deploy replace them
+    assert stage.email_queue[0] == DEPLOYED_EMAIL_QUEUE_ID
+    assert stage.email_dlq[0] == DEPLOYED_EMAIL_DLQ_ID
 
 
 def test_the_email_queue_is_encrypted_bounded_and_redrives_after_five_receives(
