@@ -18,7 +18,6 @@ _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # Messages pydantic writes that quote or describe the input; replaced by ours.
 _REWORDED = {
     "union_tag_invalid": "email_type is not one of the known email types",
-    "json_invalid": "invalid JSON",
 }
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from booking_durability.errors import DomainError, InfrastructureError
 from booking_durability.observability import logger
-from booking_durability.validation import safe_errors
+from booking_durability.validation import ValidationFailed, safe_errors
 
 PROBLEM = "application/problem+json"
 BODY_LIMIT = 64 * 1024
@@ -99,12 +99,8 @@ def build_resolver(routers: Iterable[Router]) -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
-        errors = safe_errors(error.errors())
-        if any(e["msg"] == "invalid JSON" for e in errors):
-            return problem(400, "INVALID_JSON", "The body is not valid JSON.")
-        return problem(
-            422, "VALIDATION_FAILED", "The request does not match the schema; see errors.", errors=errors
-        )
+        # Never a body that is not JSON: ``answer`` refused those already.
+        return _refused(ValidationFailed(safe_errors(error.errors())))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _not_json(_error: RequestUnsupportedContentType) -> Response[str]:
@@ -140,7 +136,7 @@ def _refuse_body(event: dict[str, Any]) -> Response[str] | None:
     try:
         body = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else str(raw).encode()
     except (binascii.Error, ValueError):
-        return problem(400, "INVALID_JSON", "The body is not valid JSON.")
+        return _invalid_json()
     method = str(event.get("httpMethod", "")).upper()
     resource = str(event.get("resource") or event.get("path") or "")
     limit = VENUE_BODY_LIMIT if method == "PUT" and resource.startswith("/v1/venues/") else BODY_LIMIT
@@ -150,10 +146,16 @@ def _refuse_body(event: dict[str, Any]) -> Response[str] | None:
     if content_type is not None and not _is_json(content_type):
         return _unsupported_media_type()
     try:
-        json.loads(body)
+        # Read as the resolver reads it (UTF-8 text, then ``json.loads``), so a body passed
+        # here always parses there: a byte-order mark or UTF-16 is refused here, as not JSON.
+        json.loads(body.decode("utf-8"))
     except (ValueError, RecursionError):
-        return problem(400, "INVALID_JSON", "The body is not valid JSON.")
+        return _invalid_json()
     return None
+
+
+def _invalid_json() -> Response[str]:
+    return problem(400, "INVALID_JSON", "The body is not valid JSON.")
 
 
 def _unsupported_media_type() -> Response[str]:
