@@ -24,13 +24,11 @@ polls otherwise bury the handlers' lines under).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -42,6 +40,7 @@ from urllib.parse import urlsplit
 from devstack.api_gateway import ApiSpec, api_spec
 from devstack.api_server import DEFAULT_CONCURRENCY
 from devstack.api_server import READY_MARKER as API_READY_MARKER
+from devstack.files import write_json_atomically
 from devstack.local_resources import (
     Names,
     TemplateError,
@@ -285,22 +284,6 @@ def inbox(names: Names, config: LocalConfig, env: Mapping[str, str]) -> Componen
         env=env,
         ready=port_accepts(HOST, config.inbox_port),
     )
-
-
-def write_json_atomically(path: Path, document: Mapping[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(document, file, indent=2, sort_keys=True)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 class LocalStack:

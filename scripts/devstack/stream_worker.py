@@ -30,16 +30,16 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from devstack.files import write_json_atomically
 
 #: Printed (to stderr) once every shard has its starting position and polling starts.
 READY_MARKER = "reading the stream"
@@ -244,15 +244,7 @@ class Checkpoints:
             "sequence_numbers": self.sequence_numbers,
             "finished": sorted(self.finished),
         }
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                json.dump(document, file)
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        write_json_atomically(self.path, document)
         self.resumed = True
 
 
