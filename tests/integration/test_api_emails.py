@@ -143,6 +143,21 @@ def test_bad_input_gets_a_clear_problem_and_never_a_5xx(
     assert resources.drain(resources.queue_url) == []
 
 
+def test_problem_titles_read_the_same_on_every_python(api: Api) -> None:
+    # Python before 3.13 names 413 "Request Entity Too Large"; the answer keeps RFC 9110's name
+    answer = problem(
+        api.call("POST", "/v1/emails", None, raw_body="x" * (64 * 1024 + 1)), 413, "PAYLOAD_TOO_LARGE"
+    )
+    assert answer["title"] == "Content Too Large"
+    document = api.call("GET", "/v1/openapi.json").body
+    described = {
+        status: answer["description"]
+        for operation in document["paths"]["/v1/emails"].values()
+        for status, answer in operation["responses"].items()
+    }
+    assert (described["413"], described["422"]) == ("Content Too Large", "Unprocessable Content")
+
+
 def test_a_body_in_another_encoding_than_utf8_is_not_json(api: Api, resources: Resources) -> None:
     # Given a body API Gateway passes on as base64 (a binary media type), written in UTF-16
     event = api_event(
