@@ -17,14 +17,13 @@ import jinja2
 import pytest
 
 from booking_durability.emails import rendering
-from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, GuestEmailJob
+from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, EmailType, GuestEmailJob
 from booking_durability.emails.rendering import RenderFailed, render_email, resolve_locale
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
-GUEST_TYPES = ("booking_request_received", "booking_confirmed", "booking_updated", "booking_cancelled")
-EMAIL_TYPES = (*GUEST_TYPES, "admin_policy_drift")
+EMAIL_TYPES = tuple(t.value for t in EmailType)  # every type, so a new one needs its golden files
 LOCALES = ("en", "es")
 GOLDEN_PARTS = ("subject.txt", "html", "txt")
 

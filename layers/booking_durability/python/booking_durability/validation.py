@@ -65,14 +65,5 @@ class ValidationFailed(DomainError):
         super().__init__(detail or "The request does not match the schema; see errors.")
         self.errors = errors
 
-    @classmethod
-    def from_pydantic(cls, exc: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> ValidationFailed:
-        return cls([{**e, "loc": [*prefix, *e["loc"]]} for e in safe_errors(exc)])
-
-    @classmethod
-    def at(cls, loc: list[str | int], msg: str) -> ValidationFailed:
-        """One error at ``loc`` with our own message (for rules checked outside a model)."""
-        return cls([{"loc": loc, "msg": msg}])
-
     def problem_fields(self) -> dict[str, Any]:
         return {"errors": self.errors}

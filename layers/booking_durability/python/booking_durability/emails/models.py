@@ -11,7 +11,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import email_validator
 from pydantic import (
@@ -54,7 +54,6 @@ GuestEmailType = Literal[
     EmailType.BOOKING_CANCELLED,
 ]
 AdminEmailType = Literal[EmailType.ADMIN_POLICY_DRIFT]
-GUEST_EMAIL_TYPES: tuple[str, ...] = tuple(t.value for t in get_args(GuestEmailType))
 
 
 class EmailStatus(StrEnum):
