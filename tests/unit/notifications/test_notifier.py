@@ -10,13 +10,12 @@ import pytest
 
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, PolicyDriftData, Recipient
 from booking_durability.notifications import notifier as notifier_module
+from booking_durability.notifications.email_channel import EmailChannel
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
 from booking_durability.notifications.notifier import (
-    EmailChannel,
     IncomingNotification,
     Notifier,
     Outcome,
-    RetryLater,
 )
 from booking_durability.notifications.webhook import (
     WebhookChannel,
@@ -24,6 +23,7 @@ from booking_durability.notifications.webhook import (
     WebhookSigner,
     WebhookUnreachable,
 )
+from booking_durability.retry import RetryLater
 from tests.unit.notifications.builders import (
     ADMIN_EMAIL,
     SECRET,

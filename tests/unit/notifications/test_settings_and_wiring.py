@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from booking_durability import wiring
-from booking_durability.notifications.notifier import EmailChannel
+from booking_durability.notifications.email_channel import EmailChannel
 from booking_durability.notifications.webhook import InvalidWebhookSecret, WebhookChannel
 from booking_durability.settings import NotifierSettings
 from booking_durability.wiring.notifier import build_notifier, notifier
 from tests.unit.notifications.builders import ADMIN_EMAIL, SECRET
 
+ROOT = Path(__file__).resolve().parents[3]
 DLQ = "https://sqs.eu-west-1.amazonaws.com/123456789012/notifications-dlq"
 EMAIL_QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/email"
 NAMES = (
@@ -119,3 +124,25 @@ def test_a_malformed_admin_address_fails_the_cold_start_without_quoting_it(env: 
     with pytest.raises(ValidationError) as raised:
         build_notifier(NotifierSettings())
     assert "ops-admin-at-example" not in str(raised.value)
+
+
+def test_a_notifier_with_a_webhook_never_imports_the_email_models() -> None:
+    # Given a fresh interpreter, as a cold start: the handler imported, its notifier built
+    script = (
+        "import sys; sys.path.insert(0, 'lambdas/notifier'); import handler; "
+        "from booking_durability.wiring.notifier import notifier; notifier(); "
+        "print(sorted(m for m in sys.modules if m == 'email_validator' or m.startswith("
+        "('booking_durability.emails.models', 'booking_durability.emails.producer', "
+        "'booking_durability.emails.dispatch', 'booking_durability.notifications.email_channel'))))"
+    )
+    environment = {
+        **{name: value for name, value in os.environ.items() if name not in NAMES},
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "NOTIFICATIONS_DLQ_URL": DLQ,
+        "WEBHOOK_URL": "http://127.0.0.1:8025/hooks",
+        "WEBHOOK_SECRET": SECRET,
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    assert ran.stdout.strip() == "[]"

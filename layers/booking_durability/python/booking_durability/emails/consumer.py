@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.delivery import IncomingMessage, Outcome
 from booking_durability.observability import logger
+from booking_durability.retry import RetryLater
 from booking_durability.wiring.email_consumer import Consumer, consumer
 
 

@@ -12,10 +12,9 @@ from booking_durability.emails.models import SCHEMA_ID, FailureReason
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import QueueSendFailed
 from booking_durability.observability import count_with_dimension, logger
+from booking_durability.retry import RetryLater
 
-
-class RetryLater(Exception):
-    """SQS should deliver this message again (the batch's partial response). Consumer-only."""
+__all__ = ["Dispatch", "IncomingMessage", "RetryLater"]
 
 
 @dataclass(frozen=True)

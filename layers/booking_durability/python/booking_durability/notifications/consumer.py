@@ -11,8 +11,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.notifications.notifier import IncomingNotification, Notifier, RetryLater
+from booking_durability.notifications.notifier import IncomingNotification, Notifier
 from booking_durability.observability import logger
+from booking_durability.retry import RetryLater
 from booking_durability.wiring.notifier import notifier as wired_notifier
 
 

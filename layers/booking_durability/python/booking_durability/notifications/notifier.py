@@ -13,19 +13,16 @@ A message that cannot be notified goes to the notifications DLQ, unchanged, with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from booking_durability.emails.dispatch import RetryLater
-from booking_durability.emails.models import AdminDriftEmailRequest, PolicyDriftData, Recipient
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
-from booking_durability.emails.producer import publish_email
 from booking_durability.errors import InfrastructureError
 from booking_durability.notifications.failure_policy import (
     DeadLetter,
@@ -34,11 +31,20 @@ from booking_durability.notifications.failure_policy import (
 )
 from booking_durability.notifications.webhook import WebhookFailure
 from booking_durability.observability import count_with_dimension, logger
+from booking_durability.retry import RetryLater
 from booking_durability.validation import error_locations
 
-__all__ = ["EmailChannel", "IncomingNotification", "Notifier", "Outcome", "RetryLater"]
+__all__ = ["IncomingNotification", "Notifier", "Outcome"]
 
-ADMIN_LOCALE = "en"
+
+def __getattr__(name: str) -> Any:
+    """``EmailChannel``, for code that still imports it from here: it lives in ``email_channel``,
+    loaded only when asked for, so that a notifier with a webhook never imports the email models."""
+    if name == "EmailChannel":
+        from booking_durability.notifications.email_channel import EmailChannel
+
+        return EmailChannel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ class Outcome(StrEnum):
 
 
 class AdminChannel(Protocol):
-    """Where drift events go: the webhook (``webhook.WebhookChannel``) or the admin's email."""
+    """Where drift events go: the webhook (``webhook.WebhookChannel``) or the admin's email
+    (``email_channel.EmailChannel``)."""
 
     @property
     def name(self) -> Literal["webhook", "email"]: ...
@@ -65,35 +72,6 @@ class AdminChannel(Protocol):
         """Deliver ``event`` (``body`` is its text as received). Raises ``WebhookFailure`` or
         ``InfrastructureError``."""
         ...
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class EmailChannel:
-    """With no webhook configured: an ``admin_policy_drift`` job on the email queue."""
-
-    admin: Recipient
-    queue: MessageQueue
-    max_hop_seconds: int
-    clock: Callable[[], datetime] = _utc_now
-    name: ClassVar[Literal["email"]] = "email"
-
-    def deliver(self, event: PolicyDriftData, body: str) -> None:
-        """Publish the event's email job (due now). Raises ``QueueSendFailed``."""
-        request = AdminDriftEmailRequest.model_validate(
-            {
-                # A UUID's canonical text matches the booking id pattern; one event, one dedupe key.
-                "booking_id": str(event.event_id),
-                "email_type": "admin_policy_drift",
-                "recipient": self.admin,
-                "locale": ADMIN_LOCALE,
-                "data": event,
-            }
-        )
-        publish_email(request, queue=self.queue, max_hop_seconds=self.max_hop_seconds, now=self.clock())
 
 
 @dataclass

@@ -16,9 +16,8 @@ import httpx
 from booking_durability.adapters import aws
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.adapters.secrets import Rotating, secret_json
-from booking_durability.emails.models import Recipient
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import AdminChannel, EmailChannel, Notifier
+from booking_durability.notifications.notifier import AdminChannel, Notifier
 from booking_durability.notifications.webhook import (
     SECRET_KEY,
     HttpxTransport,
@@ -50,6 +49,10 @@ def webhook_secret(settings: NotifierSettings) -> Callable[[], Mapping[str, str]
 def build_channel(settings: NotifierSettings, sqs: Any) -> AdminChannel:
     """The webhook when one is configured, else the admin's email (CONTRACT §4)."""
     if settings.webhook_url is None:
+        # Only this stage loads the email models (address validation): a webhook stage never does.
+        from booking_durability.emails.models import Recipient
+        from booking_durability.notifications.email_channel import EmailChannel
+
         assert settings.admin_email is not None  # checked by the settings
         assert settings.email_queue_url is not None
         return EmailChannel(
