@@ -1,4 +1,4 @@
-"""Small builders for the tests: email requests, queue jobs and SQS events."""
+"""Small builders for the tests: email requests, queue jobs, SQS events and the contract's venue."""
 
 from __future__ import annotations
 
@@ -143,25 +143,55 @@ def api_event(
     }
 
 
-def venue_config(**policy: Any) -> dict[str, Any]:
-    """The contract's test-vector venue: T1 (2, main), T2 (4, main), T3 (6, min 3, terraza)."""
-    return {
-        "tables": [
-            {"id": "T1", "capacity": 2, "min_party": 1, "zone": "main", "combinable_with": ["T2"]},
-            {"id": "T2", "capacity": 4, "min_party": 1, "zone": "main", "combinable_with": ["T1"]},
-            {"id": "T3", "capacity": 6, "min_party": 3, "zone": "terraza", "combinable_with": []},
-        ],
-        "policy": {
-            "slot_minutes": 15,
-            "default_duration_minutes": 90,
-            "buffer_minutes": 10,
-            "max_party_size": 10,
-            "hold_ttl_seconds": 600,
-            "allow_combinations": True,
-            "bookable_zones": ["main", "terraza"],
-            **policy,
-        },
+CONTRACT_POLICY_HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"  # CONTRACT §1
+
+
+def table(
+    table_id: str,
+    capacity: int = 2,
+    *,
+    min_party: int | None = None,
+    zone: str = "main",
+    combinable_with: list[str] | None = None,
+) -> dict[str, Any]:
+    """A table as ``PUT /v1/venues`` takes it; ``min_party`` and ``combinable_with`` left to defaults
+    unless given."""
+    body: dict[str, Any] = {"id": table_id, "capacity": capacity, "zone": zone}
+    if min_party is not None:
+        body["min_party"] = min_party
+    if combinable_with is not None:
+        body["combinable_with"] = combinable_with
+    return body
+
+
+def policy(**overrides: Any) -> dict[str, Any]:
+    """The contract test vector's policy; keyword arguments replace fields."""
+    body: dict[str, Any] = {
+        "slot_minutes": 15,
+        "default_duration_minutes": 90,
+        "buffer_minutes": 10,
+        "max_party_size": 10,
+        "hold_ttl_seconds": 600,
+        "allow_combinations": True,
+        "bookable_zones": ["main", "terraza"],
     }
+    body.update(overrides)
+    return body
 
 
-CONTRACT_POLICY_HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"
+def vector_tables() -> list[dict[str, Any]]:
+    """The contract test vector's tables: T1 (2, main), T2 (4, main), T3 (6, min 3, terraza)."""
+    return [
+        table("T1", 2, min_party=1, zone="main", combinable_with=["T2"]),
+        table("T2", 4, min_party=1, zone="main", combinable_with=["T1"]),
+        table("T3", 6, min_party=3, zone="terraza", combinable_with=[]),
+    ]
+
+
+def venue(tables: list[dict[str, Any]] | None = None, **policy_overrides: Any) -> dict[str, Any]:
+    """A ``PUT /v1/venues/{venue_id}`` body: the vector's tables unless given, its policy overridden.
+    Its policy hash, unchanged, is ``CONTRACT_POLICY_HASH``."""
+    return {"tables": vector_tables() if tables is None else tables, "policy": policy(**policy_overrides)}
+
+
+venue_config = venue  # the contract's test-vector venue, as the API tests call it

@@ -30,6 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.builders import venue_config
+
 from .harness import API_TIMEOUT_SECONDS, REPO_ROOT, RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -45,22 +47,7 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-VENUE = {
-    "tables": [
-        {"id": "T1", "capacity": 2, "zone": "main", "combinable_with": ["T2"]},
-        {"id": "T2", "capacity": 4, "zone": "main", "combinable_with": ["T1"]},
-        {"id": "T3", "capacity": 6, "min_party": 3, "zone": "terraza"},
-    ],
-    "policy": {
-        "slot_minutes": 15,
-        "default_duration_minutes": 90,
-        "buffer_minutes": 10,
-        "max_party_size": 10,
-        "hold_ttl_seconds": 86400,  # nothing expires during the run
-        "allow_combinations": True,
-        "bookable_zones": ["main", "terraza"],
-    },
-}
+VENUE = venue_config(hold_ttl_seconds=86400)  # nothing expires during the run
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Small builders for the reservation tests: tables, policies, venues, hold requests and holds."""
+"""Small builders for the reservation tests: venue configs, hold requests and holds. The tables,
+policies and venues come from ``tests.builders`` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,60 +7,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from booking_durability.reservations.venues import VenueConfig
+from tests.builders import CONTRACT_POLICY_HASH as HASH  # CONTRACT §1 test vector
+from tests.builders import policy as policy
+from tests.builders import table as table
+from tests.builders import vector_tables as vector_tables
+from tests.builders import venue as venue
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 STARTS_AT = datetime(2026, 12, 24, 20, 30, tzinfo=UTC)
-HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"  # CONTRACT §1 test vector
 
 # A value a client might send that must never come back in an error (it could be a name).
 PLANTED = "Ana_Garcia_Secretname"
-
-
-def table(
-    table_id: str,
-    capacity: int = 2,
-    *,
-    min_party: int | None = None,
-    zone: str = "main",
-    combinable_with: list[str] | None = None,
-) -> dict[str, Any]:
-    """A table as ``PUT /v1/venues`` takes it; ``min_party`` and ``combinable_with`` left to defaults
-    unless given."""
-    body: dict[str, Any] = {"id": table_id, "capacity": capacity, "zone": zone}
-    if min_party is not None:
-        body["min_party"] = min_party
-    if combinable_with is not None:
-        body["combinable_with"] = combinable_with
-    return body
-
-
-def policy(**overrides: Any) -> dict[str, Any]:
-    """The contract test vector's policy; keyword arguments replace fields."""
-    body: dict[str, Any] = {
-        "slot_minutes": 15,
-        "default_duration_minutes": 90,
-        "buffer_minutes": 10,
-        "max_party_size": 10,
-        "hold_ttl_seconds": 600,
-        "allow_combinations": True,
-        "bookable_zones": ["main", "terraza"],
-    }
-    body.update(overrides)
-    return body
-
-
-def vector_tables() -> list[dict[str, Any]]:
-    """The contract test vector's tables."""
-    return [
-        table("T1", 2, min_party=1, zone="main", combinable_with=["T2"]),
-        table("T2", 4, min_party=1, zone="main", combinable_with=["T1"]),
-        table("T3", 6, min_party=3, zone="terraza", combinable_with=[]),
-    ]
-
-
-def venue(tables: list[dict[str, Any]] | None = None, **policy_overrides: Any) -> dict[str, Any]:
-    """A ``PUT /v1/venues/{venue_id}`` body: the vector's tables unless given, its policy overridden."""
-    return {"tables": vector_tables() if tables is None else tables, "policy": policy(**policy_overrides)}
 
 
 def config(tables: list[dict[str, Any]] | None = None, **policy_overrides: Any) -> VenueConfig:
