@@ -117,8 +117,10 @@ class DriftNotifications(Construct):
         )
         self.queue.grant_consume_messages(notifier)
         self.dlq.grant_send_messages(notifier)
-        # The fallback channel: an admin_policy_drift email job when no webhook is configured.
-        email_queue.grant_send_messages(notifier)
+        if settings.notifications.webhook_url is None:
+            # The email channel: an admin_policy_drift email job, the notifier's only channel when
+            # no webhook is configured. With a webhook it never publishes there.
+            email_queue.grant_send_messages(notifier)
         if self.webhook_secret is not None:
             self.webhook_secret.grant_read(notifier)
 
@@ -291,11 +293,14 @@ class DriftNotifications(Construct):
             # The notifier dead-letters at the same receive count as SQS's redrive.
             "MAX_RECEIVES": str(settings.notifications_queue.max_receive_count),
             "WEBHOOK_TIMEOUT_SECONDS": str(notifications.webhook_timeout_seconds),
-            "ADMIN_EMAIL": notifications.admin_email,
-            "EMAIL_QUEUE_URL": email_queue.queue_url,
-            "MAX_DELAY_HOP_SECONDS": str(settings.delivery.max_delay_hop_seconds),
         }
-        if notifications.webhook_url is not None:
+        if notifications.webhook_url is None:
+            # The email channel's settings. A webhook stage never builds that channel, so its
+            # notifier carries no admin address (personal data) and no email queue.
+            environment["ADMIN_EMAIL"] = notifications.admin_email
+            environment["EMAIL_QUEUE_URL"] = email_queue.queue_url
+            environment["MAX_DELAY_HOP_SECONDS"] = str(settings.delivery.max_delay_hop_seconds)
+        else:
             environment["WEBHOOK_URL"] = notifications.webhook_url
             if self.webhook_secret is not None:
                 # The ARN only: the notifier reads the value when it first signs, and caches it.

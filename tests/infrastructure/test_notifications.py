@@ -285,10 +285,14 @@ def test_the_notifier_environment_carries_every_runtime_setting(stage: Synthesiz
         "NOTIFICATIONS_DLQ_URL": {"Ref": stage.notifications_dlq[0]},
         "MAX_RECEIVES": str(settings.notifications_queue.max_receive_count),
         "WEBHOOK_TIMEOUT_SECONDS": str(settings.notifications.webhook_timeout_seconds),
-        "ADMIN_EMAIL": settings.notifications.admin_email,
-        "EMAIL_QUEUE_URL": {"Ref": stage.email_queue[0]},
-        "MAX_DELAY_HOP_SECONDS": str(settings.delivery.max_delay_hop_seconds),
     }
+    if settings.notifications.webhook_url is None:
+        # The email channel's settings, only where it is the channel (local has a webhook)
+        expected |= {
+            "ADMIN_EMAIL": settings.notifications.admin_email,
+            "EMAIL_QUEUE_URL": {"Ref": stage.email_queue[0]},
+            "MAX_DELAY_HOP_SECONDS": str(settings.delivery.max_delay_hop_seconds),
+        }
     assert {name: environment.get(name) for name in expected} == expected
     assert environment["MAX_RECEIVES"] == "5"
 
@@ -305,8 +309,9 @@ def test_the_notifier_environment_is_what_the_runtime_settings_model_accepts(
     assert settings.max_receives == stage.settings.notifications_queue.max_receive_count
     assert settings.webhook_timeout_seconds == stage.settings.notifications.webhook_timeout_seconds
     assert settings.notifications_dlq_url == "resolved-notifications_dlq_url"
-    assert settings.email_queue_url == "resolved-email_queue_url"
     assert settings.webhook_url == stage.settings.notifications.webhook_url
+    if settings.webhook_url is None:
+        assert settings.email_queue_url == "resolved-email_queue_url"
 
 
 def test_aws_stages_without_a_webhook_email_the_admins(aws_stage: SynthesizedStage) -> None:
@@ -344,17 +349,18 @@ def test_no_aws_stage_ever_carries_a_webhook_secret_in_plain_text(aws_stage: Syn
 
 
 def test_the_notifier_may_consume_its_queue_send_to_its_dlq_and_queue_emails_and_nothing_else(
-    stage: SynthesizedStage,
+    aws_stage: SynthesizedStage,
 ) -> None:
-    function_id, _ = stage.notifier
-    touched = stage.touched(function_id)
-    queue = stage.arn_key(stage.notifications_queue[0])
-    dlq = stage.arn_key(stage.notifications_dlq[0])
-    email_queue = stage.arn_key(stage.email_queue[0])
-    assert set(touched) - {"*"} == {queue, dlq, email_queue, stage.own_log_group_key(function_id)}
+    # Given dev and prod as shipped: no webhook, so drift goes out by email
+    function_id, _ = aws_stage.notifier
+    touched = aws_stage.touched(function_id)
+    queue = aws_stage.arn_key(aws_stage.notifications_queue[0])
+    dlq = aws_stage.arn_key(aws_stage.notifications_dlq[0])
+    email_queue = aws_stage.arn_key(aws_stage.email_queue[0])
+    assert set(touched) - {"*"} == {queue, dlq, email_queue, aws_stage.own_log_group_key(function_id)}
     assert touched[queue] >= RECEIVE
     # It never re-queues to its own trigger, only dead-letters; it publishes admin_policy_drift
-    # emails (the no-webhook fallback) and never reads the email queue
+    # emails and never reads the email queue
     assert "sqs:SendMessage" not in touched[queue]
     assert touched[dlq] == SEND
     assert touched[email_queue] == SEND
@@ -442,3 +448,25 @@ def test_no_secret_value_reaches_any_environment_with_a_webhook(
         assert "whsec_" not in json.dumps(
             {rid: res for rid, res in stage.resources.items() if res["Type"] != "AWS::SecretsManager::Secret"}
         )
+
+
+def test_a_webhook_stage_gives_the_notifier_no_email_channel(
+    with_webhook: dict[str, SynthesizedStage], local: SynthesizedStage
+) -> None:
+    # Given every stage whose drift goes to a webhook: dev and prod with one, and local's sink
+    for stage in (*with_webhook.values(), local):
+        function_id, _ = stage.notifier
+        environment = stage.notifier_environment
+        assert "WEBHOOK_URL" in environment
+        # Then the notifier carries neither the admin's address nor the email queue
+        assert not {"ADMIN_EMAIL", "EMAIL_QUEUE_URL", "MAX_DELAY_HOP_SECONDS"} & set(environment)
+        assert stage.settings.notifications.admin_email not in json.dumps(stage.template_json)
+        # And may not send there: besides its own queues and log group it reads only its secret
+        touched = stage.touched(function_id)
+        queue = stage.arn_key(stage.notifications_queue[0])
+        dlq = stage.arn_key(stage.notifications_dlq[0])
+        assert stage.arn_key(stage.email_queue[0]) not in touched
+        others = set(touched) - {"*", queue, dlq, stage.own_log_group_key(function_id)}
+        secrets = {json.dumps({"Ref": rid}) for rid in stage.of_type("AWS::SecretsManager::Secret")}
+        assert others <= secrets
+        assert touched[dlq] == SEND
