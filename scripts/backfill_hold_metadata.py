@@ -28,19 +28,19 @@ with ``--aws``, credentials and region come from the usual AWS environment (``AW
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from booking_durability.adapters.hold_migration import HoldMigrationTable, TableNotFound, locate
+from booking_durability.adapters.hold_migration import HoldMigrationTable, locate
+from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
+from booking_durability.operations.console import add_target_arguments, local_stack_file
 from booking_durability.reservations.migration import BackfillAction, StepResult, carry_out, plan_backfill
 from booking_durability.times import utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STACK = "BookingDurability-dev"
 EXIT_OK, EXIT_UNREACHABLE = 0, 3
 
 
@@ -86,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         help="leave holds that cannot be completed (default: release)",
     )
     parser.add_argument("--page-size", type=int, default=100, help="items a scan request examines")
-    parser.add_argument(
-        "--aws", action="store_true", help="the deployed stack's table (default: local stack)"
-    )
-    parser.add_argument("--table", help="the reservations table's name (default: found from the stack)")
-    parser.add_argument(
-        "--stack", default=DEFAULT_STACK, help=f"with --aws: the stack (default {DEFAULT_STACK})"
-    )
+    add_target_arguments(parser, "table", table=True)
     args = parser.parse_args(argv)
     if args.page_size < 1:
         parser.error("--page-size must be at least 1")
@@ -100,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(sys.stderr)
     try:
         return _run(args, progress)
-    except (TableNotFound, InfrastructureError) as exc:
+    except (StackNotFound, InfrastructureError) as exc:
         progress.clear()
         print(f"stopped: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -150,8 +144,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def table_of(args: argparse.Namespace) -> HoldMigrationTable:
-    stack_file = ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json"  # an absolute LOCAL_DIR stays
-    return locate(in_aws=args.aws, table=args.table, stack_name=args.stack, stack_file=stack_file)
+    return locate(in_aws=args.aws, table=args.table, stack_name=args.stack, stack_file=local_stack_file(ROOT))
 
 
 if __name__ == "__main__":

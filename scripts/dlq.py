@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -65,12 +64,13 @@ from typing import TextIO
 
 from booking_durability.adapters.dead_letters import (
     QueueCounts,
-    QueuesNotFound,
     SqsDeadLetterQueue,
     locate_in_aws,
     locate_local,
 )
+from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
+from booking_durability.operations.console import add_target_arguments, local_stack_file
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind
 from booking_durability.operations.redrive import (
     Discard,
@@ -92,7 +92,6 @@ from booking_durability.operations.sweep import INTERRUPTED, Action, Pass, sweep
 from booking_durability.times import iso, utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STACK = "BookingDurability-dev"
 DEFAULT_RATE = 10.0
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -109,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--queue-url and --dlq-url go together, with --aws")
     try:
         dlq = locate(args, kind)
-    except QueuesNotFound as exc:
+    except StackNotFound as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
     tool = Tool(dlq, selection, args, now=utc_now())
@@ -128,10 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue", choices=[kind.value for kind in QueueKind], default=QueueKind.EMAIL.value,
         help="the DLQ: email (default) or notifications",
     )  # fmt: skip
-    where.add_argument("--aws", action="store_true", help="the deployed stack (default: the local stack)")
-    where.add_argument(
-        "--stack", default=DEFAULT_STACK, help=f"with --aws: the stack (default {DEFAULT_STACK})"
-    )
+    add_target_arguments(where, "queues")
     where.add_argument("--queue-url", help="with --aws and --dlq-url: the source queue's URL")
     where.add_argument("--dlq-url", help="with --aws and --queue-url: the DLQ's URL")
     where.add_argument(
@@ -189,8 +185,7 @@ def locate(args: argparse.Namespace, kind: QueueKind) -> SqsDeadLetterQueue:
             dlq_url=args.dlq_url,
             wait_seconds=args.wait_seconds,
         )
-    stack_file = ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json"  # an absolute LOCAL_DIR stays
-    return locate_local(stack_file, kind, wait_seconds=args.wait_seconds)
+    return locate_local(local_stack_file(ROOT), kind, wait_seconds=args.wait_seconds)
 
 
 class Tool:

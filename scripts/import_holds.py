@@ -25,18 +25,18 @@ with ``--aws``, credentials and region come from the usual AWS environment (``AW
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
-from booking_durability.adapters.hold_migration import HoldMigrationTable, TableNotFound, locate
+from booking_durability.adapters.hold_migration import HoldMigrationTable, locate
+from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
+from booking_durability.operations.console import add_target_arguments, local_stack_file
 from booking_durability.reservations.migration import LineOutcome, LineResult, import_lines
 from booking_durability.times import utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_STACK = "BookingDurability-dev"
 
 EXIT_OK, EXIT_REFUSED, EXIT_UNREADABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -46,13 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("file", type=Path, help="the exported holds, one JSON object a line (UTF-8)")
-    parser.add_argument(
-        "--aws", action="store_true", help="the deployed stack's table (default: local stack)"
-    )
-    parser.add_argument("--table", help="the reservations table's name (default: found from the stack)")
-    parser.add_argument(
-        "--stack", default=DEFAULT_STACK, help=f"with --aws: the stack (default {DEFAULT_STACK})"
-    )
+    add_target_arguments(parser, "table", table=True)
     args = parser.parse_args(argv)
 
     try:
@@ -69,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             counts[result.outcome] += 1
             if result.outcome is LineOutcome.REFUSED:
                 print(describe_refusal(result))
-    except (TableNotFound, InfrastructureError) as exc:
+    except (StackNotFound, InfrastructureError) as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         _print_summary(counts)
         return EXIT_UNREACHABLE
@@ -78,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table_of(args: argparse.Namespace) -> HoldMigrationTable:
-    stack_file = ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json"  # an absolute LOCAL_DIR stays
-    return locate(in_aws=args.aws, table=args.table, stack_name=args.stack, stack_file=stack_file)
+    return locate(in_aws=args.aws, table=args.table, stack_name=args.stack, stack_file=local_stack_file(ROOT))
 
 
 def describe_refusal(result: LineResult) -> str:

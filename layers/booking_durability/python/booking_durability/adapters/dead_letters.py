@@ -6,27 +6,26 @@ them visible again, deletes them, reads the queues' counts and runs SQS's server
 body unread: ``operations.dead_letters`` decides what of it may be looked at. SQS failures
 become ``QueueUnavailable`` (the error code, never the message).
 
-``locate`` finds a DLQ and its source queue: the local stack's ``stack.json`` (``queues``:
-``email``/``email_dlq``, ``notifications``/``notifications_dlq``), or in AWS the given URLs or
-the stack's outputs (``EmailQueueUrl``/``EmailDlqUrl``, ``NotificationsQueueUrl``/
-``NotificationsDlqUrl``, read with CloudFormation ``DescribeStacks``).
+``locate_local`` / ``locate_in_aws`` find a DLQ and its source queue: the local stack's
+``stack.json`` (``queues``: ``email``/``email_dlq``, ``notifications``/``notifications_dlq``), or
+in AWS the given URLs or the stack's outputs (``EmailQueueUrl``/``EmailDlqUrl``,
+``NotificationsQueueUrl``/``NotificationsDlqUrl``), through ``stack_lookup``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from booking_durability.adapters import aws
 from booking_durability.adapters.aws import error_code
 from booking_durability.adapters.email_queue import ALLOWED_ATTRIBUTES, EmailQueue
+from booking_durability.adapters.stack_lookup import local_stack, stack_outputs
 from booking_durability.errors import InfrastructureError
 from booking_durability.operations.dead_letters import (
     DeadLetter,
@@ -38,8 +37,6 @@ from booking_durability.operations.redrive import MoveState, MoveStatus, MoveTas
 
 RECEIVE_BATCH = 10  # SQS's most per receive and per batch request
 MAX_MOVE_RATE = 500  # StartMessageMoveTask's MaxNumberOfMessagesPerSecond bound
-# moto takes any credentials; explicit dummies keep real ones out of a local run.
-_MOTO_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 _OUTPUTS = {
     QueueKind.EMAIL: ("EmailQueueUrl", "EmailDlqUrl"),
     QueueKind.NOTIFICATIONS: ("NotificationsQueueUrl", "NotificationsDlqUrl"),
@@ -186,20 +183,12 @@ def contract_attributes(raw: Mapping[str, Any]) -> dict[str, str | int]:
 # -- where the queues are -----------------------------------------------------------------------
 
 
-class QueuesNotFound(Exception):
-    """The queues could not be located; the message says where they were looked for."""
-
-
 def locate_local(stack_file: Path, kind: QueueKind, *, wait_seconds: int = 1) -> SqsDeadLetterQueue:
-    """The ``kind`` DLQ of the local stack ``stack_file`` describes (``make run``), on moto."""
-    try:
-        stack = json.loads(stack_file.read_text(encoding="utf-8"))
-        endpoint, region = stack["aws_endpoint_url"], stack["region"]
-        source_url, dlq_url = stack["queues"][kind.value], stack["queues"][f"{kind.value}_dlq"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise QueuesNotFound(f"no local stack at {stack_file}: start it with `make run`") from None
-    session = boto3.session.Session(**_MOTO_CREDENTIALS, region_name=region)
-    client = session.client("sqs", endpoint_url=endpoint)
+    """The ``kind`` DLQ of the local stack ``stack_file`` describes (``make run``), on moto.
+    Raises ``StackNotFound``."""
+    (source_url, dlq_url), client = local_stack(
+        stack_file, "sqs", lambda stack: (stack["queues"][kind.value], stack["queues"][f"{kind.value}_dlq"])
+    )
     return SqsDeadLetterQueue(kind, dlq_url, source_url, client, wait_seconds=wait_seconds)
 
 
@@ -211,16 +200,8 @@ def locate_in_aws(
     dlq_url: str | None = None,
     wait_seconds: int = 1,
 ) -> SqsDeadLetterQueue:
-    """The given URLs (both), else the stack's outputs, in the AWS environment's account."""
+    """The given URLs (both), else the stack's outputs, in the AWS environment's account.
+    Raises ``StackNotFound``."""
     if queue_url is None or dlq_url is None:
-        source_output, dlq_output = _OUTPUTS[kind]
-        try:
-            stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise QueuesNotFound(f"stack {stack_name} could not be read ({error_code(exc)})") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", [])}
-        missing = [name for name in (source_output, dlq_output) if name not in outputs]
-        if missing:
-            raise QueuesNotFound(f"stack {stack_name} has no {' or '.join(missing)} output")
-        queue_url, dlq_url = outputs[source_output], outputs[dlq_output]
+        queue_url, dlq_url = stack_outputs(stack_name, *_OUTPUTS[kind])
     return SqsDeadLetterQueue(kind, dlq_url, queue_url, aws.client("sqs"), wait_seconds=wait_seconds)

@@ -5,19 +5,17 @@ writes) with what only the scripts need: every version of a venue, an imported h
 its ownership, a paginated scan of active holds, and fills and releases conditioned on the hold's
 document being exactly what was read. ``locate_local`` / ``locate_in_aws`` find the table: the
 local stack's ``stack.json``, or in AWS a named table or the stack's ``ReservationsTableName``
-output (CloudFormation ``DescribeStacks``).
+output (``stack_lookup``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from booking_durability.adapters import aws
@@ -37,6 +35,7 @@ from booking_durability.adapters.reservations_table import (
     stored_hold,
     venue_key,
 )
+from booking_durability.adapters.stack_lookup import local_stack, stack_outputs
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.migration import ActivePage, ScannedHold
@@ -46,8 +45,6 @@ from booking_durability.times import iso
 
 LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the functions' RESERVATIONS_TABLE)
 TABLE_OUTPUT = "ReservationsTableName"
-# moto takes any credentials; explicit dummies keep real ones out of a local run.
-_MOTO_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 class HoldMigrationTable(ReservationsTable):
@@ -140,33 +137,20 @@ def scan_pages(table: DynamoTable, filter: Expression, page_size: int) -> Iterat
 # -- where the table is -------------------------------------------------------------------------
 
 
-class TableNotFound(Exception):
-    """The reservations table could not be located; the message says where it was looked for."""
-
-
 def locate_local(stack_file: Path, table: str | None = None) -> HoldMigrationTable:
-    """The table of the local stack ``stack_file`` describes (``make run``), on its moto server."""
-    try:
-        stack = json.loads(stack_file.read_text(encoding="utf-8"))
-        endpoint, region = stack["aws_endpoint_url"], stack["region"]
-        name = table or stack["tables"][LOCAL_TABLE_KEY]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise TableNotFound(f"no local stack at {stack_file}: start it with `make run`") from None
-    session = boto3.session.Session(**_MOTO_CREDENTIALS, region_name=region)
-    return HoldMigrationTable(DynamoTable(name, session.client("dynamodb", endpoint_url=endpoint)))
+    """The table of the local stack ``stack_file`` describes (``make run``), on its moto server.
+    Raises ``StackNotFound``."""
+    name, client = local_stack(
+        stack_file, "dynamodb", lambda stack: table or stack["tables"][LOCAL_TABLE_KEY]
+    )
+    return HoldMigrationTable(DynamoTable(name, client))
 
 
 def locate_in_aws(table: str | None, stack_name: str) -> HoldMigrationTable:
-    """``table`` in the account and region of the AWS environment, or the stack's table output."""
+    """``table`` in the account and region of the AWS environment, or the stack's table output.
+    Raises ``StackNotFound``."""
     if table is None:
-        try:
-            stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-        except (ClientError, BotoCoreError) as exc:
-            raise TableNotFound(f"stack {stack_name} could not be read ({error_code(exc)})") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks for o in s.get("Outputs", [])}
-        if TABLE_OUTPUT not in outputs:
-            raise TableNotFound(f"stack {stack_name} has no {TABLE_OUTPUT} output")
-        table = outputs[TABLE_OUTPUT]
+        [table] = stack_outputs(stack_name, TABLE_OUTPUT)
     return HoldMigrationTable(DynamoTable(table, aws.client("dynamodb")))
 
 
