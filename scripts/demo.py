@@ -41,7 +41,7 @@ import boto3
 import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from booking_durability.adapters.dead_letters import locate_local
+from booking_durability.adapters.dead_letters import SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.models import message_id_for
 from booking_durability.emails.producer import publish_email
@@ -225,8 +225,9 @@ class Demo:
 
     def dead_letter(self) -> None:
         accepted = self.post_email(self.email_request("guest+permanent@example.test", "dead"))
+        dlq = locate_local(self.stack.stack_file, QueueKind.EMAIL, wait_seconds=0)
         letter = wait_for(
-            lambda: self.dead_letter_of(accepted["job_id"]),
+            lambda: self.dead_letter_of(dlq, accepted["job_id"]),
             DELIVERY_TIMEOUT_SECONDS,
             f"{accepted['dedupe_key']} reaching the email DLQ",
         )
@@ -348,9 +349,8 @@ class Demo:
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
         return [json.loads(line) for line in lines if line.strip()]
 
-    def dead_letter_of(self, job_id: str) -> DeadLetter | None:
-        """The email DLQ's letter of ``job_id``, looked at without consuming anything."""
-        dlq = locate_local(self.stack.stack_file, QueueKind.EMAIL, wait_seconds=0)
+    def dead_letter_of(self, dlq: SqsDeadLetterQueue, job_id: str) -> DeadLetter | None:
+        """The letter of ``job_id`` in ``dlq``, looked at without consuming anything."""
         looked = sweep(dlq, Selection(), datetime.now(UTC), None, hide_for=10)
         # Matched on the job id only: nothing of the body (the guest's address) is shown.
         return next((letter for letter in looked.selected if _job_id(letter.body) == job_id), None)
