@@ -14,7 +14,7 @@ from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
 from booking_durability.reservations import catalog
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
-from booking_durability.reservations.errors import PolicyChanged
+from booking_durability.reservations.errors import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.venues import VenueConfig
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
@@ -96,6 +96,50 @@ def test_a_booking_id_of_another_hold_is_refused(api: Api, held: dict[str, Any])
     other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
     problem(confirm(api, other["hold_id"], "bk_1"), 409, "BOOKING_ID_TAKEN")
     assert api.call("GET", f"/v1/holds/{other['hold_id']}").body["status"] == "held"
+
+
+def dynamodb_calls(resources: Resources) -> list[str]:
+    """The DynamoDB operations the test's client sends from now on, in order."""
+    calls: list[str] = []
+    resources.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def test_a_taken_booking_id_is_known_from_the_refused_write_without_another_read(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    confirm(api, held["hold_id"], "bk_1")
+    other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    calls = dynamodb_calls(resources)
+    with pytest.raises(BookingIdTaken):
+        confirm_with_policy_retry(
+            store_of(resources), ConfirmRequest(other["hold_id"], "bk_1"), lambda: datetime.now(UTC)
+        )
+    # The hold and key in one read, the refused write: the booking came back with the refusal
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+
+
+def test_a_twin_request_that_lost_the_race_answers_the_winners_body(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Given a request that read the hold while it was held, and its twin confirmed it meanwhile
+    store = store_of(resources)
+    before = store.confirm_reads(held["hold_id"], None)
+    first = confirm(api, held["hold_id"], "bk_1")
+
+    class ReadBeforeTheTwin(ReservationsTable):
+        def confirm_reads(self, hold_id: str, idempotency_key: str | None) -> Any:
+            return before
+
+    calls = dynamodb_calls(resources)
+    body = confirm_with_policy_retry(
+        ReadBeforeTheTwin(store.table), ConfirmRequest(held["hold_id"], "bk_1"), lambda: datetime.now(UTC)
+    )
+    # Then its refused write carries the twin's booking, whose stored answer it gives
+    assert body == first.body
+    assert calls == ["TransactWriteItems"]
 
 
 def test_unknown_released_and_expired_holds(api: Api, resources: Resources) -> None:

@@ -103,12 +103,11 @@ class Operation:
 
 class TransactionRefused(Exception):
     """A transaction did not commit: ``refused`` maps each refused operation's label to the item
-    as it was; ``conflict`` is true when another transaction touched an item at the same time."""
+    as it was; empty when it met another transaction touching an item at the same time."""
 
-    def __init__(self, refused: Mapping[str, Item], conflict: bool) -> None:
-        super().__init__(f"transaction refused: {sorted(refused)} conflict={conflict}")
+    def __init__(self, refused: Mapping[str, Item]) -> None:
+        super().__init__(f"transaction refused: {sorted(refused)}")
         self.refused = dict(refused)
-        self.conflict = conflict
 
 
 class DynamoTable:
@@ -203,19 +202,15 @@ class DynamoTable:
                 raise StoreUnavailable(f"transact_write_items failed: {error_code(exc)}") from None
             reasons = exc.response.get("CancellationReasons") or []
             refused: dict[str, Item] = {}
-            conflict = False
             for op, reason in zip(operations, reasons, strict=False):
                 code = reason.get("Code", "None")
                 if code == "ConditionalCheckFailed":
                     refused[op.label] = from_dynamo(reason.get("Item", {}))
-                elif code == "TransactionConflict":
-                    conflict = True
-                elif code not in ("None", None):
+                elif code not in ("None", None, "TransactionConflict"):
                     raise StoreUnavailable(f"transact_write_items failed: {code}") from None
-            if not refused and not conflict:
-                # Cancelled without a reason we can act on: treat it as a conflict and re-read.
-                conflict = True
-            raise TransactionRefused(refused, conflict) from None
+            # A conflict with another transaction, or a cancellation without a reason we can act
+            # on, refuses nothing by name: the caller re-reads.
+            raise TransactionRefused(refused) from None
         except BotoCoreError as exc:
             raise StoreUnavailable(f"transact_write_items failed: {error_code(exc)}") from None
 

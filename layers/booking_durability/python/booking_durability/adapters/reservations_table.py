@@ -351,7 +351,13 @@ class ReservationsTable:
             )
         if event is not None:
             operations.append(self._outbox(event))
-        self._transact(operations)
+        try:
+            self.table.transact(operations)
+        except TransactionRefused as refused:
+            # The refused booking comes back as it is: its stored answer spares a read.
+            taken = refused.refused.get("booking")
+            found = _answer(taken) if taken and "answer" in taken else None
+            raise WriteConflict(frozenset(refused.refused), booking=found) from None
 
     def record_event(self, event: PolicyDriftData) -> None:
         self._transact([self._outbox(event)])

@@ -171,7 +171,7 @@ def _confirm(
         # DynamoDB names every refused condition: a booking id that is taken is answered before
         # any drift, so drift recovery never supersedes a hold it could not confirm anyway.
         if "booking" in conflict.refused:
-            answer = store.confirmed_answer(request.booking_id)
+            answer = conflict.booking
             if answer is None or answer.hold_id != request.hold_id:
                 raise BookingIdTaken("another hold's booking has this booking_id") from None
             return answer.body

@@ -71,12 +71,17 @@ class WriteConflict(Exception):
     """A write lost a race: another writer changed what it read. Re-read and try again.
 
     ``refused`` names the conditions that failed (``policy``: the venue's policy changed since it
-    was read; ``hold``, ``booking``, ``idempotency``...); empty for a plain conflict.
+    was read; ``hold``, ``booking``, ``idempotency``...); empty for a plain conflict. When a
+    confirmation's ``booking`` is refused, ``booking`` is the answer stored with the booking that
+    already has the id, as the refusal found it (None when that booking has no stored answer).
     """
 
-    def __init__(self, refused: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, refused: frozenset[str] = frozenset(), *, booking: ConfirmedAnswer | None = None
+    ) -> None:
         super().__init__(f"write conflict: {sorted(refused)}")
         self.refused = refused
+        self.booking = booking
 
     @property
     def policy_moved(self) -> bool:
@@ -144,7 +149,8 @@ class ReservationStore(Protocol):
         original: StoredHold | None = None,
     ) -> None:
         """Confirm a live hold as ``booking`` and store ``answer`` for repeats (and ``event`` in the
-        outbox), at once, only while the venue still has the hold's policy."""
+        outbox), at once, only while the venue still has the hold's policy; ``WriteConflict``
+        otherwise, carrying the stored answer of a booking that already had the id."""
         ...
 
     def record_event(self, event: PolicyDriftData) -> None:
