@@ -80,7 +80,6 @@ class EmailPipeline(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.queue.grant_consume_messages(consumer)
         # Delayed hops and throttled copies go back to the queue; failures to the DLQ with a reason.
         self.queue.grant_send_messages(consumer)
         self.dlq.grant_send_messages(consumer)

@@ -115,7 +115,6 @@ class DriftNotifications(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.queue.grant_consume_messages(notifier)
         self.dlq.grant_send_messages(notifier)
         if settings.notifications.webhook_url is None:
             # The email channel: an admin_policy_drift email job, the notifier's only channel when
