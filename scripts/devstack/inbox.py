@@ -39,14 +39,14 @@ import email.policy
 import ipaddress
 import json
 import logging
-import mailbox
+import os
 import re
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
 from http import HTTPStatus
@@ -170,28 +170,42 @@ def locale_of(message: EmailMessage) -> str:
 
 def read_maildir(maildir: Path) -> list[DeliveredEmail]:
     """Every stored message, newest first (by the time the sink stored it)."""
-    if not (maildir / "new").is_dir():
-        return []
-    box = mailbox.Maildir(maildir, factory=None, create=False)
     found = []
-    for key in box.iterkeys():
-        try:
-            stored = box.get_message(key)
-            raw = box.get_bytes(key)
-        except (KeyError, FileNotFoundError):
-            continue  # moved or removed meanwhile
-        found.append(_delivered(key, stored, raw))
+    for key, path in _maildir_files(maildir).items():
+        delivered = _read_delivered(key, path)
+        if delivered is not None:
+            found.append(delivered)
     return sorted(found, key=lambda delivered: (delivered.delivered_at, delivered.key), reverse=True)
 
 
-def _delivered(key: str, stored: Message, raw: bytes) -> DeliveredEmail:
+def _maildir_files(maildir: Path) -> dict[str, Path]:
+    """Each stored message's file by its Maildir key (the file's name up to the ``:`` of its flags),
+    in ``new/`` and ``cur/``."""
+    files: dict[str, Path] = {}
+    for folder in (maildir / "new", maildir / "cur"):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if not entry.is_dir():
+                files[entry.name.split(":")[0]] = entry
+    return files
+
+
+def _read_delivered(key: str, path: Path) -> DeliveredEmail | None:
+    """The message in ``path``, read and parsed once; ``None`` if it was moved or removed meanwhile.
+    It was delivered when the sink stored it: the file's modification time."""
+    try:
+        with path.open("rb") as file:
+            stored_at = os.fstat(file.fileno()).st_mtime
+            raw = file.read()
+    except FileNotFoundError:
+        return None
     message = BytesParser(policy=email.policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
     dedupe_key = str(message["X-Dedupe-Key"] or "")
-    date = stored.get_date() if isinstance(stored, mailbox.MaildirMessage) else 0.0
     return DeliveredEmail(
         key=key,
-        delivered_at=datetime.fromtimestamp(date, UTC),
+        delivered_at=datetime.fromtimestamp(stored_at, UTC),
         dedupe_key=dedupe_key or "-",
         email_type=email_type_of(dedupe_key),
         locale=locale_of(message),
@@ -421,11 +435,8 @@ class _InboxServer(ConnectionTrackingServer):
         )
 
     def _email(self, key: str) -> DeliveredEmail | None:
-        box = mailbox.Maildir(self.sources.maildir, factory=None, create=False)
-        try:
-            return _delivered(key, box.get_message(key), box.get_bytes(key))
-        except (KeyError, FileNotFoundError, mailbox.Error):
-            return None
+        path = _maildir_files(self.sources.maildir).get(key)
+        return None if path is None else _read_delivered(key, path)
 
     def _email_view(self, delivered: DeliveredEmail, view: str) -> tuple[HTTPStatus, str, bytes, str | None]:
         if view == "":
