@@ -327,10 +327,6 @@ class FunctionPool:
             self._live.discard(environment)
         environment.close()
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return sorted(environment.pid for environment in self._live)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
