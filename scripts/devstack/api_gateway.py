@@ -33,6 +33,7 @@ from devstack.local_resources import (
     FUNCTION,
     LocalResources,
     TemplateError,
+    _properties,
     function_spec,
     resources_of_type,
 )
@@ -134,11 +135,6 @@ class ApiSpec:
 
 
 # --- The template -----------------------------------------------------------------------------
-
-
-def _properties(resource: Mapping[str, Any]) -> dict[str, Any]:
-    properties: dict[str, Any] = resource.get("Properties", {})
-    return properties
 
 
 def _ref(value: Any) -> str | None:
