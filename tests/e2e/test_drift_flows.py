@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def webhooks_for(stack: RunningStack, original_hold_id: str) -> list[dict[str, Any]]:
-    path = Path(stack.stack_json()["webhooks_file"])
-    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return [line for line in lines if json.loads(line["body"]).get("original_hold_id") == original_hold_id]
+    return [
+        delivery
+        for delivery in stack.webhooks()
+        if json.loads(delivery["body"]).get("original_hold_id") == original_hold_id
+    ]
 
 
 def verified(stack: RunningStack, delivery: dict[str, Any]) -> dict[str, Any]:
