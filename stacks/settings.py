@@ -46,11 +46,9 @@ API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
 #: the stacks never import the runtime package).
 MAX_BACKOFF_SECONDS = 900
 
-#: CloudWatch Logs retention periods the stacks support.
-LOG_RETENTION_DAYS_CHOICES = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
-
 EmailProvider = Literal["resend", "ses", "smtp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+#: CloudWatch Logs retention periods the stacks support.
 LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
 # "Name <local@domain>" or a bare "local@domain".
 _SENDER_PATTERN = r"^([^<>@]*<)?[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>?$"
