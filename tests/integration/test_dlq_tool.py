@@ -27,7 +27,7 @@ from booking_durability.emails.delivery import IncomingMessage, Outcome
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import PermanentProviderError
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind
-from booking_durability.operations.redrive import MoveState, MoveStatus
+from booking_durability.operations.redrive import MoveState, MoveStatus, MoveTaskUnsupported
 from tests.builders import GUEST_EMAIL, PII, job
 from tests.integration.conftest import (
     REGION,
@@ -381,6 +381,24 @@ def test_with_the_move_task_available_sqs_moves_everything_itself(
     assert len(queues.peek(queues.email_dlq)) == 5
     assert dlq("redrive", "--loop").code == 0
     assert len(queues.peek(queues.email)) == 5
+
+
+def test_the_queues_arns_are_read_once(queues: Queues) -> None:
+    dlq = SqsDeadLetterQueue(QueueKind.EMAIL, queues.email_dlq, queues.email, queues.sqs)
+    reads: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        reads.extend(name for name in params["AttributeNames"] if name == "QueueArn")
+
+    event = "provide-client-params.sqs.GetQueueAttributes"
+    queues.sqs.meta.events.register(event, count)
+    try:
+        for _ in range(3):
+            with pytest.raises(MoveTaskUnsupported):  # moto in-process: after both ARNs are read
+                dlq.start_move_task(1)
+    finally:
+        queues.sqs.meta.events.unregister(event, count)
+    assert reads == ["QueueArn", "QueueArn"]
 
 
 def test_a_failed_move_task_fails_the_command(

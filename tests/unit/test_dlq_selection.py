@@ -3,10 +3,11 @@ one pass over an in-memory DLQ (hiding, releasing, stopping) with a fake clock a
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -469,6 +470,50 @@ def test_a_letter_seen_again_is_not_looked_at_twice_and_is_released_by_its_newes
     looked = sweep(dlq, Selection(), NOW, clock=dlq.clock)
     assert looked.examined == 2
     assert sorted(released) == ["rh-m-2", "rh-newest"]
+
+
+def test_a_pass_asks_the_selection_once_per_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    real_matches = Selection.matches
+
+    def matches(self: Selection, letter: DeadLetter, now: datetime) -> bool:
+        asked.append(letter.message_id)
+        return real_matches(self, letter, now)
+
+    monkeypatch.setattr(Selection, "matches", matches)
+    dlq = FakeDlq(mixed_letters(12))
+    sweep(dlq, Selection(reasons=frozenset({"transient_exhausted"})), NOW, Discard(dlq), clock=dlq.clock)
+    assert sorted(asked) == [f"m-{i:02d}" for i in range(12)]
+
+
+def test_a_long_pass_keeps_every_letter_hidden_extending_it_only_past_half_its_timeout() -> None:
+    # Given 40 letters looked at 2 s apart (80 s in all), each hidden 30 s when received
+    class Recording(FakeDlq):
+        held: dict[str, list[float]] = {}
+
+        def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:
+            batch = super().receive(hide_for_seconds)
+            for x in batch:
+                self.held[x.message_id] = [self.clock.now]
+            return batch
+
+        def hide(self, letters: Sequence[DeadLetter], seconds: int) -> None:
+            for x in letters:
+                self.held[x.message_id].append(self.clock.now)
+            super().hide(letters, seconds)
+
+    clock = FakeClock()
+    dlq = Recording(mixed_letters(40), clock=clock)
+    sweep(dlq, Selection(), NOW, clock=clock, hide_for=30, on_progress=lambda _p: clock.advance(2))
+    # Then from its receive to its release no letter went 30 s without an extension, nor was
+    # extended sooner than 15 s after the last
+    assert len(dlq.held) == 40
+    for times in dlq.held.values():
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert all(gap < 30 for gap in gaps)
+        assert all(gap >= 15 for gap in gaps[:-1])
+    assert max(len(times) for times in dlq.held.values()) >= 5  # received, extended 3 times, released
+    assert len(dlq.visible()) == 40
 
 
 def test_a_limit_bounds_how_many_letters_are_looked_at_and_releases_the_rest() -> None:

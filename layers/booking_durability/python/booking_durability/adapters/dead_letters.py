@@ -68,6 +68,7 @@ class SqsDeadLetterQueue:
         self.source_url = source_url
         self.client = client
         self.wait_seconds = wait_seconds
+        self._arns: dict[str, str] = {}
 
     def source(self) -> EmailQueue:
         """The source queue, for sending copies (the service's own sender, same attribute rules)."""
@@ -146,8 +147,11 @@ class SqsDeadLetterQueue:
         )
 
     def _arn(self, url: str) -> str:
-        attributes = self._call("get_queue_attributes", QueueUrl=url, AttributeNames=["QueueArn"])
-        return str(attributes["Attributes"]["QueueArn"])
+        """The queue's ARN, read once (a move task's status is polled every few seconds)."""
+        if url not in self._arns:
+            attributes = self._call("get_queue_attributes", QueueUrl=url, AttributeNames=["QueueArn"])
+            self._arns[url] = str(attributes["Attributes"]["QueueArn"])
+        return self._arns[url]
 
     def _letter(self, message: Mapping[str, Any]) -> DeadLetter:
         attributes = contract_attributes(message.get("MessageAttributes") or {})

@@ -13,6 +13,7 @@ received twice and the pass ends when a receive finds no letter it has not seen.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,42 @@ class _Hidden:
     since: float
 
 
+@dataclass
+class _HiddenLetters:
+    """The letters a pass holds hidden, by message id, and the same entries oldest ``since``
+    first, so that finding those due for an extension costs only the due ones.
+
+    ``by_id`` is what is held; ``by_age`` may still list entries ``by_id`` has since dropped or
+    replaced (they are skipped when reached). A pass's clock never goes back, so appending an
+    entry when it is received or extended keeps ``by_age`` in order.
+    """
+
+    by_id: dict[str, _Hidden] = field(default_factory=dict)
+    by_age: deque[_Hidden] = field(default_factory=deque)
+
+    def hold(self, letter: DeadLetter, since: float) -> None:
+        entry = self.by_id[letter.message_id] = _Hidden(letter, since)
+        self.by_age.append(entry)
+
+    def drop(self, message_id: str) -> None:
+        del self.by_id[message_id]
+
+    def letters(self) -> list[DeadLetter]:
+        return [entry.letter for entry in self.by_id.values()]
+
+    def due(self, now: float, after: float) -> list[_Hidden]:
+        """The held entries at least ``after`` seconds old, taken off ``by_age``."""
+        due: list[_Hidden] = []
+        while self.by_age:
+            entry = self.by_age[0]
+            if self.by_id.get(entry.letter.message_id) is entry and now - entry.since < after:
+                break
+            self.by_age.popleft()
+            if self.by_id.get(entry.letter.message_id) is entry:
+                due.append(entry)
+        return due
+
+
 def sweep(
     queue: DeadLetterQueue,
     selection: Selection,
@@ -110,7 +147,7 @@ def sweep(
     failure, reported in ``Pass.stopped``; every letter not acted on is made visible again."""
     result = Pass()
     seen: set[str] = set()
-    hidden: dict[str, _Hidden] = {}
+    hidden = _HiddenLetters()
     try:
         while limit is None or result.examined < limit:
             _keep_hidden(queue, hidden, clock, hide_for)
@@ -119,11 +156,9 @@ def sweep(
             for letter in queue.receive(hide_for):
                 if letter.message_id not in seen:
                     batch.append(letter)
-                elif letter.message_id in hidden:
-                    # Seen again (it reappeared): only its newest receipt handle still works.
-                    hidden[letter.message_id] = _Hidden(letter, received_at)
-                seen.add(letter.message_id)
-                hidden.setdefault(letter.message_id, _Hidden(letter, received_at))
+                    seen.add(letter.message_id)
+                # Held by its newest receipt handle: one seen again (it reappeared) answers to no other.
+                hidden.hold(letter, received_at)
             if not batch:
                 break
             for letter in batch:
@@ -131,9 +166,10 @@ def sweep(
                     break  # received but not looked at: released below
                 _keep_hidden(queue, hidden, clock, hide_for)
                 result.examined += 1
-                if selection.matches(letter, now):
+                chosen = selection.matches(letter, now)
+                if chosen:
                     result.selected.append(letter)
-                if act is not None and selection.matches(letter, now):
+                if act is not None and chosen:
                     try:
                         copy_id = act(letter)
                     except SentNotDeleted as exc:
@@ -142,7 +178,7 @@ def sweep(
                     except InfrastructureError as exc:
                         result.stopped = Stopped(_code_of(exc), letter)
                         return result
-                    del hidden[letter.message_id]
+                    hidden.drop(letter.message_id)
                     result.done.append(Done(letter, copy_id))
                 if on_progress is not None:
                     on_progress(result)
@@ -153,22 +189,23 @@ def sweep(
         result.stopped = Stopped(INTERRUPTED)
     finally:
         try:
-            queue.hide([entry.letter for entry in hidden.values()], 0)
+            queue.hide(hidden.letters(), 0)
         except InfrastructureError as exc:
             result.release_failed = _code_of(exc)
     return result
 
 
 def _keep_hidden(
-    queue: DeadLetterQueue, hidden: dict[str, _Hidden], clock: Callable[[], float], hide_for: int
+    queue: DeadLetterQueue, hidden: _HiddenLetters, clock: Callable[[], float], hide_for: int
 ) -> None:
     """Extend the visibility of letters past half their timeout, so none reappears mid-pass."""
     now = clock()
-    due = [entry for entry in hidden.values() if now - entry.since >= hide_for / 2]
+    due = hidden.due(now, hide_for / 2)
     if due:
         queue.hide([entry.letter for entry in due], hide_for)
         for entry in due:
             entry.since = now
+            hidden.by_age.append(entry)
 
 
 def _code_of(exc: InfrastructureError) -> str:
