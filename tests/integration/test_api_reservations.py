@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
+from booking_durability.adapters.dynamodb import DynamoTable
+from booking_durability.adapters.reservations_table import ReservationsTable
+from booking_durability.reservations import catalog
+from booking_durability.reservations.ports import StoredVenue
+from booking_durability.reservations.venues import VenueConfig
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
-from tests.integration.conftest import Answer, Api
+from tests.integration.conftest import Answer, Api, Resources
 
 
 def start(days: int = 3, hour: int = 20, minute: int = 0) -> datetime:
@@ -108,6 +113,31 @@ def test_racing_versioned_puts_never_share_a_version(api: Api, venue: Answer) ->
     # Then each got its own version, and every version is readable
     assert sorted(versions) == list(range(2, 10))
     assert api.call("GET", "/v1/venues/casa").body["policy_version"] == 9
+
+
+def test_a_put_that_lost_the_race_goes_on_from_the_venue_its_refusal_returned(
+    api: Api, resources: Resources, venue: Answer
+) -> None:
+    # Given a writer that read version 1, while another wrote the same policy as version 2
+    store = ReservationsTable(DynamoTable(resources.reservations_table, resources.dynamodb))
+    stale = store.venue("casa")
+    changed = api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=20)).body
+
+    class ReadBeforeTheOther(ReservationsTable):
+        def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
+            return stale
+
+    calls: list[str] = []
+    resources.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    # When it saves that policy
+    config = VenueConfig.model_validate(venue_config(buffer_minutes=20))
+    saved = catalog.save_venue(ReadBeforeTheOther(store.table), "casa", config, None, datetime.now(UTC))
+    # Then its refused write returned version 2, which already has the policy: nothing more is done
+    assert (saved.policy_version, saved.policy_hash) == (2, changed["policy_hash"])
+    assert calls == ["TransactWriteItems"]
+    assert api.call("GET", "/v1/venues/casa").body["policy_version"] == 2
 
 
 def test_an_invalid_venue_is_422_without_echoing_what_was_sent(api: Api) -> None:

@@ -74,16 +74,9 @@ class ReservationsTable:
     def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
         sk = _CURRENT if version is None else _version_sk(version)
         item = self.table.get(venue_key(venue_id, sk))
-        if item is None:
-            return None
-        return StoredVenue(
-            venue_id=venue_id,
-            config_json=item["config"],
-            policy_hash=item["policy_hash"],
-            policy_version=int(item["policy_version"]),
-        )
+        return None if item is None else _stored_venue(venue_id, item)
 
-    def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> bool:
+    def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         values = {
             "venue_id": venue.venue_id,
             "config": venue.config_json,
@@ -99,7 +92,7 @@ class ReservationsTable:
             self.table.transact(
                 [
                     Operation(
-                        "current",
+                        "venue",
                         "Put",
                         item={**venue_key(venue.venue_id, _CURRENT), **values},
                         condition=current,
@@ -112,9 +105,11 @@ class ReservationsTable:
                     ),
                 ]
             )
-        except TransactionRefused:
-            return False
-        return True
+        except TransactionRefused as refused:
+            # A refused current version comes back as it now is: the caller goes on from it.
+            found = refused.refused.get("venue")
+            venue_now = _stored_venue(venue.venue_id, found) if found else None
+            raise WriteConflict(frozenset(refused.refused), venue=venue_now) from None
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -473,6 +468,15 @@ def hold_item(hold: Hold, owns_until: datetime) -> Item:
 
 def idempotency_record_key(key: str) -> dict[str, str]:
     return {"pk": f"IDEMPOTENCY#{key}", "sk": "CONFIRM"}
+
+
+def _stored_venue(venue_id: str, item: Item) -> StoredVenue:
+    return StoredVenue(
+        venue_id=venue_id,
+        config_json=item["config"],
+        policy_hash=item["policy_hash"],
+        policy_version=int(item["policy_version"]),
+    )
 
 
 def _answer(item: Item) -> ConfirmedAnswer:

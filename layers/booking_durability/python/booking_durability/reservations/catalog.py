@@ -14,7 +14,7 @@ from typing import Any
 from booking_durability.errors import Busy
 from booking_durability.observability import logger
 from booking_durability.reservations.errors import PreconditionFailed, VenueNotFound, VersionNotFound
-from booking_durability.reservations.ports import ReservationStore, StoredVenue
+from booking_durability.reservations.ports import ReservationStore, StoredVenue, WriteConflict
 from booking_durability.reservations.venues import VenueConfig, canonical_json, policy_hash
 
 # Versioned PUTs racing on one venue: each round at least one of them lands.
@@ -56,20 +56,25 @@ def save_venue(
     """Store ``config`` as the venue's next version unless it is what the venue already has."""
     wanted_hash = policy_hash(config)
     expected = _entity_tag(if_match)
+    current = store.venue(venue_id)
     for _ in range(MAX_SAVE_ATTEMPTS):
-        current = store.venue(venue_id)
         if expected is not None and (current is None or expected not in ("*", current.policy_hash)):
             raise PreconditionFailed("If-Match does not name the venue's current policy")
         if current is not None and current.policy_hash == wanted_hash:
             return current
         version = 1 if current is None else current.policy_version + 1
         saved = StoredVenue(venue_id, canonical_json(config), wanted_hash, version)
-        if store.save_venue(saved, None if current is None else current.policy_version, now):
-            logger.info(
-                "venue policy saved",
-                extra={"venue_id": venue_id, "policy_version": version, "policy_hash": wanted_hash},
-            )
-            return saved
+        try:
+            store.save_venue(saved, None if current is None else current.policy_version, now)
+        except WriteConflict as conflict:
+            # Another writer got there first: decide again on the venue as the refusal found it.
+            current = conflict.venue if "venue" in conflict.refused else store.venue(venue_id)
+            continue
+        logger.info(
+            "venue policy saved",
+            extra={"venue_id": venue_id, "policy_version": version, "policy_hash": wanted_hash},
+        )
+        return saved
     raise Busy("the venue kept changing while this policy was saved")
 
 

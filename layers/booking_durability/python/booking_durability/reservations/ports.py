@@ -71,17 +71,24 @@ class WriteConflict(Exception):
     """A write lost a race: another writer changed what it read. Re-read and try again.
 
     ``refused`` names the conditions that failed (``policy``: the venue's policy changed since it
-    was read; ``hold``, ``booking``, ``idempotency``...); empty for a plain conflict. When a
+    was read; ``hold``, ``booking``, ``idempotency``, ``venue``...); empty for a plain conflict.
+    What a refused condition found comes with it, so that nobody reads it again: when a
     confirmation's ``booking`` is refused, ``booking`` is the answer stored with the booking that
-    already has the id, as the refusal found it (None when that booking has no stored answer).
+    already has the id (None when that booking has no stored answer); when a venue save's
+    ``venue`` is refused, ``venue`` is the venue's current version (None when it has none).
     """
 
     def __init__(
-        self, refused: frozenset[str] = frozenset(), *, booking: ConfirmedAnswer | None = None
+        self,
+        refused: frozenset[str] = frozenset(),
+        *,
+        booking: ConfirmedAnswer | None = None,
+        venue: StoredVenue | None = None,
     ) -> None:
         super().__init__(f"write conflict: {sorted(refused)}")
         self.refused = refused
         self.booking = booking
+        self.venue = venue
 
     @property
     def policy_moved(self) -> bool:
@@ -91,9 +98,9 @@ class WriteConflict(Exception):
 class ReservationStore(Protocol):
     def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None: ...
 
-    def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> bool:
-        """Write version ``venue.policy_version``; False when the current one is no longer
-        ``previous_version`` (another writer got there first)."""
+    def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
+        """Write version ``venue.policy_version``; ``WriteConflict`` when the current one is no
+        longer ``previous_version`` (another writer got there first)."""
         ...
 
     def slot_records(self, venue_id: str, interval: Interval) -> dict[Slot, SlotRecord]: ...
