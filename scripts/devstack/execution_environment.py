@@ -32,28 +32,34 @@ from devstack.worker import FunctionSpec, Handler, LambdaContext, load_handler
 log = logging.getLogger("devstack.execution_environment")
 
 
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
 def _send(channel: socket.socket, message: dict[str, Any]) -> None:
-    channel.sendall(json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n")
+    channel.sendall(_line(message))
 
 
-def invoke(handler: Handler, event: dict[str, Any], function: FunctionSpec, region: str) -> dict[str, Any]:
-    """One invocation; the message that answers it."""
+def invoke(handler: Handler, event: dict[str, Any], function: FunctionSpec, region: str) -> bytes:
+    """One invocation; the line that answers it (the response is serialized once, for its size
+    check and the answer both)."""
     context = LambdaContext(function, region)
     try:
         response = handler(event, context)
     except Exception as error:
         # What the Lambda runtime logs for an unhandled error; API Gateway answers 502.
         log.error("invocation %s failed:\n%s", context.aws_request_id, traceback.format_exc().rstrip())
-        return {"error": type(error).__name__}
+        return _line({"error": type(error).__name__})
     try:
         payload = json.dumps(response, separators=(",", ":"))
     except (TypeError, ValueError):
         log.error("invocation %s: the response does not serialize to JSON", context.aws_request_id)
-        return {"error": "Runtime.MarshalError"}
-    if len(payload.encode("utf-8")) > MAX_RESPONSE_BYTES:
+        return _line({"error": "Runtime.MarshalError"})
+    encoded = payload.encode("utf-8")
+    if len(encoded) > MAX_RESPONSE_BYTES:
         log.error("invocation %s: the response is larger than Lambda's 6 MB", context.aws_request_id)
-        return {"error": "Function.ResponseSizeTooLarge"}
-    return {"response": response}
+        return _line({"error": "Function.ResponseSizeTooLarge"})
+    return b'{"response":' + encoded + b"}\n"
 
 
 def serve(channel: socket.socket, reader: BinaryIO, function: FunctionSpec, region: str) -> int:
@@ -66,7 +72,7 @@ def serve(channel: socket.socket, reader: BinaryIO, function: FunctionSpec, regi
     _send(channel, {"ready": True})
     for line in reader:
         request = json.loads(line)
-        _send(channel, invoke(handler, request["event"], function, region))
+        channel.sendall(invoke(handler, request["event"], function, region))
     return 0
 
 
