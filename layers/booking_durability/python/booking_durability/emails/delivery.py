@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from booking_durability.emails.rendering import RenderedEmail, RenderFailed, ren
 from booking_durability.emails.sending import Held, Job, Outcome, Sending, expired, unless_refused
 from booking_durability.errors import StoreUnavailable
 from booking_durability.observability import count, logger
+from booking_durability.times import utc_now
 from booking_durability.validation import error_locations
 
 __all__ = ["EmailDelivery", "IncomingMessage", "Outcome", "RetryLater", "outgoing_email"]
@@ -40,7 +41,7 @@ class EmailDelivery:
     sending: Sending
     lease_seconds: int
     render: Callable[[Job], RenderedEmail] = render_email
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=utc_now)
 
     def deliver(self, message: IncomingMessage, remaining_ms: Callable[[], int] = lambda: 900_000) -> Outcome:
         job = self._parse(message)

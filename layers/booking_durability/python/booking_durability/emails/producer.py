@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from booking_durability.emails.models import (
@@ -21,6 +21,7 @@ from booking_durability.emails.models import (
     GuestEmailJob,
 )
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
+from booking_durability.times import utc_now
 
 Request = EmailRequest | AdminDriftEmailRequest
 
@@ -74,6 +75,6 @@ def publish_email(
 ) -> PublishedEmail:
     """Validate ``request``, build its job and send it. Raises ``ValidationError`` (input hidden)
     or ``QueueSendFailed``."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     job = as_request(request).to_job(now)
     return publish_job(job, queue=queue, max_hop_seconds=max_hop_seconds, now=now)

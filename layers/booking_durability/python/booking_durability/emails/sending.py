@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from booking_durability.adapters.deliveries_table import Change
@@ -40,6 +40,7 @@ from booking_durability.emails.providers.base import (
     TransientProviderError,
 )
 from booking_durability.observability import count, logger
+from booking_durability.times import utc_now
 
 Job = GuestEmailJob | AdminDriftEmailJob
 
@@ -75,7 +76,7 @@ class Sending:
     provider: Callable[[], EmailProvider]
     policy: FailurePolicy
     sender: str
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=utc_now)
     sleep: Callable[[float], None] = time.sleep
 
     def send(self, held: Held, email: OutgoingEmail, remaining_ms: Callable[[], int]) -> Outcome:
