@@ -31,48 +31,16 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import TextIO
 
 from booking_durability.adapters.hold_migration import HoldMigrationTable, locate
 from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.console import add_target_arguments, local_stack_file
+from booking_durability.operations.console import Progress, add_target_arguments, local_stack_file
 from booking_durability.reservations.migration import BackfillAction, StepResult, carry_out, plan_backfill
 from booking_durability.times import utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_UNREACHABLE = 0, 3
-
-
-class Progress:
-    """A one-line bar on ``stream`` when it is a terminal; nothing at all otherwise."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.shown = stream.isatty()
-        self.line = ""
-
-    def counting(self, what: str, count: int) -> None:
-        self._draw(f"{what}: {count}")
-
-    def bar(self, done: int, total: int) -> None:
-        filled = self.WIDTH * done // total if total else self.WIDTH
-        self._draw(f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}")
-
-    def clear(self) -> None:
-        """Wipe the bar (before other output, and at the end)."""
-        if self.shown and self.line:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.line = ""
-
-    def _draw(self, line: str) -> None:
-        if self.shown:
-            self.line = line
-            self.stream.write(f"\r\033[K{line}")
-            self.stream.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +75,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
     def scanned(count: int) -> None:
         nonlocal examined
         examined += count
-        progress.counting("items examined", examined)
+        progress.show("items examined:", examined)
 
     steps = plan_backfill(
         store, utc_now(), skip_underivable=args.skip_underivable, page_size=args.page_size, on_page=scanned
@@ -131,7 +99,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> int:
         results[result] += 1
         progress.clear()
         print(f"{step.hold_id}: {step.describe()} -> {result.value}")
-        progress.bar(done, len(steps))
+        progress.show("", done, len(steps))
     progress.clear()
     skipped = results[StepResult.CHANGED] + results[StepResult.CONTENDED]
     print(

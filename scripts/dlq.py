@@ -60,7 +60,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
 
 from booking_durability.adapters.dead_letters import (
     QueueCounts,
@@ -70,7 +69,7 @@ from booking_durability.adapters.dead_letters import (
 )
 from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.console import add_target_arguments, local_stack_file
+from booking_durability.operations.console import Progress, add_target_arguments, local_stack_file
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind
 from booking_durability.operations.redrive import (
     Discard,
@@ -287,28 +286,32 @@ class Tool:
             print(f"StartMessageMoveTask not available ({exc}): moving one by one", file=sys.stderr)
             return None
         print(f"moving {len(looked.selected)} found{_by_reason(looked.selected)} with SQS move task {handle}")
-        progress = Progress("moved", None)
+        progress = Progress()
         try:
-            status = follow_move_task(self.dlq, on_progress=lambda s: progress.show(s.moved, s.to_move))
+            status = follow_move_task(
+                self.dlq, on_progress=lambda s: progress.show("moved", s.moved, s.to_move, approximate=True)
+            )
         except KeyboardInterrupt:
-            progress.close()
+            progress.clear()
             print(f"stopped following: move task {handle} goes on in SQS", file=sys.stderr)
             return EXIT_FAILED
-        progress.close()
+        progress.clear()
         print(_move_summary(status))
         return EXIT_OK if status.state is MoveState.COMPLETED else EXIT_FAILED
 
     def _pass(self, act: Action | None, visible: int, verb: str) -> Pass:
-        progress = Progress(verb, visible)
+        progress = Progress()
         result = sweep(
             self.dlq,
             self.selection,
             self.now,
             act,
             limit=self.args.limit,
-            on_progress=lambda p: progress.show(len(p.done) if act else p.examined, None),
+            on_progress=lambda p: progress.show(
+                verb, len(p.done) if act else p.examined, visible, approximate=True
+            ),
         )
-        progress.close()
+        progress.clear()
         return result
 
     def _print_letters(self, verb: str, letters: list[DeadLetter]) -> None:
@@ -358,37 +361,6 @@ class Tool:
                 file=sys.stderr,
             )
         return EXIT_FAILED
-
-
-class Progress:
-    """A one-line progress bar on standard error, only when it is a terminal."""
-
-    WIDTH = 30
-
-    def __init__(self, verb: str, total: int | None, stream: TextIO | None = None) -> None:
-        self.verb = verb
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.drawn = False
-
-    def show(self, count: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        total = total if total is not None else self.total
-        if total:
-            filled = min(self.WIDTH, self.WIDTH * count // max(total, 1))
-            bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {count}/~{total}"
-        else:
-            bar = str(count)
-        self.stream.write(f"\r{self.verb} {bar}")
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
 
 
 def _counts(counts: QueueCounts) -> str:

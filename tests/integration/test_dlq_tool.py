@@ -7,7 +7,6 @@ prints carries them.
 
 from __future__ import annotations
 
-import io
 import json
 import runpy
 import subprocess
@@ -623,22 +622,6 @@ def test_the_command_works_against_the_local_stack(local_stack: tuple[dict[str, 
     assert "moved 3 of 3 selected (every dead letter), 3 looked at" in moved.stdout
     assert len(queues.peek(queues.email)) == 3
     assert queues.peek(queues.email_dlq) == []
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_the_progress_bar_draws_on_a_terminal_only() -> None:
-    progress_class = runpy.run_path(str(ROOT / "scripts" / "dlq.py"))["Progress"]
-    terminal, pipe = Terminal(), io.StringIO()
-    for stream in (terminal, pipe):
-        bar = progress_class("moved", 40, stream)
-        bar.show(10, None)
-        bar.close()
-    assert "moved [#######.......................] 10/~40" in terminal.getvalue()
-    assert pipe.getvalue() == ""
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ against moto and the real API function, and once as commands against a local mot
 
 from __future__ import annotations
 
-import io
 import json
 import runpy
 import subprocess
@@ -408,24 +407,6 @@ def test_a_release_rereads_ownership_records_that_moved(
     [step] = [s for s in plan_backfill(store, utc_now()) if s.hold_id == "hld_unknown"]
     assert carry_out(store, step, utc_now) is StepResult.RELEASED
     assert status_of(api, "hld_unknown") == "released"
-
-
-def test_the_progress_bar_is_drawn_on_a_terminal_only(scripts: dict[str, dict[str, Any]]) -> None:
-    progress_class = scripts["backfill_hold_metadata"]["Progress"]
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    terminal, pipe = Terminal(), io.StringIO()
-    for stream in (terminal, pipe):
-        progress = progress_class(stream)
-        progress.bar(1, 4)
-        progress.clear()
-    assert "[#######" in terminal.getvalue()
-    assert "1/4" in terminal.getvalue()
-    assert terminal.getvalue().endswith("\r\033[K")
-    assert pipe.getvalue() == ""
 
 
 def test_no_local_stack_stops_the_scripts(
