@@ -180,7 +180,6 @@ class _StatusWrites:
         removes: tuple[str, ...] = (),
     ) -> Outcome:
         """A change of a key someone may hold: it also (re)writes the key's identity and retention."""
-        status, _ = TRANSITIONS[change]
         identity = {
             "dedupe_key": ref.dedupe_key,
             "email_type": ref.email_type,
@@ -188,14 +187,7 @@ class _StatusWrites:
             "expires_at": int(max(now, deliver_at).timestamp() + RETENTION.total_seconds()),
         }
         return self._write(
-            ref,
-            change,
-            now,
-            None,
-            sets={**identity, **(sets or {})},
-            status=status,
-            counts=counts,
-            removes=removes,
+            ref, change, now, None, sets={**identity, **(sets or {})}, counts=counts, removes=removes
         )
 
     def _held_change(
@@ -209,11 +201,8 @@ class _StatusWrites:
         removes: tuple[str, ...],
         add: str = "",
     ) -> Outcome:
-        status, _ = TRANSITIONS[change]
         # Only the lease holder makes these: on success nothing new needs reading back.
-        return self._write(
-            ref, change, now, token, sets=sets, status=status, removes=removes, add=add, return_item=False
-        )
+        return self._write(ref, change, now, token, sets=sets, removes=removes, add=add, return_item=False)
 
     def _write(
         self,
@@ -223,12 +212,13 @@ class _StatusWrites:
         token: str | None,
         *,
         sets: Mapping[str, Any],
-        status: EmailStatus,
         counts: str = "",
         removes: tuple[str, ...] = (),
         add: str = "",
         return_item: bool = True,
     ) -> Outcome:
+        """Write ``change``: the status it writes, on the condition it starts from (TRANSITIONS)."""
+        status, _ = TRANSITIONS[change]
         values: dict[str, Any] = {":status": status.value, ":now_iso": iso(now)}
         assignments = ["#status = :status", "updated_at = :now_iso"]
         for i, (name, value) in enumerate(sets.items()):
@@ -325,17 +315,12 @@ class DeliveryLedger(_StatusWrites):
         After a throttle, ``throttled_until`` counts one more deferral and keeps the key from
         being claimed before then, whichever copy of the message comes first.
         """
-        if throttled_until is None:
-            return self._held_change(ref, token, Change.RELEASE, now, sets={}, removes=_LEASE)
-        return self._held_change(
-            ref,
-            token,
-            Change.RELEASE,
-            now,
-            sets={"not_before": math.ceil(throttled_until.timestamp())},
-            removes=_LEASE,
-            add="throttle_deferrals :one",
-        )
+        sets: dict[str, Any] = {}
+        add = ""
+        if throttled_until is not None:
+            sets = {"not_before": math.ceil(throttled_until.timestamp())}
+            add = "throttle_deferrals :one"
+        return self._held_change(ref, token, Change.RELEASE, now, sets=sets, removes=_LEASE, add=add)
 
     # -- reads -------------------------------------------------------------------------------
 
