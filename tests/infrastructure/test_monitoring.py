@@ -53,36 +53,6 @@ def _alarm_topic(stage: SynthesizedStage) -> str:
     return topic_id
 
 
-def test_any_message_in_the_dlq_raises_an_alarm(stage: SynthesizedStage) -> None:
-    # Given the DLQ of the email queue
-    dlq_id, _ = stage.email_dlq
-    dlq_name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
-    # Then one visible message is enough to alarm, at once, and missing data is not an alarm
-    alarm = _alarm_on(stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": dlq_name})
-    metric = _metric(alarm)
-    assert (metric["Namespace"], metric["Stat"]) == ("AWS/SQS", "Maximum")
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    assert alarm["Threshold"] == 0
-    assert alarm["EvaluationPeriods"] == 1
-    assert alarm.get("DatapointsToAlarm", 1) == 1
-    assert metric["Period"] == 60
-    assert alarm["TreatMissingData"] == "notBreaching"
-    assert alarm["AlarmDescription"].startswith("Emails are in the DLQ")
-    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
-    assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
-
-
-def test_consumer_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> None:
-    function_id, _ = stage.consumer
-    function = {"Name": "FunctionName", "Value": {"Ref": function_id}}
-    for metric in ("Errors", "Throttles"):
-        alarm = _alarm_on(stage, metric, function)
-        assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
-        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
-        assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (1, "notBreaching")
-        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
-
-
 def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(stage: SynthesizedStage) -> None:
     topic_id = _alarm_topic(stage)
     key_ref = stage.resources[topic_id]["Properties"]["KmsMasterKeyId"]
@@ -166,16 +136,6 @@ def test_the_dashboard_breaks_dead_letters_down_by_reason(stage: SynthesizedStag
         assert f'"EmailDeadLettered","failure_reason","{reason.value}","service"' in body, reason
 
 
-def test_the_api_functions_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> None:
-    for function_id, _ in (stage.email_api, stage.reservations_api):
-        function = {"Name": "FunctionName", "Value": {"Ref": function_id}}
-        for metric in ("Errors", "Throttles"):
-            alarm = _alarm_on(stage, metric, function)
-            assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
-            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
-            assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
-
-
 def test_a_share_of_server_errors_from_the_api_raises_an_alarm(stage: SynthesizedStage) -> None:
     # Given the API's name and stage, the dimensions API Gateway publishes its metrics under
     api_name = stage.rest_api[1]["Properties"]["Name"]
@@ -236,35 +196,6 @@ def _dashboard_text(stage: SynthesizedStage) -> str:
     [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
     parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
     return "".join(part for part in parts if isinstance(part, str))
-
-
-def test_any_undelivered_drift_notification_raises_an_alarm(stage: SynthesizedStage) -> None:
-    # Given the notifications DLQ and the outbox pipe's DLQ: either holds drift no admin heard of
-    for dlq_id, meaning in (
-        (stage.notifications_dlq[0], "Policy-drift notifications are in the notifications DLQ"),
-        (stage.pipe_dlq[0], "The outbox pipe gave up forwarding"),
-    ):
-        dlq_name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
-        # Then one visible message alarms within the minute, like the email DLQ
-        alarm = _alarm_on(
-            stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": dlq_name}
-        )
-        metric = _metric(alarm)
-        assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("AWS/SQS", "Maximum", 60)
-        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
-        assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (1, "notBreaching")
-        assert alarm["AlarmDescription"].startswith(meaning)
-        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
-        assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
-
-
-def test_notifier_errors_and_throttles_raise_alarms(stage: SynthesizedStage) -> None:
-    function = {"Name": "FunctionName", "Value": {"Ref": stage.notifier[0]}}
-    for metric in ("Errors", "Throttles"):
-        alarm = _alarm_on(stage, metric, function)
-        assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
-        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
-        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
 def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
@@ -409,14 +340,58 @@ def _reservations_service(stage: SynthesizedStage) -> str:
     return service
 
 
-def test_every_function_and_queue_has_its_alarms(stage: SynthesizedStage) -> None:
-    # Every function: failed invocations and throttles; every DLQ (the pipe's too): any message
-    for function_id, _ in (stage.consumer, stage.email_api, stage.reservations_api, stage.notifier):
+def _dead_letter_queues(stage: SynthesizedStage) -> set[str]:
+    """Every queue the template names as a dead-letter queue: a queue's redrive target or a pipe's."""
+    dlqs = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in stage.of_type("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    for pipe in stage.of_type("AWS::Pipes::Pipe").values():
+        for source in pipe["Properties"]["SourceParameters"].values():
+            if isinstance(source, dict) and "DeadLetterConfig" in source:
+                dlqs.add(source["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    return dlqs
+
+
+def test_every_function_pages_on_failed_invocations_and_throttles(stage: SynthesizedStage) -> None:
+    functions = stage.of_type("AWS::Lambda::Function")
+    assert functions
+    for function_id in functions:
+        function = {"Name": "FunctionName", "Value": {"Ref": function_id}}
         for metric in ("Errors", "Throttles"):
-            _alarm_on(stage, metric, {"Name": "FunctionName", "Value": {"Ref": function_id}})
-    for dlq_id in (stage.email_dlq[0], stage.notifications_dlq[0], stage.pipe_dlq[0]):
-        name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
-        _alarm_on(stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": name})
+            # One in five minutes pages, and missing data is not an alarm
+            alarm = _alarm_on(stage, metric, function)
+            assert (_metric(alarm)["Namespace"], _metric(alarm)["Stat"]) == ("AWS/Lambda", "Sum")
+            assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+            assert (alarm["EvaluationPeriods"], alarm["TreatMissingData"]) == (1, "notBreaching")
+            assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+            assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
+
+
+def test_every_dead_letter_queue_pages_on_its_first_message(stage: SynthesizedStage) -> None:
+    dlqs = _dead_letter_queues(stage)
+    # Given what a message in each DLQ means: every DLQ of the template is one of these
+    meanings = {
+        stage.email_dlq[0]: "Emails are in the DLQ",
+        stage.notifications_dlq[0]: "Policy-drift notifications are in the notifications DLQ",
+        stage.pipe_dlq[0]: "The outbox pipe gave up forwarding",
+    }
+    assert dlqs == set(meanings)
+    for dlq_id in dlqs:
+        dlq_name = {"Fn::GetAtt": [dlq_id, "QueueName"]}
+        # Then one visible message alarms within the minute, and missing data is not an alarm
+        alarm = _alarm_on(
+            stage, "ApproximateNumberOfMessagesVisible", {"Name": "QueueName", "Value": dlq_name}
+        )
+        metric = _metric(alarm)
+        assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("AWS/SQS", "Maximum", 60)
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert (alarm["EvaluationPeriods"], alarm.get("DatapointsToAlarm", 1)) == (1, 1)
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmDescription"].startswith(meanings[dlq_id])
+        assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+        assert alarm["OKActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
 # --- runbook ----------------------------------------------------------------------------------
@@ -461,15 +436,38 @@ def test_every_alarm_says_what_it_means_and_names_its_runbook_section(stage: Syn
     assert named == anchors
 
 
+def _dashboard_sections(stage: SynthesizedStage) -> dict[str, list[str]]:
+    """The dashboard's graph titles by section: from a ``### `` heading to the next one.
+
+    A section is named as its heading shows it: the bold part (``### SQS Queue **[Email
+    queue](...)**`` is "Email queue") or the whole heading (``### Email delivery``). A queue's
+    section and its DLQ's share a name, hence one entry.
+    """
+    [dashboard] = stage.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    # References only ever stand inside the body's JSON strings
+    body = json.loads("".join(part if isinstance(part, str) else "ref" for part in parts))
+    sections: dict[str, list[str]] = {}
+    graphs: list[str] | None = None
+    for widget in body["widgets"]:
+        markdown = widget["properties"].get("markdown", "") if widget["type"] == "text" else ""
+        if markdown.startswith("### "):
+            bold = re.search(r"\*\*\[?([^\]*]+)", markdown)
+            graphs = sections.setdefault(bold.group(1) if bold else markdown.removeprefix("### "), [])
+        elif graphs is not None and "title" in widget["properties"]:
+            graphs.append(widget["properties"]["title"])
+    return sections
+
+
 def test_each_runbook_section_points_at_a_graph_on_the_dashboard(stage: SynthesizedStage) -> None:
     from stacks.runbook import RUNBOOK
 
-    body = _dashboard_text(stage)
+    sections = _dashboard_sections(stage)
     for section in RUNBOOK.values():
         heading, graph = section.widget
-        # The section's heading, and the graph after it
-        assert heading in body, heading
-        assert body.find(f'"title":"{graph}"', body.index(heading)) != -1, (heading, graph)
+        # The dashboard section, and the graph in it (not in a later section)
+        assert heading in sections, heading
+        assert graph in sections[heading], (heading, graph)
 
 
 def test_the_dashboard_draws_every_email_outcome_the_consumer_counts(stage: SynthesizedStage) -> None:

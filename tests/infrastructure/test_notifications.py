@@ -337,14 +337,6 @@ def test_the_local_stage_signs_for_the_webhook_sink_with_the_published_developme
     assert local.of_type("AWS::SecretsManager::Secret") == {}
 
 
-def test_no_aws_stage_ever_carries_a_webhook_secret_in_plain_text(aws_stage: SynthesizedStage) -> None:
-    for function in aws_stage.of_type("AWS::Lambda::Function").values():
-        assert "WEBHOOK_SECRET" not in function["Properties"]["Environment"]["Variables"]
-    assert "whsec_" not in json.dumps(
-        {rid: res for rid, res in aws_stage.resources.items() if res["Type"] != "AWS::SecretsManager::Secret"}
-    )
-
-
 # --- the notifier's grants ------------------------------------------------------------------
 
 
