@@ -244,6 +244,19 @@ def test_drift_with_no_availability_is_409_the_original_superseded_and_notified(
     assert len(outbox(resources)) == 1
 
 
+def test_drift_with_no_availability_reads_the_holds_tables_once(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    api.call("PUT", "/v1/venues/casa", venue_config(max_party_size=1))
+    calls = dynamodb_calls(resources)
+    with pytest.raises(PolicyChanged):
+        confirm_with_policy_retry(
+            store_of(resources), ConfirmRequest(held["hold_id"], "bk_1"), lambda: datetime.now(UTC)
+        )
+    # The hold, the refused confirmation, the venue, the tables (one day: one query), the ending
+    assert calls == ["BatchGetItem", "TransactWriteItems", "GetItem", "Query", "TransactWriteItems"]
+
+
 class DriftingAgain(ReservationsTable):
     """The venue's policy changes again right after the replacement is made."""
 

@@ -16,7 +16,7 @@ exactly one event to the outbox, in the transaction that records its outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,7 +43,16 @@ from booking_durability.reservations.holds import (
     missing_metadata,
 )
 from booking_durability.reservations.intervals import Interval, ownership_interval
-from booking_durability.reservations.ownership import Owner, busy_tables, claim, epoch, release, slots
+from booking_durability.reservations.ownership import (
+    Owner,
+    Slot,
+    SlotRecord,
+    busy_tables,
+    claim,
+    epoch,
+    release,
+    slots,
+)
 from booking_durability.reservations.ports import (
     Booking,
     ConfirmedAnswer,
@@ -76,6 +85,14 @@ class _Drift:
 
 class _PolicyMoved(Exception):
     """The venue's policy is not the hold's (found at write time)."""
+
+
+@dataclass(frozen=True)
+class _Unavailable:
+    """No table fits the re-quote; ``records`` are the ownership records it read, the original's
+    among them (what recording the drift's end releases first)."""
+
+    records: Mapping[Slot, SlotRecord]
 
 
 def confirm_with_policy_retry(
@@ -229,8 +246,10 @@ def _recover(
         _log_drift(original.hold, venue)
         moment = now()
         quote = _requote(store, original, venue, moment, new_id)
-        if isinstance(quote, NoAvailability):
-            return _unrecovered(store, original, None, venue, "no_availability", 1, now)
+        if isinstance(quote, _Unavailable):
+            return _unrecovered(
+                store, original, None, venue, "no_availability", 1, now, records=quote.records
+            )
         replacement, interval, writes = quote
         try:
             store.replace_hold(original, replacement, interval.end, writes, moment)
@@ -255,7 +274,7 @@ def _recover(
 
 def _requote(
     store: ReservationStore, original: StoredHold, venue: Venue, now: datetime, new_id: Callable[[], str]
-) -> tuple[Hold, Interval, list[Any]] | NoAvailability:
+) -> tuple[Hold, Interval, list[Any]] | _Unavailable:
     """The replacement hold under the current policy, and the ownership writes that move it."""
     hold = original.hold
     snapshot = hold.selection_snapshot
@@ -273,7 +292,7 @@ def _requote(
     busy = busy_tables(records.values(), interval, now, ignoring=hold.hold_id)
     chosen = allocate(venue.config, snapshot.party_size, snapshot.zone, busy)
     if isinstance(chosen, NoAvailability):
-        return chosen
+        return _Unavailable(records)
     replacement = Hold(
         hold_id=new_id(),
         venue_id=hold.venue_id,
@@ -311,9 +330,12 @@ def _unrecovered(
     reason: DriftReason,
     attempts: int,
     now: Callable[[], datetime],
+    *,
+    records: Mapping[Slot, SlotRecord] | None = None,
 ) -> dict[str, Any]:
     """Record the drift's end: the original superseded, any replacement released, one event;
-    then answer 409 ``POLICY_CHANGED``."""
+    then answer 409 ``POLICY_CHANGED``. ``records``, when given, hold every ownership record of
+    the ending hold as just read: the first round writes from them without reading again."""
     # The hold the ending applies to: the original (no replacement was made) or the replacement.
     ending = replacement or original
     to_status = HoldStatus.RELEASED if replacement is not None else HoldStatus.SUPERSEDED
@@ -328,13 +350,17 @@ def _unrecovered(
             reason,
             moment,
         )
-        records = store.slot_records(ending.hold.venue_id, Interval(ending.hold.starts_at, ending.owns_until))
+        if records is None:
+            records = store.slot_records(
+                ending.hold.venue_id, Interval(ending.hold.starts_at, ending.owns_until)
+            )
         try:
             store.end_hold(
                 ending.hold, to_status, release(records, ending.hold.hold_id, moment), moment, event
             )
         except WriteConflict as conflict:
             if "hold" not in conflict.refused:
+                records = None  # a record moved: read them again
                 continue
             # The hold is no longer held (it expired meanwhile): the event is all there is to write.
             store.record_event(event)
