@@ -201,8 +201,8 @@ def _dashboard_text(stage: SynthesizedStage) -> str:
 def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
     stage: SynthesizedStage,
 ) -> None:
+    from booking_durability.notifications.email_channel import EmailChannel
     from booking_durability.notifications.failure_policy import NotificationFailureReason
-    from booking_durability.notifications.notifier import EmailChannel
     from booking_durability.notifications.webhook import WebhookChannel
 
     body = _dashboard_text(stage)
