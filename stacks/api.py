@@ -12,11 +12,10 @@ from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.function import ServiceFunction, log_retention
+from stacks.function import ServiceFunction, service_log_group
 from stacks.monitoring import WatchedFunction
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
@@ -155,12 +154,7 @@ class BookingApi(Construct):
         super().__init__(scope, construct_id)
         self.email_api = self._email_api(settings, layers, email_queue, deliveries_table)
         self.reservations_api = self._reservations_api(settings, layers, reservations_table)
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=log_retention(settings.observability.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-        )
+        self.access_logs = service_log_group(self, "AccessLogs", settings)
         self.rest_api = self._rest_api(settings)
         self._route(self.email_api.function, EMAIL_ROUTES)
         self._route(self.reservations_api.function, RESERVATIONS_ROUTES)

@@ -36,6 +36,22 @@ def log_retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
 
+def removal_policy(settings: StageSettings) -> RemovalPolicy:
+    """What becomes of stateful resources (tables, log groups, keys) when the stack goes: kept
+    on a stage that retains its data, deleted with the stack otherwise."""
+    return RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+
+
+def service_log_group(scope: Construct, construct_id: str, settings: StageSettings) -> logs.LogGroup:
+    """A log group of the service: the stage's retention and removal policy."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        retention=log_retention(settings.observability.log_retention_days),
+        removal_policy=removal_policy(settings),
+    )
+
+
 class ServiceFunction(Construct):
     """A Python function on arm64 with its own role, log group, layers and Powertools settings.
 
@@ -67,7 +83,6 @@ class ServiceFunction(Construct):
         #: The Powertools service name: the ``service`` dimension of the function's EMF metrics.
         self.service = service
         tracing = settings.observability.tracing
-        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
 
         self.role = iam.Role(
             self,
@@ -75,12 +90,7 @@ class ServiceFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{service} ({settings.name})",
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention(settings.observability.log_retention_days),
-            removal_policy=removal,
-        )
+        self.log_group = service_log_group(self, "Logs", settings)
         self.log_group.grant_write(self.role)
 
         self.function = lambda_.Function(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -39,7 +39,7 @@ from cdk_monitoring_constructs import (
 )
 from constructs import Construct
 
-from stacks.function import ServiceFunction
+from stacks.function import ServiceFunction, removal_policy
 from stacks.queue_with_dlq import QueueWithDlq
 from stacks.runbook import RUNBOOK_PATH, AlarmKey, Page
 from stacks.settings import METRICS_NAMESPACE, StageSettings
@@ -194,7 +194,7 @@ class Monitoring(Construct):
             "AlarmTopicKey",
             description=f"Encrypts the booking durability alarm topic ({settings.name})",
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(settings),
             pending_window=Duration.days(7),
         )
         topic_key.grant(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from stacks.function import removal_policy
 from stacks.settings import StageSettings
 
 
@@ -36,5 +36,5 @@ def service_table(
         time_to_live_attribute=ttl_attribute,
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         stream=stream,
-        removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+        removal_policy=removal_policy(settings),
     )
