@@ -289,7 +289,16 @@ def test_a_new_hold_is_complete_and_expires_after_the_policy_ttl() -> None:
     allocation = Allocation((AllocatedTable("T1", 2), AllocatedTable("T2", 4)))
     # When the hold is made
     made = new_hold(
-        "hold_9", request, timing, allocation, policy=_policy(), policy_hash=HASH, policy_version=3, now=NOW
+        "hold_9",
+        timing,
+        allocation,
+        venue_id=request.venue_id,
+        party_size=request.party_size,
+        zone=request.zone,
+        policy=_policy(),
+        policy_hash=HASH,
+        policy_version=3,
+        now=NOW,
     )
     # Then it owns the allocated tables for ten minutes, and records what was asked and chosen
     assert made.status is HoldStatus.HELD
@@ -312,7 +321,16 @@ def test_a_new_hold_without_a_zone_still_has_a_complete_snapshot() -> None:
     timing = (STARTS_AT, STARTS_AT + timedelta(minutes=90))
     allocation = Allocation((AllocatedTable("T2", 4),))
     made = new_hold(
-        "hold_9", request, timing, allocation, policy=_policy(), policy_hash=HASH, policy_version=1, now=NOW
+        "hold_9",
+        timing,
+        allocation,
+        venue_id=request.venue_id,
+        party_size=request.party_size,
+        zone=request.zone,
+        policy=_policy(),
+        policy_hash=HASH,
+        policy_version=1,
+        now=NOW,
     )
     assert made.to_response(NOW)["selection_snapshot"]["zone"] is None
     assert missing_metadata(made) == []

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from booking_durability.drift_events import PolicyDriftData
@@ -35,13 +35,7 @@ from booking_durability.reservations.errors import (
     IdempotencyKeyReused,
     PolicyChanged,
 )
-from booking_durability.reservations.holds import (
-    Hold,
-    HoldStatus,
-    SelectionSnapshot,
-    SnapshotTable,
-    missing_metadata,
-)
+from booking_durability.reservations.holds import Hold, HoldStatus, missing_metadata, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
     Owner,
@@ -293,25 +287,17 @@ def _requote(
     chosen = allocate(venue.config, snapshot.party_size, snapshot.zone, busy)
     if isinstance(chosen, NoAvailability):
         return _Unavailable(records)
-    replacement = Hold(
-        hold_id=new_id(),
+    replacement = new_hold(
+        new_id(),
+        (snapshot.starts_at, snapshot.ends_at),
+        chosen,
         venue_id=hold.venue_id,
-        status=HoldStatus.HELD,
         party_size=snapshot.party_size,
-        starts_at=snapshot.starts_at,
-        ends_at=snapshot.ends_at,
-        expires_at=now + timedelta(seconds=policy.hold_ttl_seconds),
-        table_ids=chosen.table_ids,
+        zone=snapshot.zone,
+        policy=policy,
         policy_hash=venue.policy_hash,
         policy_version=venue.policy_version,
-        selection_snapshot=SelectionSnapshot(
-            party_size=snapshot.party_size,
-            starts_at=snapshot.starts_at,
-            ends_at=snapshot.ends_at,
-            zone=snapshot.zone,
-            tables=tuple(SnapshotTable(id=t.id, capacity=t.capacity) for t in chosen.tables),
-            quoted_at=now,
-        ),
+        now=now,
     )
     owner = Owner(epoch(interval.start), epoch(interval.end), epoch(replacement.expires_at))
     wanted = slots(replacement.table_ids, interval)

@@ -66,9 +66,11 @@ def hold_tables(
             raise NoAvailabilityError(chosen.reason)
         hold = new_hold(
             new_id(),
-            request,
             timing,
             chosen,
+            venue_id=venue.venue_id,
+            party_size=request.party_size,
+            zone=request.zone,
             policy=policy,
             policy_hash=venue.policy_hash,
             policy_version=venue.policy_version,

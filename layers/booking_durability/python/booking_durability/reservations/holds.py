@@ -194,34 +194,38 @@ class Hold(BaseModel):
 
 def new_hold(
     hold_id: str,
-    request: HoldRequest,
     timing: tuple[datetime, datetime],
     allocation: Allocation,
     *,
+    venue_id: str,
+    party_size: int,
+    zone: str | None,
     policy: SeatingPolicy,
     policy_hash: str,
     policy_version: int,
     now: datetime,
 ) -> Hold:
-    """A fresh ``held`` hold on the allocated tables, expiring ``hold_ttl_seconds`` after ``now``.
+    """A fresh ``held`` hold on the allocated tables, expiring ``hold_ttl_seconds`` after ``now``:
+    for a request, or for the re-quote of a hold whose policy changed.
 
-    ``timing`` is what ``check_hold_timing`` returned for the request; the snapshot records the
-    request and the answer with every field given, so the hold is never incomplete.
+    ``timing`` is the hold's ``(starts_at, ends_at)`` (what ``check_hold_timing`` returned for a
+    request); the snapshot records what was asked (``party_size``, ``zone``) and the answer with
+    every field given, so the hold is never incomplete.
     """
     starts_at, ends_at = timing
     snapshot = SelectionSnapshot(
-        party_size=request.party_size,
+        party_size=party_size,
         starts_at=starts_at,
         ends_at=ends_at,
-        zone=request.zone,
+        zone=zone,
         tables=tuple(SnapshotTable(id=table.id, capacity=table.capacity) for table in allocation.tables),
         quoted_at=now,
     )
     return Hold(
         hold_id=hold_id,
-        venue_id=request.venue_id,
+        venue_id=venue_id,
         status=HoldStatus.HELD,
-        party_size=request.party_size,
+        party_size=party_size,
         starts_at=starts_at,
         ends_at=ends_at,
         expires_at=now + timedelta(seconds=policy.hold_ttl_seconds),
