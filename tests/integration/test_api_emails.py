@@ -199,7 +199,7 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def test_no_guest_data_reaches_logs_metrics_records_or_answers(
+def test_no_guest_data_reaches_logs_output_records_attributes_or_answers(
     api: Api, resources: Resources, log_lines: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given requests carrying the guest's address and name down every path of the email routes
@@ -213,12 +213,24 @@ def test_no_guest_data_reaches_logs_metrics_records_or_answers(
         api.call("GET", "/v1/emails/bk_123/booking_confirmed"),
         api.call("DELETE", "/v1/emails/bk_123"),
     ]
-    # Then no answer, log line, EMF blob or deliveries record carries them
+    published = resources.drain(resources.queue_url)
+    assert len(published) == 2
+    # And down the one path that logs: the queue refuses the job after the ledger recorded it
+    resources.sqs.delete_queue(QueueUrl=resources.queue_url)
+    answers.append(api.call("POST", "/v1/emails", email_request(booking_id="bk_456")))
+    assert answers[-1].status == 503
+    logged = log_lines.getvalue()
+    assert "dependency unavailable" in logged
+    # Then no answer, log line, output (where EMF goes; these routes count nothing), deliveries
+    # record or message attribute carries them (read unescaped: json.dumps writes "é" as "\u00e9")
+    attributes = [(m["MessageAttributes"], m["Attributes"]) for m in published]
+    assert all(m["email_type"]["StringValue"] == "booking_confirmed" for m, _ in attributes)
     surfaces = [
-        json.dumps([a.body for a in answers]),
-        log_lines.getvalue(),
+        json.dumps([a.body for a in answers], ensure_ascii=False),
+        logged,
         capsys.readouterr().out,
-        json.dumps(resources.items()),
+        json.dumps(resources.items(), ensure_ascii=False),
+        json.dumps(attributes, ensure_ascii=False),
     ]
-    for planted in (GUEST_EMAIL, GUEST_NAME, "ana.guest", "Secretname"):
+    for planted in (*PII, "Pérez"):
         assert not [surface for surface in surfaces if planted in surface], planted
