@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 from aws_cdk import Acknowledgment, RemovalPolicy, Validations
@@ -15,13 +14,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.function import ServiceFunction, service_log_group
+from stacks.function import LAMBDAS_DIR, ServiceFunction, service_log_group
 from stacks.monitoring import WatchedFunction
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
-LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
-HANDLER = "handler.handler"
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"
 RESERVATIONS_API_SERVICE = "reservations-api"
@@ -205,7 +202,6 @@ class BookingApi(Construct):
             service=EMAIL_API_SERVICE,
             description="Publishes, reads and cancels booking emails (CONTRACT §1)",
             code_dir=LAMBDAS_DIR / "email_api",
-            handler=HANDLER,
             layers=layers,
             environment={
                 "EMAIL_QUEUE_URL": email_queue.queue_url,
@@ -232,7 +228,6 @@ class BookingApi(Construct):
             service=RESERVATIONS_API_SERVICE,
             description="Venues, holds, confirmations and bookings (CONTRACT §1)",
             code_dir=LAMBDAS_DIR / "reservations_api",
-            handler=HANDLER,
             layers=layers,
             environment={"RESERVATIONS_TABLE": reservations_table.table_name},
             timeout_seconds=settings.reservations_api.timeout_seconds,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from email.utils import parseaddr
-from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -14,14 +13,12 @@ from aws_cdk import aws_ses as ses
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
-from stacks.function import ServiceFunction
+from stacks.function import LAMBDAS_DIR, ServiceFunction
 from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
-CONSUMER_CODE_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "email_consumer"
-CONSUMER_HANDLER = "handler.handler"
 # Powertools service name: the "service" dimension of the consumer's EMF metrics.
 CONSUMER_SERVICE = "email-consumer"
 
@@ -61,8 +58,7 @@ class EmailPipeline(Construct):
             settings=settings,
             service=CONSUMER_SERVICE,
             description="Delivers queued booking emails, each dedupe key at most once",
-            code_dir=CONSUMER_CODE_DIR,
-            handler=CONSUMER_HANDLER,
+            code_dir=LAMBDAS_DIR / "email_consumer",
             layers=layers,
             environment=self._consumer_environment(settings, deliveries_table),
             timeout_seconds=settings.consumer.timeout_seconds,

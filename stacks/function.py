@@ -13,6 +13,11 @@ from constructs import Construct
 
 from stacks.settings import LAMBDA_PYTHON_VERSION, METRICS_NAMESPACE, StageSettings
 
+#: Each function's code is a folder here, ``lambdas/<function>/``.
+LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+#: Where each function's entry point is: ``handler`` in its folder's ``handler.py``.
+HANDLER = "handler.handler"
+
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -71,7 +76,7 @@ class ServiceFunction(Construct):
         service: str,
         description: str,
         code_dir: Path,
-        handler: str,
+        handler: str = HANDLER,
         layers: Sequence[lambda_.ILayerVersion],
         environment: Mapping[str, str],
         timeout_seconds: int,

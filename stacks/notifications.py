@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -28,15 +27,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
-from stacks.function import ServiceFunction
+from stacks.function import LAMBDAS_DIR, ServiceFunction
 from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.reservations_table import PARTITION_KEY
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
-NOTIFIER_CODE_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "notifier"
-NOTIFIER_HANDLER = "handler.handler"
 # Powertools service name: the "service" of the notifier's logs and EMF metrics.
 NOTIFIER_SERVICE = "notifier"
 
@@ -99,8 +96,7 @@ class DriftNotifications(Construct):
             settings=settings,
             service=NOTIFIER_SERVICE,
             description="Tells the admins of policy drift at confirmation: signed webhook, else email",
-            code_dir=NOTIFIER_CODE_DIR,
-            handler=NOTIFIER_HANDLER,
+            code_dir=LAMBDAS_DIR / "notifier",
             layers=layers,
             environment=self._notifier_environment(settings, email_queue),
             timeout_seconds=notifier_settings.timeout_seconds,
