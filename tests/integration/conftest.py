@@ -6,6 +6,7 @@ the local stack uses), so the tests cannot drift from what we deploy.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -124,6 +125,34 @@ def resources(aws: None, local_template: dict[str, Any]) -> Resources:
         sqs=sqs,
         dynamodb=dynamodb,
     )
+
+
+def template_queue_url(resources: Resources, template: dict[str, Any], output: str) -> str:
+    """The URL of the queue the template's ``output`` names, as ``resources`` made it."""
+    logical_id = template["Outputs"][output]["Value"]["Ref"]
+    return str(resources.sqs.get_queue_url(QueueName=logical_id)["QueueUrl"])
+
+
+def attributes(message: dict[str, Any]) -> dict[str, str]:
+    """An SQS message's attributes as name -> string value."""
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+
+
+def emf_blobs(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch embedded-metric blobs among what a function printed."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def import_handler(function: str) -> Any:
+    """``lambdas/<function>/handler.py`` freshly imported, as a cold start imports it."""
+    name = f"{function}_handler"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "lambdas" / function / "handler.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module.handler
 
 
 @dataclass

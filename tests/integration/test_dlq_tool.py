@@ -35,7 +35,9 @@ from tests.integration.conftest import (
     MotoServer,
     Resources,
     ScriptedProvider,
+    attributes,
     make_delivery,
+    template_queue_url,
 )
 
 EMAIL = {"schema": "booking-email/v1"}
@@ -84,15 +86,11 @@ class Queues:
 
 @pytest.fixture
 def queues(resources: Resources, local_template: dict[str, Any]) -> Queues:
-    def url(output: str) -> str:
-        logical_id = local_template["Outputs"][output]["Value"]["Ref"]
-        return str(resources.sqs.get_queue_url(QueueName=logical_id)["QueueUrl"])
-
     return Queues(
         email=resources.queue_url,
         email_dlq=resources.dlq_url,
-        notifications=url("NotificationsQueueUrl"),
-        notifications_dlq=url("NotificationsDlqUrl"),
+        notifications=template_queue_url(resources, local_template, "NotificationsQueueUrl"),
+        notifications_dlq=template_queue_url(resources, local_template, "NotificationsDlqUrl"),
         sqs=resources.sqs,
     )
 
@@ -136,10 +134,6 @@ def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
     ).get("Messages", []):
         messages.extend(batch)
     return messages
-
-
-def attributes(message: dict[str, Any]) -> dict[str, str]:
-    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
 
 
 def email_letter(queues: Queues, reason: str | None, email_type: str | None, **job_fields: Any) -> str:

@@ -9,17 +9,13 @@ handler reports them failed (then they come back, as after the visibility timeou
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import logging
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,10 +25,16 @@ from standardwebhooks import Webhook
 
 from booking_durability import wiring
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob
-from booking_durability.observability import logger
 from devstack.worker import delete_records, records_to_delete, sqs_event
 from tests.builders import LambdaContext
-from tests.integration.conftest import REGION
+from tests.integration.conftest import (
+    REGION,
+    Resources,
+    attributes,
+    emf_blobs,
+    import_handler,
+    template_queue_url,
+)
 from tests.unit.notifications.builders import (
     ADMIN_EMAIL,
     SECRET,
@@ -41,10 +43,8 @@ from tests.unit.notifications.builders import (
     unrecovered_event,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 # A token in the URL's path, as some receivers issue: it must never reach a log line.
 HOOK_PATH = "/hooks/drift/tok_url_token_never_logged"
-MAX_RECEIVES = 5
 
 
 @dataclass(frozen=True)
@@ -103,25 +103,26 @@ def receiver() -> Iterator[Receiver]:
 
 @dataclass
 class Queues:
-    sqs: Any
+    """The template's notifications queue and its DLQ, and its email queue."""
+
+    resources: Resources
     notifications: str
     notifications_arn: str
     dlq: str
     email: str
+    #: The notifications queue's ``maxReceiveCount`` (CONTRACT §4: the notifier's ``MAX_RECEIVES``).
+    max_receives: int
+
+    @property
+    def sqs(self) -> Any:
+        return self.resources.sqs
 
     def publish(self, body: str) -> None:
         """As EventBridge Pipes (or the local stream worker) publishes the outbox item's body."""
         self.sqs.send_message(QueueUrl=self.notifications, MessageBody=body)
 
     def drain(self, url: str) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        while batch := self.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        ).get("Messages", []):
-            for message in batch:
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            messages.extend(batch)
-        return messages
+        return self.resources.drain(url)
 
     def deliver_batch(self, handler: Any) -> dict[str, Any]:
         """One poll of the event source mapping (report_batch_item_failures): invoke, delete
@@ -146,18 +147,19 @@ class Queues:
 
 
 @pytest.fixture
-def queues(aws: None) -> Queues:
-    # The notifications queue as CONTRACT §4 has it: a DLQ after 5 receives (SQS's backstop).
-    sqs = boto3.client("sqs", region_name=REGION)
-    dlq = sqs.create_queue(QueueName="notifications-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
-    notifications = sqs.create_queue(
-        QueueName="notifications", Attributes={"VisibilityTimeout": "60", "RedrivePolicy": redrive}
-    )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=notifications, AttributeNames=["QueueArn"])["Attributes"]
-    email = sqs.create_queue(QueueName="email")["QueueUrl"]
-    return Queues(sqs, notifications, arn["QueueArn"], dlq, email)
+def queues(resources: Resources, local_template: dict[str, Any]) -> Queues:
+    notifications = template_queue_url(resources, local_template, "NotificationsQueueUrl")
+    settings = resources.sqs.get_queue_attributes(
+        QueueUrl=notifications, AttributeNames=["QueueArn", "RedrivePolicy"]
+    )["Attributes"]
+    return Queues(
+        resources,
+        notifications=notifications,
+        notifications_arn=settings["QueueArn"],
+        dlq=template_queue_url(resources, local_template, "NotificationsDlqUrl"),
+        email=resources.queue_url,
+        max_receives=int(json.loads(settings["RedrivePolicy"])["maxReceiveCount"]),
+    )
 
 
 def load_handler(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
@@ -167,13 +169,7 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
         monkeypatch.setenv(name, value)
     wiring.reset()
     parameters.clear_caches()
-    spec = importlib.util.spec_from_file_location("notifier_handler", ROOT / "lambdas/notifier/handler.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["notifier_handler"] = module
-    spec.loader.exec_module(module)
-    return module.handler
+    return import_handler("notifier")
 
 
 def store_secret(value: str) -> str:
@@ -189,7 +185,7 @@ def webhook_handler(queues: Queues, receiver: Receiver, monkeypatch: pytest.Monk
         monkeypatch,
         {
             "NOTIFICATIONS_DLQ_URL": queues.dlq,
-            "MAX_RECEIVES": str(MAX_RECEIVES),
+            "MAX_RECEIVES": str(queues.max_receives),
             "WEBHOOK_URL": receiver.url,
             "WEBHOOK_SECRET_ARN": arn,
             "WEBHOOK_TIMEOUT_SECONDS": "0.5",
@@ -213,31 +209,9 @@ def email_handler(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     wiring.reset()
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """Everything the Powertools logger writes, at DEBUG (its handler holds the real stdout)."""
-    buffer = io.StringIO()
-    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
-    previous = [(h, h.setStream(buffer)) for h in handlers]
-    level = logger.log_level
-    logger.setLevel("DEBUG")
-    yield buffer
-    logger.setLevel(level)
-    for handler_, stream in previous:
-        handler_.setStream(stream)
-
-
 def verified(received: Received) -> Any:
     """What a Standard Webhooks receiver makes of the request (raises when the signature is bad)."""
     return Webhook(SECRET).verify(received.body, received.headers)
-
-
-def attributes(message: dict[str, Any]) -> dict[str, str]:
-    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
-
-
-def emf_blobs(output: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
 
 
 def test_a_drift_event_is_posted_signed_to_the_webhook(
@@ -283,17 +257,18 @@ def test_a_503_is_retried_by_the_queue_with_the_same_id_and_a_fresh_valid_signat
 def test_after_five_failed_receives_the_event_is_dead_lettered_as_unreachable(
     webhook_handler: Any, queues: Queues, receiver: Receiver
 ) -> None:
+    assert queues.max_receives == 5  # CONTRACT §4, as the template has it
     # Given a receiver answering 503, then too late (past the 0.5 s timeout), then 500, 502, 504
     receiver.script = [503, 200, 500, 502, 504]
     event = drift_event()
     queues.publish(as_body(event))
     # When the event is received five times
-    for receive in range(1, MAX_RECEIVES + 1):
+    for receive in range(1, queues.max_receives + 1):
         receiver.delay_seconds = 1.0 if receive == 2 else 0.0
         response = queues.deliver_batch(webhook_handler)
         # Then the first four fail the record, the fifth dead-letters it (the record is done)
-        assert len(response["batchItemFailures"]) == (1 if receive < MAX_RECEIVES else 0)
-    assert len(receiver.received) == MAX_RECEIVES
+        assert len(response["batchItemFailures"]) == (1 if receive < queues.max_receives else 0)
+    assert len(receiver.received) == queues.max_receives
     [dead] = queues.drain(queues.dlq)
     assert dead["Body"] == as_body(event)
     assert attributes(dead) == {"failure_reason": "webhook_unreachable", "attempts": "5"}
