@@ -228,8 +228,6 @@ def test_a_held_hold_reads_as_expired_from_its_expiry(
     # Given a hold expiring at NOW + 10 minutes
     hold_ = _hold(status=status)
     assert hold_.effective_status(now) is effective
-    # Only a live hold or a confirmed one owns its tables
-    assert hold_.owns_tables(now) is (effective in (HoldStatus.HELD, HoldStatus.CONFIRMED))
 
 
 def test_the_answer_has_utc_z_times_and_the_status_as_of_now() -> None:

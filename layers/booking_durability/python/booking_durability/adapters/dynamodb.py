@@ -117,8 +117,8 @@ class DynamoTable:
         self.name = name
         self.client = client
 
-    def get(self, key: Mapping[str, Any], *, consistent: bool = True) -> Item | None:
-        response = self._call("get_item", TableName=self.name, Key=to_dynamo(key), ConsistentRead=consistent)
+    def get(self, key: Mapping[str, Any]) -> Item | None:
+        response = self._call("get_item", TableName=self.name, Key=to_dynamo(key), ConsistentRead=True)
         return from_dynamo(response["Item"]) if "Item" in response else None
 
     def get_many(self, keys: Sequence[Mapping[str, Any]]) -> list[Item]:
@@ -140,27 +140,23 @@ class DynamoTable:
         *,
         filter: Expression | None = None,
         projection: str | None = None,
-        consistent: bool = True,
-        limit: int | None = None,
     ) -> Iterator[Item]:
-        """Every item the query matches, page after page."""
+        """Every item the query matches, page after page (strongly consistent reads)."""
         request: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key_condition.text,
-            "ConsistentRead": consistent,
+            "ConsistentRead": True,
         }
         expressions = [key_condition] + ([filter] if filter else [])
         if filter is not None:
             request["FilterExpression"] = filter.text
         if projection is not None:
             request["ProjectionExpression"] = projection
-        if limit is not None:
-            request["Limit"] = limit
         _placeholders(request, expressions)
         while True:
             page = self._call("query", **request)
             yield from (from_dynamo(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page or limit is not None:
+            if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 

@@ -490,7 +490,6 @@ def stored_hold(item: Item) -> StoredHold:
         hold=Hold.model_validate({**json.loads(item["doc"]), "status": item["status"]}),
         owns_until=datetime.fromtimestamp(int(item["owns_until"]), UTC),
         booking_id=item.get("booking_id"),
-        superseded_by=item.get("superseded_by"),
     )
 
 

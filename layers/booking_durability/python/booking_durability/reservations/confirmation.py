@@ -104,7 +104,7 @@ def confirm_with_policy_retry(
         repeated = _repeat(store, stored, keyed, request)
         if repeated is not None:
             return repeated
-        _check_confirmable(stored, request, now())
+        _check_confirmable(stored, now())
         try:
             return _confirm(store, stored, request, now())
         except _PolicyMoved:
@@ -131,7 +131,7 @@ def _repeat(
     return None
 
 
-def _check_confirmable(stored: StoredHold, request: ConfirmRequest, now: datetime) -> None:
+def _check_confirmable(stored: StoredHold, now: datetime) -> None:
     hold = stored.hold
     missing = missing_metadata(hold)
     if missing:

@@ -48,7 +48,6 @@ def hold_tables(
     now: Callable[[], datetime],
     *,
     new_id: Callable[[], str] = lambda: f"hld_{uuid.uuid4().hex}",
-    pause: Callable[[int], None] = pause_after_lost_race,
 ) -> Hold:
     """Hold the best free tables for ``request``; ``NoAvailabilityError`` when none fit."""
     for round_ in range(MAX_ROUNDS):
@@ -81,7 +80,7 @@ def hold_tables(
         try:
             store.create_hold(hold, interval.end, writes)
         except WriteConflict:
-            pause(round_)
+            pause_after_lost_race(round_)
             continue
         count("HoldCreated")
         logger.info(

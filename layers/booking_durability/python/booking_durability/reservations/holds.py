@@ -174,10 +174,6 @@ class Hold(BaseModel):
             return HoldStatus.EXPIRED
         return self.status
 
-    def owns_tables(self, now: datetime) -> bool:
-        """Whether the hold still keeps its tables from others (live ``held`` or ``confirmed``)."""
-        return self.effective_status(now) in (HoldStatus.HELD, HoldStatus.CONFIRMED)
-
     def to_response(self, now: datetime) -> dict[str, Any]:
         """The hold as the API answers it: JSON types, UTC ``Z`` times, the status as of ``now``.
 

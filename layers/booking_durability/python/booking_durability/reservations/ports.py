@@ -1,6 +1,8 @@
-"""What the reservation logic needs from its store, as an interface (tests hand in fakes).
+"""What the reservation logic needs from its store, as an interface, so that it imports no AWS
+code.
 
-``adapters.reservations_table.ReservationsTable`` implements it on DynamoDB.
+``adapters.reservations_table.ReservationsTable`` implements it on DynamoDB (tests use it too, on
+moto, subclassing it where they stage a race).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ class StoredHold:
     hold: Hold
     owns_until: datetime  # end of the ownership interval (ends_at + the buffer it was quoted with)
     booking_id: str | None = None  # the booking that confirmed it (or its replacement)
-    superseded_by: str | None = None  # the replacement quoted after a policy drift
 
 
 @dataclass(frozen=True)
