@@ -46,7 +46,7 @@ class EmailPipeline(Construct):
             self,
             "Email",
             settings=settings.email_queue,
-            visibility_timeout_seconds=settings.email_visibility_timeout_seconds,
+            visibility_timeout_seconds=settings.consumer.visibility_timeout_seconds,
         )
         self.queue = self.queues.queue
         self.dlq = self.queues.dlq

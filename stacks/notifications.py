@@ -81,7 +81,7 @@ class DriftNotifications(Construct):
             self,
             "Notifications",
             settings=settings.notifications_queue,
-            visibility_timeout_seconds=settings.notifications_visibility_timeout_seconds,
+            visibility_timeout_seconds=settings.notifications.notifier.visibility_timeout_seconds,
         )
         self.queue = self.queues.queue
         self.dlq = self.queues.dlq

@@ -108,13 +108,29 @@ class ApiFunctionSettings(FunctionSettings):
     timeout_seconds: int = Field(ge=1, le=API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS)
 
 
-class EmailConsumerSettings(FunctionSettings):
+class QueueConsumerSettings(FunctionSettings):
+    """A function an SQS queue feeds through an event source mapping.
+
+    The queue's visibility timeout follows from it: :attr:`visibility_timeout_seconds`.
+    """
+
+    batch_size: int = Field(10, ge=1, le=10)
+    #: MaximumBatchingWindowInSeconds of the event source mapping; unset, the mapping has none.
+    max_batching_window_seconds: int | None = Field(None, ge=0, le=300)
+    #: ScalingConfig.MaximumConcurrency of the event source mapping (SQS allows 2..1000).
+    max_concurrency: int = Field(2, ge=2, le=1000)
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """Six function timeouts plus the batching window, as AWS advises for Lambda consumers."""
+        return VISIBILITY_TIMEOUT_FACTOR * self.timeout_seconds + (self.max_batching_window_seconds or 0)
+
+
+class EmailConsumerSettings(QueueConsumerSettings):
     """The consumer Lambda and its SQS event source mapping."""
 
     batch_size: int = Field(10, ge=1, le=10_000)
     max_batching_window_seconds: int = Field(0, ge=0, le=300)
-    #: ScalingConfig.MaximumConcurrency of the event source mapping (SQS allows 2..1000).
-    max_concurrency: int = Field(2, ge=2, le=1000)
     #: Sends in flight at once inside one invocation.
     send_concurrency: int = Field(5, ge=1)
     #: How long a claimed dedupe key stays leased; longer than the timeout so a live invocation
@@ -189,12 +205,8 @@ class ApiSettings(_Settings):
         return self
 
 
-class NotifierSettings(FunctionSettings):
+class NotifierSettings(QueueConsumerSettings):
     """The drift notifier Lambda and its SQS event source mapping."""
-
-    batch_size: int = Field(10, ge=1, le=10)
-    #: ScalingConfig.MaximumConcurrency of the event source mapping (SQS allows 2..1000).
-    max_concurrency: int = Field(2, ge=2, le=1000)
 
 
 class NotificationsSettings(_Settings):
@@ -288,16 +300,9 @@ class StageSettings(_Settings):
     quick_retries: bool = False
 
     @property
-    def email_visibility_timeout_seconds(self) -> int:
-        """Six consumer timeouts plus the batching window, as AWS advises for Lambda consumers."""
-        return VISIBILITY_TIMEOUT_FACTOR * self.consumer.timeout_seconds + (
-            self.consumer.max_batching_window_seconds
-        )
-
-    @property
-    def notifications_visibility_timeout_seconds(self) -> int:
-        """Six notifier timeouts, as AWS advises for Lambda consumers (no batching window)."""
-        return VISIBILITY_TIMEOUT_FACTOR * self.notifications.notifier.timeout_seconds
+    def queue_consumers(self) -> dict[str, QueueConsumerSettings]:
+        """Each queue's consumer, by the queue's name."""
+        return {"email": self.consumer, "notifications": self.notifications.notifier}
 
     @property
     def stack_name(self) -> str:
@@ -351,16 +356,12 @@ class StageSettings(_Settings):
                 f"provider_rate_limit_per_second ({limit}) of {self.delivery.provider!r}; "
                 "lower one of them or raise the provider's limit first"
             )
-        if self.email_visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ValueError(
-                f"the email visibility timeout ({self.email_visibility_timeout_seconds} s, six consumer "
-                f"timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
-            )
-        if self.notifications_visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ValueError(
-                f"the notifications visibility timeout ({self.notifications_visibility_timeout_seconds} s, "
-                f"six notifier timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
-            )
+        for queue, consumer in self.queue_consumers.items():
+            if consumer.visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
+                raise ValueError(
+                    f"the {queue} visibility timeout ({consumer.visibility_timeout_seconds} s, six "
+                    f"consumer timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
+                )
         first_attempt = self.consumer.max_batching_window_seconds + self.consumer.timeout_seconds
         lag_alarm = self.observability.delivery_lag_p99_alarm_seconds
         if lag_alarm <= first_attempt:
@@ -375,8 +376,10 @@ class StageSettings(_Settings):
 
     def _check_quick_retries(self) -> None:
         too_slow = {
-            "email visibility timeout": (self.email_visibility_timeout_seconds, 60),
-            "notifications visibility timeout": (self.notifications_visibility_timeout_seconds, 60),
+            **{
+                f"{queue} visibility timeout": (consumer.visibility_timeout_seconds, 60)
+                for queue, consumer in self.queue_consumers.items()
+            },
             "delivery_delay_seconds": (self.email_queue.delivery_delay_seconds, 5),
             "notifications_queue.delivery_delay_seconds": (
                 self.notifications_queue.delivery_delay_seconds,

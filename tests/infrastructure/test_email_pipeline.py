@@ -48,7 +48,7 @@ def test_the_email_queue_is_encrypted_bounded_and_redrives_after_five_receives(
             "DelaySeconds": settings.email_queue.delivery_delay_seconds,
             "MaximumMessageSize": 262144,
             "MessageRetentionPeriod": 4 * 24 * 3600,
-            "VisibilityTimeout": settings.email_visibility_timeout_seconds,
+            "VisibilityTimeout": settings.consumer.visibility_timeout_seconds,
             "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 5},
         },
     )

@@ -199,7 +199,7 @@ def test_the_notifications_queue_is_encrypted_and_redrives_after_five_receives(
     properties = queue["Properties"]
     assert properties["SqsManagedSseEnabled"] is True
     assert properties["MessageRetentionPeriod"] == queue_settings.retention_days * 24 * 3600
-    assert properties["VisibilityTimeout"] == stage.settings.notifications_visibility_timeout_seconds
+    assert properties["VisibilityTimeout"] == stage.settings.notifications.notifier.visibility_timeout_seconds
     assert properties["VisibilityTimeout"] >= 6 * stage.notifier[1]["Properties"]["Timeout"]
     # CONTRACT §4: DLQ after 5 receives
     assert properties["RedrivePolicy"] == {"deadLetterTargetArn": _arn(dlq_id), "maxReceiveCount": 5}
