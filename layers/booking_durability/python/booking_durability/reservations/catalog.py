@@ -15,7 +15,7 @@ from booking_durability.errors import Busy
 from booking_durability.observability import logger
 from booking_durability.reservations.errors import PreconditionFailed, VenueNotFound, VersionNotFound
 from booking_durability.reservations.ports import ReservationStore, StoredVenue, WriteConflict
-from booking_durability.reservations.venues import VenueConfig, canonical_json, policy_hash
+from booking_durability.reservations.venues import VenueConfig, canonical_json, hash_of
 
 # Versioned PUTs racing on one venue: each round at least one of them lands.
 MAX_SAVE_ATTEMPTS = 10
@@ -54,7 +54,8 @@ def save_venue(
     store: ReservationStore, venue_id: str, config: VenueConfig, if_match: str | None, now: datetime
 ) -> StoredVenue:
     """Store ``config`` as the venue's next version unless it is what the venue already has."""
-    wanted_hash = policy_hash(config)
+    canonical = canonical_json(config)
+    wanted_hash = hash_of(canonical)
     expected = _entity_tag(if_match)
     current = store.venue(venue_id)
     for _ in range(MAX_SAVE_ATTEMPTS):
@@ -63,7 +64,7 @@ def save_venue(
         if current is not None and current.policy_hash == wanted_hash:
             return current
         version = 1 if current is None else current.policy_version + 1
-        saved = StoredVenue(venue_id, canonical_json(config), wanted_hash, version)
+        saved = StoredVenue(venue_id, canonical, wanted_hash, version)
         try:
             store.save_venue(saved, None if current is None else current.policy_version, now)
         except WriteConflict as conflict:

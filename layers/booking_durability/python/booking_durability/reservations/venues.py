@@ -132,4 +132,9 @@ def canonical_json(config: VenueConfig) -> str:
 
 def policy_hash(config: VenueConfig) -> str:
     """Lowercase hex SHA-256 of the canonical JSON's UTF-8 bytes: equal configs, equal hashes."""
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+    return hash_of(canonical_json(config))
+
+
+def hash_of(canonical: str) -> str:
+    """The policy hash of an already canonical JSON text (what ``canonical_json`` returned)."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
