@@ -117,8 +117,6 @@ class RunningStack:
     variables: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
-    #: ``time.monotonic()`` when it printed ``ready``.
-    ready_at: float | None = None
 
     @property
     def stack_file(self) -> Path:
@@ -202,7 +200,6 @@ def _relay(stack: RunningStack) -> None:
         line = raw.rstrip("\n")
         stack.lines.append(line)
         if line == "ready":
-            stack.ready_at = time.monotonic()
             stack.ready.set()
 
 
