@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from booking_durability.adapters.deliveries_table import TRANSITIONS, Change, State, transition_condition
 from booking_durability.emails.models import EmailStatus
 from tests.builders import T0
@@ -32,6 +34,13 @@ def test_a_failed_email_is_queued_again_and_a_live_lease_is_never_overwritten() 
 def test_cancel_leaves_a_tombstone_but_never_touches_a_sent_or_sending_email() -> None:
     assert State.NOBODY in starts_from(Change.CANCEL)
     assert starts_from(Change.CANCEL) >= FINISHED
+    # Its condition never admits "sent", and "sending" only once the lease ran out
+    condition = transition_condition(Change.CANCEL, T0)
+    assert ":sent" not in condition.values
+    assert not re.search(r":sent\b", condition.text)
+    sending = re.findall(r"#status = :sending[^)]*", condition.text)
+    assert sending == ["#status = :sending AND lease_until < :now"]
+    assert "lease_token" not in condition.text
 
 
 def test_only_the_lease_holder_finishes_or_releases_a_key() -> None:
