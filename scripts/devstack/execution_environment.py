@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO
 
 from devstack.api_gateway import MAX_RESPONSE_BYTES, ApiSpec
+from devstack.serving import log_to_stderr
 from devstack.worker import FunctionSpec, Handler, LambdaContext, load_handler
 
 log = logging.getLogger("devstack.execution_environment")
@@ -82,12 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: execution_environment.py API_SPEC.json FUNCTION_NAME FD", file=sys.stderr)
         return 2
     spec_file, function_name, descriptor = args
-    # This process's logger only: the root logger stays the handler's, as in Lambda.
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(stderr)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    log_to_stderr(log)
     with open(spec_file, encoding="utf-8") as file:
         spec = ApiSpec.from_json(file.read())
     with socket.socket(fileno=int(descriptor)) as channel, channel.makefile("rb") as reader:

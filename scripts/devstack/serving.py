@@ -23,6 +23,16 @@ def configure_logging(component: str) -> None:
     )
 
 
+def log_to_stderr(logger: logging.Logger) -> None:
+    """``logger``'s lines (INFO and up) on stderr, and only there: the root logger stays the
+    handler's, as in Lambda, for a process that runs one (a worker, an execution environment)."""
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(stderr)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def serve_until_signalled(server: Stoppable, logger: logging.Logger, where: str) -> int:
     """Keep the started ``server`` up until SIGTERM or SIGINT, then stop it cleanly."""
     stopping = threading.Event()

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.files import write_json_atomically
+from devstack.serving import log_to_stderr
 
 #: Printed (to stderr) once every shard has its starting position and polling starts.
 READY_MARKER = "reading the stream"
@@ -396,11 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: stream_worker.py SPEC.json", file=sys.stderr)
         return 2
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    log_to_stderr(log)
     with open(args[0], encoding="utf-8") as spec_file:
         spec = StreamWorkerSpec.from_json(spec_file.read())
     run(spec)

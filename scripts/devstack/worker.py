@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.serving import log_to_stderr
+
 #: Printed (to stderr) once the handler is imported and polling starts.
 READY_MARKER = "polling for messages"
 #: Shorter than the event source mapping's 20 s: a killed worker's long poll lives on in moto and
@@ -300,12 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: worker.py SPEC.json", file=sys.stderr)
         return 2
-    # This worker's logger only: the root logger stays the handler's, as in Lambda.
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(stderr)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    log_to_stderr(log)
     with open(args[0], encoding="utf-8") as spec_file:
         spec = QueueWorkerSpec.from_json(spec_file.read())
     run(spec)
