@@ -345,15 +345,15 @@ class StreamPipe:
     def _send(self, body: str, sequence_number: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        pause = MIN_POLL_SECONDS
+        pauses = doubling(MIN_POLL_SECONDS, MAX_SEND_PAUSE_SECONDS)
         while True:
             try:
                 self.sqs.send_message(QueueUrl=self.spec.target_queue_url, MessageBody=body)
             except (BotoCoreError, ClientError) as error:
                 reason = _code(error) if isinstance(error, ClientError) else type(error).__name__
+                pause = next(pauses)
                 log.warning("record %s not sent (%s); retrying in %.1f s", sequence_number, reason, pause)
                 time.sleep(pause)
-                pause = min(MAX_SEND_PAUSE_SECONDS, pause * 2)
                 continue
             log.info("record %s sent to %s", sequence_number, self.spec.target_queue_url.rsplit("/", 1)[-1])
             return
@@ -363,12 +363,17 @@ def _code(error: Any) -> str:
     return str(error.response.get("Error", {}).get("Code", "unknown"))
 
 
-def idle_pauses() -> Iterator[float]:
-    """The pauses after polls that found nothing: doubling from the shortest to the longest."""
-    pause = MIN_POLL_SECONDS
+def doubling(first: float, longest: float) -> Iterator[float]:
+    """Pauses doubling from ``first`` up to ``longest``, then staying there."""
+    pause = first
     while True:
         yield pause
-        pause = min(MAX_POLL_SECONDS, pause * 2)
+        pause = min(longest, pause * 2)
+
+
+def idle_pauses() -> Iterator[float]:
+    """The pauses after polls that found nothing: doubling from the shortest to the longest."""
+    return doubling(MIN_POLL_SECONDS, MAX_POLL_SECONDS)
 
 
 def run(spec: StreamWorkerSpec) -> None:
