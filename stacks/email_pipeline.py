@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from email.utils import parseaddr
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
-from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, ServiceFunction
@@ -67,15 +66,7 @@ class EmailPipeline(Construct):
             feeds_its_own_trigger=True,
         )
         consumer = self.consumer.function
-        consumer.add_event_source(
-            SqsEventSource(
-                self.queue,
-                batch_size=settings.consumer.batch_size,
-                max_batching_window=Duration.seconds(settings.consumer.max_batching_window_seconds),
-                max_concurrency=settings.consumer.max_concurrency,
-                report_batch_item_failures=True,
-            )
-        )
+        consumer.add_event_source(self.queues.event_source(settings.consumer))
         # Delayed hops and throttled copies go back to the queue; failures to the DLQ with a reason.
         self.queue.grant_send_messages(consumer)
         self.dlq.grant_send_messages(consumer)

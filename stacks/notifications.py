@@ -24,7 +24,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_pipes as pipes
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
-from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, ServiceFunction
@@ -103,14 +102,7 @@ class DriftNotifications(Construct):
             memory_mb=notifier_settings.memory_mb,
         )
         notifier = self.notifier.function
-        notifier.add_event_source(
-            SqsEventSource(
-                self.queue,
-                batch_size=notifier_settings.batch_size,
-                max_concurrency=notifier_settings.max_concurrency,
-                report_batch_item_failures=True,
-            )
-        )
+        notifier.add_event_source(self.queues.event_source(notifier_settings))
         self.dlq.grant_send_messages(notifier)
         if settings.notifications.webhook_url is None:
             # The email channel: an admin_policy_drift email job, the notifier's only channel when

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
-from stacks.settings import QueueSettings
+from stacks.settings import QueueConsumerSettings, QueueSettings
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,19 @@ class QueueWithDlq:
 
     queue: sqs.Queue
     dlq: sqs.Queue
+
+    def event_source(self, consumer: QueueConsumerSettings) -> SqsEventSource:
+        """``queue`` feeding a function in ``consumer``'s batches, which answers each batch with
+        its failed records only (``batchItemFailures``). Adding the source grants the function
+        what it needs to receive and delete."""
+        window = consumer.max_batching_window_seconds
+        return SqsEventSource(
+            self.queue,
+            batch_size=consumer.batch_size,
+            max_batching_window=None if window is None else Duration.seconds(window),
+            max_concurrency=consumer.max_concurrency,
+            report_batch_item_failures=True,
+        )
 
 
 def queue_with_dlq(
