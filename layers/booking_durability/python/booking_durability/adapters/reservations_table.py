@@ -25,7 +25,7 @@ from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, 
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.intervals import Interval, buckets
-from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite, slots
+from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite, epoch, slots
 from booking_durability.reservations.ports import (
     Booking,
     ConfirmedAnswer,
@@ -59,10 +59,6 @@ def hold_key(hold_id: str) -> dict[str, str]:
 
 def booking_key(booking_id: str) -> dict[str, str]:
     return {"pk": f"BOOKING#{booking_id}", "sk": "BOOKING"}
-
-
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 class ReservationsTable:
@@ -140,7 +136,7 @@ class ReservationsTable:
             owners = {
                 owner_id: {"s": o.start, "e": o.end, "x": o.until} for owner_id, o in write.owners.items()
             }
-            latest_end = max((o.end for o in write.owners.values()), default=_epoch(write.slot.bucket))
+            latest_end = max((o.end for o in write.owners.values()), default=epoch(write.slot.bucket))
             if write.expected_version is None:
                 condition = Expression("attribute_not_exists(pk)")
                 next_version = 1
@@ -250,7 +246,7 @@ class ReservationsTable:
             values[f":v{i}"] = value
         condition = Expression("#status = :from", {":from": from_status}, names)
         if live:
-            condition = condition & Expression("expires_epoch > :now", {":now": _epoch(now)})
+            condition = condition & Expression("expires_epoch > :now", {":now": epoch(now)})
         return Operation(
             label,
             "Update",
@@ -325,7 +321,7 @@ class ReservationsTable:
                         **idempotency_record_key(idempotency_key),
                         **stored_answer,
                         "booking_id": booking.booking_id,
-                        "expires_at": _epoch(booking.owns_until + KEEP_AFTER),
+                        "expires_at": epoch(booking.owns_until + KEEP_AFTER),
                     },
                     condition=Expression("attribute_not_exists(pk)"),
                 )
@@ -367,7 +363,7 @@ class ReservationsTable:
                 "sk": "EVENT",
                 "event_type": event.type,
                 "body": event.model_dump_json(exclude_none=True),
-                "expires_at": _epoch(event.occurred_at + KEEP_AFTER),
+                "expires_at": epoch(event.occurred_at + KEEP_AFTER),
             },
             condition=Expression("attribute_not_exists(pk)"),
         )
@@ -401,8 +397,8 @@ class ReservationsTable:
             "booking_id": booking.booking_id,
             "venue_id": booking.venue_id,
             "hold_id": booking.hold_id,
-            "owns_until": _epoch(booking.owns_until),
-            "expires_at": _epoch(booking.owns_until + KEEP_AFTER),
+            "owns_until": epoch(booking.owns_until),
+            "expires_at": epoch(booking.owns_until + KEEP_AFTER),
         }
 
     # -- bookings ----------------------------------------------------------------------------
@@ -460,9 +456,9 @@ def hold_item(hold: Hold, owns_until: datetime) -> Item:
         "doc": json.dumps(doc, sort_keys=True, separators=(",", ":")),
         "status": hold.status.value,
         "venue_id": hold.venue_id,
-        "expires_epoch": _epoch(hold.expires_at),
-        "owns_until": _epoch(owns_until),
-        "expires_at": _epoch(max(hold.ends_at, hold.expires_at) + KEEP_AFTER),
+        "expires_epoch": epoch(hold.expires_at),
+        "owns_until": epoch(owns_until),
+        "expires_at": epoch(max(hold.ends_at, hold.expires_at) + KEEP_AFTER),
     }
 
 
