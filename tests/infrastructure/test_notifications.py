@@ -13,6 +13,7 @@ from cfnlint.api import ManualArgs, lint
 
 from app import build_app
 from booking_durability.settings import NotifierSettings
+from devstack.stream_worker import matches, pipe_event, render
 from stacks.settings import LOCAL_WEBHOOK_SECRET, stage_settings
 from tests.infrastructure.conftest import SynthesizedStage
 
@@ -22,6 +23,7 @@ SEND = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 XRAY = {"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 WEBHOOK_URL = "https://hooks.example.com/booking/policy-drift"
 LOCAL_WEBHOOK_URL = "http://127.0.0.1:8025/webhooks/policy-drift"
+STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/reservations/stream/2026-01-01T00:00:00.000"
 DRIFT_EVENT = json.dumps(
     {"type": "policy_drift.recovered", "event_id": "5b0c6f0e-2d1e-4a8e-9a51-1f0f5c8d9e21", "attempts": 2},
     separators=(",", ":"),
@@ -29,7 +31,7 @@ DRIFT_EVENT = json.dumps(
 
 
 def _stream_record(event_name: str, pk: str, body: str = DRIFT_EVENT) -> dict[str, Any]:
-    """A DynamoDB stream record as the pipe receives it (NEW_IMAGE view)."""
+    """A DynamoDB stream record as the pipe filters and renders it (NEW_IMAGE view)."""
     keys = {"pk": {"S": pk}, "sk": {"S": "EVENT"}}
     record: dict[str, Any] = {
         "eventID": "1",
@@ -39,40 +41,7 @@ def _stream_record(event_name: str, pk: str, body: str = DRIFT_EVENT) -> dict[st
     }
     if event_name != "REMOVE":
         record["dynamodb"]["NewImage"] = {**keys, "body": {"S": body}, "event_type": {"S": "x"}}
-    return record
-
-
-def _matches(pattern: dict[str, Any], event: Any) -> bool:
-    """EventBridge pattern matching, as much of it as the outbox filter uses."""
-    if not isinstance(event, dict):
-        return False
-    for key, wanted in pattern.items():
-        if key not in event:
-            return False
-        if isinstance(wanted, dict):
-            if not _matches(wanted, event[key]):
-                return False
-        elif not any(
-            (
-                isinstance(option, dict)
-                and isinstance(event[key], str)
-                and event[key].startswith(option["prefix"])
-            )
-            or option == event[key]
-            for option in wanted
-        ):
-            return False
-    return True
-
-
-def _json_path(template: str, event: dict[str, Any]) -> Any:
-    """What an InputTemplate that is a single ``<$.a.b>`` path yields for ``event``."""
-    assert template.startswith("<$."), template
-    assert template.endswith(">"), template
-    value: Any = event
-    for part in template[3:-1].split("."):
-        value = value[part]
-    return value
+    return pipe_event(record, stream_arn=STREAM_ARN, region="eu-west-1")
 
 
 def _stream_parameters(stage: SynthesizedStage) -> dict[str, Any]:
@@ -110,11 +79,11 @@ def test_the_outbox_pipe_lets_only_new_outbox_items_through(stage: SynthesizedSt
     pattern = json.loads(only_filter["Pattern"])
     assert pattern == {"eventName": ["INSERT"], "dynamodb": {"Keys": {"pk": {"S": [{"prefix": "OUTBOX#"}]}}}}
     # Then an outbox item's INSERT passes, and nothing else the table's stream carries does
-    assert _matches(pattern, _stream_record("INSERT", "OUTBOX#5b0c6f0e"))
-    assert not _matches(pattern, _stream_record("MODIFY", "OUTBOX#5b0c6f0e"))
-    assert not _matches(pattern, _stream_record("REMOVE", "OUTBOX#5b0c6f0e"))  # its TTL expiry
-    assert not _matches(pattern, _stream_record("INSERT", "HOLD#h_1"))
-    assert not _matches(pattern, _stream_record("INSERT", "VENUE#OUTBOX#casa"))
+    assert matches(pattern, _stream_record("INSERT", "OUTBOX#5b0c6f0e"))
+    assert not matches(pattern, _stream_record("MODIFY", "OUTBOX#5b0c6f0e"))
+    assert not matches(pattern, _stream_record("REMOVE", "OUTBOX#5b0c6f0e"))  # its TTL expiry
+    assert not matches(pattern, _stream_record("INSERT", "HOLD#h_1"))
+    assert not matches(pattern, _stream_record("INSERT", "VENUE#OUTBOX#casa"))
 
 
 def test_the_outbox_pipe_sends_each_outbox_items_body_as_the_message_body(stage: SynthesizedStage) -> None:
@@ -124,7 +93,7 @@ def test_the_outbox_pipe_sends_each_outbox_items_body_as_the_message_body(stage:
     template = properties["TargetParameters"]["InputTemplate"]
     assert template == "<$.dynamodb.NewImage.body.S>"
     # Then the SQS message body is exactly the drift event's JSON, the outbox item's body string
-    assert _json_path(template, _stream_record("INSERT", "OUTBOX#5b0c6f0e")) == DRIFT_EVENT
+    assert render(template, _stream_record("INSERT", "OUTBOX#5b0c6f0e")) == DRIFT_EVENT
 
 
 def test_a_stream_batch_the_pipe_cannot_forward_goes_to_its_own_dlq_after_bounded_retries(
