@@ -18,8 +18,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from booking_durability.emails.delivery import IncomingMessage, Outcome
-from booking_durability.observability import logger
-from booking_durability.retry import RetryLater
+from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.email_consumer import Consumer, consumer
 
 
@@ -44,13 +43,8 @@ def consume_batch(event: dict[str, Any], context: Any, wired: Consumer | None = 
         return int(context.get_remaining_time_in_millis()) if context is not None else 900_000
 
     def deliver(record: SQSRecord) -> Outcome:
-        try:
+        with unexpected_failures_retried("unexpected failure delivering email"):
             return delivery.deliver(incoming(record), remaining_ms)
-        except RetryLater:
-            raise
-        except Exception as exc:
-            logger.error("unexpected failure delivering email", extra={"error_type": type(exc).__name__})
-            raise RetryLater(f"unexpected {type(exc).__name__}") from None
 
     async def record_handler(record: SQSRecord) -> str:
         outcome = await asyncio.get_running_loop().run_in_executor(pool, deliver, record)

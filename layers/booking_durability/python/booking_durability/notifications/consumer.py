@@ -11,9 +11,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.notifications.notifier import IncomingNotification, Notifier
-from booking_durability.observability import logger
-from booking_durability.retry import RetryLater
+from booking_durability.notifications.notifier import IncomingNotification
+from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.notifier import notifier as wired_notifier
 
 
@@ -25,19 +24,13 @@ def incoming(record: SQSRecord) -> IncomingNotification:
     )
 
 
-def notify_batch(event: dict[str, Any], context: Any, notifier: Notifier | None = None) -> dict[str, Any]:
+def notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Notify the admin of every drift event of an SQS batch; returns the partial batch response."""
-    active = notifier or wired_notifier()
+    notifier = wired_notifier()
 
     def record_handler(record: SQSRecord) -> str:
-        try:
-            return active.notify(incoming(record)).value
-        except RetryLater:
-            raise
-        except Exception as exc:
-            # Only the type: an exception's text may quote a URL or a response.
-            logger.error("unexpected failure notifying the admin", extra={"error_type": type(exc).__name__})
-            raise RetryLater(f"unexpected {type(exc).__name__}") from None
+        with unexpected_failures_retried("unexpected failure notifying the admin"):
+            return notifier.notify(incoming(record)).value
 
     # Entire-batch failures are reported, not raised: raising would redeliver successes too.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
