@@ -5,8 +5,10 @@ The provider is scripted in memory; the ledger, the queue and the DLQ are real (
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,11 +21,13 @@ from booking_durability.emails.models import EmailRef, EmailStatus
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
+    OutgoingEmail,
     PermanentProviderError,
     ProviderThrottled,
     TransientProviderError,
 )
 from booking_durability.errors import QueueSendFailed
+from booking_durability.observability import metrics
 from tests.builders import T0, job, sqs_event, sqs_record
 from tests.integration.conftest import (
     Clock,
@@ -71,6 +75,14 @@ class RefusingQueue:
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         raise QueueSendFailed("change_message_visibility failed: ServiceUnavailable")
+
+
+@pytest.fixture(autouse=True)
+def invocation_metrics() -> Iterator[None]:
+    """The metrics these tests count, with none carried in or out: no handler flushes them here."""
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
 
 
 @pytest.fixture
@@ -157,6 +169,38 @@ def test_an_expired_lease_is_taken_over_and_sent_with_the_same_key(
     item = resources.items()[0]
     assert item["attempts"]["N"] == "2"
     assert item["status"]["S"] == "sent"
+
+
+def test_a_holder_whose_lease_ran_out_is_refused_logged_and_counted(
+    resources: Resources, clock: Clock, log_lines: io.StringIO
+) -> None:
+    ref = EmailRef("bk_123", "booking_confirmed", 0)
+    deliveries = ledger(resources)
+    takeover: list[Any] = []
+
+    class RefusingAfterTheLease:
+        """A provider whose answer comes after our 120 s lease, once another worker took over."""
+
+        name = "slow"
+
+        def send(self, email: OutgoingEmail) -> str:
+            clock.advance(seconds=121)
+            takeover.append(deliveries.claim(ref, "worker-b", clock.now, T0, lease_seconds=120))
+            raise PermanentProviderError("resend", 422)
+
+    # Given our worker claimed the key, and another took it over while the provider answered
+    outcome = make_delivery(resources, RefusingAfterTheLease(), clock).deliver(message(job()))
+    # Then our "failed" is refused: the other worker's record stands
+    [theirs] = takeover
+    assert theirs.done
+    [item] = resources.items()
+    assert (item["status"]["S"], item["lease_token"]["S"]) == ("sending", theirs.record.lease_token)
+    assert "failure_reason" not in item
+    assert outcome is Outcome.DEAD_LETTERED
+    # And the refusal is logged and counted as EmailLeaseLost (the dashboard's skipped graph)
+    lost = [json.loads(line) for line in log_lines.getvalue().splitlines() if "lease lost" in line]
+    assert [(line["level"], line["current_status"]) for line in lost] == [("WARNING", "sending")]
+    assert metrics.metric_set["EmailLeaseLost"]["Value"] == [1.0]
 
 
 def test_a_provider_that_already_delivered_the_key_counts_as_sent(
