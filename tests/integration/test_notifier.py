@@ -26,7 +26,7 @@ from standardwebhooks import Webhook
 from booking_durability import wiring
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob
 from devstack.worker import delete_records, records_to_delete, sqs_event
-from tests.builders import LambdaContext
+from tests.builders import GUEST_EMAIL, GUEST_NAME, PII, LambdaContext
 from tests.integration.conftest import (
     REGION,
     Resources,
@@ -384,3 +384,22 @@ def test_secrets_signatures_and_the_url_token_never_reach_the_logs(
     }
     delivered_ids = {r.headers["webhook-id"].removeprefix("msg_") for r in receiver.received}
     assert delivered_ids <= correlation_ids
+
+
+def test_neither_guest_data_nor_the_admin_address_reaches_logs_metrics_or_dead_letters(
+    email_handler: Any, queues: Queues, log_lines: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a drift event for the admin's email, and two bodies carrying a guest's address and name
+    queues.publish(as_body(unrecovered_event()))
+    queues.publish(as_body(drift_event(guest_email=GUEST_EMAIL)))
+    queues.publish(json.dumps({"type": "policy_drift.recovered", "guest": {"name": GUEST_NAME}}))
+    # When they are handled: one emailed to the admin, two dead-lettered as invalid
+    assert queues.deliver_batch(email_handler) == {"batchItemFailures": []}
+    logged = log_lines.getvalue() + capsys.readouterr().out
+    assert "admin notified" in logged
+    assert logged.count("drift event failed validation") == 2
+    dead = queues.drain(queues.dlq)
+    assert [attributes(d) for d in dead] == [{"failure_reason": "invalid_event", "attempts": "0"}] * 2
+    # Then none of it is in the logs (at DEBUG), the metrics or the dead letters' attributes
+    for planted in (*PII, ADMIN_EMAIL):
+        assert planted not in logged
