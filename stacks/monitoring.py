@@ -164,9 +164,9 @@ class Monitoring(Construct):
         functions: Sequence[WatchedFunction],
         tables: Sequence[WatchedTable],
         api: apigateway.RestApi,
-        email_consumer_service: str,
-        reservations_service: str,
-        notifier_service: str,
+        email_consumer: ServiceFunction,
+        reservations_api: ServiceFunction,
+        notifier: ServiceFunction,
         outbox_pipe_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -181,9 +181,9 @@ class Monitoring(Construct):
         for table in tables:
             self._watch_table(table)
         self._watch_api(api, settings)
-        self._watch_email_delivery(email_consumer_service, settings)
-        self._watch_holds(reservations_service, settings)
-        self._watch_admin_notifications(notifier_service, outbox_pipe_name)
+        self._watch_email_delivery(email_consumer.service, settings)
+        self._watch_holds(reservations_api.service, settings)
+        self._watch_admin_notifications(notifier.service, outbox_pipe_name)
         self.alarms = [created.alarm for created in self.facade.created_alarms()]
         self.dashboard = self._dashboard(settings)
 

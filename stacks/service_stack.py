@@ -5,14 +5,14 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from stacks.api import RESERVATIONS_API_SERVICE, ROUTE_GROUPS, BookingApi
+from stacks.api import ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
-from stacks.email_pipeline import CONSUMER_SERVICE, EmailPipeline
+from stacks.email_pipeline import EmailPipeline
 from stacks.function import lambda_runtime
 from stacks.layers import SharedLayers
 from stacks.monitoring import Monitoring
-from stacks.notifications import NOTIFIER_SERVICE, DriftNotifications
+from stacks.notifications import DriftNotifications
 from stacks.reservations_table import ReservationsTable
 from stacks.settings import SERVICE_NAME, StageSettings
 
@@ -72,9 +72,9 @@ class ServiceStack(Stack):
             ],
             tables=[self.deliveries.watched, self.reservations.watched],
             api=self.api.rest_api,
-            email_consumer_service=CONSUMER_SERVICE,
-            reservations_service=RESERVATIONS_API_SERVICE,
-            notifier_service=NOTIFIER_SERVICE,
+            email_consumer=self.email_pipeline.consumer,
+            reservations_api=self.api.reservations_api,
+            notifier=self.notifications.notifier,
             outbox_pipe_name=self.notifications.pipe.ref,
         )
 
