@@ -11,6 +11,7 @@ import pytest
 
 from booking_durability.adapters.deliveries_table import Change
 from booking_durability.emails.models import EmailRef
+from booking_durability.times import utc_now
 from tests.builders import GUEST_EMAIL, GUEST_NAME, PII, LambdaContext, api_event, email_request, job
 from tests.integration.conftest import (
     REGION,
@@ -56,9 +57,9 @@ def test_post_never_overwrites_a_finished_email_and_publishes_nothing(
     ref = EmailRef("bk_123", "booking_confirmed", 0)
     records = ledger(resources)
     if final == "sent":
-        records.mark_sent(ref, _now())
+        records.mark_sent(ref, utc_now())
     else:
-        records.cancel(ref, _now())
+        records.cancel(ref, utc_now())
     answer = api.call("POST", "/v1/emails", email_request())
     assert (answer.status, answer.body["status"]) == (202, final)
     assert resources.drain(resources.queue_url) == []
@@ -67,9 +68,9 @@ def test_post_never_overwrites_a_finished_email_and_publishes_nothing(
 def test_post_queues_a_failed_email_again(api: Api, resources: Resources) -> None:
     ref = EmailRef("bk_123", "booking_confirmed", 0)
     records = ledger(resources)
-    claim = records.claim(ref, "j", _now(), _now(), 60)
+    claim = records.claim(ref, "j", utc_now(), utc_now(), 60)
     assert claim.record.lease_token is not None
-    records.finish(ref, claim.record.lease_token, Change.FAIL, _now(), "provider_rejected")
+    records.finish(ref, claim.record.lease_token, Change.FAIL, utc_now(), "provider_rejected")
     answer = api.call("POST", "/v1/emails", email_request())
     assert answer.body["status"] == "queued"
     assert len(resources.drain(resources.queue_url)) == 1
@@ -90,8 +91,8 @@ def test_delete_of_an_unknown_key_leaves_a_tombstone_the_consumer_honours(
 
 def test_delete_refuses_a_sent_email_and_one_being_sent(api: Api, resources: Resources) -> None:
     records = ledger(resources)
-    records.mark_sent(EmailRef("bk_1", "booking_confirmed", 0), _now())
-    records.claim(EmailRef("bk_2", "booking_confirmed", 0), "j", _now(), _now(), 600)
+    records.mark_sent(EmailRef("bk_1", "booking_confirmed", 0), utc_now())
+    records.claim(EmailRef("bk_2", "booking_confirmed", 0), "j", utc_now(), utc_now(), 600)
     problem(api.call("DELETE", "/v1/emails/bk_1/booking_confirmed"), 409, "ALREADY_SENT")
     problem(api.call("DELETE", "/v1/emails/bk_2/booking_confirmed"), 409, "SEND_IN_PROGRESS")
 
@@ -100,7 +101,7 @@ def test_delete_of_a_booking_cancels_every_recorded_email_not_sent(api: Api, res
     records = ledger(resources)
     api.call("POST", "/v1/emails", email_request(email_type="booking_request_received"))
     api.call("POST", "/v1/emails", email_request())
-    records.mark_sent(EmailRef("bk_123", "booking_updated", 1), _now())
+    records.mark_sent(EmailRef("bk_123", "booking_updated", 1), utc_now())
     answer = api.call("DELETE", "/v1/emails/bk_123")
     assert answer.body == {"cancelled": ["bk_123#booking_confirmed#0", "bk_123#booking_request_received#0"]}
     sent = api.call("GET", "/v1/emails/bk_123/booking_updated", query={"revision": "1"})
@@ -191,12 +192,6 @@ def test_validation_errors_never_echo_the_guest(api: Api) -> None:
 def test_unknown_routes_and_methods_are_problems_not_errors(api: Api) -> None:
     problem(api.call("GET", "/v1/nothing-here"), 404, "NOT_FOUND")
     problem(api.call("PATCH", "/v1/holds/h1"), 404, "NOT_FOUND")
-
-
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def test_no_guest_data_reaches_logs_output_records_attributes_or_answers(

@@ -3,7 +3,7 @@
 - ``DomainError``: the request cannot be honoured as asked (a client can see it). It carries
   the HTTP ``status`` and ``title`` the API answers with; ``problem_fields`` adds what the
   contract puts beside ``code`` (``missing``, ``reason``, ``errors``...). The API maps every one
-  in a single place (``booking_durability.api.problems``).
+  in a single place (``booking_durability.api.resolver``).
 - ``InfrastructureError``: AWS failed us (a table or queue unreachable, a refused send). Never
   the client's fault: the API answers 503, the consumer lets SQS redeliver.
 
