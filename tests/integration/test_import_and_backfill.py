@@ -31,6 +31,8 @@ from tests.integration.test_api_reservations import at, hold_request, problem, s
 
 SCRIPTS = ("import_holds", "backfill_hold_metadata")
 PLANTED = "ana.guest+pii@example.test"
+#: A guest's name and phone number as a careless export could carry them.
+NAME, PHONE = "AnaPerezSecretname", "34600111222"
 
 STARTS_AT = start()  # three days ahead, 20:00 UTC
 # 85 minutes: with the venue's 10-minute buffer, an imported hold owns its table until 21:35.
@@ -180,6 +182,8 @@ def test_a_mixed_export_imports_skips_and_refuses_line_by_line(
         exported("hld_ghost", ["T9"]),  # 10: no such table
         exported("hld_stale", ["T2"], expires_at=at(datetime.now(UTC) - timedelta(seconds=1))),  # 11
         exported("hld_good", ["T2"]),  # 12: the id of another hold
+        exported("hld_named", ["T2"], guest={"name": NAME, "phone": PHONE}),  # 13
+        exported("hld_phone", ["T2"], party_size=PHONE),  # 14: a phone number where a size belongs
     )
     # When it is imported
     ran = import_holds(str(export), *on_moto(resources))
@@ -196,9 +200,12 @@ def test_a_mixed_export_imports_skips_and_refuses_line_by_line(
         "line 10: refused unknown_table hold hld_ghost",
         "line 11: refused expired hold hld_stale",
         "line 12: refused hold_id_taken hold hld_good",
-        "imported 1, skipped 1, refused 10",
+        "line 13: refused unknown_field hold hld_named",
+        "line 14: refused invalid_field field party_size hold hld_phone",
+        "imported 1, skipped 1, refused 12",
     ]
-    assert PLANTED not in "".join(ran.out) + ran.err
+    for planted in (PLANTED, NAME, PHONE):
+        assert planted not in "".join(ran.out) + ran.err
     # And only the good hold was stored
     holds = [i["pk"]["S"] for i in table_items(resources) if i["pk"]["S"].startswith("HOLD#")]
     assert holds == ["HOLD#hld_good"]
