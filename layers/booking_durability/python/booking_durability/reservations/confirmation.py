@@ -38,14 +38,11 @@ from booking_durability.reservations.errors import (
 from booking_durability.reservations.holds import Hold, HoldStatus, missing_metadata, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
-    Owner,
     Slot,
     SlotRecord,
     busy_tables,
     claim,
-    epoch,
     release,
-    slots,
 )
 from booking_durability.reservations.ports import (
     Booking,
@@ -299,13 +296,16 @@ def _requote(
         policy_version=venue.policy_version,
         now=now,
     )
-    owner = Owner(epoch(interval.start), epoch(interval.end), epoch(replacement.expires_at))
-    wanted = slots(replacement.table_ids, interval)
-    return (
-        replacement,
+    writes = claim(
+        records,
+        replacement.table_ids,
         interval,
-        claim(records, wanted, replacement.hold_id, owner, now, releasing=hold.hold_id),
+        replacement.hold_id,
+        replacement.expires_at,
+        now,
+        releasing=hold.hold_id,
     )
+    return replacement, interval, writes
 
 
 def _unrecovered(

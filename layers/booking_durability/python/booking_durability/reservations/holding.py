@@ -27,13 +27,10 @@ from booking_durability.reservations.errors import (
 from booking_durability.reservations.holds import Hold, HoldRequest, HoldStatus, check_hold_timing, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
-    Owner,
     busy_tables,
     claim,
-    epoch,
     pause_after_lost_race,
     release,
-    slots,
 )
 from booking_durability.reservations.ports import Booking, ReservationStore, WriteConflict
 
@@ -75,8 +72,7 @@ def hold_tables(
             policy_version=venue.policy_version,
             now=moment,
         )
-        owner = Owner(epoch(interval.start), epoch(interval.end), epoch(hold.expires_at))
-        writes = claim(records, slots(hold.table_ids, interval), hold.hold_id, owner, moment)
+        writes = claim(records, hold.table_ids, interval, hold.hold_id, hold.expires_at, moment)
         try:
             store.create_hold(hold, interval.end, writes)
         except WriteConflict:

@@ -52,16 +52,13 @@ from booking_durability.reservations.holds import (
 )
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
-    Owner,
     Slot,
     SlotRecord,
     SlotWrite,
     busy_tables,
     claim,
-    epoch,
     pause_after_lost_race,
     release,
-    slots,
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
 from booking_durability.reservations.venues import ID_PATTERN
@@ -248,8 +245,7 @@ def import_hold(
         records = store.slot_records(hold.venue_id, interval)
         if busy_tables(records.values(), interval, moment) & set(hold.table_ids):
             return Refused(Refusal.TABLES_TAKEN, hold_id=hold.hold_id)
-        owner = Owner(epoch(interval.start), epoch(interval.end), epoch(hold.expires_at))
-        writes = claim(records, slots(hold.table_ids, interval), hold.hold_id, owner, moment)
+        writes = claim(records, hold.table_ids, interval, hold.hold_id, hold.expires_at, moment)
         try:
             store.import_hold(hold, interval.end, writes, venue.policy_hash, moment)
         except WriteConflict:

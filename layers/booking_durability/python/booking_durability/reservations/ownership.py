@@ -78,19 +78,23 @@ def busy_tables(
 
 def claim(
     records: Mapping[Slot, SlotRecord],
-    wanted: Iterable[Slot],
+    table_ids: Iterable[str],
+    interval: Interval,
     owner_id: str,
-    owner: Owner,
+    expires_at: datetime,
     now: datetime,
     *,
     releasing: str | None = None,
 ) -> list[SlotWrite]:
-    """The writes that give ``owner_id`` the ``wanted`` slots (and take ``releasing``'s away).
+    """The writes that give ``owner_id`` the tables ``table_ids`` over ``interval``, owned until
+    ``expires_at`` (and take ``releasing``'s away).
 
     Slots only ``releasing`` had are written too, without it, so a replaced hold frees what its
     replacement does not take.
     """
-    return _rewrite(records, dict.fromkeys(wanted, (owner_id, owner)), {owner_id, releasing}, now)
+    owner = Owner(epoch(interval.start), epoch(interval.end), epoch(expires_at))
+    wanted = dict.fromkeys(slots(table_ids, interval), (owner_id, owner))
+    return _rewrite(records, wanted, {owner_id, releasing}, now)
 
 
 def release(records: Mapping[Slot, SlotRecord], owner_id: str, now: datetime) -> list[SlotWrite]:
