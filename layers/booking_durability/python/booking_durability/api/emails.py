@@ -7,11 +7,16 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel
 
 from booking_durability.api.resolver import json_response, responses
 from booking_durability.emails import requests
-from booking_durability.emails.models import EmailRef, EmailRequest, EmailStatus, EmailType
+from booking_durability.emails.models import EmailRef, EmailRequest, EmailType
+from booking_durability.emails.requests import (
+    BookingEmailsCancelled,
+    EmailAccepted,
+    EmailCancelled,
+    EmailState,
+)
 from booking_durability.times import utc_now
 from booking_durability.wiring.email_api import outbox
 
@@ -23,36 +28,13 @@ Revision = Annotated[
 BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class EmailAccepted(BaseModel):
-    job_id: str
-    dedupe_key: str
-    deliver_at: str
-    status: EmailStatus
-
-
-class EmailState(BaseModel):
-    dedupe_key: str
-    status: EmailStatus
-    attempts: int
-    updated_at: str | None
-
-
-class EmailCancelled(BaseModel):
-    dedupe_key: str
-    status: EmailStatus
-
-
-class BookingEmailsCancelled(BaseModel):
-    cancelled: list[str]
-
-
 @router.post(
     "/v1/emails",
     summary="Record and publish a guest email",
     responses=responses(EmailAccepted, 202, 422, 503),
 )
 def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
-    return json_response(202, requests.request_email(outbox(), request, utc_now()))
+    return json_response(202, requests.request_email(outbox(), request, utc_now()).model_dump(mode="json"))
 
 
 @router.get(
@@ -64,7 +46,7 @@ def get_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
 ) -> Response[str]:
     ref = EmailRef(booking_id, email_type, revision)
-    return json_response(200, requests.email_status(outbox(), ref, utc_now()))
+    return json_response(200, requests.email_status(outbox(), ref, utc_now()).model_dump(mode="json"))
 
 
 @router.delete(
@@ -76,7 +58,7 @@ def delete_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
 ) -> Response[str]:
     ref = EmailRef(booking_id, email_type, revision)
-    return json_response(200, requests.cancel_email(outbox(), ref, utc_now()))
+    return json_response(200, requests.cancel_email(outbox(), ref, utc_now()).model_dump(mode="json"))
 
 
 @router.delete(
@@ -85,4 +67,6 @@ def delete_email(
     responses=responses(BookingEmailsCancelled, 200, 422, 503),
 )
 def delete_booking_emails(booking_id: BookingIdPath) -> Response[str]:
-    return json_response(200, requests.cancel_booking_emails(outbox(), booking_id, utc_now()))
+    return json_response(
+        200, requests.cancel_booking_emails(outbox(), booking_id, utc_now()).model_dump(mode="json")
+    )

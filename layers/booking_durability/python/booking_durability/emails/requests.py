@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from pydantic import BaseModel
 
 from booking_durability.emails.models import EmailRef, EmailRequest, EmailStatus
 from booking_durability.emails.ports import EmailRecords, MessageQueue
@@ -46,44 +47,73 @@ class EmailOutbox:
     max_hop_seconds: int
 
 
-def request_email(outbox: EmailOutbox, request: EmailRequest, now: datetime) -> dict[str, Any]:
+# The routes' answers (their OpenAPI schemas are generated from these).
+class EmailAccepted(BaseModel):
+    job_id: str
+    dedupe_key: str
+    deliver_at: str
+    status: EmailStatus
+
+
+class EmailState(BaseModel):
+    dedupe_key: str
+    status: EmailStatus
+    attempts: int
+    updated_at: str | None
+
+
+class EmailCancelled(BaseModel):
+    dedupe_key: str
+    status: EmailStatus
+
+
+class BookingEmailsCancelled(BaseModel):
+    cancelled: list[str]
+
+
+def request_email(outbox: EmailOutbox, request: EmailRequest, now: datetime) -> EmailAccepted:
     """Record and publish ``request``; the ``POST /v1/emails`` answer (202)."""
     job = request.to_job(now)
     recorded = outbox.records.queue(job.ref, str(job.job_id), now, job.deliver_at)
-    answer = {"job_id": str(job.job_id), "dedupe_key": job.dedupe_key, "deliver_at": iso(job.deliver_at)}
     if not recorded.done:
         # Sent, finished or being sent: nothing is published, the answer says what became of it.
-        return {
-            **answer,
-            "job_id": recorded.record.job_id or answer["job_id"],
-            "status": recorded.record.status.value,
-        }
-    publish_job(job, queue=outbox.queue, max_hop_seconds=outbox.max_hop_seconds, now=now)
-    return {**answer, "status": EmailStatus.QUEUED.value}
+        return EmailAccepted(
+            job_id=recorded.record.job_id or str(job.job_id),
+            dedupe_key=job.dedupe_key,
+            deliver_at=iso(job.deliver_at),
+            status=recorded.record.status,
+        )
+    published = publish_job(job, queue=outbox.queue, max_hop_seconds=outbox.max_hop_seconds, now=now)
+    return EmailAccepted(
+        job_id=published.job_id,
+        dedupe_key=published.dedupe_key,
+        deliver_at=iso(published.deliver_at),
+        status=EmailStatus.QUEUED,
+    )
 
 
-def email_status(outbox: EmailOutbox, ref: EmailRef, now: datetime) -> dict[str, Any]:
+def email_status(outbox: EmailOutbox, ref: EmailRef, now: datetime) -> EmailState:
     record = outbox.records.record(ref, now)
     if record is None:
         raise EmailNotFound("the service has no record of this email")
-    return {
-        "dedupe_key": ref.dedupe_key,
-        "status": record.status.value,
-        "attempts": record.attempts,
-        "updated_at": record.updated_at,
-    }
+    return EmailState(
+        dedupe_key=ref.dedupe_key,
+        status=record.status,
+        attempts=record.attempts,
+        updated_at=record.updated_at,
+    )
 
 
-def cancel_email(outbox: EmailOutbox, ref: EmailRef, now: datetime) -> dict[str, Any]:
+def cancel_email(outbox: EmailOutbox, ref: EmailRef, now: datetime) -> EmailCancelled:
     cancelled = outbox.records.cancel(ref, now)
     if not cancelled.done:
         if cancelled.record.status is EmailStatus.SENT:
             raise AlreadySent("the email was already sent")
         raise SendInProgress("the email is being sent right now")
-    return {"dedupe_key": ref.dedupe_key, "status": EmailStatus.CANCELLED.value}
+    return EmailCancelled(dedupe_key=ref.dedupe_key, status=EmailStatus.CANCELLED)
 
 
-def cancel_booking_emails(outbox: EmailOutbox, booking_id: str, now: datetime) -> dict[str, Any]:
+def cancel_booking_emails(outbox: EmailOutbox, booking_id: str, now: datetime) -> BookingEmailsCancelled:
     """Cancel every email of the booking the service recorded and has not sent (or is sending)."""
     cancelled = []
     for record in outbox.records.records_of_booking(booking_id, now):
@@ -91,4 +121,4 @@ def cancel_booking_emails(outbox: EmailOutbox, booking_id: str, now: datetime) -
             continue
         if outbox.records.cancel(EmailRef.from_dedupe_key(record.dedupe_key), now).done:
             cancelled.append(record.dedupe_key)
-    return {"cancelled": sorted(cancelled)}
+    return BookingEmailsCancelled(cancelled=sorted(cancelled))
