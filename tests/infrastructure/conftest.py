@@ -43,6 +43,19 @@ class SynthesizedStage:
     messages: list[Any] = field(default_factory=list)
     metadata: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
+    @classmethod
+    def from_assembly(cls, assembly: Any, outdir: Path, settings: StageSettings) -> SynthesizedStage:
+        """The stage's stack in a synthesized cloud assembly (written to ``outdir``)."""
+        artifact = assembly.get_stack_by_name(settings.stack_name)
+        metadata_file = outdir / f"{settings.stack_name}.metadata.json"
+        return cls(
+            settings=settings,
+            template_json=artifact.template,
+            outdir=outdir,
+            messages=list(artifact.messages),
+            metadata=json.loads(metadata_file.read_text()) if metadata_file.exists() else {},
+        )
+
     @property
     def name(self) -> str:
         return self.settings.name
@@ -85,23 +98,33 @@ class SynthesizedStage:
     def consumer(self) -> tuple[str, Resource]:
         return self.function(EMAIL_CONSUMER_SERVICE)
 
-    @cached_property
-    def consumer_mapping(self) -> Resource:
-        """The event source mapping that feeds the email consumer."""
-        return self.the_one("AWS::Lambda::EventSourceMapping", FunctionName={"Ref": self.consumer[0]})[1]
+    def mapping_of(self, function_id: str) -> Resource:
+        """The event source mapping that feeds function ``function_id``."""
+        return self.the_one("AWS::Lambda::EventSourceMapping", FunctionName={"Ref": function_id})[1]
 
-    @cached_property
-    def email_queue(self) -> tuple[str, Resource]:
-        """The queue the email consumer reads: its event source."""
-        queue_id = self.consumer_mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+    def queue_feeding(self, function_id: str) -> tuple[str, Resource]:
+        """The queue function ``function_id`` reads: its event source."""
+        queue_id = self.mapping_of(function_id)["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
         assert self.resources[queue_id]["Type"] == "AWS::SQS::Queue"
         return queue_id, self.resources[queue_id]
 
+    def dlq_of(self, queue: Resource) -> tuple[str, Resource]:
+        """The dead-letter queue ``queue``'s redrive policy names."""
+        dlq_id = _redrive(queue)["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert self.resources[dlq_id]["Type"] == "AWS::SQS::Queue"
+        return dlq_id, self.resources[dlq_id]
+
+    @cached_property
+    def consumer_mapping(self) -> Resource:
+        return self.mapping_of(self.consumer[0])
+
+    @cached_property
+    def email_queue(self) -> tuple[str, Resource]:
+        return self.queue_feeding(self.consumer[0])
+
     @cached_property
     def email_dlq(self) -> tuple[str, Resource]:
-        """The dead-letter queue the email queue's redrive policy names."""
-        dlq_id = _redrive(self.email_queue[1])["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        return dlq_id, self.resources[dlq_id]
+        return self.dlq_of(self.email_queue[1])
 
     @property
     def consumer_properties(self) -> dict[str, Any]:
@@ -194,21 +217,15 @@ class SynthesizedStage:
 
     @cached_property
     def notifier_mapping(self) -> Resource:
-        """The event source mapping that feeds the notifier."""
-        return self.the_one("AWS::Lambda::EventSourceMapping", FunctionName={"Ref": self.notifier[0]})[1]
+        return self.mapping_of(self.notifier[0])
 
     @cached_property
     def notifications_queue(self) -> tuple[str, Resource]:
-        """The queue the notifier reads: its event source."""
-        queue_id = self.notifier_mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
-        assert self.resources[queue_id]["Type"] == "AWS::SQS::Queue"
-        return queue_id, self.resources[queue_id]
+        return self.queue_feeding(self.notifier[0])
 
     @cached_property
     def notifications_dlq(self) -> tuple[str, Resource]:
-        """The dead-letter queue the notifications queue's redrive policy names."""
-        dlq_id = _redrive(self.notifications_queue[1])["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        return dlq_id, self.resources[dlq_id]
+        return self.dlq_of(self.notifications_queue[1])
 
     @cached_property
     def outbox_pipe(self) -> tuple[str, Resource]:
@@ -307,18 +324,9 @@ def _redrive(queue: Resource) -> dict[str, Any]:
 def synthesized() -> SynthesizedApp:
     """All stages of app.py's app, from the session's one synthesis (tests/synth.py)."""
     assembly, outdir = synthesized_app()
-    stages = {}
-    for name in STAGE_NAMES:
-        settings = stage_settings(name)
-        artifact = assembly.get_stack_by_name(settings.stack_name)
-        metadata_file = outdir / f"{settings.stack_name}.metadata.json"
-        stages[name] = SynthesizedStage(
-            settings=settings,
-            template_json=artifact.template,
-            outdir=outdir,
-            messages=list(artifact.messages),
-            metadata=json.loads(metadata_file.read_text()) if metadata_file.exists() else {},
-        )
+    stages = {
+        name: SynthesizedStage.from_assembly(assembly, outdir, stage_settings(name)) for name in STAGE_NAMES
+    }
     return SynthesizedApp(outdir=outdir, stages=stages)
 
 

@@ -345,17 +345,10 @@ def with_webhook(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synthesi
     """dev and prod synthesized the way the deploying team does it, with ``-c webhook_url=...``."""
     outdir = tmp_path_factory.mktemp("with-webhook")
     assembly = build_app(["dev", "prod"], outdir=outdir, context={"webhook_url": WEBHOOK_URL}).synth()
-    stages = {}
-    for name in ("dev", "prod"):
-        settings = stage_settings(name, webhook_url=WEBHOOK_URL)
-        artifact = assembly.get_stack_by_name(settings.stack_name)
-        stages[name] = SynthesizedStage(
-            settings=settings,
-            template_json=artifact.template,
-            outdir=outdir,
-            messages=list(artifact.messages),
-            metadata=json.loads((outdir / f"{settings.stack_name}.metadata.json").read_text()),
-        )
+    stages = {
+        name: SynthesizedStage.from_assembly(assembly, outdir, stage_settings(name, webhook_url=WEBHOOK_URL))
+        for name in ("dev", "prod")
+    }
     report = json.loads((outdir / "validation-report.json").read_text())
     violations = [violation for plugin in report["pluginReports"] for violation in plugin["violations"]]
     assert violations == [], "cdk-nag reports findings with a webhook configured"
