@@ -54,7 +54,9 @@ from booking_durability.reservations.ports import (
 from booking_durability.times import iso
 
 MAX_ATTEMPTS = 2  # confirmation attempts per request: the hold, then one replacement
-MAX_ROUNDS = 8  # re-reads after lost races (never counted as attempts)
+# Re-reads after lost races (never counted as attempts), without a pause: the re-read mostly
+# settles the request (a repeat, a hold no longer held, a key taken) rather than writing again.
+MAX_ROUNDS = 8
 
 DriftReason = Literal["no_availability", "drift_repeated"]
 

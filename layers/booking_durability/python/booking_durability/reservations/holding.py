@@ -29,8 +29,8 @@ from booking_durability.reservations.intervals import Interval, ownership_interv
 from booking_durability.reservations.ownership import (
     busy_tables,
     claim,
-    pause_after_lost_race,
     release,
+    rounds,
 )
 from booking_durability.reservations.ports import Booking, ReservationStore, WriteConflict
 
@@ -47,7 +47,7 @@ def hold_tables(
     new_id: Callable[[], str] = lambda: f"hld_{uuid.uuid4().hex}",
 ) -> Hold:
     """Hold the best free tables for ``request``; ``NoAvailabilityError`` when none fit."""
-    for round_ in range(MAX_ROUNDS):
+    for _ in rounds(MAX_ROUNDS):
         moment = now()
         venue = current_venue(store, request.venue_id)
         policy = venue.config.policy
@@ -76,7 +76,6 @@ def hold_tables(
         try:
             store.create_hold(hold, interval.end, writes)
         except WriteConflict:
-            pause_after_lost_race(round_)
             continue
         count("HoldCreated")
         logger.info(
@@ -96,7 +95,7 @@ def find_hold(store: ReservationStore, hold_id: str) -> Hold:
 
 def release_hold(store: ReservationStore, hold_id: str, now: Callable[[], datetime]) -> Hold:
     """Release a live ``held`` hold and free its tables; ``HOLD_NOT_ACTIVE`` for any other."""
-    for round_ in range(MAX_ROUNDS):
+    for _ in rounds(MAX_ROUNDS):
         moment = now()
         found = store.hold(hold_id)
         if found is None:
@@ -108,7 +107,6 @@ def release_hold(store: ReservationStore, hold_id: str, now: Callable[[], dateti
         try:
             store.end_hold(hold, HoldStatus.RELEASED, release(records, hold.hold_id, moment), moment)
         except WriteConflict:
-            pause_after_lost_race(round_)
             continue
         count("HoldReleased")
         logger.info("hold released", extra={"hold_id": hold.hold_id, "venue_id": hold.venue_id})
@@ -125,7 +123,7 @@ def find_booking(store: ReservationStore, booking_id: str) -> Booking:
 
 def cancel_booking(store: ReservationStore, booking_id: str, now: Callable[[], datetime]) -> Booking:
     """Cancel a booking and free its tables; cancelling it again answers the same."""
-    for round_ in range(MAX_ROUNDS):
+    for _ in rounds(MAX_ROUNDS):
         moment = now()
         booking = find_booking(store, booking_id)
         if booking.status == "cancelled":
@@ -134,7 +132,6 @@ def cancel_booking(store: ReservationStore, booking_id: str, now: Callable[[], d
         try:
             store.cancel_booking(booking, release(records, booking.hold_id, moment), moment)
         except WriteConflict:
-            pause_after_lost_race(round_)
             continue
         count("BookingCancelled")
         logger.info("booking cancelled", extra={"booking_id": booking_id, "venue_id": booking.venue_id})

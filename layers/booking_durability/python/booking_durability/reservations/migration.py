@@ -59,6 +59,7 @@ from booking_durability.reservations.ownership import (
     claim,
     pause_after_lost_race,
     release,
+    rounds,
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
 from booking_durability.reservations.venues import ID_PATTERN
@@ -231,7 +232,7 @@ def import_hold(
     pause: Callable[[int], None] = pause_after_lost_race,
 ) -> LineOutcome | Refused:
     """Store ``hold`` owning its tables, or say why not (see the module's docstring)."""
-    for round_ in range(MAX_ROUNDS):
+    for _ in rounds(MAX_ROUNDS, pause):
         moment = now()
         existing = store.hold(hold.hold_id)
         if existing is not None:
@@ -250,7 +251,6 @@ def import_hold(
             store.import_hold(hold, interval.end, writes, venue.policy_hash, moment)
         except WriteConflict:
             # The id was taken, the policy changed or a record moved meanwhile: decide again.
-            pause(round_)
             continue
         return LineOutcome.IMPORTED
     return Refused(Refusal.CONTENTION, hold_id=hold.hold_id)
@@ -471,7 +471,7 @@ def carry_out(
         written = store.fill_hold(filled, scanned.token, now())
         return StepResult.FILLED if written else StepResult.CHANGED
     hold, owns_until = scanned.stored.hold, scanned.stored.owns_until
-    for round_ in range(MAX_ROUNDS):
+    for _ in rounds(MAX_ROUNDS, pause):
         moment = now()
         records = store.slot_records(hold.venue_id, Interval(hold.starts_at, owns_until))
         try:
@@ -479,7 +479,6 @@ def carry_out(
         except WriteConflict as conflict:
             if "hold" in conflict.refused:
                 return StepResult.CHANGED
-            pause(round_)  # an ownership record moved: read them again
-            continue
+            continue  # an ownership record moved: read them again
         return StepResult.RELEASED
     return StepResult.CONTENDED

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -130,3 +130,15 @@ def epoch(moment: datetime) -> int:
 def pause_after_lost_race(round_: int) -> None:
     """A little jitter, growing with each round, so racing writers do not collide again."""
     time.sleep(random.uniform(0, 0.01 * (round_ + 1)))
+
+
+def rounds(limit: int, pause: Callable[[int], None] = pause_after_lost_race) -> Iterator[int]:
+    """The rounds of a read, decide and write loop, at most ``limit``.
+
+    A round after the first follows a write that lost a race, so ``pause`` (told the number of
+    the round that lost) comes before it; the loop leaves by ``return`` once a write lands.
+    """
+    for round_ in range(limit):
+        if round_:
+            pause(round_ - 1)
+        yield round_
