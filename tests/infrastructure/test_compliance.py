@@ -29,6 +29,33 @@ KNOWN_CFN_LINT_WARNINGS = {
 }
 
 
+def test_every_queue_is_encrypted_and_refuses_requests_without_tls(stage: SynthesizedStage) -> None:
+    queues = stage.of_type("AWS::SQS::Queue")
+    assert queues
+    policies = stage.of_type("AWS::SQS::QueuePolicy").values()
+    for queue_id, queue in queues.items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, queue_id
+        denied = [
+            statement
+            for policy in policies
+            if {"Ref": queue_id} in policy["Properties"]["Queues"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement["Action"] == "sqs:*"
+            and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert denied, f"{queue_id} accepts requests without TLS"
+
+
+def test_the_local_stage_keeps_every_queues_retries_quick(local: SynthesizedStage) -> None:
+    # CONTRACT §3: visibility timeouts at most 60 s, delays at most 5 s (SQS defaults: 30 s, 0 s)
+    queues = local.of_type("AWS::SQS::Queue")
+    assert queues
+    for queue_id, queue in queues.items():
+        assert queue["Properties"].get("VisibilityTimeout", 30) <= 60, queue_id
+        assert queue["Properties"].get("DelaySeconds", 0) <= 5, queue_id
+
+
 def test_cfn_lint_finds_no_error(stage: SynthesizedStage) -> None:
     # When cfn-lint checks the synthesized template in two regions the service may run in
     matches = lint(json.dumps(stage.template_json), config=ManualArgs(regions=["eu-west-1", "us-east-1"]))
