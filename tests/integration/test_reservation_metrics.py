@@ -108,6 +108,8 @@ def deployed(api: Api, service: str, monkeypatch: pytest.MonkeyPatch) -> Api:
     variable when the function's code is imported; this test process imported it before."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
     monkeypatch.setattr(observability.metrics, "service", service)
+    # Metrics an earlier test counted outside a handler would be flushed with this test's first call.
+    observability.metrics.clear_metrics()
     return api
 
 
