@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -35,16 +35,6 @@ from booking_durability.retry import RetryLater
 from booking_durability.validation import error_locations
 
 __all__ = ["IncomingNotification", "Notifier", "Outcome"]
-
-
-def __getattr__(name: str) -> Any:
-    """``EmailChannel``, for code that still imports it from here: it lives in ``email_channel``,
-    loaded only when asked for, so that a notifier with a webhook never imports the email models."""
-    if name == "EmailChannel":
-        from booking_durability.notifications.email_channel import EmailChannel
-
-        return EmailChannel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
