@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters.deliveries_table import Change
+from booking_durability.emails.ledger import Change
 from booking_durability.emails.models import EmailRef
 from booking_durability.times import utc_now
 from tests.builders import GUEST_EMAIL, GUEST_NAME, PII, LambdaContext, api_event, email_request, job

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters.deliveries_table import Change
 from booking_durability.emails.consumer import consume_batch
 from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.ledger import Change
 from booking_durability.emails.models import EmailRef, EmailStatus
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from booking_durability.adapters.deliveries_table import TRANSITIONS, Change, State, transition_condition
+from booking_durability.adapters.deliveries_table import TRANSITIONS, State, transition_condition
+from booking_durability.emails.ledger import Change
 from booking_durability.emails.models import EmailStatus
 from tests.builders import T0
 

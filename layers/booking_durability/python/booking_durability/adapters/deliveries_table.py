@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, Written
+from booking_durability.emails.ledger import Change, DeliveryRecord, StatusWrite
 from booking_durability.emails.models import RETENTION, EmailRef, EmailStatus
 from booking_durability.errors import StoreUnavailable
 from booking_durability.times import iso
@@ -40,17 +40,6 @@ class State(StrEnum):
     CANCELLED = "cancelled"
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
-
-
-class Change(StrEnum):
-    CLAIM = "claim"  # a worker takes the key to send
-    EXPIRE_UNSENT = "expire_unsent"  # a worker finds it past not_after before sending
-    QUEUE = "queue"  # POST /v1/emails records it
-    CANCEL = "cancel"  # DELETE /v1/emails/... (a tombstone when there was no item)
-    FAIL = "fail"  # the lease holder gives up: dead-lettered
-    SUPPRESS = "suppress"
-    EXPIRE = "expire"
-    RELEASE = "release"  # the lease holder hands it back to the queue (retry)
 
 
 #: change → (status it writes, the states it may start from). ``sent`` is written without a
@@ -120,46 +109,19 @@ def transition_condition(change: Change, now: datetime, token: str | None = None
     return condition
 
 
-@dataclass(frozen=True)
-class DeliveryRecord:
-    """What the ledger says of one email."""
-
-    status: EmailStatus
-    dedupe_key: str = ""
-    attempts: int = 0
-    throttle_deferrals: int = 0
-    lease_token: str | None = None
-    lease_until: float | None = None
-    not_before: float | None = None
-    updated_at: str | None = None
-    job_id: str | None = None
-
-    @classmethod
-    def from_item(cls, item: Item) -> DeliveryRecord:
-        return cls(
-            status=EmailStatus(item.get("status", EmailStatus.QUEUED)),
-            dedupe_key=str(item.get("dedupe_key", "")),
-            attempts=int(item.get("attempts", 0)),
-            throttle_deferrals=int(item.get("throttle_deferrals", 0)),
-            lease_token=item.get("lease_token"),
-            lease_until=float(item["lease_until"]) if "lease_until" in item else None,
-            not_before=float(item["not_before"]) if "not_before" in item else None,
-            updated_at=item.get("updated_at"),
-            job_id=item.get("job_id"),
-        )
-
-    def live(self, now: datetime) -> bool:
-        """Whether a worker's lease on it is still running."""
-        return self.status is EmailStatus.SENDING and (self.lease_until or 0) >= now.timestamp()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A status change: ``done`` with the record as written, or refused with the record that
-    stood in the way (``status`` says what became of the email, or who holds it)."""
-
-    done: bool
-    record: DeliveryRecord
+def record_of(item: Item) -> DeliveryRecord:
+    """The ledger's record of an item."""
+    return DeliveryRecord(
+        status=EmailStatus(item.get("status", EmailStatus.QUEUED)),
+        dedupe_key=str(item.get("dedupe_key", "")),
+        attempts=int(item.get("attempts", 0)),
+        throttle_deferrals=int(item.get("throttle_deferrals", 0)),
+        lease_token=item.get("lease_token"),
+        lease_until=float(item["lease_until"]) if "lease_until" in item else None,
+        not_before=float(item["not_before"]) if "not_before" in item else None,
+        updated_at=item.get("updated_at"),
+        job_id=item.get("job_id"),
+    )
 
 
 class _StatusWrites:
@@ -178,7 +140,7 @@ class _StatusWrites:
         sets: Mapping[str, Any] | None = None,
         counts: str = "",
         removes: tuple[str, ...] = (),
-    ) -> Outcome:
+    ) -> StatusWrite:
         """A change of a key someone may hold: it also (re)writes the key's identity and retention."""
         identity = {
             "dedupe_key": ref.dedupe_key,
@@ -200,7 +162,7 @@ class _StatusWrites:
         sets: Mapping[str, Any],
         removes: tuple[str, ...],
         add: str = "",
-    ) -> Outcome:
+    ) -> StatusWrite:
         # Only the lease holder makes these: on success nothing new needs reading back.
         return self._write(ref, change, now, token, sets=sets, removes=removes, add=add, return_item=False)
 
@@ -216,7 +178,7 @@ class _StatusWrites:
         removes: tuple[str, ...] = (),
         add: str = "",
         return_item: bool = True,
-    ) -> Outcome:
+    ) -> StatusWrite:
         """Write ``change``: the status it writes, on the condition it starts from (TRANSITIONS)."""
         status, _ = TRANSITIONS[change]
         values: dict[str, Any] = {":status": status.value, ":now_iso": iso(now)}
@@ -242,8 +204,8 @@ class _StatusWrites:
         if not written.accepted and not written.item:
             # Refused with no item returned: we cannot tell who holds the key. Try again later.
             raise StoreUnavailable("condition refused without the item")
-        record = DeliveryRecord.from_item(written.item) if written.item else DeliveryRecord(status)
-        return Outcome(done=written.accepted, record=record)
+        record = record_of(written.item) if written.item else DeliveryRecord(status)
+        return StatusWrite(done=written.accepted, record=record)
 
 
 class DeliveryLedger(_StatusWrites):
@@ -253,7 +215,7 @@ class DeliveryLedger(_StatusWrites):
 
     def claim(
         self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
-    ) -> Outcome:
+    ) -> StatusWrite:
         """Take the key for sending with a lease; one conditional write, no read."""
         return self._change(
             ref,
@@ -270,7 +232,7 @@ class DeliveryLedger(_StatusWrites):
             removes=("failure_reason", "not_before"),
         )
 
-    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> Outcome:
+    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> StatusWrite:
         """Record ``expired`` for an email found past its ``not_after`` before anyone sent it."""
         return self._change(
             ref, Change.EXPIRE_UNSENT, now, deliver_at, removes=("failure_reason", "not_before", *_LEASE)
@@ -293,7 +255,7 @@ class DeliveryLedger(_StatusWrites):
 
     def finish(
         self, ref: EmailRef, token: str, change: Change, now: datetime, reason: str | None = None
-    ) -> Outcome:
+    ) -> StatusWrite:
         """End our hold on the key: ``FAIL`` (with ``reason``), ``SUPPRESS`` or ``EXPIRE``.
 
         A failed email may be redriven: it starts again with a fresh throttle budget.
@@ -309,7 +271,7 @@ class DeliveryLedger(_StatusWrites):
 
     def release(
         self, ref: EmailRef, token: str, now: datetime, *, throttled_until: datetime | None = None
-    ) -> Outcome:
+    ) -> StatusWrite:
         """Give the key back to ``queued`` after a retryable failure.
 
         After a throttle, ``throttled_until`` counts one more deferral and keeps the key from
@@ -357,25 +319,25 @@ _LEASE = ("lease_token", "lease_until")
 class EmailRecordsTable(DeliveryLedger):
     """The deliveries table as the email routes use it, besides what the consumer does."""
 
-    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> Outcome:
+    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> StatusWrite:
         """Record ``queued`` for a published job, unless the key is sent, finished or being sent."""
         return self._change(
             ref, Change.QUEUE, now, deliver_at, sets={"job_id": job_id}, removes=("failure_reason",)
         )
 
-    def cancel(self, ref: EmailRef, now: datetime) -> Outcome:
+    def cancel(self, ref: EmailRef, now: datetime) -> StatusWrite:
         """Record ``cancelled`` (a tombstone when the key is unknown), unless sent or being sent."""
         return self._change(ref, Change.CANCEL, now, now, removes=("not_before", *_LEASE))
 
     def record(self, ref: EmailRef, now: datetime) -> DeliveryRecord | None:
         """The key's record, or None when there is none (or its retention ran out)."""
         item = self.table.get(ref_key(ref))
-        return DeliveryRecord.from_item(item) if item is not None and _retained(item, now) else None
+        return record_of(item) if item is not None and _retained(item, now) else None
 
     def records_of_booking(self, booking_id: str, now: datetime) -> list[DeliveryRecord]:
         """Every live record of a booking (a query on its partition)."""
         items = self.table.query(Expression("booking_id = :b", {":b": booking_id}))
-        return [DeliveryRecord.from_item(item) for item in items if _retained(item, now)]
+        return [record_of(item) for item in items if _retained(item, now)]
 
 
 def _retained(item: Item, now: datetime) -> bool:

@@ -16,8 +16,8 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from booking_durability.adapters.deliveries_table import Change, DeliveryRecord
 from booking_durability.emails.dispatch import Dispatch, IncomingMessage, RetryLater
+from booking_durability.emails.ledger import Change, DeliveryRecord
 from booking_durability.emails.models import EMAIL_JOB, SCHEMA_ID, EmailStatus, FailureReason
 from booking_durability.emails.ports import Ledger
 from booking_durability.emails.producer import hop_delay

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:
-    from booking_durability.adapters.deliveries_table import Change, DeliveryRecord, Outcome
+if TYPE_CHECKING:  # not at run time: the notifier sends through MessageQueue without the email models
+    from booking_durability.emails.ledger import Change, DeliveryRecord, StatusWrite
     from booking_durability.emails.models import EmailRef
 
 
@@ -37,19 +37,19 @@ class Ledger(Protocol):
 
     def claim(
         self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
-    ) -> Outcome: ...
+    ) -> StatusWrite: ...
 
-    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> Outcome: ...
+    def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> StatusWrite: ...
 
     def mark_sent(self, ref: EmailRef, now: datetime) -> None: ...
 
     def finish(
         self, ref: EmailRef, token: str, change: Change, now: datetime, reason: str | None = None
-    ) -> Outcome: ...
+    ) -> StatusWrite: ...
 
     def release(
         self, ref: EmailRef, token: str, now: datetime, *, throttled_until: datetime | None = None
-    ) -> Outcome: ...
+    ) -> StatusWrite: ...
 
     def sent_or_sending(
         self, booking_id: str, email_types: Iterable[str], now: datetime, exclude: str
@@ -59,9 +59,9 @@ class Ledger(Protocol):
 class EmailRecords(Protocol):
     """The deliveries ledger as the email API uses it."""
 
-    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> Outcome: ...
+    def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> StatusWrite: ...
 
-    def cancel(self, ref: EmailRef, now: datetime) -> Outcome: ...
+    def cancel(self, ref: EmailRef, now: datetime) -> StatusWrite: ...
 
     def record(self, ref: EmailRef, now: datetime) -> DeliveryRecord | None: ...
 

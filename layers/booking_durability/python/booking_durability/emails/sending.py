@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from booking_durability.adapters.deliveries_table import Change
-from booking_durability.adapters.deliveries_table import Outcome as LedgerOutcome
 from booking_durability.emails.dispatch import Dispatch, IncomingMessage, RetryLater
 from booking_durability.emails.failure_policy import (
     Attempt,
@@ -29,6 +27,7 @@ from booking_durability.emails.failure_policy import (
     Retry,
     WaitHere,
 )
+from booking_durability.emails.ledger import Change, StatusWrite
 from booking_durability.emails.models import AdminDriftEmailJob, FailureReason, GuestEmailJob
 from booking_durability.emails.ports import Ledger
 from booking_durability.emails.providers.base import (
@@ -178,7 +177,7 @@ def expired() -> Outcome:
     return Outcome.EXPIRED
 
 
-def unless_refused(written: LedgerOutcome) -> None:
+def unless_refused(written: StatusWrite) -> None:
     """A lease holder's write was refused: our lease ran out and another worker took the key
     over (or it expired meanwhile). Its record stands; say so rather than pass over it."""
     if not written.done:
