@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from booking_durability.api.resolver import json_response, responses
 from booking_durability.emails import requests
-from booking_durability.emails.models import EmailRef, EmailRequest, EmailType
+from booking_durability.emails.models import MAX_REVISION, EmailRef, EmailRequest, EmailType
 from booking_durability.emails.requests import (
     BookingEmailsCancelled,
     EmailAccepted,
@@ -23,7 +23,7 @@ from booking_durability.wiring.email_api import outbox
 router = Router()
 
 Revision = Annotated[
-    int, Query(ge=0, le=2_147_483_647, description="booking_updated is sent once per revision")
+    int, Query(ge=0, le=MAX_REVISION, description="booking_updated is sent once per revision")
 ]
 BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
