@@ -50,7 +50,7 @@ def test_post_records_queued_and_publishes_the_job(api: Api, resources: Resource
     assert GUEST_EMAIL not in json.dumps(status.body)
 
 
-@pytest.mark.parametrize("final", ["sent", "cancelled"])
+@pytest.mark.parametrize("final", ["sent", "cancelled", "suppressed", "expired"])
 def test_post_never_overwrites_a_finished_email_and_publishes_nothing(
     api: Api, resources: Resources, final: str
 ) -> None:
@@ -58,11 +58,18 @@ def test_post_never_overwrites_a_finished_email_and_publishes_nothing(
     records = ledger(resources)
     if final == "sent":
         records.mark_sent(ref, utc_now())
-    else:
+    elif final == "cancelled":
         records.cancel(ref, utc_now())
+    else:
+        # A worker's claim ends in suppressed (suppress_if_sent) or expired (past not_after)
+        token = records.claim(ref, "j", utc_now(), utc_now(), 60).record.lease_token
+        assert token is not None
+        change = Change.SUPPRESS if final == "suppressed" else Change.EXPIRE
+        assert records.finish(ref, token, change, utc_now()).done
     answer = api.call("POST", "/v1/emails", email_request())
     assert (answer.status, answer.body["status"]) == (202, final)
     assert resources.drain(resources.queue_url) == []
+    assert resources.status("bk_123", "booking_confirmed#0") == final
 
 
 def test_post_queues_a_failed_email_again(api: Api, resources: Resources) -> None:
