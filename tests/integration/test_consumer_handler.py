@@ -1,9 +1,9 @@
 """The real consumer handler (Powertools batch, logger, metrics) against moto, the provider
 secret in Secrets Manager and the HTTP provider double on loopback (CONTRACT §2, §3).
 
-Jobs carry known personal data through every path (success, retry, throttle, permanent,
-poison) and the tests prove it appears in no log line, EMF blob, message attribute, exception
-message, batch failure report or dedupe record.
+Jobs carry known personal data through every path (success, retry, throttle, permanent, retries
+and throttle deferrals exhausted, poison) and the tests prove it appears in no log line, EMF
+blob, message attribute, exception message, batch failure report or dedupe record.
 """
 
 from __future__ import annotations
@@ -164,6 +164,19 @@ def test_personal_data_never_leaves_the_message_body(
     throttle = sqs_record(now_job(booking_id="bk_throttle", email=address("+throttle1")))
     throttle_deferred = sqs_record(now_job(booking_id="bk_defer", email=address("+throttle1")))
     permanent = sqs_record(now_job(booking_id="bk_perm", email=address("+permanent")))
+    # (its last receive, and one whose throttle deferrals are all spent)
+    exhausted = sqs_record(now_job(booking_id="bk_exhausted", email=address("+transient9")), receive_count=5)
+    throttle_exhausted = sqs_record(now_job(booking_id="bk_thr_spent", email=address("+throttle1")))
+    resources.dynamodb.put_item(
+        TableName=resources.table,
+        Item={
+            "booking_id": {"S": "bk_thr_spent"},
+            "email_key": {"S": "booking_confirmed#0"},
+            "dedupe_key": {"S": "bk_thr_spent#booking_confirmed#0"},
+            "status": {"S": "queued"},
+            "throttle_deferrals": {"N": "10"},
+        },
+    )
     poison_json = sqs_record('{"recipient": {"email": "' + GUEST_EMAIL + '"}')
     poison_schema = sqs_record(json.dumps({**now_job(booking_id="bk_bad"), "revision": GUEST_EMAIL}))
 
@@ -172,16 +185,16 @@ def test_personal_data_never_leaves_the_message_body(
     retry["receiptHandle"] = resources.sqs.receive_message(QueueUrl=resources.queue_url)["Messages"][0][
         "ReceiptHandle"
     ]
-    reports.append(
-        handler(sqs_event(ok, retry, throttle, permanent, poison_json, poison_schema), LambdaContext())
-    )
+    first = sqs_event(ok, retry, throttle, permanent, exhausted, poison_json, poison_schema)
+    reports.append(handler(first, LambdaContext()))
     reports.append(
         handler(
             sqs_event({**retry, "attributes": {**retry["attributes"], "ApproximateReceiveCount": "2"}}),
             LambdaContext(),
         )
     )
-    reports.append(handler(sqs_event(throttle_deferred), LambdaContext(remaining_ms=1_500)))
+    last = sqs_event(throttle_deferred, throttle_exhausted)
+    reports.append(handler(last, LambdaContext(remaining_ms=1_500)))
 
     # Then every path did what the contract says
     assert reports[0] == {"batchItemFailures": [{"itemIdentifier": retry["messageId"]}]}
@@ -193,6 +206,8 @@ def test_personal_data_never_leaves_the_message_body(
         "invalid_json",
         "provider_rejected",
         "schema_invalid",
+        "throttle_exhausted",
+        "transient_exhausted",
     ]
     # (the throttle-deferred copy is sent with a delay, so wait for it to show)
     requeued = received_until(resources, resources.queue_url, lambda m: "bk_defer" in m["Body"])
