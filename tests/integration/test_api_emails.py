@@ -83,6 +83,33 @@ def test_post_queues_a_failed_email_again(api: Api, resources: Resources) -> Non
     assert len(resources.drain(resources.queue_url)) == 1
 
 
+def test_a_job_the_queue_refuses_is_503_and_posting_it_again_publishes_it(
+    api: Api, resources: Resources
+) -> None:
+    # Given the queue refuses the job once the ledger recorded it
+    name = resources.queue_url.rsplit("/", 1)[-1]
+    resources.sqs.delete_queue(QueueUrl=resources.queue_url)
+    problem(api.call("POST", "/v1/emails", email_request()), 503, "QUEUE_SEND_FAILED")
+    # Then the email stays queued, neither lost nor finished, and the booking app's retry publishes it
+    assert resources.status("bk_123", "booking_confirmed#0") == "queued"
+    assert resources.sqs.create_queue(QueueName=name)["QueueUrl"] == resources.queue_url
+    answer = api.call("POST", "/v1/emails", email_request())
+    assert (answer.status, answer.body["status"]) == (202, "queued")
+    assert len(resources.drain(resources.queue_url)) == 1
+
+
+def test_a_deliveries_table_that_fails_is_503_on_every_email_route(api: Api, resources: Resources) -> None:
+    resources.dynamodb.delete_table(TableName=resources.table)
+    for method, path, body in (
+        ("POST", "/v1/emails", email_request()),
+        ("GET", "/v1/emails/bk_123/booking_confirmed", None),
+        ("DELETE", "/v1/emails/bk_123/booking_confirmed", None),
+        ("DELETE", "/v1/emails/bk_123", None),
+    ):
+        problem(api.call(method, path, body), 503, "STORE_UNAVAILABLE")
+    assert resources.drain(resources.queue_url) == []
+
+
 def test_delete_of_an_unknown_key_leaves_a_tombstone_the_consumer_honours(
     api: Api, resources: Resources
 ) -> None:
