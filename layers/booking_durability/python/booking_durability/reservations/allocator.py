@@ -14,8 +14,6 @@ from enum import StrEnum
 
 from booking_durability.reservations.venues import Table, VenueConfig
 
-MAX_COMBINED_TABLES = 3
-
 
 class NoAvailabilityReason(StrEnum):
     PARTY_TOO_LARGE = "party_too_large"
