@@ -26,16 +26,17 @@ help: ## List the commands
 	@echo "  construct stacks/, made with ServiceFunction    its own grant_*s, watched by Monitoring"
 	@echo "  tests     tests/{unit,integration,infrastructure,e2e}"
 
-$(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json
+$(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json clients/typescript/package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	# The project's own packages (booking_durability, stacks, devstack), editable: no sys.path edits.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	# The CDK CLI, and the TypeScript client's packages (clients/typescript is a workspace).
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 .PHONY: install
-install: $(INSTALLED) ## Create .venv and install every pinned dependency (Python and the CDK CLI)
+install: $(INSTALLED) ## Create .venv and install every pinned dependency (Python, the CDK CLI, the TS client's)
 
 .PHONY: layer
 layer: $(INSTALLED) ## Build the Lambda layers with their bytecode (arm64, no Docker); a no-op when up to date
@@ -79,9 +80,15 @@ bench: layer ## Measure speed and cost; prints a table and writes .local/bench.j
 	$(PY) scripts/bench.py
 
 .PHONY: schemas
-schemas: $(INSTALLED) ## Regenerate the committed JSON Schema and OpenAPI document
+schemas: $(INSTALLED) ## Regenerate the committed JSON Schema and OpenAPI document, and the TS client's types
 	$(PY) scripts/generate_schemas.py
+	npm run --silent generate --workspace clients/typescript
+
+.PHONY: client
+client: $(INSTALLED) ## Regenerate the TypeScript client's types from openapi.json and schemas/, and build it
+	npm run --silent generate --workspace clients/typescript
+	npm run --silent build --workspace clients/typescript
 
 .PHONY: clean
 clean: ## Remove build output, caches and local-stack state (keeps .venv)
-	rm -rf .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .build cdk.out .local .pytest_cache .mypy_cache .ruff_cache clients/typescript/dist clients/typescript/.build
