@@ -23,12 +23,13 @@ It prints no address. Every wait is bounded. Exit status: 0 every step happened;
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -414,7 +415,9 @@ def _problem_code(response: httpx.Response) -> str:
     return f" {code}" if isinstance(code, str) else ""
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    usage.parse_args(argv)
     stack = find_stack(dict(os.environ))
     if stack is None:
         where = shown(ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json")

@@ -1,4 +1,4 @@
-"""Look at, redrive or discard the dead letters of the email or notifications DLQ (issue #9).
+"""Look at, redrive or discard the dead letters of the email or notifications DLQ.
 
     .venv/bin/python scripts/dlq.py inspect                                # the local email DLQ
     .venv/bin/python scripts/dlq.py inspect --queue notifications --list

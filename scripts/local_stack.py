@@ -1,4 +1,4 @@
-"""`make run`: the service on loopback, fresh each time (CONTRACT §3).
+"""`make run`: the service on loopback, fresh each time (README: Quick start).
 
     .venv/bin/python scripts/local_stack.py
 
@@ -24,13 +24,14 @@ polls otherwise bury the handlers' lines under).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -470,7 +471,10 @@ class LocalStack:
             self.config.stack_file.unlink(missing_ok=True)
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    # No options (the environment configures it), but --help answers rather than starting a stack.
+    usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    usage.parse_args(argv)
     config = LocalConfig.from_env(os.environ)
     output = Output()
     stop = threading.Event()

@@ -1,4 +1,4 @@
-"""The documents stay true to the repository (issue #9).
+"""The documents stay true to the repository.
 
 Every alarm's runbook anchor (``stacks/runbook.py``) is a heading of ``docs/runbook.md``; every
 Logs Insights query the runbook names exists under ``docs/queries/`` and every query there is
