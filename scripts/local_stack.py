@@ -126,6 +126,11 @@ class LocalConfig:
         return self.local_dir / "webhooks.jsonl"
 
     @property
+    def webhook_down_file(self) -> Path:
+        """While it exists, the webhook sink answers 503 (a receiver outage, simulated)."""
+        return self.local_dir / "webhook-down"
+
+    @property
     def webhook_sink_url(self) -> str:
         return f"http://{HOST}:{self.webhook_port}"
 
@@ -150,7 +155,8 @@ class LocalConfig:
         template, its workers' state (the stream workers' positions)."""
         for folder in (self.maildir, self.run_dir, self.assembly_dir):
             shutil.rmtree(folder, ignore_errors=True)
-        for file in (self.mail_log, self.webhooks_file, self.stack_file):
+        # A leftover webhook-down would start this run with its webhook receiver down.
+        for file in (self.mail_log, self.webhooks_file, self.webhook_down_file, self.stack_file):
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
 
@@ -207,6 +213,7 @@ def servers(config: LocalConfig, env: Mapping[str, str]) -> list[Component]:
             [
                 *(python, "scripts/devstack/webhook_sink.py", "--host", HOST),
                 *("--port", str(config.webhook_port), "--webhooks-file", str(config.webhooks_file)),
+                *("--down-file", str(config.webhook_down_file)),
             ],
             env=env,
             ready=port_accepts(HOST, config.webhook_port),
