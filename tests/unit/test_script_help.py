@@ -29,8 +29,9 @@ COMMANDS = [
     "scripts/devstack/http_provider.py",
     "scripts/devstack/inbox.py",
 ]
-#: A reference to a tracker or to a document the repository does not hold.
-ELSEWHERE = re.compile(r"issue|#\d|\bCONTRACT\b|§", re.IGNORECASE)
+#: A reference to a tracker or to a document the repository does not hold (a dedupe key's
+#: ``...#0`` is not one).
+ELSEWHERE = re.compile(r"issue|(?<!\w)#\d|\bCONTRACT\b|§", re.IGNORECASE)
 
 
 def help_of(script: str, *subcommand: str, local_dir: Path) -> str:
