@@ -89,7 +89,7 @@ from booking_durability.operations.dead_letters import (
     DeadLetter,
     QueueKind,
     is_dedupe_key,
-    is_event_id,
+    is_uuid,
     needs_force,
 )
 from booking_durability.operations.redrive import Discard, RateLimiter, Redrive
@@ -206,13 +206,17 @@ def selection_of(args: argparse.Namespace, kind: QueueKind, parser: argparse.Arg
         newer = parse_duration(args.newer_than) if args.newer_than else None
     except ValueError as exc:
         parser.error(str(exc))
+    message_ids = [message_id.lower() for message_id in args.message_ids]
+    wrong = sum(not is_uuid(message_id) for message_id in message_ids)
+    if wrong:
+        parser.error(f"{wrong} --message-id value(s) not a message id: a UUID, as inspect --list shows it")
     return Selection(
         frozenset(args.reason),
         frozenset(args.types),
         older,
         newer,
         keys=keys,
-        message_ids=frozenset(args.message_ids),
+        message_ids=frozenset(message_ids),
     )
 
 
@@ -231,7 +235,7 @@ def _keys_of(args: argparse.Namespace, kind: QueueKind, parser: argparse.Argumen
     if args.dedupe_keys:
         parser.error("--dedupe-key selects email letters; a notification letter has an --event-id")
     event_ids = [event_id.lower() for event_id in args.event_ids]
-    wrong = sum(not is_event_id(event_id) for event_id in event_ids)
+    wrong = sum(not is_uuid(event_id) for event_id in event_ids)
     if wrong:
         parser.error(f"{wrong} --event-id value(s) not an event id: a UUID, as inspect --list shows it")
     return frozenset(event_ids)

@@ -1008,6 +1008,7 @@ def test_ages_count_from_the_first_dead_lettering_so_older_than_survives_a_redri
     )
     # Then --older-than picks the first only, and its age reads from its first dead-lettering
     looked = dlq("inspect", "--older-than", "1d", "--list")
+    assert PHONE_LIKE not in looked.out
     rows = listed(looked, [old, fresh, garbled, future])
     assert list(rows) == [old]
     assert rows[old][3].startswith("3d")
@@ -1054,6 +1055,7 @@ def test_a_letter_whose_body_did_not_validate_shows_its_email_type_attribute_whe
         ),
         (["--event-id", "not-a-uuid"], "notifications", "1 --event-id value(s) not an event id"),
         (["--reason", "unrecognised"], "email", "unknown reason unrecognised"),
+        (["--message-id", GUEST_EMAIL], "email", "1 --message-id value(s) not a message id"),
     ],
 )
 def test_selecting_by_something_that_is_not_one_is_a_usage_error(

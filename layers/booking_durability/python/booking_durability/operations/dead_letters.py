@@ -205,7 +205,7 @@ def key_of(kind: QueueKind, attributes: Mapping[str, str | int], body: str) -> s
     event_id = _event_field(body, "event_id")
     if event_id is None:
         return ABSENT
-    return event_id if isinstance(event_id, str) and is_event_id(event_id) else UNRECOGNIZED
+    return event_id if isinstance(event_id, str) and is_uuid(event_id) else UNRECOGNIZED
 
 
 def is_dedupe_key(text: str) -> bool:
@@ -219,8 +219,8 @@ def is_dedupe_key(text: str) -> bool:
     )
 
 
-def is_event_id(text: str) -> bool:
-    """A drift event's id: a UUID, written as the notifier writes it (lower-case, hyphenated)."""
+def is_uuid(text: str) -> bool:
+    """A UUID as the notifier writes an event id and SQS a message id (lower-case, hyphenated)."""
     return _UUID.fullmatch(text) is not None
 
 
