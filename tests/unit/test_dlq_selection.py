@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from booking_durability.adapters.dead_letters import contract_attributes
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import InfrastructureError, QueueSendFailed
 from booking_durability.operations.dead_letters import (
@@ -933,3 +934,28 @@ def test_a_group_says_how_soon_sqs_deletes_its_first_letter() -> None:
     assert only.expires == timedelta(days=14, minutes=-40)
     [unknown] = group(letters, NOW)
     assert unknown.expires is None
+
+
+@pytest.mark.parametrize("digits", ["²", "\u0661\u0662", "1\u00b2"])
+def test_a_number_attribute_of_other_digits_is_read_as_text_not_a_crash(digits: str) -> None:
+    # Given a Number attribute whose value Python counts as digits but int() may refuse
+    read = contract_attributes({"attempts": {"DataType": "Number", "StringValue": digits}})
+    # Then it is kept as text, which the letter shows as unrecognized
+    assert read == {"attempts": digits}
+    assert letter(attributes=read).attempts == UNRECOGNIZED
+
+
+def test_only_the_services_attributes_are_read() -> None:
+    read = contract_attributes(
+        {
+            "attempts": {"DataType": "Number", "StringValue": "3"},
+            "dedupe_key": {"DataType": "String", "StringValue": "bk_1#booking_confirmed#0"},
+            "first_dead_lettered_at": {"DataType": "String", "StringValue": "2026-11-29T10:00:00Z"},
+            "phone": {"DataType": "String", "StringValue": PHONE_LIKE},
+        }
+    )
+    assert read == {
+        "attempts": 3,
+        "dedupe_key": "bk_1#booking_confirmed#0",
+        "first_dead_lettered_at": "2026-11-29T10:00:00Z",
+    }
