@@ -1,4 +1,5 @@
-"""Complete the metadata of active holds that lack it, or release them (CONTRACT §5).
+"""Complete the metadata of active holds that lack it, or release them (docs/runbook.md,
+"Hold metadata rejected spike").
 
     .venv/bin/python scripts/backfill_hold_metadata.py                      # dry run, local stack
     .venv/bin/python scripts/backfill_hold_metadata.py --apply              # write

@@ -59,6 +59,7 @@ Every process the bench starts is stopped when it ends, also on Ctrl-C, SIGTERM 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
@@ -823,7 +824,10 @@ def run(workdir: Path) -> dict[str, Any]:
     return figures
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    # No options, but --help answers rather than starting a bench.
+    usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    usage.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))

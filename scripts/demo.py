@@ -23,12 +23,13 @@ It prints no address. Every wait is bounded. Exit status: 0 every step happened;
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -245,9 +246,17 @@ class Demo:
             if self.stack.inbox_url
             else ""
         )
-        self.say(f"   see: .venv/bin/python scripts/dlq.py inspect{inbox}")
+        tool = ".venv/bin/python scripts/dlq.py"
+        self.say(f"   see: {tool} inspect --list --message-id {letter.message_id}{inbox}")
+        self.say(
+            "   provider_rejected is permanent: a redrive moves it only with --force, once the cause "
+            "is fixed (docs/runbook.md, Refused by the provider)"
+        )
 
     def hold_confirmed_after_a_policy_change(self) -> None:
+        down = self.stack.path("webhooks_file").parent / "webhook-down"
+        if down.exists():
+            raise StepFailed(f"{shown(down)} exists: the webhook sink answers 503 until it is removed")
         venue_id = f"demo-{self.run_id}"
         venue = self.call("PUT", f"/v1/venues/{venue_id}", 200, json=venue_config(buffer_minutes=10))
         starts_at = (datetime.now(UTC) + timedelta(days=2)).replace(
@@ -291,6 +300,7 @@ class Demo:
         )
         inbox = f", the inbox's webhooks ({self.stack.inbox_url}#webhooks)" if self.stack.inbox_url else ""
         self.say(f"   see: {shown(self.stack.path('webhooks_file'))}{inbox}")
+        self.say(f"   a receiver outage: touch {shown(down)} (503 to every webhook) and rm it again")
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -414,7 +424,9 @@ def _problem_code(response: httpx.Response) -> str:
     return f" {code}" if isinstance(code, str) else ""
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    usage.parse_args(argv)
     stack = find_stack(dict(os.environ))
     if stack is None:
         where = shown(ROOT / os.environ.get("LOCAL_DIR", ".local") / "stack.json")

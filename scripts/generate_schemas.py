@@ -1,5 +1,5 @@
 """Write the committed documents generated from the code: the queue message's JSON Schema
-(CONTRACT §2) and the HTTP API's OpenAPI document (CONTRACT §0).
+(schemas/) and the HTTP API's OpenAPI document (openapi.json).
 
 .venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
 .venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale

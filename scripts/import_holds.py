@@ -1,11 +1,11 @@
-"""Import holds exported from the booking app, one JSON object a line (CONTRACT §5).
+"""Import holds exported from the booking app, one JSON object a line.
 
     .venv/bin/python scripts/import_holds.py holds.jsonl                  # the local stack (make run)
     .venv/bin/python scripts/import_holds.py holds.jsonl --aws            # BookingDurability-dev's table
     .venv/bin/python scripts/import_holds.py holds.jsonl --aws --stack BookingDurability-prod
     .venv/bin/python scripts/import_holds.py holds.jsonl --aws --table NAME
 
-Each line is a hold with the fields of CONTRACT §1 (``hold_id, venue_id, party_size, starts_at,
+Each line is a hold with the fields the API answers for one (``hold_id, venue_id, party_size, starts_at,
 ends_at, expires_at, table_ids``; ``policy_hash``, ``policy_version`` and ``selection_snapshot``
 may be missing; ``status``, when given, is ``held``). It is stored as a held hold owning its tables
 over ``[starts_at, ends_at + buffer)``, the buffer of the venue's current policy, in one

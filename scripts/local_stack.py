@@ -1,4 +1,4 @@
-"""`make run`: the service on loopback, fresh each time (CONTRACT §3).
+"""`make run`: the service on loopback, fresh each time (README: Quick start).
 
     .venv/bin/python scripts/local_stack.py
 
@@ -24,13 +24,14 @@ polls otherwise bury the handlers' lines under).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -125,6 +126,11 @@ class LocalConfig:
         return self.local_dir / "webhooks.jsonl"
 
     @property
+    def webhook_down_file(self) -> Path:
+        """While it exists, the webhook sink answers 503 (a receiver outage, simulated)."""
+        return self.local_dir / "webhook-down"
+
+    @property
     def webhook_sink_url(self) -> str:
         return f"http://{HOST}:{self.webhook_port}"
 
@@ -149,7 +155,8 @@ class LocalConfig:
         template, its workers' state (the stream workers' positions)."""
         for folder in (self.maildir, self.run_dir, self.assembly_dir):
             shutil.rmtree(folder, ignore_errors=True)
-        for file in (self.mail_log, self.webhooks_file, self.stack_file):
+        # A leftover webhook-down would start this run with its webhook receiver down.
+        for file in (self.mail_log, self.webhooks_file, self.webhook_down_file, self.stack_file):
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
 
@@ -206,6 +213,7 @@ def servers(config: LocalConfig, env: Mapping[str, str]) -> list[Component]:
             [
                 *(python, "scripts/devstack/webhook_sink.py", "--host", HOST),
                 *("--port", str(config.webhook_port), "--webhooks-file", str(config.webhooks_file)),
+                *("--down-file", str(config.webhook_down_file)),
             ],
             env=env,
             ready=port_accepts(HOST, config.webhook_port),
@@ -470,7 +478,10 @@ class LocalStack:
             self.config.stack_file.unlink(missing_ok=True)
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    # No options (the environment configures it), but --help answers rather than starting a stack.
+    usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    usage.parse_args(argv)
     config = LocalConfig.from_env(os.environ)
     output = Output()
     stop = threading.Event()

@@ -1,10 +1,11 @@
-"""Publish one guest email job to the local stack's email queue (or any queue URL).
+"""Publish one guest email job to the local stack's email queue.
 
     .venv/bin/python scripts/publish_email.py --to guest@example.test
     .venv/bin/python scripts/publish_email.py --to guest+transient2@example.test --delay 12 \\
         --type booking_request_received --booking-id bk_42 --locale es --time-zone Europe/Madrid
 
-Reads the queue URL and the AWS endpoint from .local/stack.json (``LOCAL_DIR``), publishes
+Reads the queue URL, the AWS endpoint and the region from $LOCAL_DIR/stack.json (``LOCAL_DIR``
+defaults to .local; ``--stack`` names another file), whatever the shell's AWS settings, publishes
 through the service's own producer and prints the job id, dedupe key and delivery time, never
 the address.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,9 +21,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from booking_durability.adapters import aws
 from booking_durability.adapters.email_queue import EmailQueue
+from booking_durability.adapters.stack_lookup import StackNotFound, local_stack
 from booking_durability.emails.producer import publish_email
+from booking_durability.operations.console import local_stack_file
 from booking_durability.validation import safe_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,20 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--locale", default="en")
     parser.add_argument("--time-zone", default="UTC")
     parser.add_argument(
-        "--stack", type=Path, default=Path(os.environ.get("LOCAL_DIR", ROOT / ".local")) / "stack.json"
-    )
+        "--stack", type=Path, default=local_stack_file(ROOT),
+        help="the local stack's stack.json (default $LOCAL_DIR/stack.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     try:
-        stack = json.loads(args.stack.read_text())
-    except (OSError, json.JSONDecodeError):
-        print(f"no local stack at {args.stack}: start it with `make run`", file=sys.stderr)
+        queue_url, sqs = local_stack(args.stack, "sqs", lambda stack: str(stack["queues"]["email"]))
+    except StackNotFound as exc:
+        print(exc, file=sys.stderr)
         return 2
-    os.environ.setdefault("AWS_ENDPOINT_URL", stack["aws_endpoint_url"])
-    os.environ.setdefault("AWS_DEFAULT_REGION", stack["region"])
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    queue = EmailQueue(stack["queues"]["email"], aws.client("sqs"))
+    queue = EmailQueue(queue_url, sqs)
 
     starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     data = {

@@ -1,4 +1,4 @@
-"""The local SMTP sink (CONTRACT §3): a Maildir, a mail log and fault injection, on loopback.
+"""The local SMTP sink of ``make run``: a Maildir, a mail log and fault injection, on loopback.
 
     python scripts/devstack/mail_sink.py --host 127.0.0.1 --port 1025 \\
         --maildir .local/maildir --mail-log .local/mail-log.jsonl

@@ -1,13 +1,19 @@
-"""The local webhook sink (CONTRACT §3): where the local notifier's drift webhooks land, on loopback.
+"""The local webhook sink of ``make run``: where the local notifier's drift webhooks land, on loopback.
 
     python scripts/devstack/webhook_sink.py --host 127.0.0.1 --port 8025 \\
-        --webhooks-file .local/webhooks.jsonl
+        --webhooks-file .local/webhooks.jsonl [--down-file .local/webhook-down]
 
 Every request, whatever its method or path, is answered 204 once one JSON line is appended to
 the webhooks file: ``{"received_at", "path", "headers": {lower-case name: value}, "body": "<raw
 body string>"}``. The line is written (and flushed) before the answer, so a notifier told 2xx
 means the line is there. The file is appended to, never truncated: a restarted sink keeps the
 run's earlier deliveries (the local stack empties it at the start of each run).
+
+A receiver outage, simulated: while the down file exists (``webhook-down`` beside the webhooks
+file unless ``--down-file`` names another), every request is answered 503 and appended to no
+file, as a receiver that is down keeps nothing. It is looked for on each request, so
+``touch .local/webhook-down`` takes the receiver down and ``rm .local/webhook-down`` brings it
+back, with no restart.
 
 This process logs one line per request with its method, path, status and ``webhook-id``: never
 the body or the signature.
@@ -29,6 +35,8 @@ from devstack.serving import ConnectionTrackingServer, configure_logging, serve_
 
 logger = logging.getLogger("devstack.webhook_sink")
 
+#: The file whose presence takes the sink down (503), beside the webhooks file by default.
+DOWN_FILE_NAME = "webhook-down"
 #: Larger bodies are answered 413 (and still logged, without their body): a drift event is small.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -48,7 +56,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             body = self.rfile.read(length) if length else b""
-        self.server.record(self.path, self.headers.items(), body)
+        if self.server.is_down():
+            status = 503
+        else:
+            self.server.record(self.path, self.headers.items(), body)
         # Logged before answering, so whoever reads the answer can also read the line.
         logger.info(
             "%s %s -> %d webhook-id=%s",
@@ -70,10 +81,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 
 class _Server(ConnectionTrackingServer):
-    def __init__(self, address: tuple[str, int], webhooks: TextIO) -> None:
+    def __init__(self, address: tuple[str, int], webhooks: TextIO, down_file: Path) -> None:
         super().__init__(address, _RequestHandler)
         self._webhooks = webhooks
+        self._down_file = down_file
         self._lock = threading.Lock()
+
+    def is_down(self) -> bool:
+        return self._down_file.exists()
 
     def record(self, path: str, headers: Any, body: bytes) -> None:
         line = {
@@ -88,10 +103,14 @@ class _Server(ConnectionTrackingServer):
 
 
 class WebhookSink:
-    """The sink as an object: ``start()`` listens (a free port when ``port=0``), ``url`` is its base."""
+    """The sink as an object: ``start()`` listens (a free port when ``port=0``), ``url`` is its base;
+    it answers 503 while ``down_file`` (by default ``webhook-down`` beside ``webhooks_file``) exists."""
 
-    def __init__(self, webhooks_file: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, webhooks_file: Path, *, host: str = "127.0.0.1", port: int = 0, down_file: Path | None = None
+    ) -> None:
         self.webhooks_file = webhooks_file
+        self.down_file = down_file or webhooks_file.parent / DOWN_FILE_NAME
         self.host = host
         self.port = port
         self._webhooks: TextIO | None = None
@@ -105,7 +124,7 @@ class WebhookSink:
         self.webhooks_file.parent.mkdir(parents=True, exist_ok=True)
         self._webhooks = self.webhooks_file.open("a", encoding="utf-8")
         try:
-            self._server = _Server((self.host, self.port), self._webhooks)
+            self._server = _Server((self.host, self.port), self._webhooks, self.down_file)
         except BaseException:
             self._webhooks.close()
             raise
@@ -130,14 +149,20 @@ class WebhookSink:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(description="The local webhook sink, on loopback.")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--webhooks-file", type=Path, default=Path(".local/webhooks.jsonl"))
+    parser.add_argument(
+        "--down-file", type=Path,
+        help=f"answer 503 while this file exists (default: {DOWN_FILE_NAME} beside the webhooks file)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     configure_logging("webhook_sink")
-    sink = WebhookSink(args.webhooks_file, host=args.host, port=args.port).start()
+    sink = WebhookSink(args.webhooks_file, host=args.host, port=args.port, down_file=args.down_file).start()
     return serve_until_signalled(sink, logger, sink.url)
 
 

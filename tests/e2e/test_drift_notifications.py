@@ -188,3 +188,30 @@ def test_a_killed_stream_worker_resumes_where_it_was_losing_and_repeating_nothin
     # And none it had forwarded before is sent again
     for event in before:
         assert len(webhooks_for(running_stack, event["event_id"])) == 1
+
+
+def test_a_webhook_outage_simulated_with_the_down_file_delays_the_event_and_loses_nothing(
+    running_stack: RunningStack,
+) -> None:
+    # Given the receiver taken down as the runbook says: touch $LOCAL_DIR/webhook-down
+    down = running_stack.local_dir / "webhook-down"
+    down.touch()
+    try:
+        # When a drift event is committed
+        event = drift_event()
+        put_outbox_item(running_stack, event)
+        # Then the notifier's webhook is answered 503 and lands nowhere
+        refused = f"-> 503 webhook-id=msg_{event['event_id']}"
+        eventually(lambda: refused in running_stack.output(), what="the sink's 503")
+        assert webhooks_for(running_stack, event["event_id"]) == []
+    finally:
+        down.unlink()
+    # And once the receiver is back, the queue's retry (one visibility timeout later) delivers it once
+    queue = running_stack.stack_json()["queues"]["notifications"]
+    attributes = running_stack.sqs().get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])
+    eventually(
+        lambda: webhooks_for(running_stack, event["event_id"]),
+        timeout=DELIVERY_TIMEOUT_SECONDS + int(attributes["Attributes"]["VisibilityTimeout"]),
+        what="the retried webhook",
+    )
+    delivered_once(running_stack, event["event_id"])

@@ -20,16 +20,19 @@ pytestmark = pytest.mark.e2e
 
 def test_a_stack_starts_fresh_and_moto_dying_ends_it_with_no_process_left(tmp_path: Path) -> None:
     # Given a stack of its own (the shared one must survive), in a folder a previous run left
-    # webhooks and a worker's state in (a file no worker of this run writes)
+    # webhooks, its webhook receiver taken down, and a worker's state in (a file no worker of this
+    # run writes)
     (tmp_path / "webhooks.jsonl").write_text('{"body": "a previous run\'s"}\n')
+    (tmp_path / "webhook-down").touch()
     (tmp_path / "run").mkdir()
     stale_state = tmp_path / "run" / "retired_stream.state.json"
     stale_state.write_text('{"stream_arn": "a previous run\'s", "sequence_numbers": {}}')
     stack = start(tmp_path)
     try:
         assert stack.ready.wait(READY_TIMEOUT_SECONDS), stack.tail()
-        # Then it starts with none of that run's webhooks, nor its workers' state
+        # Then it starts with none of that run's webhooks, its receiver up, none of its workers' state
         assert stack.webhooks() == []
+        assert not (tmp_path / "webhook-down").exists()
         assert not stale_state.exists()
         pids = stack.stack_json()["processes"]
         # When moto dies, taking every queue, table and message with it

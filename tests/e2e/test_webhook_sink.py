@@ -51,3 +51,31 @@ def test_a_restarted_sink_appends_to_the_runs_file(tmp_path: Path) -> None:
 
     # Then the file holds both, in order
     assert [line["body"] for line in lines(webhooks)] == ["first", "second"]
+
+
+def test_while_the_down_file_exists_every_request_is_answered_503_and_kept_nowhere(tmp_path: Path) -> None:
+    webhooks = tmp_path / "webhooks.jsonl"
+    down = tmp_path / "webhook-down"  # the default: beside the webhooks file, as .local/webhook-down
+    with WebhookSink(webhooks) as sink:
+        assert httpx.post(f"{sink.url}/hook", content=b"before").status_code == 204
+        # When the receiver is taken down
+        down.touch()
+        answers = [httpx.post(f"{sink.url}/hook", content=b"during").status_code for _ in range(3)]
+        # Then every request is refused as by a receiver that is down, and none is recorded
+        assert answers == [503, 503, 503]
+        assert [line["body"] for line in lines(webhooks)] == ["before"]
+        # And when it is brought back, without a restart, requests land again
+        down.unlink()
+        assert httpx.post(f"{sink.url}/hook", content=b"after").status_code == 204
+    assert [line["body"] for line in lines(webhooks)] == ["before", "after"]
+
+
+def test_the_down_file_can_be_named(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "receiver-down"
+    elsewhere.parent.mkdir()
+    elsewhere.touch()
+    with WebhookSink(tmp_path / "webhooks.jsonl", down_file=elsewhere) as sink:
+        assert httpx.post(f"{sink.url}/hook", content=b"x").status_code == 503
+        (tmp_path / "webhook-down").touch()  # the default name, ignored when another is named
+        elsewhere.unlink()
+        assert httpx.post(f"{sink.url}/hook", content=b"x").status_code == 204

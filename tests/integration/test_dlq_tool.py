@@ -14,12 +14,15 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities import parameters
 
+from booking_durability import wiring
 from booking_durability.adapters.dead_letters import QueueUnavailable, SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.delivery import IncomingMessage, Outcome
@@ -27,8 +30,10 @@ from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import PermanentProviderError
 from booking_durability.observability import metrics
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind
-from booking_durability.operations.redrive import MoveState, MoveStatus, MoveTaskUnsupported
-from tests.builders import GUEST_EMAIL, PII, job
+from devstack.http_provider import HttpProviderDouble
+from devstack.webhook_sink import WebhookSink
+from devstack.worker import delete_records, records_to_delete, sqs_event
+from tests.builders import GUEST_EMAIL, GUEST_NAME, PII, LambdaContext, job
 from tests.integration.conftest import (
     REGION,
     ROOT,
@@ -37,9 +42,11 @@ from tests.integration.conftest import (
     Resources,
     ScriptedProvider,
     attributes,
+    import_handler,
     make_delivery,
     template_queue_url,
 )
+from tests.unit.notifications.builders import SECRET, as_body, drift_event
 
 EMAIL = {"schema": "booking-email/v1"}
 #: Attribute values a publisher could have set that look like identifiers: a name, a phone number.
@@ -70,6 +77,7 @@ class Queues:
     notifications: str
     notifications_dlq: str
     sqs: Any
+    deliveries_table: str = ""
 
     def plant(self, url: str, body: str, attributes: dict[str, str | int]) -> str:
         """A dead letter as the consumer and the notifier send one (the service's own sender)."""
@@ -93,6 +101,7 @@ def queues(resources: Resources, local_template: dict[str, Any]) -> Queues:
         notifications=template_queue_url(resources, local_template, "NotificationsQueueUrl"),
         notifications_dlq=template_queue_url(resources, local_template, "NotificationsDlqUrl"),
         sqs=resources.sqs,
+        deliveries_table=resources.table,
     )
 
 
@@ -181,7 +190,7 @@ def test_inspect_counts_and_groups_without_consuming_or_revealing_anything(
     assert "email DLQ      visible 5, in flight 0, delayed 0" in ran.lines
     assert "email queue    visible 0, in flight 0, delayed 0" in ran.lines
     table = [line.split() for line in ran.lines if line.split()[:1] and line.split()[0] in planted]
-    assert [row[:4] for row in table if len(row) == 5] == [
+    assert [row[:4] for row in table if len(row) == 6] == [
         ["invalid_json", "unknown", "<1h", "1"],
         ["none", "booking_updated", "<1h", "1"],
         ["provider_rejected", "booking_confirmed", "<1h", "2"],
@@ -234,21 +243,27 @@ def test_attribute_values_the_dlq_does_not_know_are_never_printed(
 ) -> None:
     # Given letters SQS moved itself with what the publisher set: a name or a phone number where a
     # type, a reason or a count belongs
-    body = json.dumps(job())
+    def body() -> str:
+        return json.dumps(job())
+
     odd = [
-        queues.plant(queues.email_dlq, body, {**EMAIL, "email_type": NAME_LIKE, "attempts": int(PHONE_LIKE)}),
         queues.plant(
-            queues.email_dlq, body, {**EMAIL, "failure_reason": PHONE_LIKE, "email_type": "booking_confirmed"}
+            queues.email_dlq, body(), {**EMAIL, "email_type": NAME_LIKE, "attempts": int(PHONE_LIKE)}
         ),
         queues.plant(
-            queues.email_dlq, body, {**EMAIL, "failure_reason": NAME_LIKE, "email_type": PHONE_LIKE}
+            queues.email_dlq,
+            body(),
+            {**EMAIL, "failure_reason": PHONE_LIKE, "email_type": "booking_confirmed"},
+        ),
+        queues.plant(
+            queues.email_dlq, body(), {**EMAIL, "failure_reason": NAME_LIKE, "email_type": PHONE_LIKE}
         ),
     ]
     runs = [
         dlq("inspect", "--list"),
         dlq("redrive", "--dry-run"),
         dlq("discard", "--all"),
-        dlq("redrive", "--loop"),
+        dlq("redrive", "--force"),
     ]
     # Then no command prints them, and each says it did not recognize them
     for ran in runs:
@@ -257,34 +272,67 @@ def test_attribute_values_the_dlq_does_not_know_are_never_printed(
         assert "unrecognized" in ran.out
     inspected = runs[0]
     assert ["none", "unrecognized", "<1h", "1"] in [line.split()[:4] for line in inspected.lines]
-    # --list: message_id, failure_reason, type, age, attempts
+    # --list: message_id, failure_reason, type, dedupe_key, age, attempts, expires
     listed = {
-        row[0]: row[1:3] + row[4:] for row in map(str.split, inspected.lines) if row[:1] and row[0] in odd
+        row[0]: row[1:4] + row[5:6] for row in map(str.split, inspected.lines) if row[:1] and row[0] in odd
     }
     assert listed == {
-        odd[0]: ["none", "unrecognized", "unrecognized"],
-        odd[1]: ["unrecognized", "booking_confirmed", "-"],
-        odd[2]: ["unrecognized", "unrecognized", "-"],
+        odd[0]: ["none", "unrecognized", "-", "unrecognized"],
+        odd[1]: ["unrecognized", "booking_confirmed", "-", "-"],
+        odd[2]: ["unrecognized", "unrecognized", "-", "-"],
     }
-    assert len(queues.peek(queues.email)) == 8
+    copies = queues.peek(queues.email)
+    assert len(copies) == 8
+    # And the copies carry none of those values on
+    for copy in copies:
+        assert NAME_LIKE not in json.dumps(copy["MessageAttributes"])
+        assert PHONE_LIKE not in json.dumps(copy["MessageAttributes"])
 
 
 # -- redrive -------------------------------------------------------------------------------------
 
 
-def test_redrive_of_everything_moves_every_letter_back_with_the_producer_attributes(
+def test_a_plain_redrive_moves_all_but_the_permanent_reasons_and_says_why_it_left_those(
     dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]]
 ) -> None:
     ran = dlq("redrive")
+    # Then the letters that may succeed now moved, each printed as it moved
+    moved = [line for line in ran.lines if line.startswith("moved ") and " -> " in line]
+    assert {line.split()[1] for line in moved} == {*planted["transient_exhausted"], *planted["none"]}
+    assert (
+        "moved 2 of 5 selected (every dead letter), 5 looked at; by reason: none 1, transient_exhausted 1"
+        in (ran.out)
+    )
+    # And the permanent ones were refused, counted by reason, with what to do
+    assert ran.code == 2
+    assert (
+        "refused: 3 selected not moved; by reason: invalid_json 1, provider_rejected 2: a permanent reason, "
+        "which a redrive meets again unless its cause was fixed; fix the cause, then add --force"
+    ) in ran.out
+    assert {m["MessageId"] for m in queues.peek(queues.email_dlq)} == {
+        *planted["invalid_json"],
+        *planted["provider_rejected"],
+    }
+    assert len(queues.peek(queues.email)) == 2
+
+
+def test_redrive_with_force_moves_every_letter_back_with_the_producer_attributes(
+    dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]]
+) -> None:
+    ran = dlq("redrive", "--force")
     assert ran.code == 0
-    assert "StartMessageMoveTask not available (NotImplemented): moving one by one" in ran.err
     moved = [line for line in ran.lines if line.startswith("moved ") and " -> " in line]
     assert len(moved) == 5
     assert "moved 5 of 5 selected (every dead letter), 5 looked at; by reason: " in ran.out
-    # Then the DLQ is empty and the source queue holds the copies, without failure_reason
+    # Then the DLQ is empty and the source queue holds the copies, without failure_reason, each
+    # saying when it was first dead-lettered
     assert queues.peek(queues.email_dlq) == []
     copies = queues.peek(queues.email)
-    assert sorted(json.dumps(attributes(c), sort_keys=True) for c in copies) == sorted(
+    assert all(attributes(c).pop("first_dead_lettered_at").endswith("Z") for c in copies)
+    assert sorted(
+        json.dumps({k: v for k, v in attributes(c).items() if k != "first_dead_lettered_at"}, sort_keys=True)
+        for c in copies
+    ) == sorted(
         json.dumps(a, sort_keys=True)
         for a in [
             {"attempts": "1", "email_type": "booking_confirmed", "schema": "booking-email/v1"},
@@ -297,10 +345,16 @@ def test_redrive_of_everything_moves_every_letter_back_with_the_producer_attribu
     assert {c["MessageAttributes"]["attempts"]["DataType"] for c in copies} == {"Number"}
 
 
-def test_redrive_by_reason_moves_only_those(
+def test_redrive_by_a_permanent_reason_needs_force(
     dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]]
 ) -> None:
-    ran = dlq("redrive", "--reason", "provider_rejected")
+    refused = dlq("redrive", "--reason", "provider_rejected")
+    assert refused.code == 2
+    assert "moved 0 of 2 selected (reason provider_rejected), 5 looked at" in refused.out
+    assert "refused: 2 selected not moved; by reason: provider_rejected 2" in refused.out
+    assert queues.peek(queues.email) == []
+
+    ran = dlq("redrive", "--reason", "provider_rejected", "--force")
     assert ran.code == 0
     moved_ids = {line.split()[1] for line in ran.lines if line.startswith("moved ") and " -> " in line}
     assert moved_ids == set(planted["provider_rejected"])
@@ -344,69 +398,10 @@ def test_notifications_are_redriven_to_the_notifications_queue(
     assert ran.code == 0
     [copy] = queues.peek(queues.notifications)
     assert copy["Body"] == body
-    assert attributes(copy) == {"attempts": "5"}
+    assert set(attributes(copy)) == {"attempts", "first_dead_lettered_at"}
+    assert attributes(copy)["attempts"] == "5"
     assert queues.peek(queues.notifications_dlq) == []
     assert queues.peek(queues.email) == []
-
-
-def test_with_the_move_task_available_sqs_moves_everything_itself(
-    dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given an endpoint that has StartMessageMoveTask (as SQS in AWS does)
-    started: list[int] = []
-    statuses = [MoveStatus(MoveState.RUNNING, 2, 5), MoveStatus(MoveState.COMPLETED, 5, 5)]
-
-    def start_move_task(self: SqsDeadLetterQueue, per_second: int) -> str:
-        started.append(per_second)
-        return "task-1"
-
-    monkeypatch.setattr(SqsDeadLetterQueue, "start_move_task", start_move_task)
-    monkeypatch.setattr(SqsDeadLetterQueue, "move_task_status", lambda self: statuses.pop(0))
-    monkeypatch.setattr("booking_durability.operations.redrive.time.sleep", lambda _s: None)
-    ran = dlq("redrive", "--rate", "2.5")
-    assert ran.code == 0
-    assert started == [3]
-    assert (
-        "moving 5 found; by reason: invalid_json 1, none 1, provider_rejected 2, transient_exhausted 1"
-        in ran.out
-    )
-    assert ran.lines[-1] == "move task completed: moved 5 of ~5"
-    # The tool moved nothing itself (the fake task did nothing either); --loop makes it move one by one
-    assert len(queues.peek(queues.email_dlq)) == 5
-    assert dlq("redrive", "--loop").code == 0
-    assert len(queues.peek(queues.email)) == 5
-
-
-def test_the_queues_arns_are_read_once(queues: Queues) -> None:
-    dlq = SqsDeadLetterQueue(QueueKind.EMAIL, queues.email_dlq, queues.email, queues.sqs)
-    reads: list[str] = []
-
-    def count(params: dict[str, Any], **_: Any) -> None:
-        reads.extend(name for name in params["AttributeNames"] if name == "QueueArn")
-
-    event = "provide-client-params.sqs.GetQueueAttributes"
-    queues.sqs.meta.events.register(event, count)
-    try:
-        for _ in range(3):
-            with pytest.raises(MoveTaskUnsupported):  # moto in-process: after both ARNs are read
-                dlq.start_move_task(1)
-    finally:
-        queues.sqs.meta.events.unregister(event, count)
-    assert reads == ["QueueArn", "QueueArn"]
-
-
-def test_a_failed_move_task_fails_the_command(
-    dlq: Callable[..., Ran], planted: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(SqsDeadLetterQueue, "start_move_task", lambda self, rate: "task-1")
-    monkeypatch.setattr(
-        SqsDeadLetterQueue,
-        "move_task_status",
-        lambda self: MoveStatus(MoveState.FAILED, 1, 5, "AccessDenied"),
-    )
-    ran = dlq("redrive")
-    assert ran.code == 1
-    assert ran.lines[-1] == "move task failed: moved 1 of ~5 (AccessDenied)"
 
 
 def test_an_interruption_between_send_and_delete_loses_nothing_and_the_ledger_delivers_once(
@@ -427,7 +422,7 @@ def test_an_interruption_between_send_and_delete_loses_nothing_and_the_ledger_de
         raise QueueUnavailable("delete_message failed: RequestTimeout")
 
     monkeypatch.setattr(SqsDeadLetterQueue, "delete", failing_delete)
-    cut = dlq("redrive", "--reason", "provider_rejected")
+    cut = dlq("redrive", "--reason", "provider_rejected", "--force")
     assert cut.code == 1
     assert f"stopped at {letter_id}: delete_message failed: RequestTimeout" in cut.err
     assert "is on the email queue and it is still in the DLQ" in cut.err
@@ -437,7 +432,7 @@ def test_an_interruption_between_send_and_delete_loses_nothing_and_the_ledger_de
 
     # And a re-run moves it again
     monkeypatch.setattr(SqsDeadLetterQueue, "delete", real_delete)
-    assert dlq("redrive", "--reason", "provider_rejected").code == 0
+    assert dlq("redrive", "--reason", "provider_rejected", "--force").code == 0
     assert queues.peek(queues.email_dlq) == []
     copies = resources.drain(queues.email)
     assert len(copies) == 2
@@ -612,10 +607,12 @@ def test_the_command_works_against_the_local_stack(local_stack: tuple[dict[str, 
     inspected = run("inspect")
     assert inspected.returncode == 0
     assert "email DLQ      visible 3, in flight 0, delayed 0" in inspected.stdout.splitlines()
-    # moto server has no StartMessageMoveTask: the tool moves them one by one
-    moved = run("redrive")
+    # Permanent reasons all: a plain redrive refuses them, --force moves them
+    refused = run("redrive")
+    assert refused.returncode == 2, refused.stderr
+    assert "refused: 3 selected not moved; by reason: provider_rejected 2, render_failed 1" in refused.stdout
+    moved = run("redrive", "--force")
     assert moved.returncode == 0, moved.stderr
-    assert "StartMessageMoveTask not available" in moved.stderr
     assert "moved 3 of 3 selected (every dead letter), 3 looked at" in moved.stdout
     assert len(queues.peek(queues.email)) == 3
     assert queues.peek(queues.email_dlq) == []
@@ -627,3 +624,443 @@ def _no_stray_output(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     captured = capsys.readouterr()
     for planted in PII:
         assert planted not in captured.out + captured.err
+
+
+# -- a pass moves each letter once, with the real function behind the queue ----------------------
+
+#: More moves than any test's pass needs: reaching it means the pass takes back what it moved.
+FLOOD = 12
+API_KEY = "re_test_key_never_logged"
+
+
+@dataclass
+class FunctionBehindTheQueue:
+    """The source queue as the tool sends to it, with the real Lambda function behind it: each
+    copy the tool sends is consumed at once, as the event source mapping would hand it over, its
+    failures received again at once (their visibility timeout, skipped), until it is acknowledged
+    or dead-lettered again. So a letter that fails again is back in the DLQ, under a new message
+    id, while the pass is still going."""
+
+    queue: EmailQueue
+    handler: Any
+    arn: str
+    sqs: Any
+    sent: int = 0
+
+    def send(self, message: OutgoingMessage) -> str:
+        self.sent += 1
+        if self.sent > FLOOD:
+            pytest.fail(f"the pass moved {self.sent} letters: it takes back the letters it moved")
+        copy_id = self.queue.send(message)
+        self.consume()
+        return copy_id
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> None:
+        self.queue.change_visibility(receipt_handle, seconds)
+
+    def consume(self) -> None:
+        url = self.queue.queue_url
+        for _ in range(FLOOD):
+            messages = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                return
+            event = sqs_event(messages, queue_arn=self.arn, region=REGION)
+            response = self.handler(event, LambdaContext())
+            done = records_to_delete(event["Records"], response, report_batch_item_failures=True)
+            delete_records(self.sqs, url, done)
+            for record in event["Records"]:
+                if record not in done:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=0
+                    )
+
+
+@pytest.fixture
+def provider() -> Iterator[HttpProviderDouble]:
+    with HttpProviderDouble(api_key=API_KEY) as running:
+        yield running
+
+
+def _function(monkeypatch: pytest.MonkeyPatch, function: str, env: dict[str, str]) -> Any:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    parameters.clear_caches()
+    return import_handler(function)
+
+
+@pytest.fixture
+def behind(
+    queues: Queues, provider: HttpProviderDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], FunctionBehindTheQueue]]:
+    """Puts the real email consumer (the HTTP provider double behind it) or the real notifier
+    (the local webhook sink behind it) behind the queue the tool redrives to."""
+    secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="booking-durability/email-provider", SecretString=json.dumps({"api_key": API_KEY})
+    )["ARN"]
+    sink = WebhookSink(tmp_path / "webhooks.jsonl").start()
+    made: list[FunctionBehindTheQueue] = []
+
+    def put(queue: str) -> FunctionBehindTheQueue:
+        if queue == "email":
+            url, handler = (
+                queues.email,
+                _function(
+                    monkeypatch,
+                    "email_consumer",
+                    {
+                        "STAGE": "test",
+                        "DELIVERIES_TABLE": queues.deliveries_table,
+                        "EMAIL_QUEUE_URL": queues.email,
+                        "EMAIL_DLQ_URL": queues.email_dlq,
+                        "EMAIL_PROVIDER": "resend",
+                        "RESEND_BASE_URL": provider.url,
+                        "PROVIDER_SECRET_ARN": secret_arn,
+                        "BACKOFF_BASE_SECONDS": "1",
+                        "THROTTLE_BACKOFF_SECONDS": "1",
+                    },
+                ),
+            )
+        else:
+            url, handler = (
+                queues.notifications,
+                _function(
+                    monkeypatch,
+                    "notifier",
+                    {
+                        "NOTIFICATIONS_DLQ_URL": queues.notifications_dlq,
+                        "WEBHOOK_URL": f"{sink.url}/webhooks/policy-drift",
+                        "WEBHOOK_SECRET": SECRET,
+                        "WEBHOOK_TIMEOUT_SECONDS": "2",
+                    },
+                ),
+            )
+        arn = queues.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        function = FunctionBehindTheQueue(EmailQueue(url, queues.sqs), handler, arn, queues.sqs)
+        made.append(function)
+        monkeypatch.setattr(SqsDeadLetterQueue, "source", lambda self: function)
+        return function
+
+    yield put
+    sink.stop()
+    wiring.reset()
+    # Handlers invoked here flush their metrics; a later test's handler must not inherit any
+    metrics.clear_metrics()
+
+
+def now_job(**overrides: Any) -> str:
+    return json.dumps(job(deliver_at=datetime.now(UTC), **overrides))
+
+
+def moves(ran: Ran) -> list[str]:
+    return [line for line in ran.lines if line.startswith("moved ") and " -> " in line]
+
+
+@pytest.mark.parametrize(
+    ("queue", "reason", "body", "args"),
+    [
+        pytest.param(
+            "email", "provider_rejected", lambda: now_job(email="ana.guest+permanent@example.test"),
+            ["--reason", "provider_rejected", "--force"], id="provider_rejected, --force",
+        ),
+        pytest.param(
+            "email", "schema_invalid", lambda: json.dumps({**job(), "revision": "one"}),
+            ["--force"], id="schema_invalid, --force",
+        ),
+        pytest.param(
+            "email", "transient_exhausted", lambda: now_job(email="ana.guest+transient99@example.test"),
+            [], id="transient_exhausted, plain redrive",
+        ),
+        pytest.param(
+            "notifications", "webhook_unreachable", lambda: as_body(drift_event()),
+            [], id="notifications, webhook_unreachable, plain redrive",
+        ),
+    ],
+)  # fmt: skip
+def test_a_letter_that_fails_again_is_moved_once_per_pass(
+    dlq: Callable[..., Ran],
+    queues: Queues,
+    behind: Callable[[str], FunctionBehindTheQueue],
+    provider: HttpProviderDouble,
+    tmp_path: Path,
+    queue: str,
+    reason: str,
+    body: Callable[[], str],
+    args: list[str],
+) -> None:
+    # Given one dead letter whose cause is still there (a refusing provider or receiver, a body
+    # that cannot validate), and the real function behind its queue
+    dead_letter_queue = queues.email_dlq if queue == "email" else queues.notifications_dlq
+    attrs: dict[str, str | int] = {"failure_reason": reason, "attempts": 1}
+    if queue == "email":
+        attrs |= {**EMAIL, "email_type": "booking_confirmed"}
+    letter_id = queues.plant(dead_letter_queue, body(), attrs)
+    function = behind(queue)
+    (tmp_path / "webhook-down").touch()  # the receiver is down
+
+    # When a pass redrives it, and the function fails it again while the pass goes on
+    ran = dlq("redrive", *args, queue=queue)
+
+    # Then the pass moved it once, and ended
+    assert ran.code == 0, ran.err
+    [moved] = moves(ran)
+    assert moved.split()[1] == letter_id
+    assert function.sent == 1
+    assert (
+        "left 1 carrying the message of one this pass moved (dead-lettered again, or a copy of it)" in ran.out
+    )
+    # And the letter is back in the DLQ once, dead-lettered again under a new message id
+    [again] = queues.peek(dead_letter_queue)
+    assert again["MessageId"] != letter_id
+    assert attributes(again)["failure_reason"] == reason
+    assert queues.peek(queues.email if queue == "email" else queues.notifications) == []
+    # And the provider was asked no more than that one copy's attempts
+    if reason == "provider_rejected":
+        assert [answer.status for answer in provider.answers] == [422]
+
+
+def test_repeating_a_redrive_moves_each_letter_once_per_run_and_sends_each_email_once(
+    dlq: Callable[..., Ran],
+    queues: Queues,
+    behind: Callable[[str], FunctionBehindTheQueue],
+    provider: HttpProviderDouble,
+) -> None:
+    # Given two letters the provider refused, one of which it would now accept (its cause fixed)
+    fixed = queues.plant(
+        queues.email_dlq,
+        now_job(booking_id="bk_fixed"),
+        {**EMAIL, "failure_reason": "provider_rejected", "email_type": "booking_confirmed", "attempts": 1},
+    )
+    still = queues.plant(
+        queues.email_dlq,
+        now_job(booking_id="bk_still", email="ana.guest+permanent@example.test"),
+        {**EMAIL, "failure_reason": "provider_rejected", "email_type": "booking_confirmed", "attempts": 1},
+    )
+    function = behind("email")
+    # When the same redrive runs three times
+    runs = [dlq("redrive", "--reason", "provider_rejected", "--force") for _ in range(3)]
+    # Then the first moved both, and each later one only the letter that failed again, once
+    assert [run.code for run in runs] == [0, 0, 0]
+    assert sorted(line.split()[1] for line in moves(runs[0])) == sorted([fixed, still])
+    assert [len(moves(run)) for run in runs[1:]] == [1, 1]
+    assert function.sent == 4
+    # And the guest whose email could go got it once; the other was refused once a run
+    assert [delivery.idempotency_key for delivery in provider.deliveries] == ["bk_fixed#booking_confirmed#0"]
+    assert provider.attempts("bk_still#booking_confirmed#0") == 3
+    [left] = queues.peek(queues.email_dlq)
+    assert json.loads(left["Body"])["booking_id"] == "bk_still"
+
+
+# -- tracing a letter: its dedupe key or event id, its message id, its first dead-lettering ------
+
+
+def listed(ran: Ran, ids: list[str]) -> dict[str, list[str]]:
+    """``--list`` rows by message id: failure_reason, type, key, age, attempts, expires."""
+    return {row[0]: row[1:] for row in map(str.split, ran.lines) if row[:1] and row[0] in ids}
+
+
+def test_inspect_lists_each_email_letters_dedupe_key_only_when_it_is_one(
+    dlq: Callable[..., Ran], queues: Queues
+) -> None:
+    rejected = {
+        **EMAIL,
+        "failure_reason": "provider_rejected",
+        "email_type": "booking_confirmed",
+        "attempts": 2,
+    }
+    ids = [
+        queues.plant(
+            queues.email_dlq, json.dumps(job()), {**rejected, "dedupe_key": "bk_42#booking_confirmed#0"}
+        ),
+        queues.plant(queues.email_dlq, json.dumps(job()), {**rejected, "dedupe_key": f"{PHONE_LIKE}#x#0"}),
+        queues.plant(
+            queues.email_dlq,
+            json.dumps(job()),
+            {**rejected, "dedupe_key": f"{GUEST_EMAIL}#booking_confirmed#0"},
+        ),
+        queues.plant(queues.email_dlq, json.dumps(job()), rejected),
+    ]
+    ran = dlq("inspect", "--list")
+    assert "message_id" in ran.out
+    assert "dedupe_key" in ran.out
+    rows = listed(ran, ids)
+    assert [rows[i][:3] for i in ids] == [
+        ["provider_rejected", "booking_confirmed", "bk_42#booking_confirmed#0"],
+        ["provider_rejected", "booking_confirmed", "unrecognized"],
+        ["provider_rejected", "booking_confirmed", "unrecognized"],
+        ["provider_rejected", "booking_confirmed", "-"],
+    ]
+    assert PHONE_LIKE not in ran.out
+    # And a redrive passes none of the unrecognized values on
+    assert dlq("redrive", "--force").code == 0
+    copies = [attributes(copy) for copy in queues.peek(queues.email)]
+    assert sorted(copy.get("dedupe_key", "-") for copy in copies) == [
+        "-",
+        "-",
+        "-",
+        "bk_42#booking_confirmed#0",
+    ]
+    assert all(planted not in json.dumps(copies) for planted in (PHONE_LIKE, *PII))
+
+
+def test_inspect_lists_a_notification_letters_event_id_from_its_body(
+    dlq: Callable[..., Ran], queues: Queues
+) -> None:
+    event = drift_event()
+    ids = [
+        queues.plant(
+            queues.notifications_dlq, as_body(event), {"failure_reason": "webhook_rejected", "attempts": 1}
+        ),
+        queues.plant(
+            queues.notifications_dlq,
+            json.dumps({"event_id": GUEST_EMAIL}),
+            {"failure_reason": "invalid_event"},
+        ),
+    ]
+    ran = dlq("inspect", "--list", queue="notifications")
+    assert "event_id" in ran.out
+    rows = listed(ran, ids)
+    assert rows[ids[0]][:3] == ["webhook_rejected", "policy_drift.recovered", event["event_id"]]
+    assert rows[ids[1]][:3] == ["invalid_event", "unknown", "unrecognized"]
+
+
+def test_a_single_letter_is_inspected_redriven_and_discarded_by_dedupe_key_or_message_id(
+    dlq: Callable[..., Ran], queues: Queues
+) -> None:
+    # Given three letters the provider refused, for three emails
+    def plant(key: str) -> str:
+        booking_id = key.split("#")[0]
+        return queues.plant(
+            queues.email_dlq,
+            json.dumps(job(booking_id=booking_id)),
+            {
+                **EMAIL,
+                "failure_reason": "provider_rejected",
+                "email_type": "booking_confirmed",
+                "dedupe_key": key,
+            },
+        )
+
+    first, second, third = (plant(f"bk_{n}#booking_confirmed#0") for n in (1, 2, 3))
+    # When one is looked at by its dedupe key, then redriven by it, and another discarded by its id
+    looked = dlq("inspect", "--list", "--dedupe-key", "bk_2#booking_confirmed#0")
+    moved = dlq("redrive", "--force", "--dedupe-key", "bk_2#booking_confirmed#0")
+    gone = dlq("discard", "--message-id", third, "--yes")
+    # Then each acted on that letter alone
+    assert list(listed(looked, [first, second, third])) == [second]
+    assert "looked at 3, 1 selected" in looked.out
+    assert [line.split()[1] for line in moves(moved)] == [second]
+    assert "(dedupe_key bk_2#booking_confirmed#0)" in moved.out
+    assert [line.split()[1] for line in gone.lines if line.startswith("deleted ") and " age " in line] == [
+        third
+    ]
+    assert [m["MessageId"] for m in queues.peek(queues.email_dlq)] == [first]
+    [copy] = queues.peek(queues.email)
+    assert attributes(copy)["dedupe_key"] == "bk_2#booking_confirmed#0"
+
+
+def test_a_notification_letter_is_redriven_by_its_event_id(dlq: Callable[..., Ran], queues: Queues) -> None:
+    events = [drift_event() for _ in range(2)]
+    for event in events:
+        queues.plant(queues.notifications_dlq, as_body(event), {"failure_reason": "webhook_unreachable"})
+    ran = dlq("redrive", "--event-id", events[1]["event_id"].upper(), queue="notifications")
+    assert ran.code == 0
+    [copy] = queues.peek(queues.notifications)
+    assert json.loads(copy["Body"])["event_id"] == events[1]["event_id"]
+
+
+def test_an_unreadable_reason_shows_as_unrecognized_and_can_be_selected(
+    dlq: Callable[..., Ran], queues: Queues, planted: dict[str, list[str]]
+) -> None:
+    odd = queues.plant(queues.email_dlq, json.dumps(job()), {**EMAIL, "failure_reason": PHONE_LIKE})
+    looked = dlq("inspect", "--reason", "unrecognized", "--list")
+    assert list(listed(looked, [odd, *(i for ids in planted.values() for i in ids)])) == [odd]
+    assert "looked at 6, 1 selected" in looked.out
+    gone = dlq("discard", "--reason", "unrecognized", "--yes")
+    assert gone.code == 0
+    assert odd not in {m["MessageId"] for m in queues.peek(queues.email_dlq)}
+    assert len(queues.peek(queues.email_dlq)) == 5
+
+
+def test_ages_count_from_the_first_dead_lettering_so_older_than_survives_a_redrive(
+    dlq: Callable[..., Ran], queues: Queues
+) -> None:
+    # Given a letter dead-lettered three days ago and redriven since (it reached the DLQ again just
+    # now), and letters whose first_dead_lettered_at is missing or unreadable
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    base = {**EMAIL, "failure_reason": "transient_exhausted", "email_type": "booking_confirmed"}
+    old = queues.plant(
+        queues.email_dlq, json.dumps(job()), {**base, "first_dead_lettered_at": three_days_ago}
+    )
+    fresh = queues.plant(queues.email_dlq, json.dumps(job()), base)
+    garbled = queues.plant(
+        queues.email_dlq, json.dumps(job()), {**base, "first_dead_lettered_at": PHONE_LIKE}
+    )
+    future = queues.plant(
+        queues.email_dlq, json.dumps(job()), {**base, "first_dead_lettered_at": "2099-01-01T00:00:00Z"}
+    )
+    # Then --older-than picks the first only, and its age reads from its first dead-lettering
+    looked = dlq("inspect", "--older-than", "1d", "--list")
+    assert PHONE_LIKE not in looked.out
+    rows = listed(looked, [old, fresh, garbled, future])
+    assert list(rows) == [old]
+    assert rows[old][3].startswith("3d")
+    # While SQS keeps it its full retention from its arrival in the DLQ
+    assert rows[old][5].startswith("13d23h")
+    assert "<7d" in looked.out
+    # And a redrive carries the first dead-lettering on to the copy
+    assert dlq("redrive", "--older-than", "1d").code == 0
+    [copy] = queues.peek(queues.email)
+    assert attributes(copy)["first_dead_lettered_at"].startswith(three_days_ago[:19])
+
+
+def test_a_letter_whose_body_did_not_validate_shows_its_email_type_attribute_when_known(
+    dlq: Callable[..., Ran], queues: Queues
+) -> None:
+    invalid = {**EMAIL, "failure_reason": "schema_invalid"}
+    known_type = queues.plant(
+        queues.email_dlq, f'{{"recipient": "{GUEST_EMAIL}"}}', {**invalid, "email_type": "booking_updated"}
+    )
+    named = queues.plant(
+        queues.email_dlq, f'{{"recipient": "{GUEST_EMAIL}"}}', {**invalid, "email_type": NAME_LIKE}
+    )
+    ran = dlq("inspect", "--list")
+    rows = listed(ran, [known_type, named])
+    assert rows[known_type][:2] == ["schema_invalid", "booking_updated"]
+    assert rows[named][:2] == ["schema_invalid", "unrecognized"]
+    assert NAME_LIKE not in ran.out
+
+
+@pytest.mark.parametrize(
+    ("args", "queue", "complaint"),
+    [
+        (
+            ["--dedupe-key", f"{GUEST_NAME}#booking_confirmed#0"],
+            "email",
+            "1 --dedupe-key value(s) not a dedupe key",
+        ),
+        (["--dedupe-key", "bk_1#booking_confirmed"], "email", "not a dedupe key"),
+        (["--event-id", str(uuid.uuid4())], "email", "--event-id selects notification letters"),
+        (
+            ["--dedupe-key", "bk_1#booking_confirmed#0"],
+            "notifications",
+            "a notification letter has an --event-id",
+        ),
+        (["--event-id", "not-a-uuid"], "notifications", "1 --event-id value(s) not an event id"),
+        (["--reason", "unrecognised"], "email", "unknown reason unrecognised"),
+        (["--message-id", GUEST_EMAIL], "email", "1 --message-id value(s) not a message id"),
+    ],
+)
+def test_selecting_by_something_that_is_not_one_is_a_usage_error(
+    dlq: Callable[..., Ran], args: list[str], queue: str, complaint: str
+) -> None:
+    ran = dlq("inspect", *args, queue=queue)
+    assert ran.code == 2
+    assert complaint in ran.err

@@ -1,37 +1,38 @@
 """The DLQ tool's logic without SQS: what a letter shows, selection, grouping by age, pacing, and
-one pass over an in-memory DLQ (hiding, releasing, stopping) with a fake clock and no sleeps."""
+one pass over an in-memory DLQ (hiding, releasing, stopping, leaving what arrived during the
+pass) with a fake clock and no sleeps."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from booking_durability.adapters.dead_letters import contract_attributes
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import InfrastructureError, QueueSendFailed
 from booking_durability.operations.dead_letters import (
+    ABSENT,
+    CLOCK_SKEW,
     NO_REASON,
     UNKNOWN_TYPE,
     UNRECOGNIZED,
     DeadLetter,
     QueueKind,
     failure_reason_of,
+    first_dead_lettered_at_of,
+    is_dedupe_key,
+    key_of,
     message_type_of,
+    needs_force,
     redriven_attributes,
 )
-from booking_durability.operations.redrive import (
-    Discard,
-    MoveState,
-    MoveStatus,
-    RateLimiter,
-    Redrive,
-    follow_move_task,
-    moves_everything,
-)
+from booking_durability.operations.redrive import Discard, RateLimiter, Redrive
 from booking_durability.operations.selection import (
     AgeBucket,
     Selection,
@@ -53,6 +54,9 @@ def letter(
     reason: str = "provider_rejected",
     type_: str = "booking_confirmed",
     attributes: dict[str, str | int] | None = None,
+    body: str | None = None,
+    key: str = ABSENT,
+    first_dead_lettered_at: datetime | None = None,
 ) -> DeadLetter:
     return DeadLetter(
         message_id=message_id,
@@ -62,8 +66,12 @@ def letter(
         attributes=attributes
         if attributes is not None
         else {"failure_reason": reason, "email_type": type_, "schema": "booking-email/v1", "attempts": 1},
-        body=json.dumps({"recipient": {"email": GUEST_EMAIL, "name": GUEST_NAME}}),
+        body=body
+        if body is not None
+        else json.dumps({"job_id": message_id, "recipient": {"email": GUEST_EMAIL, "name": GUEST_NAME}}),
         handle=f"rh-{message_id}",
+        key=key,
+        first_dead_lettered_at=first_dead_lettered_at,
     )
 
 
@@ -130,12 +138,159 @@ def test_a_letter_never_shows_its_body_or_handle_in_its_repr() -> None:
     assert "rh-" not in repr(letter())
 
 
-def test_a_redriven_copy_keeps_the_producer_attributes_and_attempts_but_not_the_reason() -> None:
-    assert redriven_attributes(letter()) == {
+def test_a_redriven_copy_keeps_the_producer_attributes_attempts_and_key_but_not_the_reason() -> None:
+    first = NOW - timedelta(days=2)
+    given = letter(key="bk_1#booking_confirmed#0", first_dead_lettered_at=first)
+    assert redriven_attributes(QueueKind.EMAIL, given) == {
         "email_type": "booking_confirmed",
         "schema": "booking-email/v1",
         "attempts": 1,
+        "dedupe_key": "bk_1#booking_confirmed#0",
+        "first_dead_lettered_at": _iso(first),
     }
+
+
+def test_a_redriven_copy_carries_when_the_letter_was_first_dead_lettered_even_without_the_attribute() -> None:
+    # Given a letter that arrived 3 h ago with no first_dead_lettered_at (one SQS moved itself)
+    arrived = letter(reason=NO_REASON, age=timedelta(hours=3))
+    # Then its copy says it was dead-lettered then, so its next dead-lettering keeps that age
+    copy = redriven_attributes(QueueKind.EMAIL, arrived)
+    assert copy["first_dead_lettered_at"] == _iso(NOW - timedelta(hours=3))
+
+
+def test_a_redriven_copy_passes_on_no_value_the_dlq_does_not_recognise() -> None:
+    planted = letter(
+        type_=UNRECOGNIZED,
+        key=UNRECOGNIZED,
+        attributes={"email_type": NAME_LIKE, "schema": PHONE_LIKE, "attempts": PHONE_LIKE, "dedupe_key": "x"},
+    )
+    assert set(redriven_attributes(QueueKind.EMAIL, planted)) == {"first_dead_lettered_at"}
+
+
+def test_a_redriven_notification_keeps_attempts_and_nothing_of_an_email() -> None:
+    event = letter(reason="webhook_unreachable", type_="policy_drift.recovered", key=str(uuid.uuid4()))
+    copy = redriven_attributes(QueueKind.NOTIFICATIONS, replace(event, attributes={"attempts": 5}))
+    assert set(copy) == {"attempts", "first_dead_lettered_at"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("attempts", [1000, "1000", 10**6, "0999", "-1", "1e3", "\u0661\u0662", " 12"])
+def test_attempts_above_three_digits_or_not_a_count_are_unrecognized(attempts: str | int) -> None:
+    assert letter(attributes={"attempts": attempts}).attempts == UNRECOGNIZED
+
+
+@pytest.mark.parametrize("attempts", [0, 5, "999", 999])
+def test_attempts_up_to_999_are_shown(attempts: str | int) -> None:
+    assert letter(attributes={"attempts": attempts}).attempts == str(attempts)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["bk_42#booking_confirmed#0", "A-b_9#admin_policy_drift#2147483647", f"{'x' * 128}#booking_updated#3"],
+)
+def test_a_dedupe_key_is_shown_when_it_has_the_form_of_one(key: str) -> None:
+    assert is_dedupe_key(key)
+    assert key_of(QueueKind.EMAIL, {"dedupe_key": key}, "{}") == key
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"{GUEST_EMAIL}#booking_confirmed#0",
+        f"{GUEST_NAME}#booking_confirmed#0",
+        "bk_42#booking_confirmd#0",
+        "bk_42#booking_confirmed#01",
+        "bk_42#booking_confirmed#2147483648",
+        "bk_42#booking_confirmed",
+        f"{'x' * 129}#booking_updated#3",
+        "bk_42#booking_confirmed#0\n",
+        PHONE_LIKE,
+    ],
+)
+def test_anything_else_in_dedupe_key_is_unrecognized(key: str) -> None:
+    assert not is_dedupe_key(key)
+    assert key_of(QueueKind.EMAIL, {"dedupe_key": key}, "{}") == UNRECOGNIZED
+
+
+def test_an_email_letter_without_dedupe_key_shows_none_and_its_body_is_never_read() -> None:
+    body = json.dumps(
+        {"booking_id": "bk_42", "email_type": "booking_confirmed", "event_id": str(uuid.uuid4())}
+    )
+    assert key_of(QueueKind.EMAIL, {}, body) == ABSENT
+
+
+def test_a_notification_letter_shows_its_event_id_only_when_it_is_one() -> None:
+    event_id = str(uuid.uuid4())
+    assert key_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"event_id": event_id})) == event_id
+    assert key_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"event_id": GUEST_EMAIL})) == UNRECOGNIZED
+    assert key_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"event_id": 34600111222})) == UNRECOGNIZED
+    assert key_of(QueueKind.NOTIFICATIONS, {}, json.dumps({"type": "policy_drift.recovered"})) == ABSENT
+    assert key_of(QueueKind.NOTIFICATIONS, {}, "not json " + GUEST_NAME) == ABSENT
+    # Never the dedupe_key attribute: a notification letter has none of its own
+    assert key_of(QueueKind.NOTIFICATIONS, {"dedupe_key": "bk_42#booking_confirmed#0"}, "{}") == ABSENT
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("2026-11-29T10:00:00Z", datetime(2026, 11, 29, 10, tzinfo=UTC)),
+        ("2026-11-29T10:00:00.123Z", datetime(2026, 11, 29, 10, 0, 0, 123000, tzinfo=UTC)),
+        ("2026-11-29T12:00:00+02:00", datetime(2026, 11, 29, 10, tzinfo=UTC)),
+    ],
+)
+def test_first_dead_lettered_at_is_read_when_it_is_an_instant_before_the_arrival(
+    value: str, read: datetime
+) -> None:
+    assert first_dead_lettered_at_of({"first_dead_lettered_at": value}, NOW) == read
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "yesterday",
+        "2026-11-29",
+        "2026-11-29T10:00:00",  # no offset
+        "2026-13-01T10:00:00Z",
+        "2026-04-31T10:00:00Z",
+        "1999-12-31T10:00:00Z",
+        "2100-01-01T00:00:00Z",
+        "2026-11-29T10:00:00+24:00",
+        "2026-11-29t10:00:00z",
+        _iso(NOW + CLOCK_SKEW + timedelta(seconds=1)),  # after the letter arrived
+        PHONE_LIKE,
+        1_900_000_000,
+    ],
+)
+def test_any_other_first_dead_lettered_at_is_ignored(value: str | int) -> None:
+    assert first_dead_lettered_at_of({"first_dead_lettered_at": value}, NOW) is None
+
+
+def test_a_letters_age_counts_from_its_first_dead_lettering_across_redrives() -> None:
+    # Given a letter dead-lettered 3 days ago, redriven, and dead-lettered again 5 minutes ago
+    again = letter(age=timedelta(minutes=5), first_dead_lettered_at=NOW - timedelta(days=3))
+    assert again.age(NOW) == timedelta(days=3)
+    assert Selection(older_than=timedelta(days=1)).matches(again, NOW)
+    assert not Selection(newer_than=timedelta(hours=1)).matches(again, NOW)
+    # And SQS keeps it for its retention from its own arrival, not from the first dead-lettering
+    assert again.expires_in(NOW, timedelta(days=14)) == timedelta(days=14, minutes=-5)
+    # Without the attribute, the age is the arrival's
+    assert letter(age=timedelta(minutes=5)).age(NOW) == timedelta(minutes=5)
+
+
+def test_the_permanent_reasons_need_force() -> None:
+    for reason in ("invalid_json", "schema_invalid", "render_failed", "provider_rejected"):
+        assert needs_force(QueueKind.EMAIL, letter(reason=reason))
+    for reason in ("transient_exhausted", "throttle_exhausted", NO_REASON, UNRECOGNIZED):
+        assert not needs_force(QueueKind.EMAIL, letter(reason=reason))
+    assert needs_force(QueueKind.NOTIFICATIONS, letter(reason="webhook_rejected"))
+    assert needs_force(QueueKind.NOTIFICATIONS, letter(reason="invalid_event"))
+    assert not needs_force(QueueKind.NOTIFICATIONS, letter(reason="webhook_unreachable"))
+    assert QueueKind.EMAIL.permanent_reasons < set(QueueKind.EMAIL.reasons)
+    assert QueueKind.NOTIFICATIONS.permanent_reasons < set(QueueKind.NOTIFICATIONS.reasons)
 
 
 def test_each_dlq_knows_its_reasons_and_types() -> None:
@@ -407,7 +562,10 @@ def test_a_redrive_sends_before_it_deletes_and_drops_the_reason() -> None:
     source = FakeSource(log=dlq.calls)
     clock = FakeClock()
     moved = sweep(
-        dlq, Selection(), NOW, Redrive(dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep))
+        dlq,
+        Selection(),
+        NOW,
+        Redrive(QueueKind.EMAIL, dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep)),
     )
     assert dlq.calls[:3] == ["receive 1", "send", "delete m-1"]
     assert moved.done[0].copy_id == "copy-1"
@@ -424,7 +582,7 @@ def test_a_redrive_is_paced_at_its_rate() -> None:
         dlq,
         Selection(),
         NOW,
-        Redrive(dlq, FakeSource(), RateLimiter(5, clock=clock, sleep=clock.sleep)),
+        Redrive(QueueKind.EMAIL, dlq, FakeSource(), RateLimiter(5, clock=clock, sleep=clock.sleep)),
         clock=clock,
     )
     assert clock.sleeps == pytest.approx([0.2] * 20)
@@ -437,7 +595,7 @@ def test_letters_stay_hidden_for_a_pass_longer_than_their_visibility_timeout() -
         letter(f"m-{i:02d}", type_="booking_cancelled" if i >= 25 else "booking_confirmed") for i in range(30)
     ]
     dlq = FakeDlq(letters, clock=clock)
-    slow = Redrive(dlq, FakeSource(), RateLimiter(0.05, clock=clock, sleep=clock.sleep))
+    slow = Redrive(QueueKind.EMAIL, dlq, FakeSource(), RateLimiter(0.05, clock=clock, sleep=clock.sleep))
     result = sweep(
         dlq, Selection(types=frozenset({"booking_cancelled"})), NOW, slow, clock=clock, hide_for=30
     )
@@ -529,7 +687,10 @@ def test_a_failed_delete_after_the_send_stops_the_pass_and_says_the_letter_is_on
     source = FakeSource()
     clock = FakeClock()
     result = sweep(
-        dlq, Selection(), NOW, Redrive(dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep))
+        dlq,
+        Selection(),
+        NOW,
+        Redrive(QueueKind.EMAIL, dlq, source, RateLimiter(10, clock=clock, sleep=clock.sleep)),
     )
     assert [x.letter.message_id for x in result.done] == ["m-00", "m-01"]
     assert result.stopped is not None
@@ -549,7 +710,9 @@ def test_a_refused_send_deletes_nothing() -> None:
         dlq,
         Selection(),
         NOW,
-        Redrive(dlq, FakeSource(refuse=True), RateLimiter(10, clock=clock, sleep=clock.sleep)),
+        Redrive(
+            QueueKind.EMAIL, dlq, FakeSource(refuse=True), RateLimiter(10, clock=clock, sleep=clock.sleep)
+        ),
     )
     assert result.stopped is not None
     assert result.stopped.copy_id is None
@@ -589,40 +752,210 @@ def test_progress_is_reported_after_each_letter_looked_at() -> None:
     assert seen == [(n, (n + 2) // 3) for n in range(1, 13)]
 
 
-# -- SQS's own move task -------------------------------------------------------------------------
-
-
-def test_only_an_unfiltered_real_redrive_goes_to_the_move_task() -> None:
-    assert moves_everything(Selection(), dry_run=False, limit=None)
-    assert not moves_everything(Selection(), dry_run=True, limit=None)
-    assert not moves_everything(Selection(), dry_run=False, limit=10)
-    assert not moves_everything(Selection(reasons=frozenset({"none"})), dry_run=False, limit=None)
+# -- a pass acts only on the letters there when it began -----------------------------------------
 
 
 @dataclass
-class FakeMoveTasks:
-    statuses: list[MoveStatus]
+class FailingAgain(FakeSource):
+    """A source queue whose consumer fails every copy at once and dead-letters it again, unchanged,
+    under a new message id, stamped ``stamped`` after the original (SQS's clock)."""
 
-    def start_move_task(self, per_second: int) -> str:
-        return "handle"
+    dlq: FakeDlq | None = None
+    stamped: timedelta = timedelta(0)
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def move_task_status(self) -> MoveStatus:
-        return self.statuses.pop(0)
+    def send(self, message: OutgoingMessage) -> str:
+        copy_id = super().send(message)
+        assert self.dlq is not None
+        original = next(x for x in self.dlq.letters if x.body == message.body)
+        self.dlq.letters.append(
+            replace(
+                original, message_id=f"again-{next(self.counter)}", sent_at=original.sent_at + self.stamped
+            )
+        )
+        return copy_id
 
 
-def test_a_move_task_is_followed_until_it_ends() -> None:
-    tasks = FakeMoveTasks(
-        [
-            MoveStatus(MoveState.RUNNING, 0, 30),
-            MoveStatus(MoveState.RUNNING, 12, 30),
-            MoveStatus(MoveState.COMPLETED, 30, 30),
-        ]
+def redrive_of(dlq: FakeDlq, source: FakeSource) -> Redrive:
+    return Redrive(QueueKind.EMAIL, dlq, source, RateLimiter(1000, clock=dlq.clock, sleep=dlq.clock.sleep))
+
+
+@pytest.mark.parametrize(
+    "began_at",
+    [
+        None,  # no SQS time to go by: the message alone tells
+        NOW + timedelta(hours=1),  # SQS's clock says the letter back was there before: still ours
+    ],
+)
+def test_a_letter_moved_and_dead_lettered_again_during_the_pass_is_not_moved_again(
+    began_at: datetime | None,
+) -> None:
+    # Given one letter, whose copy the consumer fails again and dead-letters again at once
+    dlq = FakeDlq([letter("m-1", reason="transient_exhausted")])
+    source = FailingAgain(dlq=dlq)
+    # When a pass redrives everything
+    moved = sweep(
+        dlq, Selection(), NOW, redrive_of(dlq, source), clock=dlq.clock, began_at=began_at, present=1
     )
-    clock = FakeClock()
-    progress: list[int] = []
-    final = follow_move_task(
-        tasks, poll_seconds=2, sleep=clock.sleep, on_progress=lambda s: progress.append(s.moved)
+    # Then it moved the letter once, and left the one back in the DLQ for the next pass
+    assert [x.letter.message_id for x in moved.done] == ["m-1"]
+    assert len(source.sent) == 1
+    assert moved.returned == 1
+    assert [x.message_id for x in dlq.visible()] == ["again-1"]
+
+
+def test_a_letter_that_reached_the_dlq_after_the_pass_began_is_left_by_sqs_time() -> None:
+    # Given a pass that began (SQS's clock) after one letter arrived and before another did
+    dlq = FakeDlq([letter("before", age=timedelta(minutes=5)), letter("after", age=-timedelta(seconds=1))])
+    # When it discards everything
+    result = sweep(dlq, Selection(), NOW, Discard(dlq), clock=dlq.clock, began_at=NOW, present=1)
+    # Then the one that arrived during the pass is left, counted
+    assert [x.letter.message_id for x in result.done] == ["before"]
+    assert result.late == 1
+    assert [x.message_id for x in dlq.visible()] == ["after"]
+
+
+def test_a_letter_stamped_by_sqs_after_the_pass_began_is_not_moved_whatever_its_message() -> None:
+    # Given a consumer that fails every copy again with SQS stamping it after the pass began, and
+    # a letter whose message the tool has not seen before (a different body each time)
+    class NewBody(FailingAgain):
+        def send(self, message: OutgoingMessage) -> str:
+            copy_id = FakeSource.send(self, message)
+            assert self.dlq is not None
+            again = letter(
+                f"again-{next(self.counter)}", age=-timedelta(seconds=1), body=f"{{{len(self.sent)}}}"
+            )
+            self.dlq.letters.append(again)
+            return copy_id
+
+    dlq = FakeDlq([letter("m-1")])
+    source = NewBody(dlq=dlq)
+    moved = sweep(dlq, Selection(), NOW, redrive_of(dlq, source), clock=dlq.clock, began_at=NOW, present=1)
+    assert len(source.sent) == 1
+    assert moved.late == 1
+
+
+def test_a_pass_stops_looking_when_letters_keep_arriving() -> None:
+    # Given a DLQ of 3 letters into which 10 new ones arrive at each receive (an ongoing outage)
+    class Flooded(FakeDlq):
+        def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:
+            for _ in range(10):
+                self.letters.append(letter(f"new-{len(self.letters)}", age=-timedelta(seconds=1)))
+            return super().receive(hide_for_seconds)
+
+    dlq = Flooded([letter(f"m-{i}") for i in range(3)])
+    # When a pass that began with the 3 looks at the DLQ
+    looked = sweep(dlq, Selection(), NOW, clock=dlq.clock, began_at=NOW, present=3)
+    # Then it stops, says so, and has looked at the 3 it could find and no more than a few receives
+    assert looked.gave_up
+    assert looked.examined == 3
+    assert dlq.receives <= 4
+    assert len(dlq.visible()) == len(dlq.letters)
+
+
+def test_a_withheld_letter_is_selected_but_left_where_it_was() -> None:
+    dlq = FakeDlq(mixed_letters(6))
+    source = FakeSource()
+    result = sweep(
+        dlq,
+        Selection(),
+        NOW,
+        redrive_of(dlq, source),
+        clock=dlq.clock,
+        withhold=lambda x: x.failure_reason == "provider_rejected",
     )
-    assert final.state is MoveState.COMPLETED
-    assert progress == [0, 12, 30]
-    assert clock.sleeps == [2, 2]
+    assert len(result.selected) == 6
+    assert {x.failure_reason for x in result.withheld} == {"provider_rejected"}
+    assert {x.letter.failure_reason for x in result.done} == {"transient_exhausted"}
+    assert len(source.sent) == 2
+    assert {x.failure_reason for x in dlq.visible()} == {"provider_rejected"}
+
+
+def test_each_action_is_heard_of_as_soon_as_it_is_done() -> None:
+    dlq = FakeDlq(mixed_letters(3))
+    heard: list[str] = []
+    source = FakeSource(log=heard)
+    sweep(
+        dlq,
+        Selection(),
+        NOW,
+        redrive_of(dlq, source),
+        clock=dlq.clock,
+        on_done=lambda done: heard.append(f"done {done.letter.message_id} -> {done.copy_id}"),
+    )
+    assert heard == [
+        "send",
+        "done m-00 -> copy-1",
+        "send",
+        "done m-01 -> copy-2",
+        "send",
+        "done m-02 -> copy-3",
+    ]
+
+
+def test_two_letters_of_one_message_are_both_discarded() -> None:
+    # Given the same job twice in the DLQ (a redrive interrupted between send and delete)
+    body = json.dumps({"job_id": "j-1"})
+    dlq = FakeDlq([letter("m-1", body=body), letter("m-2", body=body)])
+    result = sweep(dlq, Selection(), NOW, Discard(dlq), clock=dlq.clock, began_at=NOW, present=2)
+    assert len(result.done) == 2
+    assert dlq.letters == []
+
+
+# -- selecting single letters, and the unreadable ------------------------------------------------
+
+
+def test_a_letter_is_selected_by_its_dedupe_key_or_its_message_id() -> None:
+    letters = [letter("m-1", key="bk_1#booking_confirmed#0"), letter("m-2", key="bk_2#booking_confirmed#0")]
+    by_key = Selection(keys=frozenset({"bk_2#booking_confirmed#0"}))
+    by_id = Selection(message_ids=frozenset({"m-1"}))
+    assert [x.message_id for x in letters if by_key.matches(x, NOW)] == ["m-2"]
+    assert [x.message_id for x in letters if by_id.matches(x, NOW)] == ["m-1"]
+    assert not by_key.everything
+    assert not by_id.everything
+    assert by_key.describe() == "dedupe_key bk_2#booking_confirmed#0"
+    assert by_id.describe() == "message id m-1"
+    assert Selection(keys=frozenset({"e-1"})).describe("event_id") == "event_id e-1"
+
+
+def test_unrecognized_is_a_reason_and_a_type_to_select_by() -> None:
+    unreadable = letter("m-1", reason=UNRECOGNIZED, type_=UNRECOGNIZED)
+    assert Selection(reasons=frozenset({UNRECOGNIZED})).matches(unreadable, NOW)
+    assert Selection(types=frozenset({UNRECOGNIZED})).matches(unreadable, NOW)
+    assert not Selection(reasons=frozenset({UNRECOGNIZED})).matches(letter("m-2"), NOW)
+    assert UNRECOGNIZED in QueueKind.EMAIL.selectable_reasons
+    assert UNRECOGNIZED in QueueKind.NOTIFICATIONS.selectable_reasons
+    assert UNRECOGNIZED in QueueKind.EMAIL.selectable_types
+
+
+def test_a_group_says_how_soon_sqs_deletes_its_first_letter() -> None:
+    letters = [letter("1", age=timedelta(minutes=3)), letter("2", age=timedelta(minutes=40))]
+    [only] = group(letters, NOW, retention=timedelta(days=14))
+    assert only.expires == timedelta(days=14, minutes=-40)
+    [unknown] = group(letters, NOW)
+    assert unknown.expires is None
+
+
+@pytest.mark.parametrize("digits", ["²", "\u0661\u0662", "1\u00b2"])
+def test_a_number_attribute_of_other_digits_is_read_as_text_not_a_crash(digits: str) -> None:
+    # Given a Number attribute whose value Python counts as digits but int() may refuse
+    read = contract_attributes({"attempts": {"DataType": "Number", "StringValue": digits}})
+    # Then it is kept as text, which the letter shows as unrecognized
+    assert read == {"attempts": digits}
+    assert letter(attributes=read).attempts == UNRECOGNIZED
+
+
+def test_only_the_services_attributes_are_read() -> None:
+    read = contract_attributes(
+        {
+            "attempts": {"DataType": "Number", "StringValue": "3"},
+            "dedupe_key": {"DataType": "String", "StringValue": "bk_1#booking_confirmed#0"},
+            "first_dead_lettered_at": {"DataType": "String", "StringValue": "2026-11-29T10:00:00Z"},
+            "phone": {"DataType": "String", "StringValue": PHONE_LIKE},
+        }
+    )
+    assert read == {
+        "attempts": 3,
+        "dedupe_key": "bk_1#booking_confirmed#0",
+        "first_dead_lettered_at": "2026-11-29T10:00:00Z",
+    }

@@ -1,4 +1,4 @@
-"""The documents stay true to the repository (issue #9).
+"""The documents stay true to the repository.
 
 Every alarm's runbook anchor (``stacks/runbook.py``) is a heading of ``docs/runbook.md``; every
 Logs Insights query the runbook names exists under ``docs/queries/`` and every query there is
@@ -145,6 +145,41 @@ def test_every_query_the_runbook_names_exists_and_every_query_is_named(runbook: 
     assert named, "the runbook names no query"
     assert named <= present, f"named but missing: {sorted(named - present)}"
     assert present <= named, f"in docs/queries but named nowhere: {sorted(present - named)}"
+
+
+def query_output(path: Path) -> str:
+    """The command of a Logs Insights query that makes its output: its ``stats``, else ``fields``."""
+    commands = [
+        command.strip()
+        for command in "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+        ).split("|")
+    ]
+    made = [c for c in commands if c.startswith("stats ")] or [c for c in commands if c.startswith("fields ")]
+    return made[-1] if made else ""
+
+
+EMAIL_QUERIES = sorted(
+    path for path in QUERIES.glob("*.logsinsights") if "the email consumer's" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("query", EMAIL_QUERIES, ids=lambda path: path.name)
+def test_every_email_query_keeps_the_dedupe_key_or_the_letter_in_its_output(query: Path) -> None:
+    # An operator joins what a query shows to a dead letter by its dedupe key (or, for a message
+    # that never validated, by the letter's DLQ message id, as scripts/dlq.py inspect --list shows)
+    output = query_output(query)
+    assert "dedupe_key" in output or "dlq_message_id" in output, output
+
+
+def test_the_dead_letter_listings_name_the_letters_dlq_message_id() -> None:
+    for name in (
+        "email-dead-letters",
+        "email-invalid-messages",
+        "email-one-dedupe-key",
+        "notifier-dead-letters",
+    ):
+        assert "dlq_message_id" in query_output(QUERIES / f"{name}.logsinsights"), name
 
 
 @pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))

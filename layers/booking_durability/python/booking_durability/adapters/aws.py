@@ -1,8 +1,14 @@
 """boto3 clients for the adapters. ``AWS_ENDPOINT_URL`` (set by the local stack) points them at
-moto server. Clients are made by each function's wiring (``booking_durability.wiring``), once."""
+moto server. Clients are made by each function's wiring (``booking_durability.wiring``), once,
+and by the operator scripts.
+
+The region is ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else the profile's, as the AWS CLI
+reads them: botocore alone reads only ``AWS_DEFAULT_REGION``, and operators set ``AWS_REGION``.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -19,7 +25,12 @@ _CONFIG = Config(
 
 def client(service: str) -> Any:
     """A new client for ``service`` (thread-safe once made: share it)."""
-    return boto3.session.Session().client(service, config=_CONFIG)
+    return boto3.session.Session(region_name=region()).client(service, config=_CONFIG)
+
+
+def region() -> str | None:
+    """The region the environment names, or ``None`` for the profile's (``AWS_PROFILE``)."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 def error_code(exc: Exception) -> str:

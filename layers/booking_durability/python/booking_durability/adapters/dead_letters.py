@@ -1,10 +1,10 @@
 """The DLQs as the operator's tool uses them (SQS), and where they are.
 
 ``SqsDeadLetterQueue`` receives letters (hidden for a while, never deleted unless asked), makes
-them visible again, deletes them, reads the queues' counts and runs SQS's server-side redrive
-(``StartMessageMoveTask``). It reads only the attributes CONTRACT §2 defines, and leaves the
-body unread: ``operations.dead_letters`` decides what of it may be looked at. SQS failures
-become ``QueueUnavailable`` (the error code, never the message).
+them visible again, deletes them, and reads the queues' counts with SQS's own time. It reads
+only the message attributes the service defines, and leaves the body to
+``operations.dead_letters``, which decides what of it may be looked at. SQS failures become
+``QueueUnavailable`` (the error code, never the message).
 
 ``locate_local`` / ``locate_in_aws`` find a DLQ and its source queue: the local stack's
 ``stack.json`` (``queues``: ``email``/``email_dlq``, ``notifications``/``notifications_dlq``), or
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,12 @@ from booking_durability.operations.dead_letters import (
     DeadLetter,
     QueueKind,
     failure_reason_of,
+    first_dead_lettered_at_of,
+    key_of,
     message_type_of,
 )
-from booking_durability.operations.redrive import MoveState, MoveStatus, MoveTaskUnsupported
 
 RECEIVE_BATCH = 10  # SQS's most per receive and per batch request
-MAX_MOVE_RATE = 500  # StartMessageMoveTask's MaxNumberOfMessagesPerSecond bound
 _OUTPUTS = {
     QueueKind.EMAIL: ("EmailQueueUrl", "EmailDlqUrl"),
     QueueKind.NOTIFICATIONS: ("NotificationsQueueUrl", "NotificationsDlqUrl"),
@@ -51,9 +52,21 @@ class QueueUnavailable(InfrastructureError):
 
 @dataclass(frozen=True)
 class QueueCounts:
+    """A queue's approximate counts, and what SQS said with them."""
+
     visible: int
     in_flight: int
     delayed: int
+    #: SQS's time when it answered, rounded up to the second (its ``Date`` header is to the
+    #: second): every message it had stamped before answering is stamped before this.
+    as_of: datetime | None = None
+    #: How long the queue keeps a message (``MessageRetentionPeriod``).
+    retention: timedelta | None = None
+
+    @property
+    def present(self) -> int:
+        """The messages the queue holds, visible or not."""
+        return self.visible + self.in_flight + self.delayed
 
 
 class SqsDeadLetterQueue:
@@ -68,7 +81,6 @@ class SqsDeadLetterQueue:
         self.source_url = source_url
         self.client = client
         self.wait_seconds = wait_seconds
-        self._arns: dict[str, str] = {}
 
     def source(self) -> EmailQueue:
         """The source queue, for sending copies (the service's own sender, same attribute rules)."""
@@ -105,66 +117,40 @@ class SqsDeadLetterQueue:
         self._call("delete_message", QueueUrl=self.url, ReceiptHandle=letter.handle)
 
     def counts(self, url: str | None = None) -> QueueCounts:
-        """The DLQ's approximate counts (or another queue's, by ``url``)."""
+        """The DLQ's approximate counts (or another queue's, by ``url``), with SQS's time."""
         names = {
             "visible": "ApproximateNumberOfMessages",
             "in_flight": "ApproximateNumberOfMessagesNotVisible",
             "delayed": "ApproximateNumberOfMessagesDelayed",
         }
-        attributes = self._call(
-            "get_queue_attributes", QueueUrl=url or self.url, AttributeNames=list(names.values())
-        )["Attributes"]
-        return QueueCounts(**{field: int(attributes.get(name, 0)) for field, name in names.items()})
-
-    def start_move_task(self, per_second: int) -> str:
-        """Start SQS's redrive of every letter to the source queue; returns the task handle."""
-        try:
-            response = self.client.start_message_move_task(
-                SourceArn=self._arn(self.url),
-                DestinationArn=self._arn(self.source_url),
-                MaxNumberOfMessagesPerSecond=max(1, min(per_second, MAX_MOVE_RATE)),
-            )
-        except NotImplementedError:  # moto in-process
-            raise MoveTaskUnsupported("NotImplemented") from None
-        except (ClientError, BotoCoreError) as exc:
-            # moto server answers 500, a role may lack sqs:StartMessageMoveTask: the loop then moves.
-            raise MoveTaskUnsupported(error_code(exc)) from None
-        return str(response["TaskHandle"])
-
-    def move_task_status(self) -> MoveStatus:
-        results = self._call("list_message_move_tasks", SourceArn=self._arn(self.url), MaxResults=1).get(
-            "Results", []
+        response = self._call(
+            "get_queue_attributes",
+            QueueUrl=url or self.url,
+            AttributeNames=[*names.values(), "MessageRetentionPeriod"],
         )
-        if not results:
-            return MoveStatus(MoveState.FAILED, 0, None, "no move task")
-        task = results[0]
-        to_move = task.get("ApproximateNumberOfMessagesToMove")
-        return MoveStatus(
-            state=MoveState(task["Status"]),
-            moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
-            to_move=None if to_move is None else int(to_move),
-            failure=task.get("FailureReason"),
+        attributes = response["Attributes"]
+        retention = attributes.get("MessageRetentionPeriod")
+        return QueueCounts(
+            **{field: int(attributes.get(name, 0)) for field, name in names.items()},
+            as_of=_answered_at(response),
+            retention=timedelta(seconds=int(retention)) if retention is not None else None,
         )
-
-    def _arn(self, url: str) -> str:
-        """The queue's ARN, read once (a move task's status is polled every few seconds)."""
-        if url not in self._arns:
-            attributes = self._call("get_queue_attributes", QueueUrl=url, AttributeNames=["QueueArn"])
-            self._arns[url] = str(attributes["Attributes"]["QueueArn"])
-        return self._arns[url]
 
     def _letter(self, message: Mapping[str, Any]) -> DeadLetter:
         attributes = contract_attributes(message.get("MessageAttributes") or {})
         body = str(message.get("Body", ""))
         sent_ms = int(message.get("Attributes", {}).get("SentTimestamp", 0))
+        sent_at = datetime.fromtimestamp(sent_ms / 1000, UTC)
         return DeadLetter(
             message_id=str(message["MessageId"]),
-            sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC),
+            sent_at=sent_at,
             failure_reason=failure_reason_of(self.kind, attributes),
             message_type=message_type_of(self.kind, attributes, body),
             attributes=attributes,
             body=body,
             handle=str(message["ReceiptHandle"]),
+            key=key_of(self.kind, attributes, body),
+            first_dead_lettered_at=first_dead_lettered_at_of(attributes, sent_at),
         )
 
     def _call(self, operation: str, **parameters: Any) -> Any:
@@ -175,13 +161,29 @@ class SqsDeadLetterQueue:
 
 
 def contract_attributes(raw: Mapping[str, Any]) -> dict[str, str | int]:
-    """The message's CONTRACT §2 attributes (others are ignored), a ``Number`` as an int."""
+    """The message's attributes the service defines (others are ignored), a ``Number`` of ASCII
+    digits as an int."""
     attributes: dict[str, str | int] = {}
     for name in ALLOWED_ATTRIBUTES & set(raw):
         value = str(raw[name].get("StringValue", ""))
-        numeric = str(raw[name].get("DataType", "")).startswith("Number") and value.isdigit()
+        numeric = (
+            str(raw[name].get("DataType", "")).startswith("Number") and value.isascii() and value.isdigit()
+        )
         attributes[name] = int(value) if numeric else value
     return attributes
+
+
+def _answered_at(response: Mapping[str, Any]) -> datetime | None:
+    """When SQS answered, by its ``Date`` header, rounded up to the next second; ``None`` without
+    one (the operator's clock is no stand-in: it may be minutes off SQS's)."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        answered = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
+    if answered is None or answered.tzinfo is None:
+        return None
+    return answered.astimezone(UTC) + timedelta(seconds=1)
 
 
 # -- where the queues are -----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The email queue and its DLQ (SQS). Translates SQS failures into ``QueueSendFailed``.
 
 Only the attributes CONTRACT §2 allows ever leave here: ``email_type`` and ``schema`` from
-producers, plus ``failure_reason`` and ``attempts`` on copies the consumer re-queues or
-dead-letters. None of them carries personal data.
+producers, plus ``failure_reason``, ``attempts``, ``dedupe_key`` and ``first_dead_lettered_at``
+on copies the consumer re-queues or dead-letters and the DLQ tool redrives. None of them carries
+personal data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import QueueSendFailed
 
 SQS_MAX_DELAY_SECONDS = 900
-ALLOWED_ATTRIBUTES = frozenset({"email_type", "schema", "failure_reason", "attempts"})
+ALLOWED_ATTRIBUTES = frozenset(
+    {"email_type", "schema", "failure_reason", "attempts", "dedupe_key", "first_dead_lettered_at"}
+)
 
 
 def _attributes(values: Mapping[str, str | int]) -> dict[str, dict[str, str]]:

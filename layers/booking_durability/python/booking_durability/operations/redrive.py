@@ -6,8 +6,9 @@ neither. The copy that then goes twice through the consumer is delivered once, b
 deliveries ledger's dedupe key (``{booking_id}#{email_type}#{revision}``) is claimed before any
 send; a drift event is notified once because its ``webhook-id`` / email dedupe key is the event's.
 
-When everything is to move, SQS's own ``StartMessageMoveTask`` does it server-side, paced at the
-same rate; where it is not available (moto, or a role without the permission) the pass does.
+The tool moves letters itself, one by one, rather than through SQS's ``StartMessageMoveTask``:
+a move task takes every letter, so it cannot leave the permanent reasons to ``--force`` nor say
+which letter it moved, and it keeps ``failure_reason`` on the copies.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
 
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.dead_letters import DeadLetter, redriven_attributes
-from booking_durability.operations.selection import Selection
+from booking_durability.operations.dead_letters import DeadLetter, QueueKind, redriven_attributes
 from booking_durability.operations.sweep import DeadLetterQueue, SentNotDeleted
 
 
@@ -50,6 +48,7 @@ class RateLimiter:
 class Redrive:
     """Send a copy of the letter to ``source`` (without ``failure_reason``), then delete it."""
 
+    kind: QueueKind
     dlq: DeadLetterQueue
     source: MessageQueue
     limiter: RateLimiter
@@ -57,7 +56,7 @@ class Redrive:
     def __call__(self, letter: DeadLetter) -> str:
         self.limiter.wait()
         # Due at once: the consumer re-checks deliver_at and hops again if it is still early.
-        copy_id = self.source.send(OutgoingMessage(letter.body, redriven_attributes(letter)))
+        copy_id = self.source.send(OutgoingMessage(letter.body, redriven_attributes(self.kind, letter)))
         try:
             self.dlq.delete(letter)
         except InfrastructureError as exc:
@@ -73,60 +72,3 @@ class Discard:
 
     def __call__(self, letter: DeadLetter) -> None:
         self.dlq.delete(letter)
-
-
-def moves_everything(selection: Selection, *, dry_run: bool, limit: int | None) -> bool:
-    """Whether a redrive may be handed to ``StartMessageMoveTask`` (it cannot select)."""
-    return selection.everything and not dry_run and limit is None
-
-
-class MoveTaskUnsupported(Exception):
-    """The endpoint (or the caller's permissions) does not offer ``StartMessageMoveTask``."""
-
-
-class MoveState(StrEnum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    CANCELLING = "CANCELLING"
-    CANCELLED = "CANCELLED"
-    FAILED = "FAILED"
-
-
-@dataclass(frozen=True)
-class MoveStatus:
-    state: MoveState
-    moved: int
-    to_move: int | None
-    failure: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.state not in (MoveState.RUNNING, MoveState.CANCELLING)
-
-
-class MoveTasks(Protocol):
-    """SQS's server-side redrive (``adapters.dead_letters.SqsDeadLetterQueue``)."""
-
-    def start_move_task(self, per_second: int) -> str:
-        """Start moving every letter back to the source queue; raises ``MoveTaskUnsupported``."""
-        ...
-
-    def move_task_status(self) -> MoveStatus: ...
-
-
-def follow_move_task(
-    tasks: MoveTasks,
-    *,
-    poll_seconds: float = 2.0,
-    sleep: Callable[[float], None] | None = None,
-    on_progress: Callable[[MoveStatus], None] | None = None,
-) -> MoveStatus:
-    """Poll the DLQ's move task until it ends; returns its last status."""
-    pause = sleep or time.sleep
-    while True:
-        status = tasks.move_task_status()
-        if on_progress is not None:
-            on_progress(status)
-        if status.finished:
-            return status
-        pause(poll_seconds)

@@ -63,17 +63,28 @@ def age_bucket(age: timedelta) -> AgeBucket:
 class Selection:
     """Letters matching every given criterion (no criterion: every letter).
 
-    ``older_than`` keeps letters at least that old, ``newer_than`` those younger than it.
+    ``older_than`` keeps letters dead-lettered at least that long ago, ``newer_than`` those
+    dead-lettered more recently (ages count from the first dead-lettering, across redrives).
+    ``keys`` are dedupe keys (email) or event ids (notifications); ``message_ids`` the DLQ's own.
     """
 
     reasons: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
     older_than: timedelta | None = None
     newer_than: timedelta | None = None
+    keys: frozenset[str] = frozenset()
+    message_ids: frozenset[str] = frozenset()
 
     @property
     def everything(self) -> bool:
-        return not (self.reasons or self.types or self.older_than is not None or self.newer_than is not None)
+        return not (
+            self.reasons
+            or self.types
+            or self.older_than is not None
+            or self.newer_than is not None
+            or self.keys
+            or self.message_ids
+        )
 
     def matches(self, letter: DeadLetter, now: datetime) -> bool:
         age = letter.age(now)
@@ -82,9 +93,11 @@ class Selection:
             and (not self.types or letter.message_type in self.types)
             and (self.older_than is None or age >= self.older_than)
             and (self.newer_than is None or age < self.newer_than)
+            and (not self.keys or letter.key in self.keys)
+            and (not self.message_ids or letter.message_id in self.message_ids)
         )
 
-    def describe(self) -> str:
+    def describe(self, key_name: str = "dedupe_key") -> str:
         if self.everything:
             return "every dead letter"
         parts = []
@@ -96,29 +109,39 @@ class Selection:
             parts.append(f"older than {describe_duration(self.older_than)}")
         if self.newer_than is not None:
             parts.append(f"newer than {describe_duration(self.newer_than)}")
+        if self.keys:
+            parts.append(f"{key_name} " + "|".join(sorted(self.keys)))
+        if self.message_ids:
+            parts.append("message id " + "|".join(sorted(self.message_ids)))
         return ", ".join(parts)
 
 
 @dataclass(frozen=True)
 class Group:
-    """Letters sharing a reason, a type and an age bucket; ``oldest`` is the oldest one's age."""
+    """Letters sharing a reason, a type and an age bucket; ``oldest`` is the oldest one's age,
+    ``expires`` how soon the first of them is deleted by SQS (when the retention is known)."""
 
     failure_reason: str
     message_type: str
     age: AgeBucket
     count: int
     oldest: timedelta
+    expires: timedelta | None = None
 
 
-def group(letters: Iterable[DeadLetter], now: datetime) -> list[Group]:
+def group(letters: Iterable[DeadLetter], now: datetime, retention: timedelta | None = None) -> list[Group]:
     """Letters counted by (reason, type, age bucket), ordered by reason, type, then youngest first."""
-    counts: dict[tuple[str, str, AgeBucket], tuple[int, timedelta]] = {}
+    counts: dict[tuple[str, str, AgeBucket], tuple[int, timedelta, timedelta | None]] = {}
     for letter in letters:
         age = letter.age(now)
+        expires = letter.expires_in(now, retention) if retention is not None else None
         key = (letter.failure_reason, letter.message_type, age_bucket(age))
-        count, oldest = counts.get(key, (0, timedelta(0)))
-        counts[key] = (count + 1, max(oldest, age))
+        count, oldest, soonest = counts.get(key, (0, timedelta(0), None))
+        if expires is not None and (soonest is None or expires < soonest):
+            soonest = expires
+        counts[key] = (count + 1, max(oldest, age), soonest)
     ordered = sorted(counts.items(), key=lambda item: (item[0][0], item[0][1], _BUCKET_ORDER[item[0][2]]))
     return [
-        Group(reason, type_, bucket, count, oldest) for (reason, type_, bucket), (count, oldest) in ordered
+        Group(reason, type_, bucket, count, oldest, soonest)
+        for (reason, type_, bucket), (count, oldest, soonest) in ordered
     ]

@@ -1,5 +1,5 @@
-"""One pass over a DLQ: every letter is looked at once, the selected ones acted on, the rest
-left where they were.
+"""One pass over a DLQ: every letter that was there when the pass began is looked at once, the
+selected ones acted on, the rest left where they were.
 
 SQS has no way to read a queue without receiving it, so a letter being looked at is hidden for
 ``hide_for`` seconds (its visibility timeout) and made visible again when the pass ends, acted on
@@ -8,10 +8,27 @@ out, after which SQS shows them again by itself. Nothing is ever deleted but by 
 
 Letters stay hidden for the whole pass (their visibility is extended while it lasts), so none is
 received twice and the pass ends when a receive finds no letter it has not seen.
+
+A pass acts only on the letters that were in the DLQ when it began. A letter it redrives can
+fail again and be dead-lettered again while the pass goes on, under a new message id; taking it
+for a new letter would move it again, and again, as fast as the consumer fails it. Two checks,
+each enough alone, keep such letters out:
+
+- the message: the consumer and the notifier dead-letter a body unchanged, so a letter whose
+  body is that of one this pass moved is that letter back (clock-free), or a copy of the same
+  message, which needs no second move either (the ledger delivers a message once);
+- the clock: a letter SQS stamped (``SentTimestamp``) at or after the pass began, by SQS's own
+  clock (``began_at``, read from SQS at the start, so the operator's clock does not matter),
+  arrived during the pass.
+
+Such letters are left in the DLQ, counted, for the next pass. Should letters keep arriving faster
+than the pass can look past them, it stops looking after as many as were there when it began
+(``present``) and says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -27,6 +44,9 @@ from booking_durability.operations.selection import Selection
 DEFAULT_HIDE_SECONDS = 30
 #: ``Stopped.code`` of a pass the operator interrupted (Ctrl-C).
 INTERRUPTED = "interrupted"
+#: Letters that arrived during a pass it looks past, beyond those there when it began, before it
+#: stops looking (one receive's worth: SQS's approximate counts may lag by a few).
+ARRIVAL_MARGIN = 10
 
 
 class DeadLetterQueue(Protocol):
@@ -81,9 +101,18 @@ class Stopped:
 class Pass:
     """What a pass saw and did."""
 
+    #: Letters that were in the DLQ when the pass began, looked at.
     examined: int = 0
     selected: list[DeadLetter] = field(default_factory=list)
     done: list[Done] = field(default_factory=list)
+    #: Selected letters the pass was not allowed to act on (``withhold``): left in the DLQ.
+    withheld: list[DeadLetter] = field(default_factory=list)
+    #: Letters that reached the DLQ after the pass began (by SQS's clock): left for the next pass.
+    late: int = 0
+    #: Letters carrying the message of one this pass moved (dead-lettered again, or a copy): left.
+    returned: int = 0
+    #: Whether the pass stopped looking because letters kept arriving (see ``present``).
+    gave_up: bool = False
     stopped: Stopped | None = None
     #: Letters that could not be made visible again (SQS shows them after ``hide_for``).
     release_failed: str | None = None
@@ -139,15 +168,24 @@ def sweep(
     *,
     hide_for: int = DEFAULT_HIDE_SECONDS,
     limit: int | None = None,
+    began_at: datetime | None = None,
+    present: int | None = None,
+    withhold: Callable[[DeadLetter], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_progress: Callable[[Pass], None] | None = None,
+    on_done: Callable[[Done], None] | None = None,
 ) -> Pass:
-    """Look at every letter of ``queue`` once (at most ``limit``), and ``act`` on those
-    ``selection`` matches at ``now`` (with no ``act``, only list them). Stops at the first
-    failure, reported in ``Pass.stopped``; every letter not acted on is made visible again."""
+    """Look at every letter of ``queue`` that was there when the pass began, once (at most
+    ``limit``), and ``act`` on those ``selection`` matches at ``now`` (with no ``act``, only list
+    them), but those ``withhold`` keeps back. ``began_at`` is the start by SQS's clock (letters it
+    stamped at or after it are left); ``present``, how many letters the DLQ held then. Stops at
+    the first failure, reported in ``Pass.stopped``; every letter not acted on is made visible
+    again. ``on_done`` hears of each action as soon as it is done."""
     result = Pass()
     seen: set[str] = set()
+    moved: set[bytes] = set()
     hidden = _HiddenLetters()
+    patience = None if present is None else present + ARRIVAL_MARGIN
     try:
         while limit is None or result.examined < limit:
             _keep_hidden(queue, hidden, clock, hide_for)
@@ -165,23 +203,40 @@ def sweep(
                 if limit is not None and result.examined >= limit:
                     break  # received but not looked at: released below
                 _keep_hidden(queue, hidden, clock, hide_for)
+                if _fingerprint(letter) in moved:
+                    result.returned += 1
+                    continue
+                if began_at is not None and letter.sent_at >= began_at:
+                    result.late += 1
+                    continue
                 result.examined += 1
                 chosen = selection.matches(letter, now)
                 if chosen:
                     result.selected.append(letter)
                 if act is not None and chosen:
-                    try:
-                        copy_id = act(letter)
-                    except SentNotDeleted as exc:
-                        result.stopped = Stopped(exc.cause, letter, exc.copy_id)
-                        return result
-                    except InfrastructureError as exc:
-                        result.stopped = Stopped(_code_of(exc), letter)
-                        return result
-                    hidden.drop(letter.message_id)
-                    result.done.append(Done(letter, copy_id))
+                    if withhold is not None and withhold(letter):
+                        result.withheld.append(letter)
+                    else:
+                        try:
+                            copy_id = act(letter)
+                        except SentNotDeleted as exc:
+                            result.stopped = Stopped(exc.cause, letter, exc.copy_id)
+                            return result
+                        except InfrastructureError as exc:
+                            result.stopped = Stopped(_code_of(exc), letter)
+                            return result
+                        hidden.drop(letter.message_id)
+                        if copy_id is not None:
+                            moved.add(_fingerprint(letter))
+                        done = Done(letter, copy_id)
+                        result.done.append(done)
+                        if on_done is not None:
+                            on_done(done)
                 if on_progress is not None:
                     on_progress(result)
+            if patience is not None and result.late + result.returned > patience:
+                result.gave_up = True
+                break
     except InfrastructureError as exc:
         result.stopped = Stopped(_code_of(exc))
     except KeyboardInterrupt:
@@ -193,6 +248,11 @@ def sweep(
         except InfrastructureError as exc:
             result.release_failed = _code_of(exc)
     return result
+
+
+def _fingerprint(letter: DeadLetter) -> bytes:
+    """What identifies a letter's message across dead-letterings (kept in memory only)."""
+    return hashlib.sha256(letter.body.encode("utf-8", "surrogatepass")).digest()
 
 
 def _keep_hidden(
