@@ -210,6 +210,7 @@ class BookingApi(Construct):
             },
             timeout_seconds=settings.email_api.timeout_seconds,
             memory_mb=settings.email_api.memory_mb,
+            reserved_concurrency=settings.email_api.reserved_concurrency,
         )
         email_queue.grant_send_messages(email_api.function)
         deliveries_table.grant_read_write_data(email_api.function)
@@ -232,6 +233,7 @@ class BookingApi(Construct):
             environment={"RESERVATIONS_TABLE": reservations_table.table_name},
             timeout_seconds=settings.reservations_api.timeout_seconds,
             memory_mb=settings.reservations_api.memory_mb,
+            reserved_concurrency=settings.reservations_api.reserved_concurrency,
         )
         reservations_table.grant_read_write_data(reservations_api.function)
         return reservations_api

@@ -62,6 +62,7 @@ class EmailPipeline(Construct):
             environment=self._consumer_environment(settings, deliveries_table),
             timeout_seconds=settings.consumer.timeout_seconds,
             memory_mb=settings.consumer.memory_mb,
+            reserved_concurrency=settings.consumer.reserved_concurrency,
             # A long delay is a chain of re-queued hops (900 s each), a week's wait ~670 of them.
             feeds_its_own_trigger=True,
         )
@@ -108,7 +109,7 @@ class EmailPipeline(Construct):
             ),
             on_throttles=Page(
                 AlarmKey.EMAIL_CONSUMER_THROTTLES,
-                "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
+                "Lambda throttled the email consumer: its reserved concurrency is used up, so emails "
                 "wait in the queue.",
             ),
         )

@@ -81,6 +81,7 @@ class ServiceFunction(Construct):
         environment: Mapping[str, str],
         timeout_seconds: int,
         memory_mb: int,
+        reserved_concurrency: int,
         feeds_its_own_trigger: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -111,6 +112,7 @@ class ServiceFunction(Construct):
             log_group=self.log_group,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
             # Lambda stops a function/queue chain after ~16 rounds it takes for a runaway loop;
             # a function that re-queues on purpose (delay hops, throttle deferrals) must allow it.

@@ -100,6 +100,7 @@ class DriftNotifications(Construct):
             environment=self._notifier_environment(settings, email_queue),
             timeout_seconds=notifier_settings.timeout_seconds,
             memory_mb=notifier_settings.memory_mb,
+            reserved_concurrency=notifier_settings.reserved_concurrency,
         )
         notifier = self.notifier.function
         notifier.add_event_source(self.queues.event_source(notifier_settings))
@@ -143,7 +144,7 @@ class DriftNotifications(Construct):
             ),
             on_throttles=Page(
                 AlarmKey.NOTIFIER_THROTTLES,
-                "Lambda throttled the notifier: account concurrency is exhausted, so drift "
+                "Lambda throttled the notifier: its reserved concurrency is used up, so drift "
                 "notifications wait in the notifications queue.",
             ),
         )

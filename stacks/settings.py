@@ -14,7 +14,7 @@ Pure Python on purpose (pydantic, no CDK): ``scripts/build_layer.py`` reads
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
@@ -37,6 +37,10 @@ SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200
 SQS_MAX_MESSAGE_SIZE_BYTES = 262_144
 SQS_MAX_RETENTION_DAYS = 14
+#: Lambda's default concurrency quota per account and region (raised through Service Quotas).
+LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY = 1000
+#: Executions Lambda keeps unreserved in every account and region: reservations must leave them.
+LAMBDA_UNRESERVED_MINIMUM = 100
 # AWS's guidance for Lambda consumers: visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
 #: API Gateway ends an integration after 29 s: a function allowed longer answers a 504 anyway.
@@ -100,6 +104,11 @@ class FunctionSettings(_Settings):
 
     timeout_seconds: int = Field(ge=1, le=900)
     memory_mb: int = Field(512, ge=128, le=10_240)
+    #: Executions set aside for this function alone (ReservedConcurrentExecutions), which also
+    #: cap it: a flood of emails can neither take the confirmation API's executions nor be
+    #: starved by other functions of the account. Every function has one; the stage checks that
+    #: their sum leaves the account its unreserved minimum (:data:`LAMBDA_UNRESERVED_MINIMUM`).
+    reserved_concurrency: int = Field(ge=1, le=LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM)
 
 
 class ApiFunctionSettings(FunctionSettings):
@@ -124,6 +133,17 @@ class QueueConsumerSettings(FunctionSettings):
     def visibility_timeout_seconds(self) -> int:
         """Six function timeouts plus the batching window, as AWS advises for Lambda consumers."""
         return VISIBILITY_TIMEOUT_FACTOR * self.timeout_seconds + (self.max_batching_window_seconds or 0)
+
+    @model_validator(mode="after")
+    def _reserved_for_every_poller(self) -> Self:
+        # Fewer executions than the mapping runs at once would throttle the mapping's own
+        # invocations, and each throttle costs a message one of its receives.
+        if self.reserved_concurrency < self.max_concurrency:
+            raise ValueError(
+                f"reserved_concurrency ({self.reserved_concurrency}) is below max_concurrency "
+                f"({self.max_concurrency}): the event source mapping would throttle itself"
+            )
+        return self
 
 
 class EmailConsumerSettings(QueueConsumerSettings):
@@ -295,6 +315,9 @@ class StageSettings(_Settings):
     observability: ObservabilitySettings
     #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
+    #: The deploying account's Lambda concurrency quota in the stage's region: the functions'
+    #: reservations must leave :data:`LAMBDA_UNRESERVED_MINIMUM` of it unreserved.
+    account_concurrency: int = Field(LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY, ge=LAMBDA_UNRESERVED_MINIMUM + 1)
     #: The local stage keeps retries quick (CONTRACT §3): visibility <= 60 s, hops <= 5 s,
     #: backoff base <= 2 s.
     quick_retries: bool = False
@@ -307,6 +330,17 @@ class StageSettings(_Settings):
     @property
     def stack_name(self) -> str:
         return f"BookingDurability-{self.name}"
+
+    @property
+    def functions(self) -> dict[str, FunctionSettings]:
+        """Every function's settings by where they are (``consumer``, ``notifications.notifier``),
+        found in the sections themselves, so a function added to a section is counted too."""
+        return dict(_function_settings(self, prefix=""))
+
+    @property
+    def reserved_concurrency(self) -> int:
+        """The executions every function of the stage reserves, together."""
+        return sum(function.reserved_concurrency for function in self.functions.values())
 
     @property
     def email_retry_backoffs_seconds(self) -> tuple[int, ...]:
@@ -370,6 +404,15 @@ class StageSettings(_Settings):
                 f"batching window plus the consumer timeout ({first_attempt} s): an email sent at "
                 "its first attempt can be that late, and the alarm would page on healthy traffic"
             )
+        unreserved = self.account_concurrency - self.reserved_concurrency
+        if unreserved < LAMBDA_UNRESERVED_MINIMUM:
+            reserved = ", ".join(f"{where} {f.reserved_concurrency}" for where, f in self.functions.items())
+            raise ValueError(
+                f"the functions reserve {self.reserved_concurrency} executions ({reserved}), leaving "
+                f"{unreserved} of the account's {self.account_concurrency}: Lambda keeps at least "
+                f"{LAMBDA_UNRESERVED_MINIMUM} unreserved; lower a reservation or raise the account's "
+                "quota (and account_concurrency) first"
+            )
         if self.quick_retries:
             self._check_quick_retries()
         return self
@@ -392,6 +435,15 @@ class StageSettings(_Settings):
         for what, (value, limit) in too_slow.items():
             if value > limit:
                 raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+
+def _function_settings(section: BaseModel, *, prefix: str) -> Iterator[tuple[str, FunctionSettings]]:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, FunctionSettings):
+            yield f"{prefix}{name}", value
+        elif isinstance(value, BaseModel):
+            yield from _function_settings(value, prefix=f"{prefix}{name}.")
 
 
 def derive(base: StageSettings, **changes: Any) -> StageSettings:
@@ -442,6 +494,8 @@ def _dev() -> StageSettings:
             batch_size=10,
             max_batching_window_seconds=5,
             max_concurrency=2,
+            # As many as the mapping polls with: more would never be used.
+            reserved_concurrency=2,
             send_concurrency=5,
             lease_seconds=120,
         ),
@@ -453,11 +507,15 @@ def _dev() -> StageSettings:
             uses_credentials_secret=True,
         ),
         api=ApiSettings(throttling_rate_limit=20, throttling_burst_limit=40),
-        email_api=ApiFunctionSettings(timeout_seconds=10),
-        reservations_api=ApiFunctionSettings(timeout_seconds=10),
+        # At the API's 20 requests per second, a quarter second each takes 5 executions; holds and
+        # confirmations get twice the email routes' share, so a flood of emails never takes theirs.
+        email_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=5),
+        reservations_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=10),
         # No webhook until the deploying team names one (-c webhook_url=https://...): drift
         # notifications are emailed to admin_email meanwhile.
-        notifications=NotificationsSettings(notifier=NotifierSettings(timeout_seconds=60, memory_mb=256)),
+        notifications=NotificationsSettings(
+            notifier=NotifierSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2)
+        ),
         observability=ObservabilitySettings(log_retention_days=14, tracing=True),
     )
 
@@ -466,7 +524,7 @@ def _prod() -> StageSettings:
     return derive(
         _dev(),
         name="prod",
-        consumer={"memory_mb": 1024, "max_concurrency": 5, "send_concurrency": 10},
+        consumer={"memory_mb": 1024, "max_concurrency": 5, "reserved_concurrency": 5, "send_concurrency": 10},
         delivery={
             "sender": "Bookings <bookings@mail.booking-durability.example>",
             # Assumed production limit: confirm it with Resend, and raise it there before concurrency.
@@ -474,8 +532,11 @@ def _prod() -> StageSettings:
         },
         # Assumed booking-platform peak: confirm it, and the account's API Gateway quota, first.
         api={"throttling_rate_limit": 200, "throttling_burst_limit": 400},
-        email_api={"memory_mb": 1024},
-        reservations_api={"memory_mb": 1024},
+        # 200 requests per second, a quarter second each: 50 executions for the routes that seat
+        # guests, half that for the email routes. 82 reserved in all, with dev's 19: 101 of the
+        # account's 1000, leaving far more than the 100 Lambda keeps unreserved.
+        email_api={"memory_mb": 1024, "reserved_concurrency": 25},
+        reservations_api={"memory_mb": 1024, "reserved_concurrency": 50},
         observability={"log_retention_days": 90},
         retain_data=True,
     )

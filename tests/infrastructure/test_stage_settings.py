@@ -52,7 +52,9 @@ def test_more_sends_in_flight_than_the_provider_allows_fails_the_synth(name: str
     # Given a stage whose in-flight sends exactly use the provider's rate limit
     settings = stage_settings(name)
     limit = settings.delivery.provider_rate_limit_per_second
-    at_limit = _with_consumer(settings, max_concurrency=2, send_concurrency=limit // 2)
+    at_limit = _with_consumer(
+        settings, max_concurrency=2, reserved_concurrency=3, send_concurrency=limit // 2
+    )
     assert at_limit.consumer.send_concurrency * at_limit.consumer.max_concurrency <= limit
 
     # When one more concurrent poller would push it over
@@ -312,3 +314,42 @@ def test_the_email_age_alarm_follows_the_retry_pacing() -> None:
     assert dev.email_retry_backoffs_seconds == (60, 120, 240, 480)
     assert slower.email_retry_backoffs_seconds == (120, 240, 480, 900, 900)
     assert slower.email_age_alarm_seconds > dev.email_age_alarm_seconds
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_every_function_of_every_stage_reserves_concurrency(name: str) -> None:
+    settings = stage_settings(name)
+    assert set(settings.functions) == {"consumer", "email_api", "reservations_api", "notifications.notifier"}
+    assert all(function.reserved_concurrency >= 1 for function in settings.functions.values())
+    assert settings.reserved_concurrency == sum(f.reserved_concurrency for f in settings.functions.values())
+
+
+def test_a_queue_consumer_reserving_fewer_executions_than_its_mapping_polls_with_is_refused() -> None:
+    settings = stage_settings("prod")
+    with pytest.raises(StageSettingsError) as refused:
+        _with_consumer(settings, reserved_concurrency=settings.consumer.max_concurrency - 1)
+    assert "consumer: reserved_concurrency (4) is below max_concurrency (5)" in str(refused.value)
+    with pytest.raises(StageSettingsError, match=r"notifications\.notifier: reserved_concurrency"):
+        derive(settings, notifications={"notifier": {"reserved_concurrency": 1}})
+
+
+def test_reservations_that_leave_the_account_fewer_than_100_unreserved_executions_are_refused() -> None:
+    # Given prod's reservations, and an account whose quota leaves exactly 100 of them unreserved
+    settings = stage_settings("prod")
+    at_limit = derive(settings, account_concurrency=settings.reserved_concurrency + 100)
+    assert at_limit.account_concurrency - at_limit.reserved_concurrency == 100
+    # When one function reserves one more execution, the synth stops and says what to change
+    more = at_limit.reservations_api.reserved_concurrency + 1
+    with pytest.raises(StageSettingsError) as refused:
+        derive(at_limit, reservations_api={"reserved_concurrency": more})
+    message = str(refused.value)
+    assert f"reserve {at_limit.reserved_concurrency + 1} executions" in message
+    assert "leaving 99" in message
+    assert f"reservations_api {more}" in message
+    assert "raise the account's quota" in message
+
+
+def test_a_new_account_at_lambdas_starting_quota_is_refused_until_it_is_raised() -> None:
+    # New accounts may start with a Lambda quota of 10: nothing can be reserved then.
+    with pytest.raises(StageSettingsError, match="account_concurrency"):
+        derive(stage_settings("dev"), account_concurrency=10)
