@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 STAGE ?= dev
+# Context the deploying team passes (docs/deploy.md); prod needs its sender and a drift channel.
+CONTEXT ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Python code type-checked by `make lint` (the CDK's own modules are not followed: see pyproject).
@@ -71,8 +73,8 @@ demo: $(INSTALLED) ## With `make run` up: email sent, duplicate, retry, dead let
 	$(PY) scripts/demo.py
 
 .PHONY: synth
-synth: layer ## Synthesize the stack for STAGE=dev|prod|local with the pinned CDK CLI
-	npx cdk synth --quiet -c stage=$(STAGE)
+synth: layer ## Synthesize STAGE=dev|prod|local with the pinned CDK CLI; CONTEXT='-c key=value ...'
+	npx cdk synth --quiet -c stage=$(STAGE) $(CONTEXT)
 
 .PHONY: bench
 bench: layer ## Measure speed and cost; prints a table and writes .local/bench.json

@@ -21,6 +21,7 @@ class ServiceStack(Stack):
     """``BookingDurability-<stage>``: durable guest emails, policy-safe holds and drift notifications."""
 
     def __init__(self, scope: Construct, settings: StageSettings, *, env: Environment | None = None) -> None:
+        settings.require_real_addresses()
         super().__init__(
             scope,
             settings.stack_name,

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
+from email.utils import parseaddr
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -57,9 +57,16 @@ LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
 # "Name <local@domain>" or a bare "local@domain".
 _SENDER_PATTERN = r"^([^<>@]*<)?[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>?$"
 _ADDRESS_PATTERN = r"^[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+$"
+#: A URL on the machine itself, plain http: the local stage's webhook sink.
+_LOOPBACK_URL_PATTERN = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?$"
+#: Domains reserved for examples and tests (RFC 2606, RFC 6761) and mDNS's ``.local``: no mail
+#: sent from or to them reaches anyone.
+PLACEHOLDER_DOMAINS = ("example", "test", "invalid", "localhost", "local")
+PLACEHOLDER_SECOND_LEVEL_DOMAINS = ("example.com", "example.net", "example.org")
+#: Who gets drift notifications until the deploying team names its admins: nobody.
+PLACEHOLDER_ADMIN_EMAIL = "booking-admins@booking-durability.example"
 #: A Standard Webhooks signing secret: ``whsec_`` and the base64 of the HMAC key's bytes.
 _WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+={0,2}$"  # noqa: S105 (a format, not a secret)
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 #: The local stage's webhook signing secret: ``whsec_`` + base64 of b"booking-local-dev-secret"
 #: (24 bytes). A fixed, published development value for the loopback webhook sink only: the
@@ -232,18 +239,22 @@ class NotifierSettings(QueueConsumerSettings):
 class NotificationsSettings(_Settings):
     """Admin notifications of policy drift (CONTRACT §4): where they go, and how they get there.
 
-    With ``webhook_url`` each drift event is POSTed there, signed; without it the notifier emails
-    ``admin_email`` through the email queue. In AWS the signing secret lives in Secrets Manager
-    (the stack creates it when a webhook is configured); only a loopback webhook (the local sink)
-    may take ``local_webhook_secret`` from the environment instead.
+    With ``webhook`` each drift event is POSTed to the admins' webhook, signed; without it the
+    notifier emails ``admin_email`` through the email queue. In AWS the webhook's URL and signing
+    secret are one secret in Secrets Manager, which the stack creates and operators fill in
+    (docs/deploy.md): the URL may carry the receiver's token, so neither is known at synth time
+    nor ever in a function's environment. Only the local stage's webhook, the loopback sink, is
+    configured here (``local_webhook_url`` and ``local_webhook_secret``, both put in the
+    notifier's environment).
     """
 
-    webhook_url: str | None = Field(None, pattern=r"^https?://[^\s/]+\S*$")
+    webhook: bool = False
     #: How long one webhook POST may take before it counts as unreachable.
     webhook_timeout_seconds: int = Field(5, ge=1, le=60)
+    local_webhook_url: str | None = Field(None, pattern=_LOOPBACK_URL_PATTERN)
     local_webhook_secret: str | None = Field(None, pattern=_WEBHOOK_SECRET_PATTERN)
     #: Who gets the ``admin_policy_drift`` email when no webhook is configured.
-    admin_email: str = Field("booking-admins@booking-durability.example", pattern=_ADDRESS_PATTERN)
+    admin_email: str = Field(PLACEHOLDER_ADMIN_EMAIL, pattern=_ADDRESS_PATTERN)
     notifier: NotifierSettings
     #: Stream records per pipe batch (the outbox pipe, reservations stream -> notifications queue).
     pipe_batch_size: int = Field(10, ge=1, le=10)
@@ -252,21 +263,19 @@ class NotificationsSettings(_Settings):
     pipe_retry_attempts: int = Field(10, ge=0, le=10_000)
 
     @property
-    def webhook_on_loopback(self) -> bool:
-        return self.webhook_url is not None and urlsplit(self.webhook_url).hostname in _LOOPBACK_HOSTS
+    def webhook_secret_in_aws(self) -> bool:
+        """Whether the webhook's URL and secret are the Secrets Manager secret the stack creates."""
+        return self.webhook and self.local_webhook_url is None
 
     @model_validator(mode="after")
     def _webhook_is_safe(self) -> Self:
-        off_loopback = self.webhook_url is not None and not self.webhook_on_loopback
-        if off_loopback and urlsplit(str(self.webhook_url)).scheme != "https":
-            raise ValueError("webhook_url must use https (plain http only to a loopback address)")
-        if self.local_webhook_secret is not None and not self.webhook_on_loopback:
+        if (self.local_webhook_url is None) != (self.local_webhook_secret is None):
             raise ValueError(
-                "local_webhook_secret puts the signing secret in the function's environment: only "
-                "for a webhook on a loopback address; elsewhere the secret is in Secrets Manager"
+                "local_webhook_url and local_webhook_secret go together: the loopback sink's URL and "
+                "its published secret, the only ones a function's environment may carry"
             )
-        if self.webhook_on_loopback and self.local_webhook_secret is None:
-            raise ValueError("a loopback webhook signs with local_webhook_secret; set it")
+        if self.local_webhook_url is not None and not self.webhook:
+            raise ValueError("a local webhook is a webhook: set webhook with local_webhook_url")
         batch_time = self.notifier.batch_size * self.webhook_timeout_seconds
         if batch_time >= self.notifier.timeout_seconds:
             raise ValueError(
@@ -315,6 +324,10 @@ class StageSettings(_Settings):
     observability: ObservabilitySettings
     #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
+    #: A stage guests and admins rely on: once the deploying team's context is applied, its sender
+    #: and its drift notification channel must be real (no placeholder address at a reserved
+    #: example domain), or the synth stops (:meth:`require_real_addresses`).
+    refuses_placeholder_addresses: bool = False
     #: The deploying account's Lambda concurrency quota in the stage's region: the functions'
     #: reservations must leave :data:`LAMBDA_UNRESERVED_MINIMUM` of it unreserved.
     account_concurrency: int = Field(LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY, ge=LAMBDA_UNRESERVED_MINIMUM + 1)
@@ -379,6 +392,32 @@ class StageSettings(_Settings):
             + self.email_queue.max_receive_count * per_receive
         )
 
+    def require_real_addresses(self) -> None:
+        """On a stage that :attr:`refuses_placeholder_addresses`, raise a
+        :class:`StageSettingsError` when its sender, or its only drift notification channel, is a
+        placeholder address. The stack calls it before it builds anything: what the deploying
+        team passes as context (``-c email_sender``, ``-c webhook``, ``-c admin_email``) is
+        applied by then."""
+        if not self.refuses_placeholder_addresses:
+            return
+        # The messages name the setting and the flag that sets it, never the address (it may be a
+        # person's).
+        problems = []
+        if is_placeholder_address(self.delivery.sender):
+            problems.append(
+                "every guest email would be sent from a placeholder address (an example domain), "
+                "which the provider refuses: pass "
+                '-c email_sender="Bookings <bookings@your-verified-domain>"'
+            )
+        if not self.notifications.webhook and is_placeholder_address(self.notifications.admin_email):
+            problems.append(
+                "drift notifications have no channel: no webhook, and admin_email is a placeholder "
+                "(an example domain) that reaches nobody. Pass -c webhook=on (then put the webhook's "
+                "url and secret in its secret, docs/deploy.md) or -c admin_email=<the admins' address>"
+            )
+        if problems:
+            raise StageSettingsError(f"stage {self.name!r}: " + "; ".join(problems))
+
     @model_validator(mode="after")
     def _sections_agree(self) -> Self:
         in_flight = self.consumer.send_concurrency * self.consumer.max_concurrency
@@ -435,6 +474,15 @@ class StageSettings(_Settings):
         for what, (value, limit) in too_slow.items():
             if value > limit:
                 raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+
+def is_placeholder_address(address: str) -> bool:
+    """Whether ``address`` (bare or ``Name <address>``) is at a domain no mail reaches."""
+    domain = parseaddr(address)[1].rpartition("@")[2].lower().rstrip(".")
+    labels = domain.split(".")
+    return labels[-1] in PLACEHOLDER_DOMAINS or any(
+        domain == reserved or domain.endswith(f".{reserved}") for reserved in PLACEHOLDER_SECOND_LEVEL_DOMAINS
+    )
 
 
 def _function_settings(section: BaseModel, *, prefix: str) -> Iterator[tuple[str, FunctionSettings]]:
@@ -511,8 +559,8 @@ def _dev() -> StageSettings:
         # confirmations get twice the email routes' share, so a flood of emails never takes theirs.
         email_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=5),
         reservations_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=10),
-        # No webhook until the deploying team names one (-c webhook_url=https://...): drift
-        # notifications are emailed to admin_email meanwhile.
+        # No webhook until the deploying team turns it on (-c webhook=on): drift notifications
+        # are emailed to admin_email meanwhile.
         notifications=NotificationsSettings(
             notifier=NotifierSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2)
         ),
@@ -539,6 +587,7 @@ def _prod() -> StageSettings:
         reservations_api={"memory_mb": 1024, "reserved_concurrency": 50},
         observability={"log_retention_days": 90},
         retain_data=True,
+        refuses_placeholder_addresses=True,
     )
 
 
@@ -563,7 +612,8 @@ def _local() -> StageSettings:
         # CONTRACT §3: drift notifications go to the loopback webhook sink, signed with the
         # published local secret. 10 s x 6 = 60 s visibility; 4 calls x 2 s fit in 10 s.
         notifications={
-            "webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",
+            "webhook": True,
+            "local_webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",
             "local_webhook_secret": LOCAL_WEBHOOK_SECRET,
             "webhook_timeout_seconds": 2,
             "notifier": {"timeout_seconds": 10, "batch_size": 4},
@@ -582,9 +632,10 @@ def stage_settings(
     name: str = DEFAULT_STAGE,
     *,
     email_sender: str | None = None,
-    webhook_url: str | None = None,
+    webhook: bool | str | None = None,
     admin_email: str | None = None,
     alarm_email: str | None = None,
+    webhook_url: str | None = None,
 ) -> StageSettings:
     """The settings of stage ``name``; an unknown name is a :class:`StageSettingsError`.
 
@@ -592,12 +643,15 @@ def stage_settings(
 
     - ``email_sender`` (``-c email_sender="Bookings <bookings@your-verified-domain>"``) replaces
       the stage's sender: the domain must be verified with the provider.
-    - ``webhook_url`` (``-c webhook_url=https://hooks.example.com/policy-drift``) sends drift
-      notifications to that webhook; the stack then creates its signing secret in Secrets Manager.
+    - ``webhook`` (``-c webhook=on``) sends drift notifications to a webhook: the stack creates
+      the secret operators put its URL and signing secret in (``WebhookSecretArn``).
     - ``admin_email`` (``-c admin_email=admins@example.com``) receives drift notifications by
       email while no webhook is configured.
     - ``alarm_email`` (``-c alarm_email=oncall@example.com``) is subscribed to the alarm topic
       (it confirms the subscription from the email AWS sends).
+
+    ``webhook_url`` is refused with what to do instead: a URL given at synth time would end up
+    in the template and the function's environment, and it may carry the receiver's token.
     """
     try:
         build = _STAGES[name]
@@ -605,6 +659,13 @@ def stage_settings(
         raise StageSettingsError(
             f"unknown stage {name!r}: choose one of {', '.join(STAGE_NAMES)} with -c stage=<name>"
         ) from None
+    if webhook_url:
+        raise StageSettingsError(
+            "-c webhook_url is not taken: the webhook's URL is a secret (it may carry the receiver's "
+            "token), kept with its signing secret in Secrets Manager, never in the template or a "
+            "function's environment. Deploy with -c webhook=on, then put "
+            '{"url": ..., "secret": "whsec_..."} in the WebhookSecretArn secret (docs/deploy.md)'
+        )
     settings = _validated(build, stage=name)
     if email_sender:
         if not re.fullmatch(_SENDER_PATTERN, email_sender):
@@ -612,11 +673,33 @@ def stage_settings(
                 "email_sender must be an address, e.g. 'Bookings <bookings@example.com>'"
             )
         settings = derive(settings, delivery={"sender": email_sender})
-    notifications = {
-        key: value for key, value in (("webhook_url", webhook_url), ("admin_email", admin_email)) if value
-    }
+    notifications: dict[str, Any] = {}
+    if webhook is not None:
+        notifications["webhook"] = _switch("webhook", webhook)
+    if admin_email:
+        notifications["admin_email"] = admin_email
     if notifications:
         settings = derive(settings, notifications=notifications)
     if alarm_email:
         settings = derive(settings, observability={"alarm_email": alarm_email})
     return settings
+
+
+def _switch(name: str, value: bool | str) -> bool:
+    """A context flag: a boolean from cdk.json, or a word from ``-c name=on``."""
+    if isinstance(value, bool):
+        return value
+    words = {
+        "on": True,
+        "true": True,
+        "yes": True,
+        "1": True,
+        "off": False,
+        "false": False,
+        "no": False,
+        "0": False,
+    }
+    try:
+        return words[value.strip().lower()]
+    except KeyError:
+        raise StageSettingsError(f"-c {name}= takes on or off") from None
