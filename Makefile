@@ -25,8 +25,8 @@ help: ## List the commands
 	@echo "  wiring    booking_durability/wiring/<name>.py   settings, adapters, clients; Wired + reset()"
 	@echo "  logic     booking_durability/<domain>/          pure, on Protocols, DomainError with a code"
 	@echo "  adapters  booking_durability/adapters/          on DynamoTable; ClientError -> domain errors"
-	@echo "  construct stacks/, made with ServiceFunction    its own grant_*s, watched by Monitoring"
-	@echo "  tests     tests/{unit,integration,infrastructure,e2e}"
+	@echo "  construct stacks/, made with ServiceFunction    allow() what its code calls, watched by Monitoring"
+	@echo "  tests     tests/{unit,integration,infrastructure,e2e}; its paths in test_least_privilege.py"
 
 $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

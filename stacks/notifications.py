@@ -26,7 +26,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.function import LAMBDAS_DIR, ServiceFunction
+from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
 from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.reservations_table import PARTITION_KEY
@@ -102,15 +102,14 @@ class DriftNotifications(Construct):
             memory_mb=notifier_settings.memory_mb,
             reserved_concurrency=notifier_settings.reserved_concurrency,
         )
-        notifier = self.notifier.function
-        notifier.add_event_source(self.queues.event_source(notifier_settings))
-        self.dlq.grant_send_messages(notifier)
+        self.queues.feed(self.notifier, notifier_settings)
+        self.notifier.allow(SEND_MESSAGE, self.dlq.queue_arn)
         if not settings.notifications.webhook:
             # The email channel: an admin_policy_drift email job, the notifier's only channel when
             # no webhook is configured. With a webhook it never publishes there.
-            email_queue.grant_send_messages(notifier)
+            self.notifier.allow(SEND_MESSAGE, email_queue.queue_arn)
         if self.webhook_secret is not None:
-            self.webhook_secret.grant_read(notifier)
+            self.notifier.allow(READ_SECRET_VALUE, self.webhook_secret.secret_arn)
 
         self.watched_queue = WatchedQueue(
             name="Notifications",

@@ -280,3 +280,25 @@ def test_a_function_whose_handler_is_missing_fails_the_synth(tmp_path: Path) -> 
             memory_mb=128,
             reserved_concurrency=1,
         )
+
+
+#: What no function's code does: delete items, scan or batch-write tables, read a stream, or
+#: describe what it already knows by name (tests/integration/test_least_privilege.py derives
+#: each role's exact actions from the code; this holds every stage to the worst of them).
+NEVER_GRANTED = {
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:DescribeTable",
+    "sqs:GetQueueUrl",
+    "secretsmanager:DescribeSecret",
+}
+
+
+def test_no_function_may_delete_scan_read_streams_or_describe(stage: SynthesizedStage) -> None:
+    for function_id in stage.of_type("AWS::Lambda::Function"):
+        granted = {action for actions in stage.touched(function_id).values() for action in actions}
+        assert not granted & NEVER_GRANTED, function_id
+        assert not {action for action in granted if "*" in action}, function_id
