@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from stacks.api import ROUTE_GROUPS, BookingApi
+from stacks.api import READ_ONLY_ROUTES, ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
 from stacks.email_pipeline import EmailPipeline
@@ -85,6 +85,7 @@ class ServiceStack(Stack):
             settings=settings,
             rest_api=self.api.rest_api,
             route_groups=ROUTE_GROUPS,
+            read_only_routes=READ_ONLY_ROUTES,
             email_queue=self.email_pipeline.queue,
         )
 
