@@ -34,7 +34,7 @@ class CallerPolicies(Construct):
     nothing of a producer; a customer managed key would need ``kms:GenerateDataKey`` and
     ``kms:Decrypt`` on that key here.
 
-    ``read`` and ``change`` split every route by what it does (CONTRACT §0): ``read`` allows the
+    ``read`` and ``change`` split every route by what it does (docs/booking-app.md): ``read`` allows the
     routes that change nothing (every GET, and the ``read_only_routes`` that are not GETs, such
     as a lookup), ``change`` every other route. A role given ``read`` alone can look at venues, holds,
     bookings and emails, and cannot cancel, release, confirm or publish anything.

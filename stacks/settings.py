@@ -115,7 +115,7 @@ class FunctionSettings(_Settings):
     #: cap it: a flood of emails can neither take the confirmation API's executions nor be
     #: starved by other functions of the account. Every function has one; the stage checks that
     #: their sum leaves the account its unreserved minimum (:data:`LAMBDA_UNRESERVED_MINIMUM`).
-    reserved_concurrency: int = Field(ge=1, le=LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY - LAMBDA_UNRESERVED_MINIMUM)
+    reserved_concurrency: int = Field(ge=1)
 
 
 class ApiFunctionSettings(FunctionSettings):

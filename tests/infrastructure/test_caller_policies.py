@@ -39,7 +39,7 @@ ROUTE_GROUPS = {
     "ApiBookingsPolicyArn": {("GET", "/v1/bookings/{booking_id}"), ("DELETE", "/v1/bookings/{booking_id}")},
     "ApiServicePolicyArn": {("GET", "/v1/health"), ("GET", "/v1/openapi.json")},
 }
-#: The booking app's read and change policies (CONTRACT §0): the GETs (and, by name, routes that
+#: The booking app's read and change policies (docs/booking-app.md): the GETs (and, by name, routes that
 #: change nothing), and every other route.
 ACCESS_POLICIES = ("ApiReadPolicyArn", "ApiChangePolicyArn")
 EXPORTED = ("ApiUrl", "EmailQueueUrl", "PublishEmailJobsPolicyArn", *ACCESS_POLICIES, *ROUTE_GROUPS)
@@ -176,7 +176,7 @@ def test_the_path_parameter_wildcards_are_acknowledged_one_by_one(stage: Synthes
 # --- the read and change policies, evaluated as IAM evaluates them ------------------------------
 
 ROUTES = sorted(route for routes in ROUTE_GROUPS.values() for route in routes)
-#: What no role of the booking app may do with the read policy alone (CONTRACT §0).
+#: What no role of the booking app may do with the read policy alone.
 CHANGES = [
     ("DELETE", "/v1/bookings/{booking_id}"),  # cancel a booking
     ("DELETE", "/v1/holds/{hold_id}"),  # release a hold
