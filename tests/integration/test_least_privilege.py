@@ -53,8 +53,10 @@ Grant = tuple[str, str]  # (IAM action, the resource as canonical JSON of its te
 @pytest.fixture(scope="module")
 def webhook_templates() -> dict[str, dict[str, Any]]:
     """dev and prod with ``-c webhook=on``: the notifier reads its webhook's secret."""
+    import os
     import tempfile
 
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from app import build_app
 
     outdir = Path(tempfile.mkdtemp(prefix="cdk-webhook-"))
