@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 STAGE ?= dev
+# Context the deploying team passes (docs/deploy.md); prod needs its sender and a drift channel.
+CONTEXT ?=
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Python code type-checked by `make lint` (the CDK's own modules are not followed: see pyproject).
@@ -23,8 +25,8 @@ help: ## List the commands
 	@echo "  wiring    booking_durability/wiring/<name>.py   settings, adapters, clients; Wired + reset()"
 	@echo "  logic     booking_durability/<domain>/          pure, on Protocols, DomainError with a code"
 	@echo "  adapters  booking_durability/adapters/          on DynamoTable; ClientError -> domain errors"
-	@echo "  construct stacks/, made with ServiceFunction    its own grant_*s, watched by Monitoring"
-	@echo "  tests     tests/{unit,integration,infrastructure,e2e}"
+	@echo "  construct stacks/, made with ServiceFunction    allow() what its code calls, watched by Monitoring"
+	@echo "  tests     tests/{unit,integration,infrastructure,e2e}; its paths in test_least_privilege.py"
 
 $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json clients/typescript/package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,8 +74,8 @@ demo: $(INSTALLED) ## With `make run` up: email sent, duplicate, retry, dead let
 	$(PY) scripts/demo.py
 
 .PHONY: synth
-synth: layer ## Synthesize the stack for STAGE=dev|prod|local with the pinned CDK CLI
-	npx cdk synth --quiet -c stage=$(STAGE)
+synth: layer ## Synthesize STAGE=dev|prod|local with the pinned CDK CLI; CONTEXT='-c key=value ...'
+	npx cdk synth --quiet -c stage=$(STAGE) $(CONTEXT)
 
 .PHONY: bench
 bench: layer ## Measure speed and cost; prints a table and writes .local/bench.json

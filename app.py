@@ -7,10 +7,11 @@ Either way the template lands in ``<outdir>/BookingDurability-<stage>.template.j
 layers are built first when their inputs changed (scripts/build_layer.py). Nothing here
 calls AWS: account and region come from CDK_DEFAULT_* when set, else the stack is env-agnostic.
 
-Context only the deploying team knows: ``-c email_sender=...``, ``-c webhook_url=https://...``
-(drift notifications by signed webhook), ``-c admin_email=...`` (drift notifications by email
-while there is no webhook) and ``-c alarm_email=...`` (subscribed to the alarm topic); see
-``stacks.settings.stage_settings``.
+Context only the deploying team knows: ``-c email_sender=...``, ``-c webhook=on`` (drift
+notifications by signed webhook, its URL and secret in Secrets Manager), ``-c admin_email=...``
+(drift notifications by email while there is no webhook) and ``-c alarm_email=...`` (subscribed
+to the alarm topic); see ``stacks.settings.stage_settings``. ``prod`` refuses to synthesize with
+a placeholder sender or without a real drift notification channel.
 """
 
 from __future__ import annotations
@@ -32,16 +33,22 @@ from stacks.settings import DEFAULT_STAGE, StageSettingsError, stage_settings
 REPO_ROOT = Path(__file__).resolve().parent
 
 
+#: The context keys that reach the stage settings (``stacks.settings.stage_settings``).
+STAGE_CONTEXT_KEYS = ("email_sender", "webhook", "admin_email", "alarm_email", "webhook_url")
+
+
 def build_app(
     stages: Sequence[str] | None = None,
     *,
     outdir: str | os.PathLike[str] | None = None,
     context: Mapping[str, Any] | None = None,
+    stage_context: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> cdk.App:
     """An app with one stack per stage (default: the ``stage`` context, else ``dev``).
 
     cdk.json's context (feature flags) is applied here too, so ``python app.py`` synthesizes
-    what ``npx cdk synth`` does; context the CLI passes still wins.
+    what ``npx cdk synth`` does; context the CLI passes still wins. ``stage_context`` gives one
+    stage its own values of :data:`STAGE_CONTEXT_KEYS` when one app builds several stages.
     """
     app = cdk.App(
         outdir=None if outdir is None else str(outdir),
@@ -49,14 +56,9 @@ def build_app(
     )
     env = stack_environment()
     for name in stages or [app.node.try_get_context("stage") or DEFAULT_STAGE]:
-        settings = stage_settings(
-            name,
-            email_sender=app.node.try_get_context("email_sender"),
-            webhook_url=app.node.try_get_context("webhook_url"),
-            admin_email=app.node.try_get_context("admin_email"),
-            alarm_email=app.node.try_get_context("alarm_email"),
-        )
-        ServiceStack(app, settings, env=env)
+        values = {key: app.node.try_get_context(key) for key in STAGE_CONTEXT_KEYS}
+        values.update((stage_context or {}).get(name, {}))
+        ServiceStack(app, stage_settings(name, **values), env=env)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(verbose=True))
     return app
 

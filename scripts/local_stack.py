@@ -13,7 +13,9 @@ dead letters and the webhook deliveries), then writes ``$LOCAL_DIR/stack.json`` 
 stack. Ctrl-C (or SIGTERM, SIGHUP) stops everything and removes ``stack.json``.
 
 A function whose ``WEBHOOK_URL`` is a loopback URL (the notifier, on the local stage) posts to
-this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``.
+this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``, signing with the template's ``WEBHOOK_SECRET``
+and, as during a rotation, also with ``WEBHOOK_PREVIOUS_SECRET`` when ``make run`` is given one
+(every component gets this process's environment, real AWS credentials aside).
 
 Environment: ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT`` (1025), ``LOCAL_API_PORT`` (3000),
 ``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026), ``LOCAL_API_CONCURRENCY`` (4:

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.function import LAMBDAS_DIR, ServiceFunction, service_log_group
+from stacks.function import LAMBDAS_DIR, SEND_MESSAGE, ServiceFunction, service_log_group
 from stacks.monitoring import WatchedFunction
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
@@ -22,6 +22,21 @@ from stacks.settings import StageSettings
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"
 RESERVATIONS_API_SERVICE = "reservations-api"
+#: What the email routes' code calls on the deliveries table: a record read, each record written
+#: by one conditional UpdateItem (queued, cancelled, a tombstone), a booking's records queried.
+EMAIL_API_RECORDS_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
+#: What the reservation routes' code calls on the reservations table: items read one by one, in
+#: batches and by partition, and written by conditional puts, updates and transactions (whose
+#: operations are authorized as PutItem, UpdateItem and ConditionCheckItem). Nothing is ever
+#: deleted: released holds and cancelled bookings are status changes, and TTL expires the rest.
+RESERVATIONS_API_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
 
 # CONTRACT §1, one method on one resource each (no greedy proxy): execute-api ARNs are per
 # method and path, so a caller can be granted `PUT /v1/venues/*` apart from the rest.
@@ -48,6 +63,11 @@ ROUTE_GROUPS: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType(
         "service": (("GET", "/v1/health"), ("GET", "/v1/openapi.json")),
     }
 )
+#: Routes that change nothing although they are not GETs (a lookup that sends its key in the
+#: body, where no access log records it): the booking app's read policy covers them beside every
+#: GET, and its change policy every other route (stacks/caller_policies.py).
+READ_ONLY_ROUTES: frozenset[tuple[str, str]] = frozenset()
+
 #: The email API serves the emails group, the reservations API every other one. Its service
 #: routes come first, as they always have: the order the methods are made in decides the
 #: deployment's logical id and the order of the template's API resources.
@@ -210,9 +230,10 @@ class BookingApi(Construct):
             },
             timeout_seconds=settings.email_api.timeout_seconds,
             memory_mb=settings.email_api.memory_mb,
+            reserved_concurrency=settings.email_api.reserved_concurrency,
         )
-        email_queue.grant_send_messages(email_api.function)
-        deliveries_table.grant_read_write_data(email_api.function)
+        email_api.allow(SEND_MESSAGE, email_queue.queue_arn)
+        email_api.allow(EMAIL_API_RECORDS_ACTIONS, deliveries_table.table_arn)
         return email_api
 
     def _reservations_api(
@@ -232,8 +253,9 @@ class BookingApi(Construct):
             environment={"RESERVATIONS_TABLE": reservations_table.table_name},
             timeout_seconds=settings.reservations_api.timeout_seconds,
             memory_mb=settings.reservations_api.memory_mb,
+            reserved_concurrency=settings.reservations_api.reserved_concurrency,
         )
-        reservations_table.grant_read_write_data(reservations_api.function)
+        reservations_api.allow(RESERVATIONS_API_TABLE_ACTIONS, reservations_table.table_arn)
         return reservations_api
 
     def _rest_api(self, settings: StageSettings) -> apigateway.RestApi:

@@ -1,10 +1,11 @@
-"""The managed policies the booking app's role attaches: publish email jobs, call route groups."""
+"""The managed policies the booking app's roles attach: publish email jobs, read, change, and
+call single route groups."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -26,17 +27,25 @@ def resource_pattern(path: str) -> str:
 
 
 class CallerPolicies(Construct):
-    """What the booking app's role attaches, one managed policy per thing it may do.
+    """What the booking app's roles attach, one managed policy per thing they may do.
 
     ``publish_email_jobs`` allows ``sqs:SendMessage`` on the email queue and nothing else. No KMS
     permission goes with it: the queue is encrypted with SQS-managed keys (SSE-SQS), which ask
     nothing of a producer; a customer managed key would need ``kms:GenerateDataKey`` and
     ``kms:Decrypt`` on that key here.
 
-    ``api_routes[group]`` allows ``execute-api:Invoke`` on each route of ``route_groups[group]``
-    in the deployed stage, one ARN per method and path, a path parameter written ``*`` (the
-    only way IAM can name "any venue"). Since an IAM ``*`` also matches ``/``, the synth refuses
-    a group whose patterns would match a route of another group.
+    ``read`` and ``change`` split every route by what it does (docs/booking-app.md): ``read`` allows the
+    routes that change nothing (every GET, and the ``read_only_routes`` that are not GETs, such
+    as a lookup), ``change`` every other route. A role given ``read`` alone can look at venues, holds,
+    bookings and emails, and cannot cancel, release, confirm or publish anything.
+
+    ``api_routes[group]`` allows the routes of ``route_groups[group]`` alone, for a role that
+    needs less (only the venue administration side gets ``venues-admin``).
+
+    Each policy allows ``execute-api:Invoke`` on its routes in the deployed stage, one ARN per
+    method and path, a path parameter written ``*`` (the only way IAM can name "any venue").
+    Since an IAM ``*`` also matches ``/``, the synth refuses a policy whose patterns would match a
+    route it does not grant: a route of another group, a change for the read policy.
     """
 
     def __init__(
@@ -47,10 +56,21 @@ class CallerPolicies(Construct):
         settings: StageSettings,
         rest_api: apigateway.RestApi,
         route_groups: Mapping[str, Sequence[Route]],
+        read_only_routes: Collection[Route],
         email_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
+        routes = [route for group in route_groups.values() for route in group]
+        _require_routes(read_only_routes, routes)
+        reads = {route for route in routes if route[0] == "GET"} | set(read_only_routes)
+        by_access = {
+            "read": tuple(route for route in routes if route in reads),
+            "change": tuple(route for route in routes if route not in reads),
+        }
         _require_exclusive_groups(route_groups)
+        _require_exclusive_groups(by_access)
+        self._settings = settings
+        self._rest_api = rest_api
         self.publish_email_jobs = iam.ManagedPolicy(
             self,
             "PublishEmailJobs",
@@ -66,8 +86,22 @@ class CallerPolicies(Construct):
                 )
             ],
         )
+        self.read = self._invoke_policy(
+            "ApiRead",
+            "read",
+            "the routes that change nothing: " + _listed(by_access["read"]),
+            by_access["read"],
+        )
+        self.change = self._invoke_policy(
+            "ApiChange",
+            "change",
+            "every route that changes something: " + _listed(by_access["change"]),
+            by_access["change"],
+        )
         self.api_routes = {
-            group: self._route_group_policy(settings, rest_api, group, routes)
+            group: self._invoke_policy(
+                f"Api{_camel(group)}", group, f"the {group} routes: {_listed(routes)}", routes
+            )
             for group, routes in route_groups.items()
         }
         #: Each policy by the id of the stack output that exports its ARN, with the output's description.
@@ -75,6 +109,14 @@ class CallerPolicies(Construct):
             "PublishEmailJobsPolicyArn": (
                 self.publish_email_jobs,
                 "Managed policy: sqs:SendMessage on the email queue",
+            ),
+            "ApiReadPolicyArn": (
+                self.read,
+                "Managed policy: execute-api:Invoke on every API route that changes nothing (the GETs)",
+            ),
+            "ApiChangePolicyArn": (
+                self.change,
+                "Managed policy: execute-api:Invoke on every API route that changes something",
             ),
             **{
                 f"Api{_camel(group)}PolicyArn": (
@@ -85,24 +127,21 @@ class CallerPolicies(Construct):
             },
         }
 
-    def _route_group_policy(
-        self, settings: StageSettings, rest_api: apigateway.RestApi, group: str, routes: Sequence[Route]
+    def _invoke_policy(
+        self, construct_id: str, name: str, what: str, routes: Sequence[Route]
     ) -> iam.ManagedPolicy:
-        stage = rest_api.deployment_stage.stage_name
+        stage = self._rest_api.deployment_stage.stage_name
         arns = {
-            route: rest_api.arn_for_execute_api(route[0], resource_pattern(route[1]), stage)
+            route: self._rest_api.arn_for_execute_api(route[0], resource_pattern(route[1]), stage)
             for route in routes
         }
         policy = iam.ManagedPolicy(
             self,
-            f"Api{_camel(group)}",
-            description=(
-                f"Booking durability ({settings.name}): call the API's {group} routes: "
-                + ", ".join(f"{method} {path}" for method, path in routes)
-            ),
+            construct_id,
+            description=f"Booking durability ({self._settings.name}): call {what}",
             statements=[
                 iam.PolicyStatement(
-                    sid=f"Invoke{_camel(group)}Routes",
+                    sid=f"Invoke{_camel(name)}Routes",
                     actions=["execute-api:Invoke"],
                     resources=list(arns.values()),
                 )
@@ -122,11 +161,26 @@ class CallerPolicies(Construct):
                         f"{'parameter' if len(parameters) == 1 else 'parameters'} "
                         f"{' and '.join(parameters)} of {method} {path} can only be granted as '*'. "
                         "The API, its stage, the method and every fixed path segment stay named, and "
-                        "the synth refuses a pattern that would also match a route of another group."
+                        "the synth refuses a pattern that would also match a route the policy does "
+                        "not grant."
                     ),
                 )
             )
         return policy
+
+
+def _require_routes(read_only_routes: Collection[Route], routes: Sequence[Route]) -> None:
+    """Fail the synth when a read-only route is not a route of the API (a typo would leave the
+    route in the change policy unseen), or is a GET (which reads anyway)."""
+    for method, path in read_only_routes:
+        if (method, path) not in routes:
+            raise ValueError(f"read-only route {method} {path} is not a route of the API")
+        if method == "GET":
+            raise ValueError(f"read-only route {method} {path} is a GET: every GET is read-only")
+
+
+def _listed(routes: Sequence[Route]) -> str:
+    return ", ".join(f"{method} {path}" for method, path in routes)
 
 
 def _require_exclusive_groups(route_groups: Mapping[str, Sequence[Route]]) -> None:
@@ -150,7 +204,7 @@ def _require_exclusive_groups(route_groups: Mapping[str, Sequence[Route]]) -> No
                 if leaked:
                     raise ValueError(
                         f"the {other} policy's {leaked} would also grant {method} {path} of the "
-                        f"{group} group: regroup the routes or make the paths distinct"
+                        f"{group} routes: regroup the routes or make the paths distinct"
                     )
 
 

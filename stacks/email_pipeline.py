@@ -12,7 +12,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from stacks.function import LAMBDAS_DIR, ServiceFunction
+from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
 from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.runbook import AlarmKey, Page
@@ -20,6 +20,11 @@ from stacks.settings import StageSettings
 
 # Powertools service name: the "service" dimension of the consumer's EMF metrics.
 CONSUMER_SERVICE = "email-consumer"
+#: What the consumer's code calls on the deliveries table: each claim and status change is one
+#: conditional UpdateItem, and ``suppress_if_sent`` queries the booking's emails.
+CONSUMER_LEDGER_ACTIONS = ("dynamodb:Query", "dynamodb:UpdateItem")
+#: ... and on its own queue: delayed hops and throttled copies, and each retry's backoff.
+CONSUMER_QUEUE_ACTIONS = ("sqs:ChangeMessageVisibility", "sqs:SendMessage")
 
 
 class EmailPipeline(Construct):
@@ -62,22 +67,22 @@ class EmailPipeline(Construct):
             environment=self._consumer_environment(settings, deliveries_table),
             timeout_seconds=settings.consumer.timeout_seconds,
             memory_mb=settings.consumer.memory_mb,
+            reserved_concurrency=settings.consumer.reserved_concurrency,
             # A long delay is a chain of re-queued hops (900 s each), a week's wait ~670 of them.
             feeds_its_own_trigger=True,
         )
-        consumer = self.consumer.function
-        consumer.add_event_source(self.queues.event_source(settings.consumer))
+        self.queues.feed(self.consumer, settings.consumer)
         # Delayed hops and throttled copies go back to the queue; failures to the DLQ with a reason.
-        self.queue.grant_send_messages(consumer)
-        self.dlq.grant_send_messages(consumer)
-        deliveries_table.grant_read_write_data(consumer)
+        self.consumer.allow(CONSUMER_QUEUE_ACTIONS, self.queue.queue_arn)
+        self.consumer.allow(SEND_MESSAGE, self.dlq.queue_arn)
+        self.consumer.allow(CONSUMER_LEDGER_ACTIONS, deliveries_table.table_arn)
         if self.provider_secret is not None:
-            self.provider_secret.grant_read(consumer)
+            self.consumer.allow(READ_SECRET_VALUE, self.provider_secret.secret_arn)
         if settings.delivery.provider == "ses":
             sender_domain = parseaddr(settings.delivery.sender)[1].rpartition("@")[2]
-            ses.EmailIdentity.from_email_identity_name(
-                self, "SenderIdentity", sender_domain
-            ).grant_send_email(consumer)
+            identity = ses.EmailIdentity.from_email_identity_name(self, "SenderIdentity", sender_domain)
+            # SES v2's SendEmail, which the provider calls, is authorized by ses:SendEmail alone.
+            self.consumer.allow(("ses:SendEmail",), identity.email_identity_arn)
         max_age = settings.email_age_alarm_seconds
         self.watched_queue = WatchedQueue(
             name="Email",
@@ -108,7 +113,7 @@ class EmailPipeline(Construct):
             ),
             on_throttles=Page(
                 AlarmKey.EMAIL_CONSUMER_THROTTLES,
-                "Lambda throttled the email consumer: account concurrency is exhausted, so emails "
+                "Lambda throttled the email consumer: its reserved concurrency is used up, so emails "
                 "wait in the queue.",
             ),
         )

@@ -17,6 +17,10 @@ from stacks.settings import LAMBDA_PYTHON_VERSION, METRICS_NAMESPACE, StageSetti
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 #: Where each function's entry point is: ``handler`` in its folder's ``handler.py``.
 HANDLER = "handler.handler"
+#: The actions the functions' code calls to publish to a queue, and to read a secret's value
+#: (through the Powertools cache): nothing describes a queue or a secret first.
+SEND_MESSAGE = ("sqs:SendMessage",)
+READ_SECRET_VALUE = ("secretsmanager:GetSecretValue",)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -62,7 +66,11 @@ class ServiceFunction(Construct):
 
     ``feeds_its_own_trigger`` is for a function that sends to the queue it consumes on purpose.
     The role starts empty: log writing is granted on the function's own log group, and every
-    other permission comes from the callers' ``grant_*`` calls on ``self.function``.
+    other permission is an :meth:`allow` of the exact actions the function's code calls, on the
+    resources it calls them on (tests/integration/test_least_privilege.py records the calls and
+    holds the role to them). The CDK's ``grant_*`` helpers grant more than the code calls (a
+    table's ``grant_read_write_data`` includes ``DeleteItem``, ``Scan`` and ``BatchWriteItem``),
+    so they are not used for functions.
     ``service`` is the Powertools service name: its logs' ``service`` key and its EMF metrics'
     ``service`` dimension.
     """
@@ -81,6 +89,7 @@ class ServiceFunction(Construct):
         environment: Mapping[str, str],
         timeout_seconds: int,
         memory_mb: int,
+        reserved_concurrency: int,
         feeds_its_own_trigger: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -111,6 +120,7 @@ class ServiceFunction(Construct):
             log_group=self.log_group,
             timeout=Duration.seconds(timeout_seconds),
             memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
             # Lambda stops a function/queue chain after ~16 rounds it takes for a runaway loop;
             # a function that re-queues on purpose (delay hops, throttle deferrals) must allow it.
@@ -150,6 +160,12 @@ class ServiceFunction(Construct):
                     ),
                 )
             )
+
+    def allow(self, actions: Sequence[str], *resources: str) -> None:
+        """Let the function's role call ``actions`` on ``resources``, and nothing else with them."""
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=sorted(actions), resources=list(resources))
+        )
 
 
 def _require_handler(code_dir: Path, handler: str, service: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -137,6 +137,19 @@ class WatchedTable:
     on_throttles: Page
 
 
+def alarm_source_conditions(scope: Construct, settings: StageSettings) -> dict[str, Any]:
+    """What a statement for CloudWatch's service principal requires: a request made for an alarm
+    of this account whose name starts with the stack's (every alarm here is named so)."""
+    stack = Stack.of(scope)
+    alarms = stack.format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{settings.stack_name}-*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    return {"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": alarms}}
+
+
 class Monitoring(Construct):
     """What tells an operator that guests are not getting their emails, that admins are not told
     of policy drift, or that API callers fail.
@@ -197,8 +210,17 @@ class Monitoring(Construct):
             removal_policy=removal_policy(settings),
             pending_window=Duration.days(7),
         )
-        topic_key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        # CloudWatch acts for any account's alarms: only this stack's may use the key and the topic.
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        this_stacks_alarms = alarm_source_conditions(self, settings)
+        topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsOfThisStackEncrypt",
+                principals=[cloudwatch],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=this_stacks_alarms,
+            )
         )
         topic = sns.Topic(
             self,
@@ -206,6 +228,16 @@ class Monitoring(Construct):
             display_name=f"Booking durability alarms ({settings.name})",
             master_key=topic_key,
             enforce_ssl=True,
+        )
+        # The topic policy replaces SNS's default one, which let the account's alarms publish.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsOfThisStackPublish",
+                principals=[cloudwatch],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions=this_stacks_alarms,
+            )
         )
         if settings.observability.alarm_email is not None:
             # Pending until the address confirms it from the email AWS sends.

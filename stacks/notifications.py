@@ -26,7 +26,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.function import LAMBDAS_DIR, ServiceFunction
+from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
 from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.reservations_table import PARTITION_KEY
@@ -100,16 +100,16 @@ class DriftNotifications(Construct):
             environment=self._notifier_environment(settings, email_queue),
             timeout_seconds=notifier_settings.timeout_seconds,
             memory_mb=notifier_settings.memory_mb,
+            reserved_concurrency=notifier_settings.reserved_concurrency,
         )
-        notifier = self.notifier.function
-        notifier.add_event_source(self.queues.event_source(notifier_settings))
-        self.dlq.grant_send_messages(notifier)
-        if settings.notifications.webhook_url is None:
+        self.queues.feed(self.notifier, notifier_settings)
+        self.notifier.allow(SEND_MESSAGE, self.dlq.queue_arn)
+        if not settings.notifications.webhook:
             # The email channel: an admin_policy_drift email job, the notifier's only channel when
             # no webhook is configured. With a webhook it never publishes there.
-            email_queue.grant_send_messages(notifier)
+            self.notifier.allow(SEND_MESSAGE, email_queue.queue_arn)
         if self.webhook_secret is not None:
-            self.webhook_secret.grant_read(notifier)
+            self.notifier.allow(READ_SECRET_VALUE, self.webhook_secret.secret_arn)
 
         self.watched_queue = WatchedQueue(
             name="Notifications",
@@ -143,7 +143,7 @@ class DriftNotifications(Construct):
             ),
             on_throttles=Page(
                 AlarmKey.NOTIFIER_THROTTLES,
-                "Lambda throttled the notifier: account concurrency is exhausted, so drift "
+                "Lambda throttled the notifier: its reserved concurrency is used up, so drift "
                 "notifications wait in the notifications queue.",
             ),
         )
@@ -246,27 +246,29 @@ class DriftNotifications(Construct):
         )
 
     def _webhook_secret(self, settings: StageSettings) -> secretsmanager.Secret | None:
-        notifications = settings.notifications
-        # No webhook: nothing to sign. A loopback webhook (local) signs with the environment's secret.
-        if notifications.webhook_url is None or notifications.local_webhook_secret is not None:
+        # No webhook: nothing to sign. The local stage's loopback sink is configured by the
+        # environment instead.
+        if not settings.notifications.webhook_secret_in_aws:
             return None
         secret = secretsmanager.Secret(
             self,
             "WebhookSecret",
             description=(
-                f"Standard Webhooks signing secret of the drift notifier ({settings.name}): a JSON "
-                'object {"secret": "whsec_<base64>"}, the key the webhook receiver verifies with. '
-                "Set by operators with `aws secretsmanager put-secret-value`; never in code."
+                f"Where the drift notifier ({settings.name}) POSTs and what it signs with: a JSON "
+                'object {"url": "https://...", "secret": "whsec_<base64>"}, plus "previous": the '
+                "replaced key, for the 24 h of a rotation. The URL may carry the receiver's token. Set "
+                "by operators with `aws secretsmanager put-secret-value`; never in code."
             ),
         )
         Validations.of(secret).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-SMG4",
                 reason=(
-                    "The secret is the webhook signing key shared with the receiver's owner, who "
-                    "must install every new value on their side first; no Lambda rotation could do "
-                    "that, so operators rotate it with the receiver and put the new value, which the "
-                    "notifier picks up when its cached copy expires."
+                    "The secret is the webhook's URL and signing key, shared with the receiver's "
+                    "owner, who must install every new key on their side; no Lambda rotation could "
+                    "do that. Operators rotate it with the receiver (the new key with the old one as "
+                    "previous for 24 h, during which the notifier signs with both: docs/runbook.md), "
+                    "and the notifier picks up each value when its cached copy expires."
                 ),
             )
         )
@@ -281,18 +283,17 @@ class DriftNotifications(Construct):
             "MAX_RECEIVES": str(settings.notifications_queue.max_receive_count),
             "WEBHOOK_TIMEOUT_SECONDS": str(notifications.webhook_timeout_seconds),
         }
-        if notifications.webhook_url is None:
+        if not notifications.webhook:
             # The email channel's settings. A webhook stage never builds that channel, so its
             # notifier carries no admin address (personal data) and no email queue.
             environment["ADMIN_EMAIL"] = notifications.admin_email
             environment["EMAIL_QUEUE_URL"] = email_queue.queue_url
             environment["MAX_DELAY_HOP_SECONDS"] = str(settings.delivery.max_delay_hop_seconds)
-        else:
-            environment["WEBHOOK_URL"] = notifications.webhook_url
-            if self.webhook_secret is not None:
-                # The ARN only: the notifier reads the value when it first signs, and caches it.
-                environment["WEBHOOK_SECRET_ARN"] = self.webhook_secret.secret_arn
-            elif notifications.local_webhook_secret is not None:
-                # The local stage's published development secret, for the loopback sink only.
-                environment["WEBHOOK_SECRET"] = notifications.local_webhook_secret
+        elif self.webhook_secret is not None:
+            # The ARN only: the notifier reads the URL and keys when it first sends, and caches them.
+            environment["WEBHOOK_SECRET_ARN"] = self.webhook_secret.secret_arn
+        elif notifications.local_webhook_url and notifications.local_webhook_secret:
+            # The local stage's loopback sink and its published development secret.
+            environment["WEBHOOK_URL"] = notifications.local_webhook_url
+            environment["WEBHOOK_SECRET"] = notifications.local_webhook_secret
         return environment

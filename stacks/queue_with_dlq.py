@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Names
 from aws_cdk import aws_sqs as sqs
-from aws_cdk.aws_lambda_event_sources import SqsEventSource
 from constructs import Construct
 
+from stacks.function import ServiceFunction
 from stacks.settings import QueueConsumerSettings, QueueSettings
+
+#: What the event source mapping's poller does with the consuming function's role: receive
+#: batches, delete what the function reported done, read the queue's attributes (AWS's
+#: documented minimum). Whatever else the function does with the queue, its code does.
+POLLING_ACTIONS = ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage")
 
 
 @dataclass(frozen=True)
@@ -19,18 +24,24 @@ class QueueWithDlq:
     queue: sqs.Queue
     dlq: sqs.Queue
 
-    def event_source(self, consumer: QueueConsumerSettings) -> SqsEventSource:
-        """``queue`` feeding a function in ``consumer``'s batches, which answers each batch with
-        its failed records only (``batchItemFailures``). Adding the source grants the function
-        what it needs to receive and delete."""
-        window = consumer.max_batching_window_seconds
-        return SqsEventSource(
-            self.queue,
-            batch_size=consumer.batch_size,
+    def feed(self, consumer: ServiceFunction, settings: QueueConsumerSettings) -> None:
+        """``queue`` feeding ``consumer`` in ``settings``' batches, which answers each batch with
+        its failed records only (``batchItemFailures``); its role may poll the queue, no more.
+
+        Made as the CDK's ``SqsEventSource`` makes it, under the same construct id (so deployed
+        mappings keep their logical id), without the source's grant: that one adds
+        ``GetQueueUrl`` and ``ChangeMessageVisibility``, which polling does not need.
+        """
+        window = settings.max_batching_window_seconds
+        consumer.function.add_event_source_mapping(
+            f"SqsEventSource:{Names.node_unique_id(self.queue.node)}",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=settings.batch_size,
             max_batching_window=None if window is None else Duration.seconds(window),
-            max_concurrency=consumer.max_concurrency,
+            max_concurrency=settings.max_concurrency,
             report_batch_item_failures=True,
         )
+        consumer.allow(POLLING_ACTIONS, self.queue.queue_arn)
 
 
 def queue_with_dlq(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
-from stacks.api import ROUTE_GROUPS, BookingApi
+from stacks.api import READ_ONLY_ROUTES, ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
 from stacks.email_pipeline import EmailPipeline
@@ -21,6 +21,7 @@ class ServiceStack(Stack):
     """``BookingDurability-<stage>``: durable guest emails, policy-safe holds and drift notifications."""
 
     def __init__(self, scope: Construct, settings: StageSettings, *, env: Environment | None = None) -> None:
+        settings.require_real_addresses()
         super().__init__(
             scope,
             settings.stack_name,
@@ -84,6 +85,7 @@ class ServiceStack(Stack):
             settings=settings,
             rest_api=self.api.rest_api,
             route_groups=ROUTE_GROUPS,
+            read_only_routes=READ_ONLY_ROUTES,
             email_queue=self.email_pipeline.queue,
         )
 

@@ -14,9 +14,9 @@ Pure Python on purpose (pydantic, no CDK): ``scripts/build_layer.py`` reads
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from email.utils import parseaddr
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,6 +37,10 @@ SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200
 SQS_MAX_MESSAGE_SIZE_BYTES = 262_144
 SQS_MAX_RETENTION_DAYS = 14
+#: Lambda's default concurrency quota per account and region (raised through Service Quotas).
+LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY = 1000
+#: Executions Lambda keeps unreserved in every account and region: reservations must leave them.
+LAMBDA_UNRESERVED_MINIMUM = 100
 # AWS's guidance for Lambda consumers: visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
 #: API Gateway ends an integration after 29 s: a function allowed longer answers a 504 anyway.
@@ -53,9 +57,16 @@ LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 180, 365]
 # "Name <local@domain>" or a bare "local@domain".
 _SENDER_PATTERN = r"^([^<>@]*<)?[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+>?$"
 _ADDRESS_PATTERN = r"^[^<>@\s]+@[^<>@\s]+\.[^<>@\s]+$"
+#: A URL on the machine itself, plain http: the local stage's webhook sink.
+_LOOPBACK_URL_PATTERN = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?$"
+#: Domains reserved for examples and tests (RFC 2606, RFC 6761) and mDNS's ``.local``: no mail
+#: sent from or to them reaches anyone.
+PLACEHOLDER_DOMAINS = ("example", "test", "invalid", "localhost", "local")
+PLACEHOLDER_SECOND_LEVEL_DOMAINS = ("example.com", "example.net", "example.org")
+#: Who gets drift notifications until the deploying team names its admins: nobody.
+PLACEHOLDER_ADMIN_EMAIL = "booking-admins@booking-durability.example"
 #: A Standard Webhooks signing secret: ``whsec_`` and the base64 of the HMAC key's bytes.
 _WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+={0,2}$"  # noqa: S105 (a format, not a secret)
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 #: The local stage's webhook signing secret: ``whsec_`` + base64 of b"booking-local-dev-secret"
 #: (24 bytes). A fixed, published development value for the loopback webhook sink only: the
@@ -100,6 +111,11 @@ class FunctionSettings(_Settings):
 
     timeout_seconds: int = Field(ge=1, le=900)
     memory_mb: int = Field(512, ge=128, le=10_240)
+    #: Executions set aside for this function alone (ReservedConcurrentExecutions), which also
+    #: cap it: a flood of emails can neither take the confirmation API's executions nor be
+    #: starved by other functions of the account. Every function has one; the stage checks that
+    #: their sum leaves the account its unreserved minimum (:data:`LAMBDA_UNRESERVED_MINIMUM`).
+    reserved_concurrency: int = Field(ge=1)
 
 
 class ApiFunctionSettings(FunctionSettings):
@@ -124,6 +140,17 @@ class QueueConsumerSettings(FunctionSettings):
     def visibility_timeout_seconds(self) -> int:
         """Six function timeouts plus the batching window, as AWS advises for Lambda consumers."""
         return VISIBILITY_TIMEOUT_FACTOR * self.timeout_seconds + (self.max_batching_window_seconds or 0)
+
+    @model_validator(mode="after")
+    def _reserved_for_every_poller(self) -> Self:
+        # Fewer executions than the mapping runs at once would throttle the mapping's own
+        # invocations, and each throttle costs a message one of its receives.
+        if self.reserved_concurrency < self.max_concurrency:
+            raise ValueError(
+                f"reserved_concurrency ({self.reserved_concurrency}) is below max_concurrency "
+                f"({self.max_concurrency}): the event source mapping would throttle itself"
+            )
+        return self
 
 
 class EmailConsumerSettings(QueueConsumerSettings):
@@ -212,18 +239,22 @@ class NotifierSettings(QueueConsumerSettings):
 class NotificationsSettings(_Settings):
     """Admin notifications of policy drift (CONTRACT §4): where they go, and how they get there.
 
-    With ``webhook_url`` each drift event is POSTed there, signed; without it the notifier emails
-    ``admin_email`` through the email queue. In AWS the signing secret lives in Secrets Manager
-    (the stack creates it when a webhook is configured); only a loopback webhook (the local sink)
-    may take ``local_webhook_secret`` from the environment instead.
+    With ``webhook`` each drift event is POSTed to the admins' webhook, signed; without it the
+    notifier emails ``admin_email`` through the email queue. In AWS the webhook's URL and signing
+    secret are one secret in Secrets Manager, which the stack creates and operators fill in
+    (docs/deploy.md): the URL may carry the receiver's token, so neither is known at synth time
+    nor ever in a function's environment. Only the local stage's webhook, the loopback sink, is
+    configured here (``local_webhook_url`` and ``local_webhook_secret``, both put in the
+    notifier's environment).
     """
 
-    webhook_url: str | None = Field(None, pattern=r"^https?://[^\s/]+\S*$")
+    webhook: bool = False
     #: How long one webhook POST may take before it counts as unreachable.
     webhook_timeout_seconds: int = Field(5, ge=1, le=60)
+    local_webhook_url: str | None = Field(None, pattern=_LOOPBACK_URL_PATTERN)
     local_webhook_secret: str | None = Field(None, pattern=_WEBHOOK_SECRET_PATTERN)
     #: Who gets the ``admin_policy_drift`` email when no webhook is configured.
-    admin_email: str = Field("booking-admins@booking-durability.example", pattern=_ADDRESS_PATTERN)
+    admin_email: str = Field(PLACEHOLDER_ADMIN_EMAIL, pattern=_ADDRESS_PATTERN)
     notifier: NotifierSettings
     #: Stream records per pipe batch (the outbox pipe, reservations stream -> notifications queue).
     pipe_batch_size: int = Field(10, ge=1, le=10)
@@ -232,21 +263,19 @@ class NotificationsSettings(_Settings):
     pipe_retry_attempts: int = Field(10, ge=0, le=10_000)
 
     @property
-    def webhook_on_loopback(self) -> bool:
-        return self.webhook_url is not None and urlsplit(self.webhook_url).hostname in _LOOPBACK_HOSTS
+    def webhook_secret_in_aws(self) -> bool:
+        """Whether the webhook's URL and secret are the Secrets Manager secret the stack creates."""
+        return self.webhook and self.local_webhook_url is None
 
     @model_validator(mode="after")
     def _webhook_is_safe(self) -> Self:
-        off_loopback = self.webhook_url is not None and not self.webhook_on_loopback
-        if off_loopback and urlsplit(str(self.webhook_url)).scheme != "https":
-            raise ValueError("webhook_url must use https (plain http only to a loopback address)")
-        if self.local_webhook_secret is not None and not self.webhook_on_loopback:
+        if (self.local_webhook_url is None) != (self.local_webhook_secret is None):
             raise ValueError(
-                "local_webhook_secret puts the signing secret in the function's environment: only "
-                "for a webhook on a loopback address; elsewhere the secret is in Secrets Manager"
+                "local_webhook_url and local_webhook_secret go together: the loopback sink's URL and "
+                "its published secret, the only ones a function's environment may carry"
             )
-        if self.webhook_on_loopback and self.local_webhook_secret is None:
-            raise ValueError("a loopback webhook signs with local_webhook_secret; set it")
+        if self.local_webhook_url is not None and not self.webhook:
+            raise ValueError("a local webhook is a webhook: set webhook with local_webhook_url")
         batch_time = self.notifier.batch_size * self.webhook_timeout_seconds
         if batch_time >= self.notifier.timeout_seconds:
             raise ValueError(
@@ -295,6 +324,13 @@ class StageSettings(_Settings):
     observability: ObservabilitySettings
     #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
+    #: A stage guests and admins rely on: once the deploying team's context is applied, its sender
+    #: and its drift notification channel must be real (no placeholder address at a reserved
+    #: example domain), or the synth stops (:meth:`require_real_addresses`).
+    refuses_placeholder_addresses: bool = False
+    #: The deploying account's Lambda concurrency quota in the stage's region: the functions'
+    #: reservations must leave :data:`LAMBDA_UNRESERVED_MINIMUM` of it unreserved.
+    account_concurrency: int = Field(LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY, ge=LAMBDA_UNRESERVED_MINIMUM + 1)
     #: The local stage keeps retries quick (CONTRACT §3): visibility <= 60 s, hops <= 5 s,
     #: backoff base <= 2 s.
     quick_retries: bool = False
@@ -307,6 +343,17 @@ class StageSettings(_Settings):
     @property
     def stack_name(self) -> str:
         return f"BookingDurability-{self.name}"
+
+    @property
+    def functions(self) -> dict[str, FunctionSettings]:
+        """Every function's settings by where they are (``consumer``, ``notifications.notifier``),
+        found in the sections themselves, so a function added to a section is counted too."""
+        return dict(_function_settings(self, prefix=""))
+
+    @property
+    def reserved_concurrency(self) -> int:
+        """The executions every function of the stage reserves, together."""
+        return sum(function.reserved_concurrency for function in self.functions.values())
 
     @property
     def email_retry_backoffs_seconds(self) -> tuple[int, ...]:
@@ -345,6 +392,32 @@ class StageSettings(_Settings):
             + self.email_queue.max_receive_count * per_receive
         )
 
+    def require_real_addresses(self) -> None:
+        """On a stage that :attr:`refuses_placeholder_addresses`, raise a
+        :class:`StageSettingsError` when its sender, or its only drift notification channel, is a
+        placeholder address. The stack calls it before it builds anything: what the deploying
+        team passes as context (``-c email_sender``, ``-c webhook``, ``-c admin_email``) is
+        applied by then."""
+        if not self.refuses_placeholder_addresses:
+            return
+        # The messages name the setting and the flag that sets it, never the address (it may be a
+        # person's).
+        problems = []
+        if is_placeholder_address(self.delivery.sender):
+            problems.append(
+                "every guest email would be sent from a placeholder address (an example domain), "
+                "which the provider refuses: pass "
+                '-c email_sender="Bookings <bookings@your-verified-domain>"'
+            )
+        if not self.notifications.webhook and is_placeholder_address(self.notifications.admin_email):
+            problems.append(
+                "drift notifications have no channel: no webhook, and admin_email is a placeholder "
+                "(an example domain) that reaches nobody. Pass -c webhook=on (then put the webhook's "
+                "url and secret in its secret, docs/deploy.md) or -c admin_email=<the admins' address>"
+            )
+        if problems:
+            raise StageSettingsError(f"stage {self.name!r}: " + "; ".join(problems))
+
     @model_validator(mode="after")
     def _sections_agree(self) -> Self:
         in_flight = self.consumer.send_concurrency * self.consumer.max_concurrency
@@ -370,6 +443,15 @@ class StageSettings(_Settings):
                 f"batching window plus the consumer timeout ({first_attempt} s): an email sent at "
                 "its first attempt can be that late, and the alarm would page on healthy traffic"
             )
+        unreserved = self.account_concurrency - self.reserved_concurrency
+        if unreserved < LAMBDA_UNRESERVED_MINIMUM:
+            reserved = ", ".join(f"{where} {f.reserved_concurrency}" for where, f in self.functions.items())
+            raise ValueError(
+                f"the functions reserve {self.reserved_concurrency} executions ({reserved}), leaving "
+                f"{unreserved} of the account's {self.account_concurrency}: Lambda keeps at least "
+                f"{LAMBDA_UNRESERVED_MINIMUM} unreserved; lower a reservation or raise the account's "
+                "quota (and account_concurrency) first"
+            )
         if self.quick_retries:
             self._check_quick_retries()
         return self
@@ -392,6 +474,24 @@ class StageSettings(_Settings):
         for what, (value, limit) in too_slow.items():
             if value > limit:
                 raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+
+def is_placeholder_address(address: str) -> bool:
+    """Whether ``address`` (bare or ``Name <address>``) is at a domain no mail reaches."""
+    domain = parseaddr(address)[1].rpartition("@")[2].lower().rstrip(".")
+    labels = domain.split(".")
+    return labels[-1] in PLACEHOLDER_DOMAINS or any(
+        domain == reserved or domain.endswith(f".{reserved}") for reserved in PLACEHOLDER_SECOND_LEVEL_DOMAINS
+    )
+
+
+def _function_settings(section: BaseModel, *, prefix: str) -> Iterator[tuple[str, FunctionSettings]]:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, FunctionSettings):
+            yield f"{prefix}{name}", value
+        elif isinstance(value, BaseModel):
+            yield from _function_settings(value, prefix=f"{prefix}{name}.")
 
 
 def derive(base: StageSettings, **changes: Any) -> StageSettings:
@@ -442,6 +542,8 @@ def _dev() -> StageSettings:
             batch_size=10,
             max_batching_window_seconds=5,
             max_concurrency=2,
+            # As many as the mapping polls with: more would never be used.
+            reserved_concurrency=2,
             send_concurrency=5,
             lease_seconds=120,
         ),
@@ -453,11 +555,15 @@ def _dev() -> StageSettings:
             uses_credentials_secret=True,
         ),
         api=ApiSettings(throttling_rate_limit=20, throttling_burst_limit=40),
-        email_api=ApiFunctionSettings(timeout_seconds=10),
-        reservations_api=ApiFunctionSettings(timeout_seconds=10),
-        # No webhook until the deploying team names one (-c webhook_url=https://...): drift
-        # notifications are emailed to admin_email meanwhile.
-        notifications=NotificationsSettings(notifier=NotifierSettings(timeout_seconds=60, memory_mb=256)),
+        # At the API's 20 requests per second, a quarter second each takes 5 executions; holds and
+        # confirmations get twice the email routes' share, so a flood of emails never takes theirs.
+        email_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=5),
+        reservations_api=ApiFunctionSettings(timeout_seconds=10, reserved_concurrency=10),
+        # No webhook until the deploying team turns it on (-c webhook=on): drift notifications
+        # are emailed to admin_email meanwhile.
+        notifications=NotificationsSettings(
+            notifier=NotifierSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2)
+        ),
         observability=ObservabilitySettings(log_retention_days=14, tracing=True),
     )
 
@@ -466,7 +572,7 @@ def _prod() -> StageSettings:
     return derive(
         _dev(),
         name="prod",
-        consumer={"memory_mb": 1024, "max_concurrency": 5, "send_concurrency": 10},
+        consumer={"memory_mb": 1024, "max_concurrency": 5, "reserved_concurrency": 5, "send_concurrency": 10},
         delivery={
             "sender": "Bookings <bookings@mail.booking-durability.example>",
             # Assumed production limit: confirm it with Resend, and raise it there before concurrency.
@@ -474,10 +580,14 @@ def _prod() -> StageSettings:
         },
         # Assumed booking-platform peak: confirm it, and the account's API Gateway quota, first.
         api={"throttling_rate_limit": 200, "throttling_burst_limit": 400},
-        email_api={"memory_mb": 1024},
-        reservations_api={"memory_mb": 1024},
+        # 200 requests per second, a quarter second each: 50 executions for the routes that seat
+        # guests, half that for the email routes. 82 reserved in all, with dev's 19: 101 of the
+        # account's 1000, leaving far more than the 100 Lambda keeps unreserved.
+        email_api={"memory_mb": 1024, "reserved_concurrency": 25},
+        reservations_api={"memory_mb": 1024, "reserved_concurrency": 50},
         observability={"log_retention_days": 90},
         retain_data=True,
+        refuses_placeholder_addresses=True,
     )
 
 
@@ -502,7 +612,8 @@ def _local() -> StageSettings:
         # CONTRACT §3: drift notifications go to the loopback webhook sink, signed with the
         # published local secret. 10 s x 6 = 60 s visibility; 4 calls x 2 s fit in 10 s.
         notifications={
-            "webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",
+            "webhook": True,
+            "local_webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",
             "local_webhook_secret": LOCAL_WEBHOOK_SECRET,
             "webhook_timeout_seconds": 2,
             "notifier": {"timeout_seconds": 10, "batch_size": 4},
@@ -521,9 +632,10 @@ def stage_settings(
     name: str = DEFAULT_STAGE,
     *,
     email_sender: str | None = None,
-    webhook_url: str | None = None,
+    webhook: bool | str | None = None,
     admin_email: str | None = None,
     alarm_email: str | None = None,
+    webhook_url: str | None = None,
 ) -> StageSettings:
     """The settings of stage ``name``; an unknown name is a :class:`StageSettingsError`.
 
@@ -531,12 +643,15 @@ def stage_settings(
 
     - ``email_sender`` (``-c email_sender="Bookings <bookings@your-verified-domain>"``) replaces
       the stage's sender: the domain must be verified with the provider.
-    - ``webhook_url`` (``-c webhook_url=https://hooks.example.com/policy-drift``) sends drift
-      notifications to that webhook; the stack then creates its signing secret in Secrets Manager.
+    - ``webhook`` (``-c webhook=on``) sends drift notifications to a webhook: the stack creates
+      the secret operators put its URL and signing secret in (``WebhookSecretArn``).
     - ``admin_email`` (``-c admin_email=admins@example.com``) receives drift notifications by
       email while no webhook is configured.
     - ``alarm_email`` (``-c alarm_email=oncall@example.com``) is subscribed to the alarm topic
       (it confirms the subscription from the email AWS sends).
+
+    ``webhook_url`` is refused with what to do instead: a URL given at synth time would end up
+    in the template and the function's environment, and it may carry the receiver's token.
     """
     try:
         build = _STAGES[name]
@@ -544,6 +659,13 @@ def stage_settings(
         raise StageSettingsError(
             f"unknown stage {name!r}: choose one of {', '.join(STAGE_NAMES)} with -c stage=<name>"
         ) from None
+    if webhook_url:
+        raise StageSettingsError(
+            "-c webhook_url is not taken: the webhook's URL is a secret (it may carry the receiver's "
+            "token), kept with its signing secret in Secrets Manager, never in the template or a "
+            "function's environment. Deploy with -c webhook=on, then put "
+            '{"url": ..., "secret": "whsec_..."} in the WebhookSecretArn secret (docs/deploy.md)'
+        )
     settings = _validated(build, stage=name)
     if email_sender:
         if not re.fullmatch(_SENDER_PATTERN, email_sender):
@@ -551,11 +673,33 @@ def stage_settings(
                 "email_sender must be an address, e.g. 'Bookings <bookings@example.com>'"
             )
         settings = derive(settings, delivery={"sender": email_sender})
-    notifications = {
-        key: value for key, value in (("webhook_url", webhook_url), ("admin_email", admin_email)) if value
-    }
+    notifications: dict[str, Any] = {}
+    if webhook is not None:
+        notifications["webhook"] = _switch("webhook", webhook)
+    if admin_email:
+        notifications["admin_email"] = admin_email
     if notifications:
         settings = derive(settings, notifications=notifications)
     if alarm_email:
         settings = derive(settings, observability={"alarm_email": alarm_email})
     return settings
+
+
+def _switch(name: str, value: bool | str) -> bool:
+    """A context flag: a boolean from cdk.json, or a word from ``-c name=on``."""
+    if isinstance(value, bool):
+        return value
+    words = {
+        "on": True,
+        "true": True,
+        "yes": True,
+        "1": True,
+        "off": False,
+        "false": False,
+        "no": False,
+        "0": False,
+    }
+    try:
+        return words[value.strip().lower()]
+    except KeyError:
+        raise StageSettingsError(f"-c {name}= takes on or off") from None

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stacks.settings import STAGE_NAMES, StageSettings, stage_settings
-from tests.synth import synthesized_app
+from tests.synth import STAGE_CONTEXT, synthesized_app
 
 # Before any test module imports aws_cdk: jsii warns on Node 20 otherwise.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -325,7 +325,10 @@ def synthesized() -> SynthesizedApp:
     """All stages of app.py's app, from the session's one synthesis (tests/synth.py)."""
     assembly, outdir = synthesized_app()
     stages = {
-        name: SynthesizedStage.from_assembly(assembly, outdir, stage_settings(name)) for name in STAGE_NAMES
+        name: SynthesizedStage.from_assembly(
+            assembly, outdir, stage_settings(name, **STAGE_CONTEXT.get(name, {}))
+        )
+        for name in STAGE_NAMES
     }
     return SynthesizedApp(outdir=outdir, stages=stages)
 

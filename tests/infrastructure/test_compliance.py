@@ -271,10 +271,50 @@ def test_the_pinned_cdk_cli_synthesizes_offline_without_credentials(tmp_path: Pa
     # Given the CDK CLI the repo pins (package.json), and a shell with no AWS settings at all
     cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
     assert cli.exists(), "run `make install` (npm ci) first"
-    # When an infra engineer synthesizes production with it
+    # When an infra engineer synthesizes production with it, with the context prod needs
+    context = ["-c", "email_sender=Bookings <bookings@mail.bookings-platform.com>", "-c", "webhook=on"]
     completed = _run_offline(
-        [str(cli), "synth", "--quiet", "-c", "stage=prod", "-o", str(tmp_path / "cdk.out")], tmp_path
+        [str(cli), "synth", "--quiet", "-c", "stage=prod", *context, "-o", str(tmp_path / "cdk.out")],
+        tmp_path,
     )
     # Then the stack is synthesized, cdk-nag included, with nothing to acknowledge left over
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (tmp_path / "cdk.out" / "BookingDurability-prod.template.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("context", "said"),
+    [
+        # prod as shipped: the placeholder sender and admin address, and no webhook
+        ([], ["-c email_sender=", "drift notifications have no channel", "-c webhook=on"]),
+        # a sender, but drift would go to an example domain
+        (
+            [
+                "-c",
+                "email_sender=Bookings <bookings@mail.bookings-platform.com>",
+                "-c",
+                "admin_email=ops@example.com",
+            ],
+            ["drift notifications have no channel", "-c admin_email="],
+        ),
+        # the webhook URL given at synth time, where it would be in the template
+        (["-c", "webhook_url=https://hooks.example.com/tok_in_path"], ["-c webhook=on", "WebhookSecretArn"]),
+    ],
+)
+def test_a_prod_synth_without_real_addresses_stops_with_what_to_pass_not_a_traceback(
+    tmp_path: Path, context: list[str], said: list[str]
+) -> None:
+    # When prod is synthesized without what the deploying team must give it
+    completed = _run_offline(
+        [sys.executable, "app.py", "-c", "stage=prod", *context, "-o", str(tmp_path / "cdk.out")], tmp_path
+    )
+    # Then the synth stops with one line saying what to pass, and writes no template
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    [line] = [line for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith(("error: stage 'prod': ", "error: -c webhook_url"))
+    for words in said:
+        assert words in line
+    assert "tok_in_path" not in completed.stderr
+    assert "ops@example.com" not in completed.stderr
+    assert not (tmp_path / "cdk.out" / "BookingDurability-prod.template.json").exists()

@@ -15,7 +15,19 @@ from aws_cdk.assertions import Match
 
 from devstack.layer_build import bytecode_compiler
 from stacks.function import ServiceFunction
-from stacks.settings import LAMBDA_PYTHON_VERSION, stage_settings
+from stacks.settings import (
+    LAMBDA_PYTHON_VERSION,
+    LAMBDA_UNRESERVED_MINIMUM,
+    FunctionSettings,
+    StageSettings,
+    stage_settings,
+)
+from tests.infrastructure.conftest import (
+    EMAIL_API_SERVICE,
+    EMAIL_CONSUMER_SERVICE,
+    NOTIFIER_SERVICE,
+    RESERVATIONS_API_SERVICE,
+)
 
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import SynthesizedStage
@@ -38,6 +50,67 @@ def test_each_function_logs_to_its_own_group_kept_as_long_as_the_stage_says(stag
         log_group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
         log_group = stage.resources[log_group_id]
         assert log_group["Properties"]["RetentionInDays"] == stage.settings.observability.log_retention_days
+
+
+def _sized_by(settings: StageSettings) -> dict[str, FunctionSettings]:
+    """Each function's stage settings, by its Powertools service name."""
+    return {
+        EMAIL_CONSUMER_SERVICE: settings.consumer,
+        EMAIL_API_SERVICE: settings.email_api,
+        RESERVATIONS_API_SERVICE: settings.reservations_api,
+        NOTIFIER_SERVICE: settings.notifications.notifier,
+    }
+
+
+def test_each_function_reserves_the_concurrency_its_stage_settings_give_it(stage: SynthesizedStage) -> None:
+    sized_by = _sized_by(stage.settings)
+    # Every function of the template is one the stage sizes (a new function must be added here)
+    services = {
+        properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for properties in (f["Properties"] for f in stage.of_type("AWS::Lambda::Function").values())
+    }
+    assert services == set(sized_by)
+    assert set(stage.settings.functions.values()) == set(sized_by.values())
+    for service, settings in sized_by.items():
+        _, function = stage.function(service)
+        assert function["Properties"]["ReservedConcurrentExecutions"] == settings.reserved_concurrency
+
+
+def test_the_reservations_leave_the_account_its_unreserved_minimum(stage: SynthesizedStage) -> None:
+    reserved = sum(
+        function["Properties"]["ReservedConcurrentExecutions"]
+        for function in stage.of_type("AWS::Lambda::Function").values()
+    )
+    assert reserved == stage.settings.reserved_concurrency
+    assert stage.settings.account_concurrency - reserved >= LAMBDA_UNRESERVED_MINIMUM
+
+
+def test_an_email_flood_cannot_take_the_executions_of_the_routes_that_seat_guests(
+    stage: SynthesizedStage,
+) -> None:
+    # The email API and the consumer are capped by their own reservations; the reservations API
+    # keeps its own, whatever they do.
+    reservations_api = stage.reservations_api[1]["Properties"]["ReservedConcurrentExecutions"]
+    assert reservations_api >= 1
+    for service in (EMAIL_API_SERVICE, EMAIL_CONSUMER_SERVICE):
+        assert stage.function(service)[1]["Properties"]["ReservedConcurrentExecutions"] >= 1
+
+
+def test_each_queue_consumer_reserves_as_many_executions_as_its_mapping_polls_with(
+    stage: SynthesizedStage,
+) -> None:
+    for function_id in (stage.consumer[0], stage.notifier[0]):
+        mapping = stage.mapping_of(function_id)["Properties"]
+        reserved = stage.resources[function_id]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved >= mapping["ScalingConfig"]["MaximumConcurrency"]
+
+
+def test_prod_reserves_more_for_its_api_than_dev(prod: SynthesizedStage, dev: SynthesizedStage) -> None:
+    for service in (EMAIL_API_SERVICE, RESERVATIONS_API_SERVICE):
+        assert (
+            prod.function(service)[1]["Properties"]["ReservedConcurrentExecutions"]
+            > dev.function(service)[1]["Properties"]["ReservedConcurrentExecutions"]
+        )
 
 
 def test_prod_keeps_logs_three_months_and_local_a_day(
@@ -205,4 +278,27 @@ def test_a_function_whose_handler_is_missing_fails_the_synth(tmp_path: Path) -> 
             environment={},
             timeout_seconds=3,
             memory_mb=128,
+            reserved_concurrency=1,
         )
+
+
+#: What no function's code does: delete items, scan or batch-write tables, read a stream, or
+#: describe what it already knows by name (tests/integration/test_least_privilege.py derives
+#: each role's exact actions from the code; this holds every stage to the worst of them).
+NEVER_GRANTED = {
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:DescribeTable",
+    "sqs:GetQueueUrl",
+    "secretsmanager:DescribeSecret",
+}
+
+
+def test_no_function_may_delete_scan_read_streams_or_describe(stage: SynthesizedStage) -> None:
+    for function_id in stage.of_type("AWS::Lambda::Function"):
+        granted = {action for actions in stage.touched(function_id).values() for action in actions}
+        assert not granted & NEVER_GRANTED, function_id
+        assert not {action for action in granted if "*" in action}, function_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from aws_cdk.assertions import Match
@@ -59,13 +60,82 @@ def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(stage: Synth
     key_id = key_ref["Fn::GetAtt"][0]
     key = stage.resources[key_id]["Properties"]
     assert key["EnableKeyRotation"] is True
-    cloudwatch_statements = [
+    [statement] = _statements_for(key["KeyPolicy"], "cloudwatch.amazonaws.com")
+    assert statement["Effect"] == "Allow"
+    assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+
+
+def test_the_alarm_topic_lets_cloudwatch_publish_for_this_stacks_alarms(stage: SynthesizedStage) -> None:
+    # The stack's topic policy replaces SNS's default one: without this statement no alarm could
+    # publish.
+    topic_id = _alarm_topic(stage)
+    [statement] = _statements_for(_topic_policy(stage, topic_id), "cloudwatch.amazonaws.com")
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "sns:Publish")
+    assert statement["Resource"] == {"Ref": topic_id}
+
+
+def test_every_service_principal_in_a_resource_policy_is_held_to_this_stacks_requests(
+    stage: SynthesizedStage,
+) -> None:
+    # Given every statement of a key, topic or queue policy that lets an AWS service in
+    statements = [
         statement
-        for statement in key["KeyPolicy"]["Statement"]
-        if statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        for document in _resource_policies(stage)
+        for statement in document["Statement"]
+        if "Service" in statement.get("Principal", {})
     ]
-    assert cloudwatch_statements, "CloudWatch could not publish alarms to the encrypted topic"
-    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch_statements[0]["Action"])
+    assert statements, "the alarm topic and its key let CloudWatch in"
+    for statement in statements:
+        # Then the service may act only for this account, and only for this stack's alarms
+        conditions = statement.get("Condition", {})
+        assert conditions.get("StringEquals", {}).get("aws:SourceAccount") == {"Ref": "AWS::AccountId"}
+        assert _alarms_pattern(conditions["ArnLike"]["aws:SourceArn"]) == f"{stage.settings.stack_name}-*"
+
+
+def test_every_alarm_that_notifies_the_topic_is_one_cloudwatch_may_publish_for(
+    stage: SynthesizedStage,
+) -> None:
+    topic_id = _alarm_topic(stage)
+    [statement] = _statements_for(_topic_policy(stage, topic_id), "cloudwatch.amazonaws.com")
+    allowed = _alarms_pattern(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    notifying = [
+        alarm["Properties"]
+        for alarm in stage.of_type("AWS::CloudWatch::Alarm").values()
+        if {"Ref": topic_id} in alarm["Properties"].get("AlarmActions", [])
+    ]
+    assert notifying
+    for alarm in notifying:
+        assert fnmatchcase(alarm["AlarmName"], allowed), alarm["AlarmName"]
+
+
+def _statements_for(document: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    return [s for s in document["Statement"] if s.get("Principal") == {"Service": service}]
+
+
+def _topic_policy(stage: SynthesizedStage, topic_id: str) -> dict[str, Any]:
+    _, policy = stage.the_one("AWS::SNS::TopicPolicy", Topics=[{"Ref": topic_id}])
+    document: dict[str, Any] = policy["Properties"]["PolicyDocument"]
+    return document
+
+
+def _resource_policies(stage: SynthesizedStage) -> list[dict[str, Any]]:
+    """Every resource-based policy document of the stack (keys, topics, queues)."""
+    documents = [key["Properties"]["KeyPolicy"] for key in stage.of_type("AWS::KMS::Key").values()]
+    for resource_type in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+        policies = stage.of_type(resource_type).values()
+        documents += [policy["Properties"]["PolicyDocument"] for policy in policies]
+    return documents
+
+
+def _alarms_pattern(source_arn: dict[str, Any]) -> str:
+    """The alarm name pattern of an ``arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>``."""
+    parts = source_arn["Fn::Join"][1]
+    assert parts[:3] == ["arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:"]
+    assert {"Ref": "AWS::Region"} in parts
+    assert {"Ref": "AWS::AccountId"} in parts
+    name = parts[-1].removeprefix(":alarm:")
+    assert name != parts[-1], parts
+    return str(name)
 
 
 def test_the_alarm_topic_refuses_requests_without_tls(stage: SynthesizedStage) -> None:

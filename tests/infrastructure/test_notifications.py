@@ -17,10 +17,10 @@ from stacks.settings import LOCAL_WEBHOOK_SECRET, stage_settings
 from tests.infrastructure.conftest import SynthesizedStage
 
 NOTIFIER_DIR = Path(__file__).resolve().parents[2] / "lambdas" / "notifier"
-RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
-SEND = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+# What the event source mapping polls with (the notifier's code never changes a visibility).
+RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+SEND = {"sqs:SendMessage"}
 XRAY = {"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
-WEBHOOK_URL = "https://hooks.example.com/booking/policy-drift"
 LOCAL_WEBHOOK_URL = "http://127.0.0.1:8025/webhooks/policy-drift"
 STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/reservations/stream/2026-01-01T00:00:00.000"
 DRIFT_EVENT = json.dumps(
@@ -216,7 +216,7 @@ def test_the_notifier_environment_carries_every_runtime_setting(stage: Synthesiz
         "MAX_RECEIVES": str(settings.notifications_queue.max_receive_count),
         "WEBHOOK_TIMEOUT_SECONDS": str(settings.notifications.webhook_timeout_seconds),
     }
-    if settings.notifications.webhook_url is None:
+    if not settings.notifications.webhook:
         # The email channel's settings, only where it is the channel (local has a webhook)
         expected |= {
             "ADMIN_EMAIL": settings.notifications.admin_email,
@@ -239,17 +239,18 @@ def test_the_notifier_environment_is_what_the_runtime_settings_model_accepts(
     assert settings.max_receives == stage.settings.notifications_queue.max_receive_count
     assert settings.webhook_timeout_seconds == stage.settings.notifications.webhook_timeout_seconds
     assert settings.notifications_dlq_url == "resolved-notifications_dlq_url"
-    assert settings.webhook_url == stage.settings.notifications.webhook_url
-    if settings.webhook_url is None:
+    assert settings.webhook_url == stage.settings.notifications.local_webhook_url
+    assert settings.uses_webhook is stage.settings.notifications.webhook
+    if not settings.uses_webhook:
         assert settings.email_queue_url == "resolved-email_queue_url"
 
 
 def test_aws_stages_without_a_webhook_email_the_admins(aws_stage: SynthesizedStage) -> None:
-    # Given dev and prod as shipped: no webhook until the deploying team names one
+    # Given dev and prod without a webhook (prod with its admins' address, dev as shipped)
     environment = aws_stage.notifier_environment
-    assert aws_stage.settings.notifications.webhook_url is None
+    assert not aws_stage.settings.notifications.webhook
     # Then drift is emailed to the stage's admin address, and there is no webhook secret to read
-    assert environment["ADMIN_EMAIL"].endswith(".example")
+    assert environment["ADMIN_EMAIL"] == aws_stage.settings.notifications.admin_email
     assert not {"WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_SECRET_ARN"} & set(environment)
     assert "WebhookSecretArn" not in aws_stage.template_json["Outputs"]
 
@@ -280,7 +281,7 @@ def test_the_notifier_may_consume_its_queue_send_to_its_dlq_and_queue_emails_and
     dlq = aws_stage.arn_key(aws_stage.notifications_dlq[0])
     email_queue = aws_stage.arn_key(aws_stage.email_queue[0])
     assert set(touched) - {"*"} == {queue, dlq, email_queue, aws_stage.own_log_group_key(function_id)}
-    assert touched[queue] >= RECEIVE
+    assert touched[queue] == RECEIVE
     # It never re-queues to its own trigger, only dead-letters; it publishes admin_policy_drift
     # emails and never reads the email queue
     assert "sqs:SendMessage" not in touched[queue]
@@ -298,16 +299,24 @@ def test_the_notifier_touches_no_table(stage: SynthesizedStage) -> None:
         assert table_id not in statements
 
 
-# --- dev and prod with a webhook (-c webhook_url=...) ---------------------------------------
+# --- dev and prod with a webhook (-c webhook=on) --------------------------------------------
+
+#: prod's sender, which it needs to synthesize at all (its admin address it does not: the webhook
+#: is its channel).
+PROD_SENDER = {"prod": {"email_sender": "Bookings <bookings@mail.bookings-platform.com>"}}
 
 
 @pytest.fixture(scope="module")
 def with_webhook(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthesizedStage]:
-    """dev and prod synthesized the way the deploying team does it, with ``-c webhook_url=...``."""
+    """dev and prod synthesized the way the deploying team does it, with ``-c webhook=on``."""
     outdir = tmp_path_factory.mktemp("with-webhook")
-    assembly = build_app(["dev", "prod"], outdir=outdir, context={"webhook_url": WEBHOOK_URL}).synth()
+    assembly = build_app(
+        ["dev", "prod"], outdir=outdir, context={"webhook": "on"}, stage_context=PROD_SENDER
+    ).synth()
     stages = {
-        name: SynthesizedStage.from_assembly(assembly, outdir, stage_settings(name, webhook_url=WEBHOOK_URL))
+        name: SynthesizedStage.from_assembly(
+            assembly, outdir, stage_settings(name, webhook="on", **PROD_SENDER.get(name, {}))
+        )
         for name in ("dev", "prod")
     }
     report = json.loads((outdir / "validation-report.json").read_text())
@@ -328,11 +337,12 @@ def test_a_configured_webhook_signs_with_a_secret_the_notifier_reads_by_arn(
         for rid, res in stage.of_type("AWS::SecretsManager::Secret").items()
         if "whsec_" in res["Properties"]["Description"]
     ]
-    # Then the notifier gets the URL and the secret's ARN, never its value
-    assert environment["WEBHOOK_URL"] == WEBHOOK_URL
+    # Then the notifier gets the secret's ARN only: the URL and the keys are its value
     assert environment["WEBHOOK_SECRET_ARN"] == {"Ref": secret_id}
-    assert "WEBHOOK_SECRET" not in environment
+    assert not {"WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_PREVIOUS_SECRET"} & set(environment)
     assert "SecretString" not in secret["Properties"]
+    assert '"url"' in secret["Properties"]["Description"]
+    assert '"previous"' in secret["Properties"]["Description"]
     # And may read it, while the consumer (the other secret's reader) may not
     assert "secretsmanager:GetSecretValue" in stage.actions_on(
         {"Ref": secret_id}, function_id=stage.notifier[0]
@@ -359,7 +369,9 @@ def test_no_secret_value_reaches_any_environment_with_a_webhook(
 ) -> None:
     for stage in with_webhook.values():
         for function in stage.of_type("AWS::Lambda::Function").values():
-            assert "WEBHOOK_SECRET" not in function["Properties"]["Environment"]["Variables"]
+            variables = function["Properties"]["Environment"]["Variables"]
+            # Neither the signing keys nor the URL, which may carry the receiver's token
+            assert not {"WEBHOOK_SECRET", "WEBHOOK_PREVIOUS_SECRET", "WEBHOOK_URL"} & set(variables)
         assert "whsec_" not in json.dumps(
             {rid: res for rid, res in stage.resources.items() if res["Type"] != "AWS::SecretsManager::Secret"}
         )
@@ -372,7 +384,7 @@ def test_a_webhook_stage_gives_the_notifier_no_email_channel(
     for stage in (*with_webhook.values(), local):
         function_id, _ = stage.notifier
         environment = stage.notifier_environment
-        assert "WEBHOOK_URL" in environment
+        assert {"WEBHOOK_URL", "WEBHOOK_SECRET_ARN"} & set(environment)
         # Then the notifier carries neither the admin's address nor the email queue
         assert not {"ADMIN_EMAIL", "EMAIL_QUEUE_URL", "MAX_DELAY_HOP_SECONDS"} & set(environment)
         assert stage.settings.notifications.admin_email not in json.dumps(stage.template_json)

@@ -52,7 +52,9 @@ def test_more_sends_in_flight_than_the_provider_allows_fails_the_synth(name: str
     # Given a stage whose in-flight sends exactly use the provider's rate limit
     settings = stage_settings(name)
     limit = settings.delivery.provider_rate_limit_per_second
-    at_limit = _with_consumer(settings, max_concurrency=2, send_concurrency=limit // 2)
+    at_limit = _with_consumer(
+        settings, max_concurrency=2, reserved_concurrency=3, send_concurrency=limit // 2
+    )
     assert at_limit.consumer.send_concurrency * at_limit.consumer.max_concurrency <= limit
 
     # When one more concurrent poller would push it over
@@ -201,51 +203,83 @@ def test_the_local_stage_sends_drift_to_the_webhook_sink_and_aws_stages_wait_for
     from stacks.settings import LOCAL_WEBHOOK_SECRET
 
     local = stage_settings("local").notifications
-    assert local.webhook_url == "http://127.0.0.1:8025/webhooks/policy-drift"
+    assert local.webhook
+    assert local.local_webhook_url == "http://127.0.0.1:8025/webhooks/policy-drift"
     assert local.local_webhook_secret == LOCAL_WEBHOOK_SECRET
+    assert not local.webhook_secret_in_aws
     for name in ("dev", "prod"):
         notifications = stage_settings(name).notifications
-        # No webhook and no secret in the environment until the deploying team names a webhook
-        assert (notifications.webhook_url, notifications.local_webhook_secret) == (None, None)
+        # No webhook and nothing in the environment until the deploying team turns it on
+        assert not notifications.webhook
+        assert (notifications.local_webhook_url, notifications.local_webhook_secret) == (None, None)
         assert notifications.admin_email.endswith(".example")
 
 
-def test_the_deploying_team_sets_the_webhook_and_admin_address_by_context() -> None:
-    settings = stage_settings(
-        "prod", webhook_url="https://hooks.example.com/policy-drift", admin_email="ops@casa-lucio.es"
-    )
-    assert settings.notifications.webhook_url == "https://hooks.example.com/policy-drift"
+def test_the_deploying_team_turns_the_webhook_on_and_sets_the_admin_address_by_context() -> None:
+    settings = stage_settings("prod", webhook="on", admin_email="ops@casa-lucio.es")
+    assert settings.notifications.webhook
+    # Its URL and secret are the stack's secret's, filled in by operators: none in the settings
+    assert settings.notifications.webhook_secret_in_aws
+    assert settings.notifications.local_webhook_url is None
     assert settings.notifications.admin_email == "ops@casa-lucio.es"
     # The rest of the section is the stage's own
     assert settings.notifications.notifier == stage_settings("prod").notifications.notifier
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example.com/policy-drift", "ftp://hooks.example.com", "hooks"])
-def test_a_webhook_off_loopback_must_use_https(url: str) -> None:
-    with pytest.raises(StageSettingsError, match="webhook_url") as refused:
+@pytest.mark.parametrize(
+    ("word", "on"), [("on", True), ("true", True), ("Yes", True), ("off", False), ("0", False)]
+)
+def test_the_webhook_flag_takes_on_or_off_as_cdk_passes_it(word: str, on: bool) -> None:
+    assert stage_settings("dev", webhook=word).notifications.webhook is on
+    assert stage_settings("dev", webhook=on).notifications.webhook is on
+
+
+def test_a_webhook_flag_that_is_neither_on_nor_off_is_refused() -> None:
+    with pytest.raises(StageSettingsError, match="on or off"):
+        stage_settings("dev", webhook="https://hooks.example.com/tok_in_path")
+
+
+@pytest.mark.parametrize("url", ["https://hooks.example.com/policy-drift/tok_in_path", "hooks"])
+def test_a_webhook_url_given_as_context_is_refused_with_what_to_do_instead(url: str) -> None:
+    # A URL at synth time would be in the template and the environment, and may carry a token
+    with pytest.raises(StageSettingsError) as refused:
         stage_settings("prod", webhook_url=url)
-    # A webhook URL may carry a token: the message never echoes it
+    message = str(refused.value)
+    assert "-c webhook=on" in message
+    assert "WebhookSecretArn" in message
+    # The message never echoes it
+    assert "tok_in_path" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com/policy-drift", "http://10.0.0.8:8025/", "http://127.0.0.1.nip.io/"]
+)
+def test_only_a_loopback_url_is_ever_a_webhook_in_the_environment(url: str) -> None:
+    from stacks.settings import LOCAL_WEBHOOK_SECRET
+
+    with pytest.raises(StageSettingsError, match="local_webhook_url") as refused:
+        derive(
+            stage_settings("local"),
+            notifications={"local_webhook_url": url, "local_webhook_secret": LOCAL_WEBHOOK_SECRET},
+        )
     assert url not in str(refused.value)
 
 
-def test_a_secret_in_the_environment_is_refused_for_a_webhook_off_loopback() -> None:
+def test_the_local_secret_goes_only_with_the_local_sink() -> None:
     from stacks.settings import LOCAL_WEBHOOK_SECRET
 
-    # Given a deployed stage with a real webhook
+    # A deployed stage with a webhook keeps no secret in the environment
     with pytest.raises(StageSettingsError, match="local_webhook_secret") as refused:
         derive(
-            stage_settings("prod", webhook_url="https://hooks.example.com/policy-drift"),
-            notifications={"local_webhook_secret": LOCAL_WEBHOOK_SECRET},
+            stage_settings("prod", webhook="on"), notifications={"local_webhook_secret": LOCAL_WEBHOOK_SECRET}
         )
     assert LOCAL_WEBHOOK_SECRET not in str(refused.value)
-    # And the local stage pointed away from its sink keeps no plain secret either
+    # And the local sink always signs with it
     with pytest.raises(StageSettingsError, match="local_webhook_secret"):
-        stage_settings("local", webhook_url="https://hooks.example.com/policy-drift")
-
-
-def test_a_loopback_webhook_signs_with_the_local_secret() -> None:
-    with pytest.raises(StageSettingsError, match="local_webhook_secret"):
-        stage_settings("dev", webhook_url="http://127.0.0.1:8025/webhooks/policy-drift")
+        derive(stage_settings("local"), notifications={"local_webhook_secret": None})
+    # The local sink is a webhook: turning the webhook off there is refused
+    with pytest.raises(StageSettingsError, match="set webhook"):
+        stage_settings("local", webhook="off")
 
 
 def test_a_batch_of_slow_webhooks_must_fit_in_one_notifier_invocation() -> None:
@@ -312,3 +346,107 @@ def test_the_email_age_alarm_follows_the_retry_pacing() -> None:
     assert dev.email_retry_backoffs_seconds == (60, 120, 240, 480)
     assert slower.email_retry_backoffs_seconds == (120, 240, 480, 900, 900)
     assert slower.email_age_alarm_seconds > dev.email_age_alarm_seconds
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_every_function_of_every_stage_reserves_concurrency(name: str) -> None:
+    settings = stage_settings(name)
+    assert set(settings.functions) == {"consumer", "email_api", "reservations_api", "notifications.notifier"}
+    assert all(function.reserved_concurrency >= 1 for function in settings.functions.values())
+    assert settings.reserved_concurrency == sum(f.reserved_concurrency for f in settings.functions.values())
+
+
+def test_a_queue_consumer_reserving_fewer_executions_than_its_mapping_polls_with_is_refused() -> None:
+    settings = stage_settings("prod")
+    with pytest.raises(StageSettingsError) as refused:
+        _with_consumer(settings, reserved_concurrency=settings.consumer.max_concurrency - 1)
+    assert "consumer: reserved_concurrency (4) is below max_concurrency (5)" in str(refused.value)
+    with pytest.raises(StageSettingsError, match=r"notifications\.notifier: reserved_concurrency"):
+        derive(settings, notifications={"notifier": {"reserved_concurrency": 1}})
+
+
+def test_reservations_that_leave_the_account_fewer_than_100_unreserved_executions_are_refused() -> None:
+    # Given prod's reservations, and an account whose quota leaves exactly 100 of them unreserved
+    settings = stage_settings("prod")
+    at_limit = derive(settings, account_concurrency=settings.reserved_concurrency + 100)
+    assert at_limit.account_concurrency - at_limit.reserved_concurrency == 100
+    # When one function reserves one more execution, the synth stops and says what to change
+    more = at_limit.reservations_api.reserved_concurrency + 1
+    with pytest.raises(StageSettingsError) as refused:
+        derive(at_limit, reservations_api={"reserved_concurrency": more})
+    message = str(refused.value)
+    assert f"reserve {at_limit.reserved_concurrency + 1} executions" in message
+    assert "leaving 99" in message
+    assert f"reservations_api {more}" in message
+    assert "raise the account's quota" in message
+
+
+def test_a_new_account_at_lambdas_starting_quota_is_refused_until_it_is_raised() -> None:
+    # New accounts may start with a Lambda quota of 10: nothing can be reserved then.
+    with pytest.raises(StageSettingsError, match="account_concurrency"):
+        derive(stage_settings("dev"), account_concurrency=10)
+
+
+# --- what prod refuses to deploy -----------------------------------------------------------------
+
+REAL_SENDER = "Bookings <bookings@mail.casa-lucio.es>"
+
+
+def test_prod_as_shipped_has_a_placeholder_sender_and_no_drift_channel_and_says_both() -> None:
+    with pytest.raises(StageSettingsError) as refused:
+        stage_settings("prod").require_real_addresses()
+    message = str(refused.value)
+    assert message.startswith("stage 'prod': ")
+    assert "-c email_sender=" in message
+    assert "-c webhook=on" in message
+    assert "-c admin_email=" in message
+    # The addresses it refused are not repeated
+    assert "booking-durability.example" not in message
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"email_sender": REAL_SENDER, "webhook": "on"},
+        {"email_sender": REAL_SENDER, "admin_email": "drift-admins@casa-lucio.es"},
+        # A webhook is the channel: the admin address is then never used
+        {"email_sender": REAL_SENDER, "webhook": "on", "admin_email": "admins@example.com"},
+    ],
+)
+def test_prod_with_a_real_sender_and_a_real_channel_is_accepted(context: dict[str, str]) -> None:
+    stage_settings("prod", **context).require_real_addresses()
+
+
+@pytest.mark.parametrize(
+    "admin_email",
+    [
+        "admins@booking-durability.example",
+        "admin@example.com",
+        "admin@mail.example.org",
+        "ops@bookings.test",
+        "ops@casa.invalid",
+        "ops@EXAMPLE.NET",
+        "ops@bookings.localhost",
+    ],
+)
+def test_prod_refuses_a_placeholder_admin_address_without_echoing_it(admin_email: str) -> None:
+    settings = stage_settings("prod", email_sender=REAL_SENDER, admin_email=admin_email)
+    with pytest.raises(StageSettingsError, match="drift notifications have no channel") as refused:
+        settings.require_real_addresses()
+    assert admin_email not in str(refused.value)
+    assert admin_email.partition("@")[2] not in str(refused.value)
+
+
+@pytest.mark.parametrize("sender", ["Bookings <bookings@mail.example.com>", "bookings@casa.test"])
+def test_prod_refuses_a_placeholder_sender(sender: str) -> None:
+    settings = stage_settings("prod", email_sender=sender, webhook="on")
+    with pytest.raises(StageSettingsError, match="placeholder address") as refused:
+        settings.require_real_addresses()
+    assert sender not in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["dev", "local"])
+def test_dev_and_local_may_keep_their_placeholders(name: str) -> None:
+    settings = stage_settings(name)
+    assert not settings.refuses_placeholder_addresses
+    settings.require_real_addresses()

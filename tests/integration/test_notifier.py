@@ -13,7 +13,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,6 +22,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from booking_durability import wiring
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob
@@ -37,14 +38,16 @@ from tests.integration.conftest import (
 )
 from tests.unit.notifications.builders import (
     ADMIN_EMAIL,
+    OTHER_SECRET,
     SECRET,
     as_body,
     drift_event,
     unrecovered_event,
 )
 
-# A token in the URL's path, as some receivers issue: it must never reach a log line.
+# A token in the URL's path, as some receivers issue: it must never reach a log line or a trace.
 HOOK_PATH = "/hooks/drift/tok_url_token_never_logged"
+WEBHOOK_VARIABLES = ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_PREVIOUS_SECRET", "WEBHOOK_SECRET_ARN")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def queues(resources: Resources, local_template: dict[str, Any]) -> Queues:
 
 
 def load_handler(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
-    for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_SECRET_ARN", "ADMIN_EMAIL", "EMAIL_QUEUE_URL"):
+    for name in (*WEBHOOK_VARIABLES, "ADMIN_EMAIL", "EMAIL_QUEUE_URL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in {"POWERTOOLS_SERVICE_NAME": "notifier-test", **env}.items():
         monkeypatch.setenv(name, value)
@@ -177,17 +180,31 @@ def store_secret(value: str) -> str:
     return str(client.create_secret(Name="booking-durability/drift-webhook", SecretString=value)["ARN"])
 
 
+def put_secret(arn: str, value: dict[str, str]) -> None:
+    """An operator's ``put-secret-value``, and the Powertools cache expiring (5 minutes in AWS)."""
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=arn, SecretString=json.dumps(value)
+    )
+    parameters.clear_caches()
+
+
 @pytest.fixture
-def webhook_handler(queues: Queues, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The notifier as deployed in AWS: the webhook's secret in Secrets Manager."""
-    arn = store_secret(json.dumps({"secret": SECRET}))
+def webhook_secret_arn(receiver: Receiver) -> str:
+    """The webhook's secret as operators put it: the URL and the signing key, one JSON object."""
+    return store_secret(json.dumps({"url": receiver.url, "secret": SECRET}))
+
+
+@pytest.fixture
+def webhook_handler(
+    queues: Queues, webhook_secret_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """The notifier as deployed in AWS: the webhook's URL and key in Secrets Manager, by ARN only."""
     yield load_handler(
         monkeypatch,
         {
             "NOTIFICATIONS_DLQ_URL": queues.dlq,
             "MAX_RECEIVES": str(queues.max_receives),
-            "WEBHOOK_URL": receiver.url,
-            "WEBHOOK_SECRET_ARN": arn,
+            "WEBHOOK_SECRET_ARN": webhook_secret_arn,
             "WEBHOOK_TIMEOUT_SECONDS": "0.5",
         },
     )
@@ -324,7 +341,7 @@ def test_an_unreachable_secret_leaves_the_event_on_the_queue(
     bare = store_secret(SECRET)
     handler = load_handler(
         monkeypatch,
-        {"NOTIFICATIONS_DLQ_URL": queues.dlq, "WEBHOOK_URL": receiver.url, "WEBHOOK_SECRET_ARN": bare},
+        {"NOTIFICATIONS_DLQ_URL": queues.dlq, "WEBHOOK_SECRET_ARN": bare},
     )
     queues.publish(as_body(drift_event()))
     # When the event arrives, it is not sent, not dead-lettered, and left for the queue
@@ -333,6 +350,72 @@ def test_an_unreachable_secret_leaves_the_event_on_the_queue(
     assert queues.drain(queues.dlq) == []
     assert "WEBHOOK_SECRET_UNAVAILABLE" in log_lines.getvalue()
     assert SECRET[len("whsec_") :] not in log_lines.getvalue()
+
+
+def test_a_rotation_signs_with_both_keys_until_the_previous_one_is_dropped(
+    webhook_handler: Any, webhook_secret_arn: str, queues: Queues, receiver: Receiver
+) -> None:
+    # Given events delivered before, during and after a rotation of the signing key, operators
+    # putting each value as the runbook says (the new key, the old one as previous, then alone)
+    new_key = OTHER_SECRET
+    for value in (
+        {"url": receiver.url, "secret": SECRET},
+        {"url": receiver.url, "secret": new_key, "previous": SECRET},
+        {"url": receiver.url, "secret": new_key},
+    ):
+        put_secret(webhook_secret_arn, value)
+        queues.publish(as_body(drift_event()))
+        assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    before, during, after = receiver.received
+    # Then a receiver holding either key accepts what was sent during the overlap
+    assert Webhook(SECRET).verify(during.body, during.headers)
+    assert Webhook(new_key).verify(during.body, during.headers)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    # And before and after it, exactly the key of the time
+    assert Webhook(SECRET).verify(before.body, before.headers)
+    assert Webhook(new_key).verify(after.body, after.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(after.body, after.headers)
+    assert queues.drain(queues.dlq) == []
+
+
+def test_a_url_changed_in_the_secret_is_where_the_next_event_goes(
+    webhook_handler: Any, webhook_secret_arn: str, queues: Queues, receiver: Receiver
+) -> None:
+    moved = receiver.url.replace(HOOK_PATH, "/hooks/moved")
+    put_secret(webhook_secret_arn, {"url": moved, "secret": SECRET})
+    queues.publish(as_body(drift_event()))
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    assert [r.path for r in receiver.received] == ["/hooks/moved"]
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        lambda url: {"secret": SECRET},  # no url
+        lambda url: {"url": url.replace("http://127.0.0.1", "http://hooks.example.test"), "secret": SECRET},
+        lambda url: {"url": url, "secret": SECRET, "previous": "tok_url_token_never_logged"},
+    ],
+    ids=["no-url", "http-off-loopback", "previous-not-whsec"],
+)
+def test_a_malformed_secret_leaves_the_event_on_the_queue_and_says_so_without_its_values(
+    webhook_handler: Any,
+    webhook_secret_arn: str,
+    queues: Queues,
+    receiver: Receiver,
+    log_lines: io.StringIO,
+    malformed: Callable[[str], dict[str, str]],
+) -> None:
+    value = malformed(receiver.url)
+    put_secret(webhook_secret_arn, value)
+    queues.publish(as_body(drift_event()))
+    assert len(queues.deliver_batch(webhook_handler)["batchItemFailures"]) == 1
+    assert receiver.received == []
+    assert queues.drain(queues.dlq) == []
+    logged = log_lines.getvalue()
+    assert "WEBHOOK_SECRET_INVALID" in logged
+    assert "tok_url_token_never_logged" not in logged
+    assert SECRET[len("whsec_") :] not in logged
 
 
 def test_without_a_webhook_the_admin_gets_an_admin_policy_drift_email_job(

@@ -16,7 +16,8 @@ from booking_durability.errors import QueueSendFailed
 # A Standard Webhooks secret as a receiver would generate it: whsec_ + base64 of random bytes.
 SECRET_BYTES = b"drift-notifier-test-key-32-bytes"
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
-OTHER_SECRET = "whsec_" + base64.b64encode(b"another-receiver-key-of-32-bytes").decode()
+OTHER_SECRET_BYTES = b"another-receiver-key-of-32-bytes"
+OTHER_SECRET = "whsec_" + base64.b64encode(OTHER_SECRET_BYTES).decode()
 ADMIN_EMAIL = "ops-admin@example.test"
 HASH_A = "a" * 64
 HASH_B = "b" * 64

@@ -21,6 +21,7 @@ from booking_durability.notifications.webhook import (
     WebhookChannel,
     WebhookSecretUnavailable,
     WebhookSigner,
+    WebhookTarget,
     WebhookUnreachable,
 )
 from booking_durability.retry import RetryLater
@@ -70,10 +71,8 @@ def dlq() -> FakeQueue:
 
 @pytest.fixture
 def webhook_notifier(transport: FakeTransport, dlq: FakeQueue) -> Notifier:
-    signer = WebhookSigner(SECRET)
-    channel = WebhookChannel(
-        url="https://hooks.example.test/drift", signer=lambda: signer, transport=transport
-    )
+    target = WebhookTarget(url="https://hooks.example.test/drift", signer=WebhookSigner(SECRET))
+    channel = WebhookChannel(target=lambda: target, transport=transport)
     return Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
 
 
@@ -176,10 +175,10 @@ def test_a_dead_letter_that_sqs_refuses_leaves_the_event_on_the_queue(
 def test_an_unreadable_secret_leaves_the_event_on_the_queue_even_at_the_last_receive(
     transport: FakeTransport, dlq: FakeQueue
 ) -> None:
-    def no_secret() -> WebhookSigner:
+    def no_secret() -> WebhookTarget:
         raise WebhookSecretUnavailable("could not read the webhook secret")
 
-    channel = WebhookChannel(url="https://hooks.example.test/", signer=no_secret, transport=transport)
+    channel = WebhookChannel(target=no_secret, transport=transport)
     notifier = Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
     with pytest.raises(RetryLater):
         notifier.notify(message(drift_event(), receive_count=5))

@@ -10,13 +10,22 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from standardwebhooks import Webhook
 
 from booking_durability import wiring
+from booking_durability.drift_events import PolicyDriftData
 from booking_durability.notifications.email_channel import EmailChannel
 from booking_durability.notifications.webhook import InvalidWebhookSecret, WebhookChannel
 from booking_durability.settings import NotifierSettings
 from booking_durability.wiring.notifier import build_notifier, notifier
-from tests.unit.notifications.builders import ADMIN_EMAIL, SECRET
+from tests.unit.notifications.builders import (
+    ADMIN_EMAIL,
+    OTHER_SECRET,
+    SECRET,
+    FakeTransport,
+    as_body,
+    drift_event,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 DLQ = "https://sqs.eu-west-1.amazonaws.com/123456789012/notifications-dlq"
@@ -27,6 +36,7 @@ NAMES = (
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "WEBHOOK_SECRET_ARN",
+    "WEBHOOK_PREVIOUS_SECRET",
     "WEBHOOK_TIMEOUT_SECONDS",
     "ADMIN_EMAIL",
     "EMAIL_QUEUE_URL",
@@ -67,8 +77,8 @@ def test_without_a_webhook_the_admins_email_is_the_channel(env: pytest.MonkeyPat
     assert channel.max_hop_seconds == 5
 
 
-def test_a_webhook_in_aws_reads_its_secret_only_when_first_used(env: pytest.MonkeyPatch) -> None:
-    env.setenv("WEBHOOK_URL", "https://hooks.example.test/drift")
+def test_a_webhook_in_aws_reads_its_url_and_secret_only_when_first_used(env: pytest.MonkeyPatch) -> None:
+    # Only the secret's ARN is in the environment: the URL is in the secret
     env.setenv("WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hook")
     # No Secrets Manager here: building must not call it
     assert isinstance(notifier().channel, WebhookChannel)
@@ -77,18 +87,15 @@ def test_a_webhook_in_aws_reads_its_secret_only_when_first_used(env: pytest.Monk
 @pytest.mark.parametrize(
     ("variables", "complaint"),
     [
-        ({"WEBHOOK_URL": "https://hooks.example.test/"}, "WEBHOOK_SECRET_ARN"),
-        (
-            {
-                "WEBHOOK_URL": "https://hooks.example.test/",
-                "WEBHOOK_SECRET": SECRET,
-                "WEBHOOK_SECRET_ARN": "arn",
-            },
-            "not both",
-        ),
+        ({"WEBHOOK_URL": "http://127.0.0.1:8025/"}, "WEBHOOK_SECRET_ARN"),
+        ({"WEBHOOK_SECRET_ARN": "arn", "WEBHOOK_URL": "http://127.0.0.1:8025/"}, "unset WEBHOOK_URL"),
+        ({"WEBHOOK_SECRET_ARN": "arn", "WEBHOOK_SECRET": SECRET}, "unset WEBHOOK_SECRET"),
+        ({"WEBHOOK_SECRET_ARN": "arn", "WEBHOOK_PREVIOUS_SECRET": SECRET}, "unset WEBHOOK_PREVIOUS_SECRET"),
+        # A URL off the machine is never configured by the environment: in AWS it is a secret
+        ({"WEBHOOK_URL": "https://hooks.example.test/tok_in_path", "WEBHOOK_SECRET": SECRET}, "webhook_url"),
         ({}, "ADMIN_EMAIL"),
         ({"ADMIN_EMAIL": ADMIN_EMAIL}, "EMAIL_QUEUE_URL"),
-        ({"WEBHOOK_URL": "ftp://hooks.example.test/", "WEBHOOK_SECRET": SECRET}, "webhook_url"),
+        ({"WEBHOOK_URL": "ftp://127.0.0.1/", "WEBHOOK_SECRET": SECRET}, "webhook_url"),
     ],
 )
 def test_a_half_configured_notifier_fails_its_cold_start(
@@ -99,23 +106,50 @@ def test_a_half_configured_notifier_fails_its_cold_start(
     with pytest.raises(ValidationError, match=complaint) as raised:
         NotifierSettings()
     assert SECRET not in str(raised.value)
+    assert "tok_in_path" not in str(raised.value)
 
 
 def test_settings_never_show_the_secret_the_url_or_the_address(env: pytest.MonkeyPatch) -> None:
-    env.setenv("WEBHOOK_URL", "https://hooks.example.test/tok_in_path")
+    env.setenv("WEBHOOK_URL", "http://127.0.0.1:8025/tok_in_path")
     env.setenv("WEBHOOK_SECRET", SECRET)
+    env.setenv("WEBHOOK_PREVIOUS_SECRET", OTHER_SECRET)
     env.setenv("ADMIN_EMAIL", ADMIN_EMAIL)
     shown = repr(NotifierSettings())
     assert SECRET not in shown
+    assert OTHER_SECRET not in shown
     assert "tok_in_path" not in shown
     assert ADMIN_EMAIL not in shown
 
 
-def test_a_malformed_local_secret_fails_the_cold_start(env: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("variable", ["WEBHOOK_SECRET", "WEBHOOK_PREVIOUS_SECRET"])
+def test_a_malformed_local_secret_fails_the_cold_start(env: pytest.MonkeyPatch, variable: str) -> None:
     env.setenv("WEBHOOK_URL", "http://127.0.0.1:8025/")
-    env.setenv("WEBHOOK_SECRET", "not-a-whsec-secret")
-    with pytest.raises(InvalidWebhookSecret):
+    env.setenv("WEBHOOK_SECRET", SECRET)
+    env.setenv(variable, "not-a-whsec-secret")
+    with pytest.raises(InvalidWebhookSecret) as raised:
         build_notifier(NotifierSettings())
+    assert "not-a-whsec-secret" not in str(raised.value)
+
+
+def test_locally_a_previous_secret_from_the_environment_signs_beside_the_current_one(
+    env: pytest.MonkeyPatch,
+) -> None:
+    # Given the local stack's webhook, rotated: WEBHOOK_PREVIOUS_SECRET beside WEBHOOK_SECRET
+    env.setenv("WEBHOOK_URL", "http://127.0.0.1:8025/hooks")
+    env.setenv("WEBHOOK_SECRET", OTHER_SECRET)
+    env.setenv("WEBHOOK_PREVIOUS_SECRET", SECRET)
+    channel = notifier().channel
+    assert isinstance(channel, WebhookChannel)
+    transport = FakeTransport()
+    channel.transport = transport
+    # When an event is delivered
+    body = as_body(drift_event())
+    channel.deliver(PolicyDriftData.model_validate_json(body), body)
+    # Then it goes to the local URL, and verifies with either secret
+    [posted] = transport.posted
+    assert posted.url == "http://127.0.0.1:8025/hooks"
+    for secret in (SECRET, OTHER_SECRET):
+        Webhook(secret).verify(posted.body, posted.headers)
 
 
 def test_a_malformed_admin_address_fails_the_cold_start_without_quoting_it(env: pytest.MonkeyPatch) -> None:

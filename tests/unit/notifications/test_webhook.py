@@ -1,6 +1,7 @@
 """Signing and sending a drift event to the admin's webhook (CONTRACT §4): Standard Webhooks
 headers any receiver library verifies, the same id on every retry, a fresh signature each send,
-and the receiver's answer classified as delivered, retry or refused."""
+two signatures while the secret is rotated, and the receiver's answer classified as delivered,
+retry or refused."""
 
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ from booking_durability.notifications.webhook import (
     WebhookChannel,
     WebhookRejected,
     WebhookSigner,
+    WebhookTarget,
     WebhookUnreachable,
-    signer_from_secret,
+    target_from_secret,
 )
 from tests.unit.notifications.builders import (
     OTHER_SECRET,
+    OTHER_SECRET_BYTES,
     SECRET,
     SECRET_BYTES,
     Clock,
@@ -38,9 +41,11 @@ from tests.unit.notifications.builders import (
 URL = "https://hooks.example.test/drift/tok_path_secret"
 
 
-def channel(transport: FakeTransport, clock: Clock, secret: str = SECRET) -> WebhookChannel:
-    signer = WebhookSigner(secret)
-    return WebhookChannel(url=URL, signer=lambda: signer, transport=transport, clock=clock)
+def channel(
+    transport: FakeTransport, clock: Clock, secret: str = SECRET, previous: str | None = None
+) -> WebhookChannel:
+    target = WebhookTarget(url=URL, signer=WebhookSigner(secret, previous))
+    return WebhookChannel(target=lambda: target, transport=transport, clock=clock)
 
 
 def send(web: WebhookChannel, body: str) -> None:
@@ -114,20 +119,69 @@ def test_a_signature_made_for_another_secret_does_not_verify(clock: Clock) -> No
         verify_now(SECRET, transport.posted[0].body, transport.posted[0].headers)
 
 
-def test_a_rotated_secret_signs_the_next_send(clock: Clock) -> None:
-    # Given the signer built from the secret as Secrets Manager gives it
-    current = {"secret": SECRET}
+def test_while_the_secret_is_rotated_a_body_signed_with_both_keys_verifies_under_either(
+    clock: Clock,
+) -> None:
+    # Given a secret being rotated: the new key, and the previous one still valid
+    transport = FakeTransport()
+    # When an event is delivered
+    send(channel(transport, clock, secret=OTHER_SECRET, previous=SECRET), as_body(drift_event()))
+    # Then a receiver that still has the old key and one that already has the new key both accept it
+    [posted] = transport.posted
+    assert verify_now(SECRET, posted.body, posted.headers) == verify_now(
+        OTHER_SECRET, posted.body, posted.headers
+    )
+    # And the header is two space-separated v1 signatures, the new key's first (computed here)
+    signed = f"{posted.headers['webhook-id']}.{posted.headers['webhook-timestamp']}.".encode() + posted.body
+    new, old = (
+        base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        for key in (OTHER_SECRET_BYTES, SECRET_BYTES)
+    )
+    assert posted.headers["webhook-signature"] == f"v1,{new} v1,{old}"
+    # And a third key verifies neither
+    with pytest.raises(Exception, match="No matching signature"):
+        verify_now(
+            "whsec_" + base64.b64encode(b"a-third-key-nobody-was-given-yet").decode(),
+            posted.body,
+            posted.headers,
+        )
+
+
+def test_a_rotation_from_start_to_end_never_leaves_a_receiver_without_a_signature_it_accepts(
+    clock: Clock,
+) -> None:
+    # Given the target built from the secret as Secrets Manager gives it
+    current = {"url": URL, "secret": SECRET}
     transport = FakeTransport()
     web = WebhookChannel(
-        url=URL, signer=Rotating(lambda: current, signer_from_secret), transport=transport, clock=clock
+        target=Rotating(lambda: current, target_from_secret), transport=transport, clock=clock
     )
     send(web, as_body(drift_event()))
-    # When the secret is rotated
-    current = {"secret": OTHER_SECRET}
+    # When the operator puts the new key, keeping the old one as previous, and 24 h later drops it
+    current = {"url": URL, "secret": OTHER_SECRET, "previous": SECRET}
     send(web, as_body(drift_event()))
-    # Then each send verifies with the secret current at its time
-    verify_now(SECRET, transport.posted[0].body, transport.posted[0].headers)
-    verify_now(OTHER_SECRET, transport.posted[1].body, transport.posted[1].headers)
+    current = {"url": URL, "secret": OTHER_SECRET}
+    send(web, as_body(drift_event()))
+    before, during, after = transport.posted
+    # Then the receiver, switching keys at any point during the overlap, accepts every request
+    verify_now(SECRET, before.body, before.headers)
+    verify_now(SECRET, during.body, during.headers)
+    verify_now(OTHER_SECRET, during.body, during.headers)
+    verify_now(OTHER_SECRET, after.body, after.headers)
+    with pytest.raises(Exception, match="No matching signature"):
+        verify_now(SECRET, after.body, after.headers)
+
+
+def test_a_url_changed_in_the_secret_is_where_the_next_event_goes(clock: Clock) -> None:
+    current = {"url": URL, "secret": SECRET}
+    transport = FakeTransport()
+    web = WebhookChannel(
+        target=Rotating(lambda: current, target_from_secret), transport=transport, clock=clock
+    )
+    send(web, as_body(drift_event()))
+    current = {"url": "https://hooks.example.test/moved", "secret": SECRET}
+    send(web, as_body(drift_event()))
+    assert [posted.url for posted in transport.posted] == [URL, "https://hooks.example.test/moved"]
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -171,21 +225,56 @@ def test_an_unpadded_secret_is_accepted_as_receivers_generate_them(clock: Clock)
     verify_now(SECRET, transport.posted[0].body, transport.posted[0].headers)
 
 
-def test_a_secret_without_its_key_is_refused() -> None:
-    with pytest.raises(InvalidWebhookSecret, match="secret"):
-        signer_from_secret({"api_key": SECRET})
+@pytest.mark.parametrize(
+    ("secret", "complaint"),
+    [
+        ({"secret": SECRET}, '{"url": "https://...", "secret": "whsec_..."}'),
+        ({"url": URL}, '{"url": "https://...", "secret": "whsec_..."}'),
+        ({"url": URL, "api_key": SECRET}, '{"url": "https://...", "secret": "whsec_..."}'),
+        ({"url": "http://hooks.example.test/tok_path_secret", "secret": SECRET}, "must be https"),
+        ({"url": "ftp://hooks.example.test/tok_path_secret", "secret": SECRET}, "must be https"),
+        ({"url": "https:///tok_path_secret", "secret": SECRET}, "must be https"),
+        ({"url": "https://hooks.example.test/tok_path secret", "secret": SECRET}, "must be https"),
+        ({"url": URL, "secret": SECRET, "previous": "tok_path_secret"}, "previous key must be whsec_"),
+    ],
+)
+def test_a_malformed_webhook_secret_is_refused_naming_the_field_not_its_value(
+    secret: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(InvalidWebhookSecret) as raised:
+        target_from_secret(secret)
+    assert complaint in str(raised.value)
+    assert "tok_path_secret" not in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8025/hooks", "http://localhost/hooks", "http://[::1]:8025/"]
+)
+def test_plain_http_is_accepted_only_to_the_machine_itself(url: str) -> None:
+    assert target_from_secret({"url": url, "secret": SECRET}).url == url
+
+
+def test_an_empty_previous_key_is_no_previous_key(clock: Clock) -> None:
+    target = target_from_secret({"url": URL, "secret": SECRET, "previous": ""})
+    transport = FakeTransport()
+    WebhookChannel(target=lambda: target, transport=transport, clock=clock).deliver(
+        PolicyDriftData.model_validate_json(as_body(drift_event())), as_body(drift_event())
+    )
+    assert transport.posted[0].headers["webhook-signature"].count("v1,") == 1
 
 
 def test_neither_signer_nor_channel_shows_the_secret_or_the_url(clock: Clock) -> None:
-    web = channel(FakeTransport(), clock)
-    shown = repr(web) + repr(web.signer()) + repr(HttpxTransport(httpx.Client()))
-    assert SECRET not in shown
-    assert SECRET[len("whsec_") :] not in shown
+    web = channel(FakeTransport(), clock, secret=OTHER_SECRET, previous=SECRET)
+    shown = repr(web) + repr(web.target()) + repr(web.target().signer) + repr(HttpxTransport(5))
+    for secret in (SECRET, OTHER_SECRET):
+        assert secret not in shown
+        assert secret[len("whsec_") :] not in shown
     assert "tok_path_secret" not in shown
 
 
 def transport_answering(handler: httpx.MockTransport) -> HttpxTransport:
-    return HttpxTransport(httpx.Client(transport=handler))
+    return HttpxTransport(5, transport=handler)
 
 
 def test_the_http_transport_returns_the_status_without_reading_the_body() -> None:
@@ -216,3 +305,24 @@ def test_timeouts_and_connection_errors_are_unreachable_and_quote_nothing(error:
     assert raised.value.__cause__ is None
     assert raised.value.__context__ is None
     assert "tok_path_secret" not in str(raised.value)
+
+
+def test_the_http_transport_posts_without_an_httpx_client_which_tracing_would_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given httpx.Client replaced, as X-Ray's patching replaces it with one recording every URL
+    class Recorded(httpx.Client):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("the webhook URL went through an httpx.Client")
+
+    monkeypatch.setattr(httpx, "Client", Recorded)
+    # When a webhook is posted, then it is sent all the same, through the transport alone
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    assert HttpxTransport(5, transport=httpx.MockTransport(answer)).post(URL, b"{}", {}) == 204
+    assert str(seen[0].url) == URL
+    assert seen[0].extensions["timeout"] == httpx.Timeout(5).as_dict()

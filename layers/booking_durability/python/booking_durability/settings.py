@@ -3,7 +3,8 @@
 Each field reads the environment variable of its name in upper case (``deliveries_table`` from
 ``DELIVERIES_TABLE``); the CDK stack sets them from the stage settings. Models are validated
 once, when a function's wiring is first built (``booking_durability.wiring``), never at import.
-Secrets are never in the environment: only the ARN of a secret is.
+Secrets are never in the environment, only the ARN of a secret is: the one exception is the local
+stack's webhook, whose published development secret the notifier takes from there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: A URL on the machine itself: only such a webhook (the local stack's sink) is configured by the
+#: environment.
+_LOOPBACK_URL = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?$"
 
 
 class _Settings(BaseSettings):
@@ -62,32 +67,49 @@ class ReservationsApiSettings(_Settings):
 class NotifierSettings(_Settings):
     """The drift notifier Lambda's settings (CONTRACT §4).
 
-    With ``webhook_url`` the notifier POSTs each event there, signed with the Standard Webhooks
-    secret: in AWS from Secrets Manager (``webhook_secret_arn``, a secret whose value is the JSON
-    object ``{"secret": "whsec_..."}``), locally from ``webhook_secret`` itself, the one secret
-    ever read from the environment (the local stack's own). Without a webhook it emails
-    ``admin_email`` through the email queue. Empty variables count as unset.
+    With a webhook the notifier POSTs each event there, signed with the Standard Webhooks secret.
+    In AWS the webhook's URL and secrets are one secret in Secrets Manager
+    (``webhook_secret_arn``: the JSON object ``{"url", "secret", "previous"?}``), never the
+    environment. Only the local stack's webhook, on a loopback address, takes them from the
+    environment instead (``webhook_url``, ``webhook_secret`` and, while rotating,
+    ``webhook_previous_secret``): the one secret ever read from there. Without a webhook the
+    notifier emails ``admin_email`` through the email queue. Empty variables count as unset.
     """
 
     model_config = SettingsConfigDict(env_ignore_empty=True)
 
     notifications_dlq_url: str
     max_receives: Annotated[int, Field(ge=1, le=1000)] = 5
-    # Not in repr: a webhook URL may carry a token, and the admin's address is personal data.
-    webhook_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = Field(default=None, repr=False)
-    webhook_secret: str | None = Field(default=None, repr=False)
     webhook_secret_arn: str | None = None
+    # Not in repr: a webhook URL may carry a token, and the admin's address is personal data.
+    webhook_url: Annotated[str, Field(pattern=_LOOPBACK_URL)] | None = Field(default=None, repr=False)
+    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_previous_secret: str | None = Field(default=None, repr=False)
     webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     admin_email: str | None = Field(default=None, repr=False)
     email_queue_url: str | None = None
     max_delay_hop_seconds: Annotated[int, Field(ge=1, le=900)] = 900
 
+    @property
+    def uses_webhook(self) -> bool:
+        return self.webhook_secret_arn is not None or self.webhook_url is not None
+
     def model_post_init(self, context: object, /) -> None:
         # One channel, fully configured: checked at cold start, not at the first drift event.
-        if self.webhook_url is not None:
-            if self.webhook_secret is None and self.webhook_secret_arn is None:
+        local = {
+            "WEBHOOK_URL": self.webhook_url,
+            "WEBHOOK_SECRET": self.webhook_secret,
+            "WEBHOOK_PREVIOUS_SECRET": self.webhook_previous_secret,
+        }
+        if self.webhook_secret_arn is not None:
+            given = [name for name, value in local.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"with WEBHOOK_SECRET_ARN the webhook's url and secrets come from that secret: "
+                    f"unset {', '.join(given)}"
+                )
+        elif self.webhook_url is not None:
+            if self.webhook_secret is None:
                 raise ValueError("a webhook needs WEBHOOK_SECRET_ARN (AWS) or WEBHOOK_SECRET (local)")
-            if self.webhook_secret is not None and self.webhook_secret_arn is not None:
-                raise ValueError("give WEBHOOK_SECRET_ARN or WEBHOOK_SECRET, not both")
         elif self.admin_email is None or self.email_queue_url is None:
-            raise ValueError("without WEBHOOK_URL, ADMIN_EMAIL and EMAIL_QUEUE_URL are needed")
+            raise ValueError("without a webhook, ADMIN_EMAIL and EMAIL_QUEUE_URL are needed")

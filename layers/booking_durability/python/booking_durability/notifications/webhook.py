@@ -5,8 +5,14 @@ The secret is ``whsec_<base64>`` and the HMAC key its decoded bytes. ``webhook-i
 ``webhook-timestamp`` and ``webhook-signature`` are made at each send, never stored, so a
 retry is signed fresh. The body goes out as the exact text received.
 
-Nothing here logs or raises the secret, a signature or the URL (which may carry a token):
-failures carry only the HTTP status.
+Where to send and what to sign with come together, as one secret: ``{"url": ..., "secret":
+"whsec_...", "previous": "whsec_..."}``, ``previous`` only while the secret is rotated. Then every
+request carries two signatures (``v1,<new> v1,<old>``, as Standard Webhooks allows), so a
+receiver that still has the old key and one that already has the new key both accept it.
+
+The URL is a secret too (it may carry the receiver's token): nothing here logs or raises it, the
+secret or a signature (failures carry only the HTTP status), and no trace records it (see
+:class:`HttpxTransport`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook
@@ -27,8 +34,14 @@ from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import InfrastructureError
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
-# The secret's JSON key in Secrets Manager: {"secret": "whsec_..."}.
+# The webhook secret's JSON keys: where to POST, the key to sign with, and while the secret is
+# rotated, the key it replaces.
+URL_KEY = "url"
 SECRET_KEY = "secret"  # noqa: S105 (a key name, not a secret)
+PREVIOUS_KEY = "previous"
+# Plain http only to the machine itself (the local stack's sink): anywhere else a signed body,
+# and the URL's token, would cross the network in clear.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Answers worth retrying: the receiver is busy, overloaded or timed out. Any other non-2xx
 # answer is the receiver's final word (redirects are not followed: a signed body goes only
 # where it was configured to).
@@ -64,34 +77,70 @@ class WebhookRejected(WebhookFailure):
 
 
 class WebhookSigner:
-    """Signs webhook requests with one ``whsec_`` secret; ``repr`` never shows it."""
+    """Signs webhook requests with a ``whsec_`` secret, and with the ``previous`` one too while it
+    is rotated; ``repr`` never shows either."""
 
-    def __init__(self, secret: str) -> None:
-        encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else ""
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
-            raise InvalidWebhookSecret("the webhook secret must be whsec_ followed by base64")
-        self._webhook = Webhook(key)
+    def __init__(self, secret: str, previous: str | None = None) -> None:
+        keys = [_key(secret, "the webhook secret")]
+        if previous:
+            keys.append(_key(previous, "the webhook secret's previous key"))
+        self._webhooks = [Webhook(key) for key in keys]
 
     def __repr__(self) -> str:
-        return "WebhookSigner(secret=<hidden>)"
+        return f"WebhookSigner(keys={len(self._webhooks)}, secret=<hidden>)"
 
     def headers(self, msg_id: str, body: str, at: datetime) -> dict[str, str]:
-        """The three Standard Webhooks headers for ``body`` sent at ``at`` (whole Unix seconds)."""
+        """The three Standard Webhooks headers for ``body`` sent at ``at`` (whole Unix seconds):
+        one ``v1,<signature>`` per key, the current key's first, separated by spaces."""
         timestamp = math.floor(at.timestamp())
-        signature = self._webhook.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body)
+        signed_at = datetime.fromtimestamp(timestamp, UTC)
+        signature = " ".join(webhook.sign(msg_id, signed_at, body) for webhook in self._webhooks)
         return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
 
 
-def signer_from_secret(secret: Mapping[str, str]) -> WebhookSigner:
-    """The signer for a secret read as ``{"secret": "whsec_..."}`` (``Rotating``'s builder)."""
-    value = secret.get(SECRET_KEY)
-    if not value:
-        raise InvalidWebhookSecret('the webhook secret must be a JSON object {"secret": "whsec_..."}')
-    return WebhookSigner(value)
+def _key(secret: str, what: str) -> bytes:
+    encoded = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else ""
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        raise InvalidWebhookSecret(f"{what} must be whsec_ followed by base64")
+    return key
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where drift events go and how they are signed, as the webhook secret says."""
+
+    url: str = field(repr=False)
+    signer: WebhookSigner
+
+
+def target_from_secret(secret: Mapping[str, str]) -> WebhookTarget:
+    """The target of a secret read as ``{"url", "secret", "previous"?}`` (``Rotating``'s builder).
+
+    Raises :class:`InvalidWebhookSecret`, naming the field at fault, never its value.
+    """
+    url, key = secret.get(URL_KEY), secret.get(SECRET_KEY)
+    if not url or not key:
+        raise InvalidWebhookSecret(
+            'the webhook secret must be a JSON object {"url": "https://...", "secret": "whsec_..."}'
+        )
+    if not _sendable(url):
+        raise InvalidWebhookSecret("the webhook secret's url must be https (plain http only to loopback)")
+    return WebhookTarget(url=url, signer=WebhookSigner(key, secret.get(PREVIOUS_KEY) or None))
+
+
+def _sendable(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or any(character.isspace() for character in url):
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
 
 
 def webhook_id(event: PolicyDriftData) -> str:
@@ -106,14 +155,18 @@ class WebhookTransport(Protocol):
 
 
 class HttpxTransport:
-    """POSTs through one shared ``httpx.Client`` (its timeouts from the settings).
+    """POSTs through one pooled ``httpx.HTTPTransport``, used directly rather than through an
+    ``httpx.Client``.
 
-    The answer's body is never read: only its status matters, and a receiver trickling a large
-    body must not hold the function.
+    The X-Ray SDK that the Powertools Tracer patches in replaces ``httpx.Client`` with one that
+    records each request's host and path in a trace subsegment; the webhook URL is a secret, so
+    these requests never go through a client. The answer's body is never read: only its status
+    matters, and a receiver trickling a large body must not hold the function.
     """
 
-    def __init__(self, client: httpx.Client) -> None:
-        self._client = client
+    def __init__(self, timeout_seconds: float, transport: httpx.BaseTransport | None = None) -> None:
+        self._transport = transport if transport is not None else httpx.HTTPTransport()
+        self._timeout = httpx.Timeout(timeout_seconds).as_dict()
 
     def __repr__(self) -> str:
         return "HttpxTransport()"
@@ -127,11 +180,15 @@ class HttpxTransport:
 
     def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, WebhookFailure | None]:
         try:
-            with self._client.stream("POST", url, content=body, headers=dict(headers)) as response:
-                return response.status_code, None
+            request = httpx.Request(
+                "POST", url, content=body, headers=dict(headers), extensions={"timeout": self._timeout}
+            )
+            response = self._transport.handle_request(request)
+            response.close()
+            return response.status_code, None
         except httpx.TimeoutException:
             return 0, WebhookUnreachable(None, "timed out")
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):
             return 0, WebhookUnreachable(None, "connection failed")
 
 
@@ -141,22 +198,22 @@ def _utc_now() -> datetime:
 
 @dataclass
 class WebhookChannel:
-    """Delivers drift events to the configured webhook; ``signer`` follows the secret's rotation."""
+    """Delivers drift events to the webhook; ``target`` follows the secret's rotation."""
 
-    url: str = field(repr=False)
-    signer: Callable[[], WebhookSigner]
+    target: Callable[[], WebhookTarget]
     transport: WebhookTransport
     clock: Callable[[], datetime] = _utc_now
     name: ClassVar[Literal["webhook"]] = "webhook"
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:
         """POST ``body`` (the event as received), signed now. Raises ``WebhookFailure``."""
+        target = self.target()
         headers = {
             "content-type": "application/json",
             "user-agent": f"booking-durability/{booking_durability.__version__}",
-            **self.signer().headers(webhook_id(event), body, self.clock()),
+            **target.signer.headers(webhook_id(event), body, self.clock()),
         }
-        status = self.transport.post(self.url, body.encode("utf-8"), headers)
+        status = self.transport.post(target.url, body.encode("utf-8"), headers)
         if 200 <= status < 300:
             return
         if status in RETRYABLE_STATUSES or status >= 500:

@@ -1,9 +1,10 @@
 """The drift notifier's dependencies: settings, the channel (webhook or email), the DLQ.
 
-The webhook's signing secret comes from Secrets Manager in AWS (``WEBHOOK_SECRET_ARN``: a JSON
-object ``{"secret": "whsec_..."}``, the same shape as the provider's secret, read through the
-Powertools cache so a rotation reaches warm functions within minutes) and from
-``WEBHOOK_SECRET`` locally; ``Rotating`` rebuilds the signer only when the secret changes.
+The webhook's URL and signing secret come from Secrets Manager in AWS (``WEBHOOK_SECRET_ARN``: a
+JSON object ``{"url": ..., "secret": "whsec_...", "previous": "whsec_..."}``, ``previous`` only
+while the secret is rotated), read through the Powertools cache so a rotation reaches warm
+functions within minutes; locally from ``WEBHOOK_URL``, ``WEBHOOK_SECRET`` and
+``WEBHOOK_PREVIOUS_SECRET``. ``Rotating`` rebuilds the target only when the secret changes.
 """
 
 from __future__ import annotations
@@ -11,30 +12,33 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
 from booking_durability.adapters import aws
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.adapters.secrets import Rotating, secret_json
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
 from booking_durability.notifications.notifier import AdminChannel, Notifier
 from booking_durability.notifications.webhook import (
+    PREVIOUS_KEY,
     SECRET_KEY,
+    URL_KEY,
     HttpxTransport,
     WebhookChannel,
     WebhookSecretUnavailable,
-    signer_from_secret,
+    target_from_secret,
 )
 from booking_durability.settings import NotifierSettings
 from booking_durability.wiring import Wired
 
 
 def webhook_secret(settings: NotifierSettings) -> Callable[[], Mapping[str, str]]:
-    """Reads the webhook secret as ``{"secret": "whsec_..."}``, wherever the stage keeps it."""
-    local = settings.webhook_secret
-    if local is not None:
-        return lambda: {SECRET_KEY: local}
+    """Reads the webhook secret as ``{"url", "secret", "previous"?}``, wherever the stage keeps it."""
     arn = settings.webhook_secret_arn
+    if arn is None:
+        local = {URL_KEY: settings.webhook_url, SECRET_KEY: settings.webhook_secret}
+        if settings.webhook_previous_secret is not None:
+            local[PREVIOUS_KEY] = settings.webhook_previous_secret
+        configured = {key: value for key, value in local.items() if value is not None}
+        return lambda: configured
 
     def read() -> Mapping[str, str]:
         try:
@@ -48,7 +52,7 @@ def webhook_secret(settings: NotifierSettings) -> Callable[[], Mapping[str, str]
 
 def build_channel(settings: NotifierSettings, sqs: Any) -> AdminChannel:
     """The webhook when one is configured, else the admin's email (CONTRACT §4)."""
-    if settings.webhook_url is None:
+    if not settings.uses_webhook:
         # Only this stage loads the email models (address validation): a webhook stage never does.
         from booking_durability.emails.models import Recipient
         from booking_durability.notifications.email_channel import EmailChannel
@@ -60,11 +64,10 @@ def build_channel(settings: NotifierSettings, sqs: Any) -> AdminChannel:
             queue=EmailQueue(settings.email_queue_url, sqs),
             max_hop_seconds=settings.max_delay_hop_seconds,
         )
-    signer = Rotating(webhook_secret(settings), signer_from_secret)
-    if settings.webhook_secret is not None:
-        signer()  # the local secret costs no call: a malformed one fails the cold start
-    client = httpx.Client(timeout=httpx.Timeout(settings.webhook_timeout_seconds), follow_redirects=False)
-    return WebhookChannel(url=settings.webhook_url, signer=signer, transport=HttpxTransport(client))
+    target = Rotating(webhook_secret(settings), target_from_secret)
+    if settings.webhook_secret_arn is None:
+        target()  # the local secrets cost no call: a malformed one fails the cold start
+    return WebhookChannel(target=target, transport=HttpxTransport(settings.webhook_timeout_seconds))
 
 
 def build_notifier(settings: NotifierSettings) -> Notifier:
