@@ -19,7 +19,9 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -219,14 +221,21 @@ class _RequestRules(_EmailFields):
             return max(self.deliver_at.astimezone(UTC), published_at)
         return published_at + timedelta(seconds=self.delay_seconds or 0)
 
-    @model_validator(mode="after")
-    def _one_way_to_delay(self) -> _RequestRules:
-        if self.deliver_at is not None and self.delay_seconds is not None:
-            raise ValueError("give deliver_at or delay_seconds, not both")
-        # The one rule on a request that depends on the clock, so no schema can state it.
-        if self.deliver_at is not None and self.deliver_at > datetime.now(UTC) + MAX_DELAY:
+    # Each rule checked on the field it names, so that the error names it.
+    @field_validator("deliver_at")
+    @classmethod
+    def _within_ten_years(cls, value: datetime | None) -> datetime | None:
+        # The one rule of a request that depends on the clock, so no schema can state it.
+        if value is not None and value > datetime.now(UTC) + MAX_DELAY:
             raise ValueError("deliver_at must be at most ten years ahead")
-        return self
+        return value
+
+    @field_validator("delay_seconds")
+    @classmethod
+    def _one_way_to_delay(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("deliver_at") is not None:
+            raise ValueError("give deliver_at or delay_seconds, not both")
+        return value
 
 
 class _BookingRules(BaseModel):
