@@ -306,6 +306,36 @@ def test_the_local_part_of_an_address_is_ascii(address: str) -> None:
         EMAIL_JOB.validate_python({**job(), "recipient": {"email": address}})
 
 
+def _address_of_length(length: int) -> str:
+    """``a@bbb...b.bbb...b.test`` of exactly ``length`` characters, no label above 63."""
+    domain = "b" * (length - len("a@.test"))
+    labels = [domain[start : start + 60] for start in range(0, len(domain), 61)]
+    address = "a@" + ".".join(labels) + ".test"
+    return address + "b" * (length - len(address))
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("a" * 64 + "@example.test", True),
+        ("a" * 65 + "@example.test", False),
+        (_address_of_length(254), True),
+        (_address_of_length(255), False),
+        ("a.b@example.test", True),
+        ("a..b@example.test", False),
+        (".a@example.test", False),
+    ],
+)
+def test_the_schema_and_the_model_agree_on_an_address(address: str, valid: bool) -> None:
+    # The lengths (64 before the @, 254 in all) and the dot-atom, as the schema's pattern states them
+    pattern = EmailRequest.model_json_schema()["$defs"]["Recipient"]["properties"]["email"]["pattern"]
+    assert (re.search(pattern, address) is not None) == valid
+    if valid:
+        EmailRequest.model_validate(email_request(recipient={"email": address}))
+    else:
+        assert _refused_at(EmailRequest, email_request(recipient={"email": address})) == {"recipient.email"}
+
+
 def test_an_internationalized_domain_is_taken() -> None:
     request = EmailRequest.model_validate(email_request(recipient={"email": "zoe@bücher.example"}))
     assert request.recipient.email == "zoe@bücher.example"
