@@ -140,6 +140,16 @@ def test_an_unknown_query_parameter_is_reported_beside_other_errors() -> None:
     assert [error["loc"] for error in body["errors"]] == [["body", "party_size"], ["query", "Revision"]]
 
 
+def test_an_unknown_query_parameter_is_found_in_either_form_of_the_event() -> None:
+    # An event may carry only the single-valued map (or only the multi-valued one)
+    event = api_event("POST", "/v1/strict", raw_body="{}", headers={"Content-Type": "application/json"})
+    event["queryStringParameters"] = {"Revision": "5"}
+    event["multiValueQueryStringParameters"] = None
+    response = answer(APP, event, LambdaContext())
+    assert response["statusCode"] == 422
+    assert [error["loc"] for error in json.loads(response["body"])["errors"]] == [["query", "Revision"]]
+
+
 def test_a_query_parameter_named_like_an_address_is_not_echoed() -> None:
     status, body = call("POST", "/v1/strict", "{}", query={GUEST_EMAIL: "1"})
     assert status == 422

@@ -30,17 +30,18 @@ _DATE = (
 # No leap second: Python's datetime has no 60th second to hold it.
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _OFFSET = r"(?:[Zz]|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
-#: The written form of every instant the service accepts (JSON Schema ``pattern`` syntax, which
-#: Python's ``re`` and JavaScript's ``RegExp`` read alike).
+#: The written form of every instant the service accepts, as a JSON Schema ``pattern``: ECMA-262,
+#: whose ``$`` is the very end (Python's ``re.search`` also lets it match before a final newline;
+#: the check below uses ``fullmatch``, which reads it as JavaScript does).
 INSTANT_PATTERN = rf"^(?:{_DATE})[Tt]{_TIME}{_OFFSET}$"
 _INSTANT = re.compile(INSTANT_PATTERN)
 INSTANT_RULE = "must be an RFC 3339 date-time with a year from 2000 to 2099 and an offset within ±14:00"
 
 
 def _written_as_an_instant(value: Any) -> Any:
-    """The instant text in the accepted form, or a ``datetime`` within the same bounds, names:
-    never a number (pydantic would read it as Unix seconds) or any other ISO 8601 form. Text is
-    parsed here, so that strict validation (an import line's) takes it too."""
+    """The instant ``value`` names, when it is text in the accepted form or a ``datetime`` within
+    the same bounds: never a number (pydantic would read it as Unix seconds) nor any other ISO
+    8601 form. Text is parsed here, so that strict validation (an import line's) takes it too."""
     if isinstance(value, str):
         if _INSTANT.fullmatch(value) is None:
             raise ValueError(INSTANT_RULE)

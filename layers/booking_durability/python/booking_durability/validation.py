@@ -21,8 +21,9 @@ from pydantic_core import CoreSchema, core_schema
 
 from booking_durability.errors import DomainError
 
-# A location part that is a name of ours (a field, a query parameter, a header) rather than
-# something the input made up; an address or a full name never matches it.
+# A location part spelled like a name of ours (a field, a query parameter, a header), shown as
+# it is: the caller needs it to find what to fix. Anything else came from the input and may be
+# personal (an address, a name with a space or an accent never matches), so it is not shown.
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 UNKNOWN_NAME = "(unknown)"
 # Messages pydantic writes that quote or describe the input; replaced by ours.

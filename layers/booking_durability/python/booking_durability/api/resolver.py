@@ -170,7 +170,8 @@ def _unknown_query_parameters(app: APIGatewayRestResolver) -> list[dict[str, Any
     """A 422 error for each query parameter the matched route does not declare."""
     route = app.context.get("_route")
     declared = {field.alias for field in route.dependant.query_params} if route is not None else set()
-    given = app.current_event.multi_value_query_string_parameters or {}
+    event = app.current_event
+    given = {**(event.query_string_parameters or {}), **(event.multi_value_query_string_parameters or {})}
     return [
         {"loc": ["query", safe_name(name)], "msg": "unknown query parameter"}
         for name in sorted(given)
