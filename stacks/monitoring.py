@@ -78,6 +78,9 @@ POLICY_DRIFT_REASONS = ("no_availability", "drift_repeated")
 NOTIFICATION_CHANNELS = ("webhook", "email")
 # ... and why a notification reached the notifications DLQ (AdminNotificationFailed's dimension).
 NOTIFICATION_FAILURE_REASONS = ("webhook_unreachable", "webhook_rejected", "invalid_event")
+# What the API functions' last line counts: a failure nothing anticipated, answered 500
+# INTERNAL_ERROR (booking_durability.api.resolver.UNHANDLED_ERRORS).
+UNHANDLED_ERRORS = "UnhandledErrors"
 # What EventBridge Pipes publishes per pipe (dimension PipeName).
 PIPES_NAMESPACE = "AWS/EventBridge/Pipes"
 PIPE_METRICS = ("EventCount", "ExecutionFailed", "TargetStageFailed")
@@ -178,6 +181,7 @@ class Monitoring(Construct):
         tables: Sequence[WatchedTable],
         api: apigateway.RestApi,
         email_consumer: ServiceFunction,
+        email_api: ServiceFunction,
         reservations_api: ServiceFunction,
         notifier: ServiceFunction,
         outbox_pipe_name: str,
@@ -193,7 +197,7 @@ class Monitoring(Construct):
             self._watch_function(function)
         for table in tables:
             self._watch_table(table)
-        self._watch_api(api, settings)
+        self._watch_api(api, settings, [email_api.service, reservations_api.service])
         self._watch_email_delivery(email_consumer.service, settings)
         self._watch_holds(reservations_api.service, settings)
         self._watch_admin_notifications(notifier.service, outbox_pipe_name)
@@ -315,7 +319,7 @@ class Monitoring(Construct):
             ),
         )
 
-    def _watch_api(self, api: apigateway.RestApi, settings: StageSettings) -> None:
+    def _watch_api(self, api: apigateway.RestApi, settings: StageSettings, services: Sequence[str]) -> None:
         # Requests, 4xx and 5xx (counts and rates) and latency p50/p99, for the whole stage.
         self.facade.monitor_api_gateway(
             api=api,
@@ -364,11 +368,37 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             ),
         )
+        # Any failure nothing anticipated pages at once, whichever function met it: each is a
+        # 500 a client got, and a bug to find by its error_id.
+        by_service = {
+            f"unhandled_{n}": _service_metric(name, UNHANDLED_ERRORS) for n, name in enumerate(services)
+        }
+        unhandled = CustomMetricWithAlarm(
+            metric=cloudwatch.MathExpression(
+                expression=" + ".join(f"FILL({metric_id}, 0)" for metric_id in by_service),
+                using_metrics=by_service,
+                label=f"{UNHANDLED_ERRORS} (all API functions)",
+                period=_FIVE_MINUTES,
+            ),
+            alarm_friendly_name="unhandled-errors",
+            add_alarm=_page(
+                CustomThreshold,
+                Page(
+                    AlarmKey.API_UNHANDLED_ERRORS,
+                    "An API function met a failure nothing anticipated and answered 500 "
+                    "INTERNAL_ERROR with an error_id: a bug, or a dependency failing in a way no "
+                    "code maps. Find the log line with that error_id for its type and code location.",
+                ),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            ),
+        )
         self.facade.monitor_custom(
             human_readable_name="HTTP API server errors",
             alarm_friendly_name="api-errors",
             metric_groups=[
                 CustomMetricGroup(title="5xx answers (% of requests)", metrics=[server_errors]),
+                CustomMetricGroup(title="Unhandled errors (500 INTERNAL_ERROR)", metrics=[unhandled]),
             ],
         )
 

@@ -35,6 +35,7 @@ class AlarmKey(StrEnum):
     NOTIFIER_ERRORS = "notifier-errors"
     NOTIFIER_THROTTLES = "notifier-throttles"
     API_SERVER_ERRORS = "api-server-errors"
+    API_UNHANDLED_ERRORS = "api-unhandled-errors"
     DELIVERIES_TABLE_THROTTLES = "deliveries-table-throttles"
     RESERVATIONS_TABLE_THROTTLES = "reservations-table-throttles"
     POLICY_DRIFT_UNRECOVERED = "policy-drift-unrecovered"
@@ -113,6 +114,11 @@ RUNBOOK = MappingProxyType(
             "API 5xx rate high",
             "api-5xx-rate-high",
             ("HTTP API server errors", "5xx answers (% of requests)"),
+        ),
+        AlarmKey.API_UNHANDLED_ERRORS: RunbookSection(
+            "API unhandled errors",
+            "api-unhandled-errors",
+            ("HTTP API server errors", "Unhandled errors (500 INTERNAL_ERROR)"),
         ),
         AlarmKey.DELIVERIES_TABLE_THROTTLES: RunbookSection(
             "Deliveries table throttled", "deliveries-table-throttled", ("Deliveries table", "Throttles")

@@ -74,6 +74,7 @@ class ServiceStack(Stack):
             tables=[self.deliveries.watched, self.reservations.watched],
             api=self.api.rest_api,
             email_consumer=self.email_pipeline.consumer,
+            email_api=self.api.email_api,
             reservations_api=self.api.reservations_api,
             notifier=self.notifications.notifier,
             outbox_pipe_name=self.notifications.pipe.ref,

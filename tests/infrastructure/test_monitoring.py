@@ -403,6 +403,34 @@ def test_a_burst_of_holds_refused_for_missing_metadata_raises_an_alarm(stage: Sy
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
+def test_any_unhandled_error_of_either_api_function_raises_an_alarm(stage: SynthesizedStage) -> None:
+    from booking_durability.api.resolver import UNHANDLED_ERRORS
+
+    # Given the metric the API functions' last line counts, under each function's service
+    services = [
+        stage.function(name)[1]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for name in ("email-api", "reservations-api")
+    ]
+    alarms = [
+        _alarm_on(stage, UNHANDLED_ERRORS, {"Name": "service", "Value": service}) for service in services
+    ]
+    # Then one alarm sums both, and one answer in 5 minutes pages
+    [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
+    by_id = {query["Id"]: query["MetricStat"] for query in alarm["Metrics"] if "MetricStat" in query}
+    assert sorted(
+        dimension["Value"]
+        for stat in by_id.values()
+        for dimension in stat["Metric"]["Dimensions"]
+        if dimension["Name"] == "service"
+    ) == sorted(services)
+    assert all((stat["Stat"], stat["Period"]) == ("Sum", 300) for stat in by_id.values())
+    [expression] = [query["Expression"] for query in alarm["Metrics"] if "Expression" in query]
+    assert expression == " + ".join(f"FILL({metric_id}, 0)" for metric_id in by_id)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+    assert "docs/runbook.md#api-unhandled-errors" in alarm["AlarmDescription"]
+
+
 def _reservations_service(stage: SynthesizedStage) -> str:
     service: str = stage.function("reservations-api")[1]["Properties"]["Environment"]["Variables"][
         "POWERTOOLS_SERVICE_NAME"

@@ -166,7 +166,7 @@ def test_an_unknown_email_is_404(api: Api) -> None:
                 415,
                 "UNSUPPORTED_MEDIA_TYPE",
             )
-            for media in ("application/vnd.api+json", "Application/JSON")
+            for media in ("application/vnd.api+json", "application/json-seq")
         ),
     ],
 )
@@ -176,6 +176,16 @@ def test_bad_input_gets_a_clear_problem_and_never_a_5xx(
     answer = api.call("POST", "/v1/emails", None, **event)
     problem(answer, status, code)
     assert resources.drain(resources.queue_url) == []
+
+
+@pytest.mark.parametrize("media", ["Application/JSON", "application/JSON; charset=UTF-8"])
+def test_json_in_any_letter_case_is_json(api: Api, resources: Resources, media: str) -> None:
+    # Media types are case-insensitive: the email is recorded and published
+    answer = api.call(
+        "POST", "/v1/emails", None, raw_body=json.dumps(email_request()), headers={"Content-Type": media}
+    )
+    assert answer.status == 202, answer.body
+    assert len(resources.drain(resources.queue_url)) == 1
 
 
 def test_problem_titles_read_the_same_on_every_python(api: Api) -> None:
@@ -190,7 +200,8 @@ def test_problem_titles_read_the_same_on_every_python(api: Api) -> None:
         for operation in document["paths"]["/v1/emails"].values()
         for status, answer in operation["responses"].items()
     }
-    assert (described["413"], described["422"]) == ("Content Too Large", "Unprocessable Content")
+    assert described["413"] == "Content Too Large"
+    assert described["422"].split(":")[0] == "Unprocessable Content"
 
 
 def test_a_body_in_another_encoding_than_utf8_is_not_json(api: Api, resources: Resources) -> None:

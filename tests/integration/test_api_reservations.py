@@ -81,6 +81,56 @@ def test_if_match_takes_the_hash_bare_or_quoted(api: Api, venue: Answer, tag: st
     assert answer.body["policy_version"] == 2
 
 
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        f'"nope", "{CONTRACT_POLICY_HASH}"',
+        f'"{CONTRACT_POLICY_HASH}","{"0" * 64}"',
+        f'W/"{CONTRACT_POLICY_HASH}", {CONTRACT_POLICY_HASH}',
+        "*",
+        " * ",
+    ],
+)
+def test_if_match_holds_when_any_of_its_tags_is_the_current_policy(
+    api: Api, venue: Answer, if_match: str
+) -> None:
+    # RFC 9110: If-Match lists entity tags and holds when one of them matches; * matches any venue
+    answer = api.call(
+        "PUT", "/v1/venues/casa", venue_config(buffer_minutes=5), headers={"If-Match": if_match}
+    )
+    assert answer.status == 200, answer.body
+    assert answer.body["policy_version"] == 2
+
+
+@pytest.mark.parametrize(
+    "if_match", [f'W/"{CONTRACT_POLICY_HASH}"', '"nope", W/"x"', f'"{CONTRACT_POLICY_HASH[:-1]}"', '""']
+)
+def test_weak_or_other_tags_never_hold(api: Api, venue: Answer, if_match: str) -> None:
+    # If-Match compares strongly: a weak tag names no policy, even the current one's hash
+    answer = api.call(
+        "PUT", "/v1/venues/casa", venue_config(buffer_minutes=5), headers={"If-Match": if_match}
+    )
+    problem(answer, 412, "PRECONDITION_FAILED")
+    assert api.call("GET", "/v1/venues/casa").body["policy_version"] == 1
+
+
+@pytest.mark.parametrize("if_match", ['"unterminated', "a b", '"a",', "*, *", '"é"'])
+def test_an_if_match_that_is_no_list_of_tags_is_422_naming_the_header(
+    api: Api, venue: Answer, if_match: str
+) -> None:
+    answer = api.call(
+        "PUT", "/v1/venues/casa", venue_config(buffer_minutes=5), headers={"If-Match": if_match}
+    )
+    body = problem(answer, 422, "VALIDATION_FAILED")
+    assert [error["loc"] for error in body["errors"]] == [["header", "if-match"]]
+    assert api.call("GET", "/v1/venues/casa").body["policy_version"] == 1
+
+
+def test_star_on_a_venue_that_does_not_exist_is_412(api: Api) -> None:
+    answer = api.call("PUT", "/v1/venues/nueva", venue_config(), headers={"If-Match": "*"})
+    problem(answer, 412, "PRECONDITION_FAILED")
+
+
 def test_a_stale_if_match_is_412_and_changes_nothing(api: Api, venue: Answer) -> None:
     stale = "0" * 64
     answer = api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=5), headers={"If-Match": stale})

@@ -22,7 +22,7 @@ import pytest
 from booking_durability import observability
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
-from booking_durability.reservations import catalog
+from booking_durability.reservations import catalog, holding
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.venues import VenueConfig
 from tests.builders import venue_config
@@ -199,6 +199,15 @@ def _drifted_twice(api: Api, resources: Resources, monkeypatch: pytest.MonkeyPat
     return hold_id
 
 
+def _failing_unexpectedly(api: Api, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a hold fails in a way nothing maps (the last line answers it)."""
+
+    def fail(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a failure nothing anticipated")
+
+    monkeypatch.setattr(holding, "find_hold", fail)
+
+
 @dataclass(frozen=True)
 class Path:
     setup: Step
@@ -240,6 +249,12 @@ PATHS = {
         {("BookingCancelled", ()): 1},
     ),
     "metadata missing": Path(_metadata_lacking, confirm, 422, {("HoldMetadataRejected", ()): 1}),
+    "unhandled error": Path(
+        _failing_unexpectedly,
+        lambda api, _: api.call("GET", "/v1/holds/hld_1"),
+        500,
+        {("UnhandledErrors", ()): 1},
+    ),
     "drift recovered": Path(
         _drifted(buffer_minutes=30),
         confirm,

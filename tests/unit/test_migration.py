@@ -88,9 +88,14 @@ def test_a_line_with_the_required_fields_is_a_held_hold_lacking_metadata() -> No
             "expires_at",
         ),
         (json.dumps(exported(party_size="4")), Refusal.INVALID_FIELD, "party_size"),
-        (json.dumps(exported(party_size=4.0)), Refusal.INVALID_FIELD, "party_size"),
+        (json.dumps(exported(party_size=True)), Refusal.INVALID_FIELD, "party_size"),
+        (json.dumps(exported(party_size=4.5)), Refusal.INVALID_FIELD, "party_size"),
         (json.dumps(exported(table_ids="T2")), Refusal.INVALID_FIELD, "table_ids"),
         (json.dumps(exported(starts_at="2026-12-24T20:30:00")), Refusal.INVALID_FIELD, "starts_at"),
+        (json.dumps(exported(starts_at="0001-01-01T00:00:00+01:00")), Refusal.INVALID_FIELD, "starts_at"),
+        (json.dumps(exported(ends_at="9999-12-31T23:30:00-05:00")), Refusal.INVALID_FIELD, "ends_at"),
+        (json.dumps(exported(expires_at="2026-12-01T12:10:00+14:30")), Refusal.INVALID_FIELD, "expires_at"),
+        (json.dumps(exported(starts_at=1798143000)), Refusal.INVALID_FIELD, "starts_at"),
         (json.dumps(exported(ends_at=iso(STARTS_AT))), Refusal.INVALID_FIELD, None),
     ],
 )
@@ -100,6 +105,13 @@ def test_an_invalid_line_is_refused_with_a_reason_code(
     refused = parse_line(line)
     assert isinstance(refused, Refused)
     assert (refused.reason, refused.field) == (reason, field_name)
+
+
+def test_a_whole_float_is_the_integer_it_equals() -> None:
+    # JSON Schema reads 4.0 as the integer 4, and so does the import
+    parsed = parse_line(json.dumps(exported(party_size=4.0)))
+    assert isinstance(parsed, Hold)
+    assert parsed.party_size == 4
 
 
 def test_a_refusal_never_carries_what_the_line_made_up() -> None:

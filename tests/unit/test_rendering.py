@@ -372,7 +372,9 @@ def test_html_escapes_names_while_text_and_subject_keep_them_verbatim() -> None:
 
 
 def test_subject_stays_on_one_line_whatever_the_restaurant_name_holds() -> None:
-    job = guest_job(restaurant_name="Casa\r\nBcc: victim@example.test")
+    # Validation refuses line breaks in a restaurant name; rendering holds the line anyway
+    data = guest_job().data.model_copy(update={"restaurant_name": "Casa\r\nBcc: victim@example.test"})
+    job = guest_job().model_copy(update={"data": data})
 
     subject = render_email(job).subject
 

@@ -1,5 +1,6 @@
-"""The resolver's body checks (CONTRACT §0): each route's size limit, and one answer for bodies
-that are not JSON, whichever check refuses them."""
+"""The resolver's request checks: each route's size limit, one answer for bodies that are not
+JSON (media types compared without regard to case), strict parameters, and errors that name
+what was wrong without echoing it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Annotated, Any
 import pytest
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from pydantic import BaseModel, ConfigDict
 
 from booking_durability.api.resolver import answer, build_resolver, json_response
-from tests.builders import LambdaContext, api_event
+from booking_durability.validation import DecimalInteger, JsonInteger
+from tests.builders import GUEST_EMAIL, LambdaContext, api_event
 
 KIB = 1024
 
@@ -29,11 +32,36 @@ def post_hold(body: Annotated[dict[str, Any], Body()]) -> Response[str]:
     return json_response(201, {})
 
 
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    party_size: Annotated[int, JsonInteger(ge=1)] = 1
+
+
+@router.post("/v1/strict")
+def post_strict(
+    body: Annotated[Strict, Body()],
+    revision: Annotated[int, DecimalInteger(ge=0, le=10), Query()] = 0,
+    key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=5)] = None,
+) -> Response[str]:
+    return json_response(200, {"revision": revision})
+
+
 APP = build_resolver([router])
 
 
-def call(method: str, path: str, text: str, content_type: str = "application/json") -> tuple[int, Any]:
-    event = api_event(method, path, raw_body=text, headers={"Content-Type": content_type})
+def call(
+    method: str,
+    path: str,
+    text: str,
+    content_type: str = "application/json",
+    *,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    event = api_event(
+        method, path, raw_body=text, headers={"Content-Type": content_type, **(headers or {})}, query=query
+    )
     response = answer(APP, event, LambdaContext())
     headers = {name.lower(): values[-1] for name, values in response.get("multiValueHeaders", {}).items()}
     headers.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
@@ -69,9 +97,7 @@ def test_venues_take_bodies_up_to_256_kib_and_every_other_route_64(
         assert body["code"] == "PAYLOAD_TOO_LARGE"
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/vnd.api+json", "Application/JSON", "application/json-seq"]
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/vnd.api+json", "application/json-seq"])
 def test_a_body_that_is_not_sent_as_json_gets_the_one_415_problem(content_type: str) -> None:
     answered, body = call("POST", "/v1/holds", "{}", content_type)
     assert answered == 415
@@ -84,5 +110,76 @@ def test_a_body_that_is_not_sent_as_json_gets_the_one_415_problem(content_type: 
     }
 
 
-def test_json_with_a_charset_is_json() -> None:
-    assert call("POST", "/v1/holds", "{}", "application/json; charset=utf-8")[0] == 201
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/JSON; charset=UTF-8",
+        "APPLICATION/json ",
+    ],
+)
+def test_json_in_any_letter_case_and_with_a_charset_is_json(content_type: str) -> None:
+    # Media types are case-insensitive (RFC 9110): the route reads the body
+    assert call("POST", "/v1/holds", "{}", content_type)[0] == 201
+    assert call("POST", "/v1/strict", '{"party_size": 2}', content_type)[0] == 200
+
+
+@pytest.mark.parametrize("query", [{"Revision": "5"}, {"revision": "1", "extra": "x"}, {"limit": "10"}])
+def test_an_unknown_query_parameter_is_refused_by_name(query: dict[str, str]) -> None:
+    status, body = call("POST", "/v1/strict", "{}", query=query)
+    assert status == 422
+    assert body["code"] == "VALIDATION_FAILED"
+    unknown = sorted(set(query) - {"revision"})
+    assert [error["loc"] for error in body["errors"]] == [["query", name] for name in unknown]
+
+
+def test_an_unknown_query_parameter_is_reported_beside_other_errors() -> None:
+    status, body = call("POST", "/v1/strict", '{"party_size": "2"}', query={"Revision": "5"})
+    assert status == 422
+    assert [error["loc"] for error in body["errors"]] == [["body", "party_size"], ["query", "Revision"]]
+
+
+def test_an_unknown_query_parameter_is_found_in_either_form_of_the_event() -> None:
+    # An event may carry only the single-valued map (or only the multi-valued one)
+    event = api_event("POST", "/v1/strict", raw_body="{}", headers={"Content-Type": "application/json"})
+    event["queryStringParameters"] = {"Revision": "5"}
+    event["multiValueQueryStringParameters"] = None
+    response = answer(APP, event, LambdaContext())
+    assert response["statusCode"] == 422
+    assert [error["loc"] for error in json.loads(response["body"])["errors"]] == [["query", "Revision"]]
+
+
+def test_a_query_parameter_named_like_an_address_is_not_echoed() -> None:
+    status, body = call("POST", "/v1/strict", "{}", query={GUEST_EMAIL: "1"})
+    assert status == 422
+    assert body["errors"] == [{"loc": ["query", "(unknown)"], "msg": "unknown query parameter"}]
+    assert GUEST_EMAIL not in json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    "revision", ["+5", "05", "5.0", " 5", "5_0", "true", "-1", "11", "\u0665"]
+)  # the last: ARABIC-INDIC DIGIT FIVE
+def test_an_integer_query_parameter_is_decimal_digits(revision: str) -> None:
+    status, body = call("POST", "/v1/strict", "{}", query={"revision": revision})
+    assert status == 422
+    assert [error["loc"] for error in body["errors"]] == [["query", "revision"]]
+
+
+def test_a_bad_header_is_named() -> None:
+    status, body = call("POST", "/v1/strict", "{}", headers={"Idempotency-Key": "toolong"})
+    assert status == 422
+    assert [error["loc"] for error in body["errors"]] == [["header", "idempotency-key"]]
+
+
+@pytest.mark.parametrize(("party_size", "status"), [(2, 200), (2.0, 200), ("2", 422), (True, 422)])
+def test_body_fields_are_strict(party_size: Any, status: int) -> None:
+    assert call("POST", "/v1/strict", json.dumps({"party_size": party_size}))[0] == status
+
+
+def test_an_unexpected_field_is_named_when_it_reads_as_a_name_and_hidden_when_not() -> None:
+    status, body = call("POST", "/v1/strict", json.dumps({"guests": 3, GUEST_EMAIL: 1}))
+    assert status == 422
+    assert sorted(error["loc"][-1] for error in body["errors"]) == ["(unknown)", "guests"]
+    assert {error["msg"] for error in body["errors"]} == {"unexpected field"}
+    assert GUEST_EMAIL not in json.dumps(body)

@@ -19,7 +19,7 @@ from booking_durability.reservations.holds import (
     missing_metadata,
     new_hold,
 )
-from booking_durability.reservations.venues import SeatingPolicy
+from booking_durability.reservations.venues import STORED, SeatingPolicy
 from tests.unit.reservations.builders import (
     HASH,
     NOW,
@@ -34,7 +34,11 @@ from tests.unit.reservations.builders import (
 
 
 def _policy(**overrides: Any) -> SeatingPolicy:
-    return SeatingPolicy.model_validate(policy(**overrides))
+    # The vector's 90-minute visits, or two hours where 90 minutes is not a whole number of slots.
+    slot = overrides.get("slot_minutes", 15)
+    return SeatingPolicy.model_validate(
+        policy(default_duration_minutes=90 if 90 % slot == 0 else 120, **overrides)
+    )
 
 
 def _timing(
@@ -78,6 +82,8 @@ def test_a_minimal_request_is_valid() -> None:
         ({"starts_at": "2026-12-24T21:30:00+01:00"}, True),
         ({"duration_minutes": 0}, False),
         ({"duration_minutes": 120}, True),
+        ({"duration_minutes": 480}, True),
+        ({"duration_minutes": 481}, False),  # no hold is longer, under any policy
         ({"zone": "terraza"}, True),
         ({"zone": ""}, False),
         ({"zone": "z" * 65}, False),
@@ -169,7 +175,7 @@ def test_starts_are_in_the_future_and_at_most_365_days_ahead(starts_at: datetime
 
 @pytest.mark.parametrize(
     ("duration", "slot_minutes", "valid"),
-    [(15, 15, True), (480, 15, True), (100, 15, False), (495, 15, False), (480, 60, True), (540, 60, False)],
+    [(15, 15, True), (480, 15, True), (100, 15, False), (90, 60, False), (480, 60, True)],
 )
 def test_durations_are_whole_slots_up_to_480_minutes(duration: int, slot_minutes: int, valid: bool) -> None:
     request = hold_request(starts_at="2026-12-24T20:00:00Z", duration_minutes=duration)
@@ -180,8 +186,16 @@ def test_durations_are_whole_slots_up_to_480_minutes(duration: int, slot_minutes
 
 
 def test_a_default_duration_off_the_slots_is_blamed_on_the_venue() -> None:
-    # Given 60-minute slots and a 90-minute default  When no duration is asked
-    errors = _timing_errors(hold_request(starts_at="2026-12-24T20:00:00Z"), slot_minutes=60)
+    # Given a venue stored before its default duration had to be whole slots: 60-minute slots
+    # and a 90-minute default
+    stored = SeatingPolicy.model_validate(
+        policy(slot_minutes=60, default_duration_minutes=90), context={STORED: True}
+    )
+    # When no duration is asked
+    request = HoldRequest.model_validate(hold_request(starts_at="2026-12-24T20:00:00Z"))
+    with pytest.raises(HoldTimingInvalid) as caught:
+        check_hold_timing(request, stored, NOW)
+    errors = caught.value.errors
     assert errors == [
         {"loc": ["duration_minutes"], "msg": "the venue's default duration does not fit its 60-minute slots"}
     ]

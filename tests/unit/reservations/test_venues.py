@@ -137,7 +137,7 @@ def test_a_venue_has_1_to_200_tables(count: int, valid: bool) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "valid"),
     [
-        *[("slot_minutes", minutes, True) for minutes in (5, 10, 15, 20, 30, 60)],
+        *[("slot_minutes", minutes, True) for minutes in (5, 10, 15, 30)],
         *[("slot_minutes", minutes, False) for minutes in (0, 1, 7, 25, 45, 120)],
         ("default_duration_minutes", 15, True),
         ("default_duration_minutes", 480, True),
@@ -171,6 +171,80 @@ def test_policy_bounds(field: str, value: Any, valid: bool) -> None:
         assert getattr(VenueConfig.model_validate(body).policy, field) == value
     else:
         assert any(location.startswith(f"policy.{field}") for location in _locations(_refusal(body)))
+
+
+@pytest.mark.parametrize(
+    ("slot_minutes", "default_duration_minutes", "valid"),
+    [(15, 90, True), (20, 120, True), (60, 480, True), (20, 90, False), (60, 90, False), (30, 45, False)],
+)
+def test_the_default_duration_is_a_whole_number_of_slots(
+    slot_minutes: int, default_duration_minutes: int, valid: bool
+) -> None:
+    # Given a policy whose visits last the default duration  Then a hold of it can be made
+    body = venue(slot_minutes=slot_minutes, default_duration_minutes=default_duration_minutes)
+    if valid:
+        VenueConfig.model_validate(body)
+    else:
+        assert _refusal(body).errors()[0]["loc"] == ("policy", "default_duration_minutes")
+
+
+def test_a_config_stored_before_the_whole_slots_rule_reads_back() -> None:
+    # Given a venue saved with 60-minute slots and 90-minute visits, as once allowed
+    stored = json.dumps(venue(slot_minutes=60, default_duration_minutes=90))
+    # Then reading it back still works (holds on it are refused with a 422 naming the duration)
+    assert VenueConfig.from_stored(stored).policy.default_duration_minutes == 90
+    with pytest.raises(ValidationError):
+        VenueConfig.model_validate_json(stored)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("capacity", "4"),
+        ("capacity", True),
+        ("capacity", 4.5),
+        ("min_party", "1"),
+        ("min_party", False),
+    ],
+)
+def test_table_numbers_are_json_integers(field: str, value: Any) -> None:
+    assert _locations(_refusal(venue([table("T1", **{field: value})]))) == {f"tables.0.{field}"}
+
+
+def test_a_whole_float_is_the_integer_it_equals() -> None:
+    # JSON Schema reads 4.0 as the integer 4; so does the service
+    parsed = config([table("T1", capacity=4.0, min_party=2.0)])  # type: ignore[arg-type]
+    assert (parsed.tables[0].capacity, parsed.tables[0].min_party) == (4, 2)
+    assert canonical_json(parsed) == canonical_json(config([table("T1", capacity=4, min_party=2)]))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("slot_minutes", "15"),
+        ("slot_minutes", True),
+        ("default_duration_minutes", "90"),
+        ("buffer_minutes", True),
+        ("max_party_size", "10"),
+        ("hold_ttl_seconds", 600.5),
+        ("allow_combinations", 1),
+        ("allow_combinations", "true"),
+    ],
+)
+def test_policy_fields_are_strict_json_types(field: str, value: Any) -> None:
+    assert _locations(_refusal(venue(**{field: value}))) == {f"policy.{field}"}
+
+
+@pytest.mark.parametrize("zone", ["main\t", "ma\rin", "\x7f", "\x85", "main\u2028", "\ud800", "a\udfff"])
+def test_zones_are_printable_text(zone: str) -> None:
+    # Control characters (TAB, CR, DEL, C1), line separators and lone surrogates, in tables and policy
+    assert _locations(_refusal(venue([table("T1", zone=zone)]))) == {"tables.0.zone"}
+    assert _locations(_refusal(venue(bookable_zones=[zone]))) == {"policy.bookable_zones.0"}
+
+
+def test_printable_zones_take_any_script_and_emoji() -> None:
+    parsed = config([table("T1", zone="Sala 1 · 🍷 テラス")], bookable_zones=["Sala 1 · 🍷 テラス"])
+    assert parsed.tables[0].zone == "Sala 1 · 🍷 テラス"
 
 
 @pytest.mark.parametrize("field", sorted(policy()))

@@ -9,9 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+from booking_durability.times import Instant
+from booking_durability.validation import JsonInteger
+
+BOOKING_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
 PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -22,12 +26,12 @@ class PolicyDriftData(BaseModel):
 
     type: Literal["policy_drift.recovered", "policy_drift.unrecovered"]
     event_id: uuid.UUID
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     venue_id: Annotated[str, Field(min_length=1, max_length=128)]
     original_hold_id: Annotated[str, Field(min_length=1, max_length=128)]
     hold_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     original_policy_hash: PolicyHash
     policy_hash: PolicyHash
-    policy_version: Annotated[int, Field(ge=1)]
-    attempts: Annotated[int, Field(ge=0)]
+    policy_version: Annotated[int, JsonInteger(ge=1)]
+    attempts: Annotated[int, JsonInteger(ge=0)]
     reason: Literal["no_availability", "drift_repeated"] | None = None

@@ -1,4 +1,9 @@
-"""Validation errors every entry point reports the same way, never echoing submitted values.
+"""What every entry point accepts, and how it reports what it refused, never echoing a value.
+
+The types here carry the input rules every model shares: integers that are JSON integers (never
+a boolean or a string), booleans that are JSON booleans, and free text that is printable. Each
+states its rule in the JSON Schema it generates, so the published schemas refuse what the models
+refuse.
 
 A submitted value may be a guest's address or name, and an unexpected key may be one too
 (``{"guest@example.com": ...}``), so only field names, positions and our own messages leave.
@@ -8,24 +13,131 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, Strict, ValidationError
+from pydantic_core import CoreSchema, core_schema
 
 from booking_durability.errors import DomainError
 
-_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# A location part spelled like a name of ours (a field, a query parameter, a header), shown as
+# it is: the caller needs it to find what to fix. Anything else came from the input and may be
+# personal (an address, a name with a space or an accent never matches), so it is not shown.
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+UNKNOWN_NAME = "(unknown)"
 # Messages pydantic writes that quote or describe the input; replaced by ours.
 _REWORDED = {
     "union_tag_invalid": "email_type is not one of the known email types",
 }
+
+# -- strict JSON types ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JsonSchemaPattern:
+    """Annotation that adds ``pattern`` to a type's JSON Schema, for a rule a validator of ours
+    enforces (pydantic would otherwise compile the pattern with its own regex engine)."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        generated = handler(schema)
+        generated["pattern"] = self.pattern
+        return generated
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON integer, as JSON Schema reads one: ``2`` and ``2.0``, never ``true`` or ``"2"``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def _decimal_digits(value: Any) -> Any:
+    """A whole number in a path or a query string: decimal digits only, not what Python would
+    also read as one (``+5``, ``05``, ``5_000``, `` 5``, ``5.0``)."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return int(value)
+    raise ValueError("must be a whole number written in decimal digits")
+
+
+@dataclass(frozen=True)
+class JsonInteger:
+    """Annotation for an integer of a JSON body within ``[ge, le]``: ``Annotated[int, JsonInteger(ge=1)]``.
+
+    One annotation for the type and its bounds: pydantic states bounds given apart from a
+    validator that runs first as ``ge``/``le``, which no JSON Schema reader knows.
+    """
+
+    ge: int | None = None
+    le: int | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            self.parse, core_schema.int_schema(ge=self.ge, le=self.le)
+        )
+
+    @staticmethod
+    def parse(value: Any) -> Any:
+        return _json_integer(value)
+
+
+@dataclass(frozen=True)
+class DecimalInteger(JsonInteger):
+    """Annotation for an integer path or query parameter within ``[ge, le]``, in decimal digits."""
+
+    @staticmethod
+    def parse(value: Any) -> Any:
+        return _decimal_digits(value)
+
+
+#: A boolean of a JSON body: ``true`` or ``false``, never ``1`` or ``"yes"``.
+Boolean = Annotated[bool, Strict()]
+
+# -- printable text ---------------------------------------------------------------------------------
+
+# Control characters (Unicode category Cc: C0, DEL and C1, so CR, LF and TAB too), the line and
+# paragraph separators (Zl, Zp), and surrogates (Cs: in a Python or a JavaScript string, only
+# ever a lone half of a pair). None belongs in a name, a zone or a reason: they break headers,
+# log lines and the layout of an email, and make two names that look alike differ.
+_NOT_PRINTABLE = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff"
+#: "Nothing unprintable anywhere", without ``$``: Python's ``re.search`` lets ``$`` match before
+#: a final newline where JavaScript's does not, and a lookahead reads alike in both (Ajv compiles
+#: patterns with the ``u`` flag, so a lone surrogate is one code point there as here).
+PRINTABLE_PATTERN = rf"^(?![\s\S]*[{_NOT_PRINTABLE}])"
+_UNPRINTABLE = re.compile(f"[{_NOT_PRINTABLE}]")
+
+
+def _printable(value: str) -> str:
+    if _UNPRINTABLE.search(value):
+        raise ValueError("must be printable text: no control characters, line breaks or lone surrogates")
+    return value
+
+
+#: Free text (a name, a zone, a reason): printable (bound its length with ``Field``).
+Text = Annotated[str, AfterValidator(_printable), JsonSchemaPattern(PRINTABLE_PATTERN)]
+
+
+# -- errors -----------------------------------------------------------------------------------------
 
 
 def safe_errors(errors: ValidationError | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Validation errors as ``[{"loc", "msg"}]`` that never echo a submitted value.
 
     Takes pydantic's ``ValidationError`` or its ``errors()`` list (as Powertools' request
-    validation reports them).
+    validation reports them). A location names fields, parameters and headers (an unexpected
+    field too) when the name looks like one of ours; anything else in it came from the input
+    and reads ``(unknown)``.
     """
     if isinstance(errors, ValidationError):
         errors = errors.errors(include_url=False, include_context=False, include_input=True)
@@ -36,17 +148,20 @@ def safe_errors(errors: ValidationError | Sequence[Mapping[str, Any]]) -> list[d
         submitted = error.get("input")
         if kind == "value_error" and "email" in msg:
             msg = "value is not a valid email address"
+        elif kind == "extra_forbidden":
+            msg = "unexpected field"
         elif isinstance(submitted, str) and submitted and submitted in msg:
             msg = "invalid value"
-        # Only field names and positions: anything else in a location came from the input.
-        loc: list[str | int] = [
-            part if isinstance(part, int) or _FIELD_NAME.match(str(part)) else "(unknown)"
-            for part in error.get("loc", ())
-        ]
-        if error.get("type") == "extra_forbidden" and loc:
-            loc[-1] = "(unexpected field)"
+        loc = [safe_name(part) for part in error.get("loc", ())]
         safe.append({"loc": loc, "msg": msg})
     return safe
+
+
+def safe_name(part: Any) -> str | int:
+    """A location part as it may be shown: a position, a name of ours, or ``(unknown)``."""
+    if isinstance(part, int):
+        return part
+    return part if _FIELD_NAME.fullmatch(str(part)) else UNKNOWN_NAME
 
 
 def error_locations(exc: ValidationError) -> list[str]:
@@ -55,7 +170,7 @@ def error_locations(exc: ValidationError) -> list[str]:
 
 
 class ValidationFailed(DomainError):
-    """422 ``VALIDATION_FAILED`` with ``errors: [{"loc", "msg"}]`` (CONTRACT §0)."""
+    """422 ``VALIDATION_FAILED`` with ``errors: [{"loc", "msg"}]``."""
 
     code = "VALIDATION_FAILED"
     status = 422

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from booking_durability.api.resolver import json_response, responses
+from booking_durability.drift_events import BOOKING_ID_PATTERN
 from booking_durability.emails import requests
 from booking_durability.emails.models import MAX_REVISION, EmailRef, EmailRequest, EmailType
 from booking_durability.emails.requests import (
@@ -18,20 +19,30 @@ from booking_durability.emails.requests import (
     EmailState,
 )
 from booking_durability.times import utc_now
+from booking_durability.validation import DecimalInteger
 from booking_durability.wiring.email_api import outbox
 
 router = Router()
 
 Revision = Annotated[
-    int, Query(ge=0, le=MAX_REVISION, description="booking_updated is sent once per revision")
+    int,
+    DecimalInteger(ge=0, le=MAX_REVISION),
+    Query(description="booking_updated is sent once per revision"),
 ]
-BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
 
 
 @router.post(
     "/v1/emails",
     summary="Record and publish a guest email",
-    responses=responses(EmailAccepted, 202, 422, 503),
+    responses=responses(
+        EmailAccepted,
+        202,
+        503,
+        notes={
+            422: "besides what the schema states, a rule of the clock: deliver_at at most ten years ahead"
+        },
+    ),
 )
 def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
     return json_response(202, requests.request_email(outbox(), request, utc_now()).model_dump(mode="json"))
@@ -40,7 +51,7 @@ def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
 @router.get(
     "/v1/emails/<booking_id>/<email_type>",
     summary="What became of one email",
-    responses=responses(EmailState, 200, 404, 422, 503),
+    responses=responses(EmailState, 200, 404, 503),
 )
 def get_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
@@ -52,7 +63,9 @@ def get_email(
 @router.delete(
     "/v1/emails/<booking_id>/<email_type>",
     summary="Cancel one email (a tombstone when the service has no record of it)",
-    responses=responses(EmailCancelled, 200, 409, 422, 503),
+    responses=responses(
+        EmailCancelled, 200, 409, 503, notes={409: "ALREADY_SENT or SEND_IN_PROGRESS, by the email's state"}
+    ),
 )
 def delete_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
@@ -64,7 +77,7 @@ def delete_email(
 @router.delete(
     "/v1/emails/<booking_id>",
     summary="Cancel every email of a booking not sent yet",
-    responses=responses(BookingEmailsCancelled, 200, 422, 503),
+    responses=responses(BookingEmailsCancelled, 200, 503),
 )
 def delete_booking_emails(booking_id: BookingIdPath) -> Response[str]:
     return json_response(

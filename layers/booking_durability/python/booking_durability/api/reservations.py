@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -12,14 +12,23 @@ from pydantic import BaseModel, ConfigDict
 from booking_durability.api.resolver import json_response, responses
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
-from booking_durability.reservations.holds import HoldRequest
-from booking_durability.reservations.venues import VenueConfig
+from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus
+from booking_durability.reservations.venues import ID_PATTERN, SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
+from booking_durability.validation import DecimalInteger
 from booking_durability.wiring.reservations_api import store
 
 router = Router()
 
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+#: ``If-Match`` as RFC 9110 writes it, with the contract's bare hash as one more form: ``*``, or a
+#: comma-separated list of entity tags, each quoted (``"<hash>"``), weak (``W/"..."``) or bare.
+IF_MATCH_PATTERN = (
+    r'^[ \t]*(?:\*|(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+)'
+    r'(?:[ \t]*,[ \t]*(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+))*)[ \t]*$'
+)
+_ETAG = {"ETag": {"description": "The policy hash, quoted", "schema": {"type": "string"}}}
 
 
 class VenueSaved(BaseModel):
@@ -29,14 +38,14 @@ class VenueSaved(BaseModel):
 
 
 class VenueView(VenueSaved):
-    tables: list[dict[str, Any]]
-    policy: dict[str, Any]
+    tables: list[Table]
+    policy: SeatingPolicy
 
 
 class HoldView(BaseModel):
     hold_id: str
     venue_id: str
-    status: str
+    status: HoldStatus
     party_size: int
     starts_at: str
     ends_at: str
@@ -69,7 +78,7 @@ class ConfirmationView(BaseModel):
     ends_at: str
     policy_hash: str
     policy_version: int
-    status: str
+    status: Literal["confirmed"]
     policy_drift: PolicyDrift | None
 
 
@@ -80,18 +89,38 @@ class BookingView(BaseModel):
     table_ids: list[str]
     starts_at: str
     ends_at: str
-    status: str
+    status: Literal["confirmed", "cancelled"]
 
 
 @router.put(
     "/v1/venues/<venue_id>",
     summary="Save a venue's tables and seating policy (a new version when it changes)",
-    responses=responses(VenueSaved, 200, 412, 422, 503),
+    description=(
+        "`If-Match` (optional) names the policy the change is based on: `*` (any), or a list of "
+        "entity tags, each the policy hash quoted or bare; the venue's current hash must be one of "
+        'them. A weak tag (`W/"..."`) never matches, as If-Match compares strongly.'
+    ),
+    responses=responses(
+        VenueSaved,
+        200,
+        412,
+        503,
+        headers=_ETAG,
+        notes={
+            412: "If-Match names no tag of the venue's current policy, or the venue does not exist yet",
+            422: (
+                "besides what the schema states, rules that join fields: a table's min_party at most "
+                "its capacity, table ids unique, and combinable_with naming other tables of the venue"
+            ),
+        },
+    ),
 )
 def put_venue(
     venue_id: Id,
     config: Annotated[VenueConfig, Body()],
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=200)] = None,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", min_length=1, max_length=1000, pattern=IF_MATCH_PATTERN)
+    ] = None,
 ) -> Response[str]:
     saved = catalog.save_venue(store(), venue_id, config, if_match, utc_now())
     body = {"venue_id": venue_id, "policy_version": saved.policy_version, "policy_hash": saved.policy_hash}
@@ -101,7 +130,7 @@ def put_venue(
 @router.get(
     "/v1/venues/<venue_id>",
     summary="A venue's current tables and policy",
-    responses=responses(VenueView, 200, 404, 422, 503),
+    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
 )
 def get_venue(venue_id: Id) -> Response[str]:
     venue = catalog.current_venue(store(), venue_id)
@@ -111,9 +140,11 @@ def get_venue(venue_id: Id) -> Response[str]:
 @router.get(
     "/v1/venues/<venue_id>/versions/<n>",
     summary="One earlier (or the current) version of a venue",
-    responses=responses(VenueView, 200, 404, 422, 503),
+    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
 )
-def get_venue_version(venue_id: Id, n: Annotated[int, Path(ge=1, le=99_999_999)]) -> Response[str]:
+def get_venue_version(
+    venue_id: Id, n: Annotated[int, DecimalInteger(ge=1, le=99_999_999), Path()]
+) -> Response[str]:
     venue = catalog.venue_version(store(), venue_id, n)
     return json_response(200, venue.to_response(), headers={"ETag": f'"{venue.policy_hash}"'})
 
@@ -121,7 +152,22 @@ def get_venue_version(venue_id: Id, n: Annotated[int, Path(ge=1, le=99_999_999)]
 @router.post(
     "/v1/holds",
     summary="Hold the best free tables for a party",
-    responses=responses(HoldView, 201, 404, 409, 422, 503),
+    responses=responses(
+        HoldView,
+        201,
+        404,
+        409,
+        503,
+        notes={
+            404: "VENUE_NOT_FOUND",
+            409: "NO_AVAILABILITY (reason party_too_large or no_table)",
+            422: (
+                "besides what the schema states, rules of the clock and of the venue's policy: "
+                f"starts_at in the future, at most {MAX_DAYS_AHEAD} days ahead and on the venue's "
+                "slots; the duration (the venue's default when not given) a whole number of slots"
+            ),
+        },
+    ),
 )
 def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
     hold = holding.hold_tables(store(), request, utc_now)
@@ -131,7 +177,7 @@ def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
 @router.get(
     "/v1/holds/<hold_id>",
     summary="A hold (expired once past expires_at while held)",
-    responses=responses(HoldView, 200, 404, 422, 503),
+    responses=responses(HoldView, 200, 404, 503),
 )
 def get_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.find_hold(store(), hold_id).to_response(utc_now()))
@@ -140,7 +186,7 @@ def get_hold(hold_id: Id) -> Response[str]:
 @router.delete(
     "/v1/holds/<hold_id>",
     summary="Release a held hold and free its tables",
-    responses=responses(HoldView, 200, 404, 409, 422, 503),
+    responses=responses(HoldView, 200, 404, 409, 503, notes={409: "HOLD_NOT_ACTIVE: the hold is not held"}),
 )
 def delete_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.release_hold(store(), hold_id, utc_now).to_response(utc_now()))
@@ -149,7 +195,17 @@ def delete_hold(hold_id: Id) -> Response[str]:
 @router.post(
     "/v1/holds/<hold_id>/confirm",
     summary="Confirm a hold as a booking (re-quoted once if the venue's policy changed)",
-    responses=responses(ConfirmationView, 200, 404, 409, 422, 503),
+    responses=responses(
+        ConfirmationView,
+        200,
+        404,
+        409,
+        503,
+        notes={
+            409: "HOLD_EXPIRED, HOLD_NOT_ACTIVE, POLICY_CHANGED or BOOKING_ID_TAKEN, by the hold's state",
+            422: "HOLD_METADATA_INCOMPLETE, HOLD_INVALID or IDEMPOTENCY_KEY_REUSED, by stored state",
+        },
+    ),
 )
 def confirm_hold(
     hold_id: Id,
@@ -165,7 +221,7 @@ def confirm_hold(
 @router.get(
     "/v1/bookings/<booking_id>",
     summary="A booking",
-    responses=responses(BookingView, 200, 404, 422, 503),
+    responses=responses(BookingView, 200, 404, 503),
 )
 def get_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.find_booking(store(), booking_id).to_response())
@@ -174,7 +230,7 @@ def get_booking(booking_id: Id) -> Response[str]:
 @router.delete(
     "/v1/bookings/<booking_id>",
     summary="Cancel a booking and free its tables (repeating it answers the same)",
-    responses=responses(BookingView, 200, 404, 422, 503),
+    responses=responses(BookingView, 200, 404, 503),
 )
 def delete_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.cancel_booking(store(), booking_id, utc_now).to_response())

@@ -3,8 +3,15 @@
 Handlers never build error responses: domain errors carry their ``code`` and status, and are
 answered here as ``application/problem+json`` (RFC 9457); infrastructure failures are 503;
 request validation is 422 ``VALIDATION_FAILED`` with ``errors`` that never echo a submitted
-value. Before routing, the body is checked as CONTRACT §0 asks: too large → 413, not JSON →
-415, malformed → 400 ``INVALID_JSON``. Nothing a client sends yields a 5xx.
+value, and a query parameter the route does not take is one of those errors. Before routing,
+the body is checked: too large → 413, not JSON → 415 (media types compared without regard to
+letter case), malformed → 400 ``INVALID_JSON``. Nothing a client sends yields a 5xx.
+
+The last line: any other exception, wherever it is raised, is a 500 ``INTERNAL_ERROR`` with an
+``error_id`` that the log line written for it carries too, and counts ``UnhandledErrors``
+(which pages). Neither the answer nor the log line holds the exception's message, which may
+quote a submitted value; the log line has its type and the code locations it passed through.
+Nothing reaches Lambda as an error, which API Gateway would answer with a bare 502.
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from pathlib import PurePath
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -26,12 +37,15 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict
 
 from booking_durability.errors import DomainError, InfrastructureError
-from booking_durability.observability import logger
-from booking_durability.validation import ValidationFailed, safe_errors
+from booking_durability.observability import count, logger
+from booking_durability.validation import ValidationFailed, safe_errors, safe_name
 
 PROBLEM = "application/problem+json"
+JSON = "application/json"
 BODY_LIMIT = 64 * 1024
 VENUE_BODY_LIMIT = 256 * 1024  # PUT /v1/venues/{venue_id}
+#: The metric the last line counts (an alarm in stacks/monitoring.py watches it).
+UNHANDLED_ERRORS = "UnhandledErrors"
 
 
 class Problem(BaseModel):
@@ -48,6 +62,7 @@ class Problem(BaseModel):
     missing: list[str] | None = None  # HOLD_METADATA_INCOMPLETE
     reason: str | None = None  # NO_AVAILABILITY, POLICY_CHANGED
     attempts: int | None = None  # POLICY_CHANGED
+    error_id: str | None = None  # INTERNAL_ERROR: the service's log line for it carries the same id
 
 
 # RFC 9110's names where Python's differ before 3.13 (which adopted them): the answers and the
@@ -81,18 +96,28 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def responses(ok: type[BaseModel], ok_status: int, *problems: int) -> dict[int, OpenAPIResponse]:
-    """A route's documented answers: its success, and the problems it may give (with every
-    route's 400, 413 and 415 from the body checks)."""
+def responses(
+    ok: type[BaseModel],
+    ok_status: int,
+    *problems: int,
+    headers: dict[str, Any] | None = None,
+    notes: dict[int, str] | None = None,
+) -> dict[int, OpenAPIResponse]:
+    """A route's documented answers: its success (with ``headers``), and the problems it may
+    give, with every route's 400, 413 and 415 from the body checks, 422 from its parameters and
+    the last line's 500. ``notes`` says, per status, when the route answers it."""
     documented: dict[int, OpenAPIResponse] = {
         ok_status: {
             "description": _phrase(ok_status),
-            "content": {"application/json": {"model": ok}},
+            "content": {JSON: {"model": ok}},
         }
     }
-    for status in sorted({400, 413, 415, *problems}):
+    if headers:
+        documented[ok_status]["headers"] = headers
+    for status in sorted({400, 413, 415, 422, 500, *problems}):
+        note = (notes or {}).get(status)
         documented[status] = {
-            "description": _phrase(status),
+            "description": f"{_phrase(status)}: {note}" if note else _phrase(status),
             "content": {PROBLEM: {"model": Problem}},
         }
     return documented
@@ -110,13 +135,12 @@ def build_resolver(routers: Iterable[Router]) -> APIGatewayRestResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
         # Never a body that is not JSON: ``answer`` refused those already.
-        return _refused(ValidationFailed(safe_errors(error.errors())))
+        return _refused(ValidationFailed(safe_errors(error.errors()) + _unknown_query_parameters(app)))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _not_json(_error: RequestUnsupportedContentType) -> Response[str]:
-        # The resolver reads a body only when its content-type starts "application/json"
-        # letter for letter; a body the check above let through in another letter case
-        # ("Application/JSON") is refused here, with the same answer.
+        # ``answer`` lets through only JSON bodies, with their media type in lower case, which
+        # the resolver reads; anything else it would refuse is answered the same way.
         return _unsupported_media_type()
 
     @app.exception_handler(InfrastructureError)
@@ -128,15 +152,74 @@ def build_resolver(routers: Iterable[Router]) -> APIGatewayRestResolver:
     def _no_route(_error: Exception) -> Response[str]:
         return problem(404, "NOT_FOUND", "No route for this method and path.")
 
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[str]:
+        return internal_error(error, _route_label(app.current_event.raw_event))
+
+    def _no_unknown_query_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Any:
+        unknown = _unknown_query_parameters(app)
+        if unknown:
+            raise ValidationFailed(unknown)
+        return next_middleware(app)
+
+    app.use([_no_unknown_query_parameters])
     return app
 
 
+def _unknown_query_parameters(app: APIGatewayRestResolver) -> list[dict[str, Any]]:
+    """A 422 error for each query parameter the matched route does not declare."""
+    route = app.context.get("_route")
+    declared = {field.alias for field in route.dependant.query_params} if route is not None else set()
+    event = app.current_event
+    given = {**(event.query_string_parameters or {}), **(event.multi_value_query_string_parameters or {})}
+    return [
+        {"loc": ["query", safe_name(name)], "msg": "unknown query parameter"}
+        for name in sorted(given)
+        if name not in declared
+    ]
+
+
+def internal_error(error: BaseException, route: str) -> Response[str]:
+    """The last line's answer to a failure nothing anticipated: 500 ``INTERNAL_ERROR`` with an
+    ``error_id``, logged with that id, and counted."""
+    error_id = str(uuid.uuid4())
+    logger.error(
+        "unhandled error",
+        extra={
+            "error_id": error_id,
+            "error_type": type(error).__name__,
+            "route": route,
+            # Where it happened (innermost first), never what it said: the message may quote
+            # a submitted value.
+            "frames": [
+                f"{PurePath(frame.filename).name}:{frame.lineno} {frame.name}"
+                for frame in reversed(traceback.extract_tb(error.__traceback__))
+            ],
+        },
+    )
+    count(UNHANDLED_ERRORS)
+    return problem(
+        500,
+        "INTERNAL_ERROR",
+        "The service failed unexpectedly; quote error_id to its operators.",
+        error_id=error_id,
+    )
+
+
+def _route_label(event: dict[str, Any]) -> str:
+    """``METHOD /resource/{template}``: the route, never the path with its values."""
+    return f"{event.get('httpMethod', '')} {event.get('resource', '')}"
+
+
 def answer(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check the body as CONTRACT §0 asks, then route the request."""
-    refused = _refuse_body(event)
-    if refused is not None:
-        return _proxy(refused)
-    return app.resolve(event, context)
+    """Check the body, then route the request; whatever fails on the way is the last line's 500."""
+    try:
+        refused = _refuse_body(event)
+        if refused is not None:
+            return _proxy(refused)
+        return app.resolve(_json_in_lower_case(event), context)
+    except Exception as error:  # the last line: nothing reaches Lambda as an error
+        return _proxy(internal_error(error, _route_label(event)))
 
 
 def _refuse_body(event: dict[str, Any]) -> Response[str] | None:
@@ -153,7 +236,7 @@ def _refuse_body(event: dict[str, Any]) -> Response[str] | None:
     if len(body) > limit:
         return problem(413, "PAYLOAD_TOO_LARGE", f"The body is larger than {limit // 1024} KiB.")
     content_type = _header(event, "content-type")
-    if content_type is not None and not _is_json(content_type):
+    if content_type is not None and _media_type(content_type) != JSON:
         return _unsupported_media_type()
     try:
         # Read as the resolver reads it (UTF-8 text, then ``json.loads``), so a body passed
@@ -179,10 +262,37 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def _is_json(content_type: str) -> bool:
-    """Whether the body is sent as ``application/json``, the one media type the resolver
-    reads (it refuses ``application/*+json`` too)."""
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+def _media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` value, in lower case: RFC 9110 compares types and
+    subtypes without regard to case (``Application/JSON`` is JSON). ``application/json`` is the
+    one type the routes read (``application/*+json`` is not)."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _json_in_lower_case(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a JSON body's ``Content-Type`` spelled as the resolver reads it (it
+    looks for ``application/json`` letter for letter); its parameters are kept."""
+
+    def lowered(value: Any) -> Any:
+        if not isinstance(value, str) or _media_type(value) != JSON:
+            return value
+        _type, separator, parameters = value.partition(";")
+        return JSON + separator + parameters
+
+    def in_headers(headers: dict[str, Any] | None, spell: Callable[[Any], Any]) -> dict[str, Any] | None:
+        if not headers:
+            return headers
+        return {
+            name: spell(value) if name.lower() == "content-type" else value for name, value in headers.items()
+        }
+
+    return {
+        **event,
+        "headers": in_headers(event.get("headers"), lowered),
+        "multiValueHeaders": in_headers(
+            event.get("multiValueHeaders"), lambda values: [lowered(value) for value in values or ()]
+        ),
+    }
 
 
 def _proxy(response: Response[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from booking_durability.api.resolver import build_resolver, json_response, respo
 router = Router()
 
 TITLE = "Booking durability service"
-VERSION = "2.2"
+VERSION = "2.3"
 
 
 class Health(BaseModel):

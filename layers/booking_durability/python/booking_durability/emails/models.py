@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -16,24 +15,26 @@ from typing import Annotated, Any, Literal
 import email_validator
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from booking_durability.drift_events import BookingId, PolicyDriftData
+from booking_durability.times import Instant, TimeZoneName
+from booking_durability.validation import JsonInteger, Text
 
 SCHEMA_ID = "booking-email/v1"
 RETENTION = timedelta(days=30)
-# Bounds the contract leaves open, so that no number a client sends overflows a date or a
-# DynamoDB number: revisions fit 32 bits, and no email waits more than ten years.
+# Bounds that keep every number a client sends clear of overflowing a date or a DynamoDB number:
+# revisions fit 32 bits, and no email waits more than ten years (3650 days).
 MAX_REVISION = 2**31 - 1
-MAX_DELAY = timedelta(days=3653)
+MAX_DELAY = timedelta(days=3650)
 MAX_DELAY_SECONDS = int(MAX_DELAY.total_seconds())
 
 
@@ -105,20 +106,43 @@ _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 Locale = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 
 
+MAX_ADDRESS_LENGTH = 254
+MAX_LOCAL_PART_LENGTH = 64
+
+
 def _email_address(value: str) -> str:
     # The ``.test`` domain (RFC 2606) is allowed: the local stack and the booking app's staging use it.
+    # The local part is ASCII (no SMTPUTF8: not every provider or mailbox takes it); the domain
+    # may be internationalized, since it travels as its IDNA form.
     try:
-        checked = email_validator.validate_email(value, check_deliverability=False, test_environment=True)
+        checked = email_validator.validate_email(
+            value, check_deliverability=False, test_environment=True, allow_smtputf8=False
+        )
     except email_validator.EmailNotValidError:
+        raise ValueError("value is not a valid email address") from None
+    # RFC 5321's limit, which email_validator leaves to the caller (and providers enforce).
+    if len(checked.local_part) > MAX_LOCAL_PART_LENGTH:
         raise ValueError("value is not a valid email address") from None
     return str(checked.normalized)
 
 
+# RFC 5322 ``atext``: what a dot-atom local part is made of, ASCII only.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+#: An address as the schema states it: at most 254 characters, and a local part that is a dot-atom
+#: of ASCII of at most 64, then ``@`` (``format: email`` says the rest). The lengths are negative
+#: lookaheads, not ``maxLength``: generators such as Schemathesis' skip and then check those,
+#: where they would spend minutes spelling a pattern's match out to an exact length.
+EMAIL_PATTERN = (
+    rf"^(?![\s\S]{{{MAX_ADDRESS_LENGTH + 1}}})(?![^@]{{{MAX_LOCAL_PART_LENGTH + 1}}})"
+    rf"{_ATEXT}+(?:\.{_ATEXT}+)*@"
+)
+
 EmailAddress = Annotated[
     str,
-    Field(min_length=3, max_length=254),
+    # email_validator checks the local part's length and everything else; this bounds the work.
+    Field(max_length=MAX_ADDRESS_LENGTH),
     AfterValidator(_email_address),
-    WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": 254}),
+    WithJsonSchema({"type": "string", "format": "email", "pattern": EMAIL_PATTERN}),
 ]
 
 
@@ -126,7 +150,7 @@ class Recipient(BaseModel):
     model_config = _STRICT
 
     email: EmailAddress
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[Text, Field(min_length=1, max_length=200)] | None = None
 
 
 class BookingEmailData(BaseModel):
@@ -134,33 +158,24 @@ class BookingEmailData(BaseModel):
 
     model_config = _STRICT
 
-    restaurant_name: Annotated[str, Field(min_length=1, max_length=200)]
-    party_size: Annotated[int, Field(ge=1, le=100)]
-    starts_at: AwareDatetime
-    reference: Annotated[str, Field(min_length=1, max_length=64)]
-    previous_starts_at: AwareDatetime | None = None
-    cancellation_reason: Annotated[str, Field(max_length=500)] | None = None
+    restaurant_name: Annotated[Text, Field(min_length=1, max_length=200)]
+    party_size: Annotated[int, JsonInteger(ge=1, le=100)]
+    starts_at: Instant
+    reference: Annotated[Text, Field(min_length=1, max_length=64)]
+    previous_starts_at: Instant | None = None
+    cancellation_reason: Annotated[Text, Field(max_length=500)] | None = None
 
 
 class _EmailFields(BaseModel):
     model_config = _STRICT
 
     booking_id: BookingId
-    revision: Annotated[int, Field(ge=0, le=MAX_REVISION)] = 0
-    not_after: AwareDatetime | None = None
+    revision: Annotated[int, JsonInteger(ge=0, le=MAX_REVISION)] = 0
+    not_after: Instant | None = None
     suppress_if_sent: list[EmailType] | None = None
     recipient: Recipient
     locale: Locale = "en"
-    time_zone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_time_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("unknown IANA time zone") from None
-        return value
+    time_zone: TimeZoneName = "UTC"
 
     email_type: EmailType
 
@@ -173,9 +188,37 @@ class _EmailFields(BaseModel):
         return self.ref.dedupe_key
 
 
+# The rules that join two fields, in the schema too (``allOf`` of each model that has them), so
+# that a body the schema allows is never refused by them.
+_ONE_WAY_TO_DELAY: dict[str, Any] = {
+    "not": {
+        "required": ["deliver_at", "delay_seconds"],
+        "properties": {"deliver_at": {"type": "string"}, "delay_seconds": {"type": "number"}},
+    }
+}
+_UPDATED_NEEDS_PREVIOUS: dict[str, Any] = {
+    "if": {"required": ["email_type"], "properties": {"email_type": {"const": "booking_updated"}}},
+    "then": {
+        "properties": {
+            "data": {
+                "required": ["previous_starts_at"],
+                "properties": {"previous_starts_at": {"type": "string"}},
+            }
+        }
+    },
+}
+
+
+def _schema_rules(*rules: dict[str, Any]) -> Any:
+    def add(schema: dict[str, Any]) -> None:
+        schema["allOf"] = [*schema.get("allOf", ()), *rules]
+
+    return add
+
+
 class _RequestRules(_EmailFields):
-    deliver_at: AwareDatetime | None = None
-    delay_seconds: Annotated[int, Field(ge=0, le=MAX_DELAY_SECONDS)] | None = None
+    deliver_at: Instant | None = None
+    delay_seconds: Annotated[int, JsonInteger(ge=0, le=MAX_DELAY_SECONDS)] | None = None
 
     def delivery_time(self, published_at: datetime) -> datetime:
         """When the email may go out: never before publish time + delay (or ``deliver_at``)."""
@@ -183,13 +226,21 @@ class _RequestRules(_EmailFields):
             return max(self.deliver_at.astimezone(UTC), published_at)
         return published_at + timedelta(seconds=self.delay_seconds or 0)
 
-    @model_validator(mode="after")
-    def _one_way_to_delay(self) -> _RequestRules:
-        if self.deliver_at is not None and self.delay_seconds is not None:
-            raise ValueError("give deliver_at or delay_seconds, not both")
-        if self.deliver_at is not None and self.deliver_at > datetime.now(UTC) + MAX_DELAY:
+    # Each rule checked on the field it names, so that the error names it.
+    @field_validator("deliver_at")
+    @classmethod
+    def _within_ten_years(cls, value: datetime | None) -> datetime | None:
+        # The one rule of a request that depends on the clock, so no schema can state it.
+        if value is not None and value > datetime.now(UTC) + MAX_DELAY:
             raise ValueError("deliver_at must be at most ten years ahead")
-        return self
+        return value
+
+    @field_validator("delay_seconds")
+    @classmethod
+    def _one_way_to_delay(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("deliver_at") is not None:
+            raise ValueError("give deliver_at or delay_seconds, not both")
+        return value
 
 
 class _BookingRules(BaseModel):
@@ -202,6 +253,8 @@ class _BookingRules(BaseModel):
 
 class EmailRequest(_BookingRules, _RequestRules):
     """A guest email as the booking app asks for it (``POST /v1/emails`` body)."""
+
+    model_config = ConfigDict(json_schema_extra=_schema_rules(_ONE_WAY_TO_DELAY, _UPDATED_NEEDS_PREVIOUS))
 
     email_type: GuestEmailType
     data: BookingEmailData
@@ -219,6 +272,8 @@ class EmailRequest(_BookingRules, _RequestRules):
 
 class AdminDriftEmailRequest(_RequestRules):
     """The notifier's fallback when no webhook is configured (CONTRACT §4)."""
+
+    model_config = ConfigDict(json_schema_extra=_schema_rules(_ONE_WAY_TO_DELAY))
 
     email_type: AdminEmailType
     data: PolicyDriftData
@@ -239,8 +294,9 @@ class _JobFields(BaseModel):
 
     schema_id: Literal["booking-email/v1"] = Field(alias="schema")
     job_id: uuid.UUID
-    deliver_at: AwareDatetime  # always set by the producer
-    delay_seconds: Annotated[int, Field(ge=0)] | None = None  # informational: deliver_at rules
+    deliver_at: Instant  # always set by the producer
+    # Informational: deliver_at rules.
+    delay_seconds: Annotated[int, JsonInteger(ge=0, le=MAX_DELAY_SECONDS)] | None = None
 
     def to_message_body(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)  # type: ignore[attr-defined,no-any-return]
@@ -249,7 +305,7 @@ class _JobFields(BaseModel):
 class GuestEmailJob(_JobFields, _BookingRules, _EmailFields):
     """Queue message for one of the four guest emails."""
 
-    model_config = ConfigDict(title="GuestEmailJob")
+    model_config = ConfigDict(title="GuestEmailJob", json_schema_extra=_schema_rules(_UPDATED_NEEDS_PREVIOUS))
 
     email_type: GuestEmailType
     data: BookingEmailData

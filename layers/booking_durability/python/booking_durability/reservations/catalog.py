@@ -2,7 +2,7 @@
 
 A ``PUT`` that changes the policy hash writes the next version, conditioned on the version it
 read, so two concurrent PUTs never get the same version; one that does not change it writes
-nothing. ``If-Match`` (bare or quoted hash, or ``*``) must name the current policy.
+nothing. ``If-Match`` must name the current policy (see ``if_match_holds``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Venue:
     def from_stored(cls, stored: StoredVenue) -> Venue:
         return cls(
             venue_id=stored.venue_id,
-            config=VenueConfig.model_validate_json(stored.config_json),
+            config=VenueConfig.from_stored(stored.config_json),
             policy_hash=stored.policy_hash,
             policy_version=stored.policy_version,
         )
@@ -56,10 +56,11 @@ def save_venue(
     """Store ``config`` as the venue's next version unless it is what the venue already has."""
     canonical = canonical_json(config)
     wanted_hash = hash_of(canonical)
-    expected = _entity_tag(if_match)
     current = store.venue(venue_id)
     for _ in range(MAX_SAVE_ATTEMPTS):
-        if expected is not None and (current is None or expected not in ("*", current.policy_hash)):
+        if if_match is not None and not if_match_holds(
+            if_match, None if current is None else current.policy_hash
+        ):
             raise PreconditionFailed("If-Match does not name the venue's current policy")
         if current is not None and current.policy_hash == wanted_hash:
             return current
@@ -93,11 +94,22 @@ def venue_version(store: ReservationStore, venue_id: str, version: int) -> Venue
     return Venue.from_stored(stored)
 
 
-def _entity_tag(if_match: str | None) -> str | None:
-    """The hash ``If-Match`` names: bare or quoted (a weak tag never matches a strong one)."""
-    if if_match is None:
-        return None
-    tag = if_match.strip()
-    if len(tag) >= 2 and tag.startswith('"') and tag.endswith('"'):
-        tag = tag[1:-1]
-    return tag
+def if_match_holds(if_match: str, current_hash: str | None) -> bool:
+    """Whether an ``If-Match`` value names the venue's current policy (RFC 9110, 13.1.1).
+
+    ``*`` holds for any venue that exists. Otherwise the value is a comma-separated list of entity
+    tags and holds when one of them is the current hash, quoted or (as the contract also allows)
+    bare. A weak tag (``W/"..."``) never holds: If-Match compares strongly. Nothing holds for a
+    venue that does not exist.
+    """
+    if current_hash is None:
+        return False
+    value = if_match.strip()
+    if value == "*":
+        return True
+    for tag in (part.strip() for part in value.split(",")):
+        if len(tag) >= 2 and tag.startswith('"') and tag.endswith('"'):
+            tag = tag[1:-1]
+        if tag == current_hash:
+            return True
+    return False

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from booking_durability.reservations.allocator import Allocation
 from booking_durability.reservations.errors import HoldTimingInvalid
@@ -26,6 +26,8 @@ from booking_durability.reservations.venues import (
     VenueId,
     ZoneName,
 )
+from booking_durability.times import Instant, UtcInstant
+from booking_durability.validation import JsonInteger
 
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
@@ -33,15 +35,7 @@ MAX_DAYS_AHEAD = 365
 
 HoldId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
 # Wider than any policy's max_party_size: a party above it is a 409 party_too_large, not a 422.
-PartySize = Annotated[int, Field(ge=1, le=1000)]
-
-
-def _to_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-# Kept in UTC so that every answer carries ``Z`` times (CONTRACT §0).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+PartySize = Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)]
 
 
 class HoldStatus(StrEnum):
@@ -59,9 +53,9 @@ class HoldRequest(BaseModel):
 
     venue_id: VenueId
     party_size: PartySize
-    starts_at: AwareDatetime
-    # The upper bound and the slot rule depend on the venue: check_hold_timing applies them.
-    duration_minutes: Annotated[int, Field(ge=1)] | None = None
+    starts_at: Instant
+    # The slot rule depends on the venue: check_hold_timing applies it.
+    duration_minutes: Annotated[int, JsonInteger(ge=1, le=MAX_DURATION_MINUTES)] | None = None
     zone: ZoneName | None = None
 
 
@@ -113,7 +107,7 @@ class SnapshotTable(BaseModel):
     model_config = _STRICT
 
     id: TableId
-    capacity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
+    capacity: Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)]
 
 
 class SelectionSnapshot(BaseModel):
@@ -126,11 +120,11 @@ class SelectionSnapshot(BaseModel):
     model_config = _STRICT
 
     party_size: PartySize | None = None
-    starts_at: UtcDatetime | None = None
-    ends_at: UtcDatetime | None = None
+    starts_at: UtcInstant | None = None
+    ends_at: UtcInstant | None = None
     zone: ZoneName | None = None
     tables: Annotated[tuple[SnapshotTable, ...], Field(max_length=MAX_TABLES)] | None = None
-    quoted_at: UtcDatetime | None = None
+    quoted_at: UtcInstant | None = None
 
     def is_complete(self) -> bool:
         """Every field given; only ``zone`` may be null, and ``tables`` must name a table."""
@@ -150,12 +144,12 @@ class Hold(BaseModel):
     venue_id: VenueId
     status: HoldStatus = HoldStatus.HELD  # an imported line may leave it out: it is then held
     party_size: PartySize
-    starts_at: UtcDatetime
-    ends_at: UtcDatetime
-    expires_at: UtcDatetime
+    starts_at: UtcInstant
+    ends_at: UtcInstant
+    expires_at: UtcInstant
     table_ids: Annotated[tuple[TableId, ...], Field(max_length=MAX_TABLES)]
     policy_hash: PolicyHash | None = None
-    policy_version: Annotated[int, Field(ge=1)] | None = None
+    policy_version: Annotated[int, JsonInteger(ge=1)] | None = None
     selection_snapshot: SelectionSnapshot | None = None
 
     @model_validator(mode="after")

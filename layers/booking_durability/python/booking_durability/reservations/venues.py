@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+
+from booking_durability.validation import Boolean, JsonInteger, Text
 
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
@@ -26,15 +27,24 @@ TableId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-def _printable(value: str) -> str:
-    # Zones are free text ("terraza", "Sala 1"); control characters only make two names look alike.
-    # (pydantic already refuses lone surrogates, which could not be hashed as UTF-8.)
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValueError("zone must be printable text")
-    return value
+# Zones are free text ("terraza", "Sala 1"), printable: a control character would only make two
+# names look alike, and a lone surrogate could not be hashed as UTF-8.
+ZoneName = Annotated[Text, Field(min_length=1, max_length=64)]
+SLOT_MINUTES = (5, 10, 15, 20, 30, 60)
+# Validation context of a config read back from the store.
+STORED = "stored"
 
 
-ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+_UNIQUE: dict[str, Any] = {"uniqueItems": True}
+# The schema's statement of ``_whole_slots``: for each slot length, the default duration is a
+# multiple of it.
+_DURATION_FITS_SLOTS: list[JsonValue] = [
+    {
+        "if": {"required": ["slot_minutes"], "properties": {"slot_minutes": {"const": slot}}},
+        "then": {"properties": {"default_duration_minutes": {"multipleOf": slot}}},
+    }
+    for slot in SLOT_MINUTES
+]
 
 
 def _unique(values: list[str], what: str) -> list[str]:
@@ -47,37 +57,50 @@ class Table(BaseModel):
     model_config = _STRICT
 
     id: TableId
-    capacity: Annotated[int, Field(ge=1, le=MAX_SEATS)]
-    min_party: Annotated[int, Field(ge=1, le=MAX_SEATS)] = 1
+    capacity: Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)]
+    min_party: Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)] = 1
     zone: ZoneName
     # Not required to be symmetric: the allocator combines only tables that list each other.
-    combinable_with: Annotated[list[TableId], Field(max_length=MAX_TABLES - 1)] = []
+    combinable_with: Annotated[
+        list[TableId], Field(max_length=MAX_TABLES - 1, json_schema_extra=_UNIQUE)
+    ] = []
+
+    # Rules that join two fields are checked on the later one, so the error names it.
+    @field_validator("min_party")
+    @classmethod
+    def _seats_the_smallest_party(cls, value: int, info: ValidationInfo) -> int:
+        if value > info.data.get("capacity", value):
+            raise ValueError("min_party must not exceed capacity")
+        return value
 
     @field_validator("combinable_with")
     @classmethod
-    def _no_repeats(cls, value: list[str]) -> list[str]:
-        return _unique(value, "combinable_with")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Table:
-        if self.min_party > self.capacity:
-            raise ValueError("min_party must not exceed capacity")
-        if self.id in self.combinable_with:
+    def _other_tables_once(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("id") in value:
             raise ValueError("a table cannot be combinable with itself")
-        return self
+        return _unique(value, "combinable_with")
 
 
 class SeatingPolicy(BaseModel):
-    model_config = _STRICT
+    model_config = _STRICT | ConfigDict(json_schema_extra={"allOf": _DURATION_FITS_SLOTS})
 
     slot_minutes: Literal[5, 10, 15, 20, 30, 60]
-    default_duration_minutes: Annotated[int, Field(ge=15, le=MAX_DURATION_MINUTES)]
-    buffer_minutes: Annotated[int, Field(ge=0, le=120)]
-    max_party_size: Annotated[int, Field(ge=1, le=100)]
-    hold_ttl_seconds: Annotated[int, Field(ge=1, le=86400)]
-    allow_combinations: bool
+    # A whole number of slots, so that a hold of the default duration can be made.
+    default_duration_minutes: Annotated[int, JsonInteger(ge=15, le=MAX_DURATION_MINUTES)]
+    buffer_minutes: Annotated[int, JsonInteger(ge=0, le=120)]
+    max_party_size: Annotated[int, JsonInteger(ge=1, le=100)]
+    hold_ttl_seconds: Annotated[int, JsonInteger(ge=1, le=86400)]
+    allow_combinations: Boolean
     # May be empty (a venue taking no bookings) and may name zones without tables yet.
-    bookable_zones: Annotated[list[ZoneName], Field(max_length=MAX_TABLES)]
+    bookable_zones: Annotated[list[ZoneName], Field(max_length=MAX_TABLES, json_schema_extra=_UNIQUE)]
+
+    @field_validator("default_duration_minutes")
+    @classmethod
+    def _whole_slots(cls, value: int, info: ValidationInfo) -> int:
+        slot = info.data.get("slot_minutes")
+        if slot is not None and value % slot and not (info.context or {}).get(STORED):
+            raise ValueError("default_duration_minutes must be a multiple of slot_minutes")
+        return value
 
     @field_validator("bookable_zones")
     @classmethod
@@ -104,6 +127,12 @@ class VenueConfig(BaseModel):
             if not known.issuperset(table.combinable_with):
                 raise ValueError(f"tables[{position}].combinable_with names a table this venue does not have")
         return tables
+
+    @classmethod
+    def from_stored(cls, config_json: str) -> VenueConfig:
+        """A config as stored: saved under the rules of its day, so rules added since (a default
+        duration of whole slots) do not refuse it when it is read again."""
+        return cls.model_validate_json(config_json, context={STORED: True})
 
     def normalized(self) -> VenueConfig:
         """The canonical form: tables sorted by id, ``combinable_with`` and ``bookable_zones`` sorted.
