@@ -72,6 +72,15 @@ class ReservationsTable:
         item = self.table.get(venue_key(venue_id, sk))
         return None if item is None else _stored_venue(venue_id, item)
 
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        items = self.table.query(
+            Expression(
+                "pk = :pk AND begins_with(sk, :version)",
+                {":pk": venue_key(venue_id, "")["pk"], ":version": "VERSION#"},
+            )
+        )
+        return [_stored_venue(venue_id, item) for item in items]
+
     def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         values = {
             "venue_id": venue.venue_id,

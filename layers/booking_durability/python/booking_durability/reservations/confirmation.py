@@ -24,18 +24,19 @@ from typing import Any, Literal
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import Busy
 from booking_durability.observability import count, count_with_dimension, logger
-from booking_durability.reservations.allocator import NoAvailability, allocate
-from booking_durability.reservations.catalog import Venue, current_venue
+from booking_durability.reservations.allocator import NoAvailability, allocate, seats_party
+from booking_durability.reservations.catalog import Venue, current_venue, quoted_policy
 from booking_durability.reservations.errors import (
     BookingIdTaken,
     HoldExpired,
+    HoldInvalid,
     HoldMetadataIncomplete,
     HoldNotActive,
     HoldNotFound,
     IdempotencyKeyReused,
     PolicyChanged,
 )
-from booking_durability.reservations.holds import Hold, HoldStatus, missing_metadata, new_hold
+from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold, complete, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
     Slot,
@@ -103,7 +104,7 @@ def confirm_with_policy_retry(
         repeated = _repeat(store, stored, keyed, request)
         if repeated is not None:
             return repeated
-        _check_confirmable(stored, now())
+        _check_confirmable(store, stored, now())
         try:
             return _confirm(store, stored, request, now())
         except _PolicyMoved:
@@ -130,20 +131,36 @@ def _repeat(
     return None
 
 
-def _check_confirmable(stored: StoredHold, now: datetime) -> None:
+def _check_confirmable(store: ReservationStore, stored: StoredHold, now: datetime) -> None:
+    """Points 1 and 2 of the contract's order: metadata, seating, expiry, activity."""
     hold = stored.hold
-    missing = missing_metadata(hold)
-    if missing:
+    quoted = complete(hold)
+    if isinstance(quoted, list):
         count("HoldMetadataRejected")
         logger.warning(
-            "hold lacks metadata; not confirmed", extra={"hold_id": hold.hold_id, "missing": missing}
+            "hold lacks metadata; not confirmed", extra={"hold_id": hold.hold_id, "missing": quoted}
         )
-        raise HoldMetadataIncomplete(missing)
+        raise HoldMetadataIncomplete(quoted)
+    _check_seating(store, quoted)
     status = hold.effective_status(now)
     if status is HoldStatus.EXPIRED:
         raise HoldExpired("the hold expired before it was confirmed")
     if status is not HoldStatus.HELD:
         raise HoldNotActive("the hold is not held (released, superseded or confirmed for another booking)")
+
+
+def _check_seating(store: ReservationStore, quoted: QuotedHold) -> None:
+    """The hold's tables seat its party under the version it was quoted under, by the allocator's
+    own rule, whatever wrote the hold (an import may not have checked). A hold whose policy no
+    version has is left to the drift check: its re-quote is the allocator's."""
+    hold = quoted.hold
+    config = quoted_policy(store, hold.venue_id, quoted.policy_hash, hold.policy_version)
+    if config is not None and not seats_party(config, hold.party_size, hold.table_ids, quoted.zone):
+        logger.warning(
+            "hold's tables cannot seat its party; not confirmed",
+            extra={"hold_id": hold.hold_id, "venue_id": hold.venue_id, "policy_hash": quoted.policy_hash},
+        )
+        raise HoldInvalid()
 
 
 def _confirm(

@@ -96,9 +96,19 @@ class WriteConflict(Exception):
         return "policy" in self.refused
 
 
-class ReservationStore(Protocol):
-    def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None: ...
+class VenueReads(Protocol):
+    """A venue's versions, as every store of reservations reads them."""
 
+    def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
+        """The current version, or version ``version``; None when there is none."""
+        ...
+
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        """Every version of the venue, any order (none when the venue does not exist)."""
+        ...
+
+
+class ReservationStore(VenueReads, Protocol):
     def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         """Write version ``venue.policy_version``; ``WriteConflict`` when the current one is no
         longer ``previous_version`` (another writer got there first)."""
