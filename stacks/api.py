@@ -18,6 +18,7 @@ from stacks.function import LAMBDAS_DIR, ServiceFunction, service_log_group
 from stacks.monitoring import WatchedFunction
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.tables import grant_items
 
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"
@@ -233,7 +234,11 @@ class BookingApi(Construct):
             timeout_seconds=settings.reservations_api.timeout_seconds,
             memory_mb=settings.reservations_api.memory_mb,
         )
-        reservations_table.grant_read_write_data(reservations_api.function)
+        # What the reservation logic calls (transactions are authorized per item action), on the
+        # table's items only: it never queries the table's index.
+        reads = ("GetItem", "BatchGetItem", "Query")
+        writes = ("ConditionCheckItem", "PutItem", "UpdateItem", "DeleteItem")
+        grant_items(reservations_table, reservations_api.function, *reads, *writes)
         return reservations_api
 
     def _rest_api(self, settings: StageSettings) -> apigateway.RestApi:

@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.api import ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
+from stacks.drift_sweep import DriftSweep
 from stacks.email_pipeline import EmailPipeline
 from stacks.function import lambda_runtime
 from stacks.layers import SharedLayers
@@ -59,6 +60,13 @@ class ServiceStack(Stack):
             deliveries_table=self.deliveries.table,
             reservations_table=self.reservations.table,
         )
+        self.drift_sweep = DriftSweep(
+            self,
+            "DriftSweep",
+            settings=settings,
+            layers=layers.all,
+            reservations_table=self.reservations.table,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -69,12 +77,14 @@ class ServiceStack(Stack):
                 self.email_pipeline.watched_consumer,
                 *self.api.watched_functions,
                 self.notifications.watched_notifier,
+                self.drift_sweep.watched,
             ],
             tables=[self.deliveries.watched, self.reservations.watched],
             api=self.api.rest_api,
             email_consumer=self.email_pipeline.consumer,
             reservations_api=self.api.reservations_api,
             notifier=self.notifications.notifier,
+            drift_sweep=self.drift_sweep.function,
             outbox_pipe_name=self.notifications.pipe.ref,
         )
 

@@ -151,6 +151,19 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
+class FlowRow:
+    """A drift flow as its original hold's item carries it."""
+
+    booking_id: str
+    state: str  # open | recovered | unrecovered
+    attempts: int
+    replacement_id: str | None
+    key: str | None
+    reason: str | None
+    indexed: bool  # carries the open-flows index's keys
+
+
+@dataclass(frozen=True)
 class HoldRow:
     hold_id: str
     status: str  # as stored: held | confirmed | released | superseded (expiry is by time)
@@ -165,6 +178,8 @@ class HoldRow:
     policy_version: int
     booking_id: str | None
     superseded_by: str | None
+    flow: FlowRow | None = None  # the drift flow that superseded it
+    replaces: str | None = None  # on a replacement: the hold whose flow made it
 
     def live(self, now: datetime) -> bool:
         """A held hold owns its tables until ``expires_at`` (half-open)."""
@@ -216,6 +231,7 @@ class TableView:
     entries: list[Entry] = field(default_factory=list)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> body
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # Idempotency-Key -> item
+    claimed: dict[str, str] = field(default_factory=dict)  # booking id -> the flow's original hold
     unknown: list[str] = field(default_factory=list)
 
     @classmethod
@@ -256,7 +272,21 @@ class TableView:
                 policy_version=doc["policy_version"],
                 booking_id=item.get("booking_id"),
                 superseded_by=item.get("superseded_by"),
+                flow=None
+                if "flow" not in item
+                else FlowRow(
+                    booking_id=item["booking_id"],
+                    state=item["flow"],
+                    attempts=int(item["flow_attempts"]),
+                    replacement_id=item.get("superseded_by"),
+                    key=item.get("flow_key"),
+                    reason=item.get("flow_reason"),
+                    indexed="open_flow" in item and "flow_due" in item,
+                ),
+                replaces=item.get("replaces"),
             )
+        elif kind == "BOOKING" and item["status"] == "pending":
+            self.claimed[rest] = item["flow"]
         elif kind == "BOOKING":
             doc = json.loads(item["doc"])
             self.bookings[rest] = BookingRow(

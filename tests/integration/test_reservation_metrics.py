@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pytest
 from booking_durability import observability
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
+from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations import catalog
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.venues import VenueConfig
@@ -199,6 +201,31 @@ def _drifted_twice(api: Api, resources: Resources, monkeypatch: pytest.MonkeyPat
     return hold_id
 
 
+def _interrupted(api: Api, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A drift flow whose request failed (503) before confirming the replacement, which then
+    expired: the policy it drifted to holds tables for a second."""
+    hold_id = _drifted(buffer_minutes=30, hold_ttl_seconds=1)(api, resources, monkeypatch)
+    confirm_ = ReservationsTable.confirm
+
+    def throttled(self: ReservationsTable, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: ProvisionedThroughputExceededException")
+        confirm_(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ReservationsTable, "confirm", throttled)
+        assert confirm(api, hold_id).status == 503
+    stored = store_of(resources).hold(hold_id)
+    assert stored is not None
+    assert stored.flow is not None
+    assert stored.flow.replacement_id is not None
+    replacement = store_of(resources).hold(stored.flow.replacement_id)
+    assert replacement is not None
+    while datetime.now(UTC) <= replacement.hold.expires_at:
+        time.sleep(0.05)
+    return hold_id
+
+
 @dataclass(frozen=True)
 class Path:
     setup: Step
@@ -254,6 +281,12 @@ PATHS = {
             ("PolicyDriftDetected", ()): 1,
             ("PolicyDriftUnrecovered", (("reason", "no_availability"),)): 1,
         },
+    ),
+    "drift interrupted, ended by the repeat": Path(
+        _interrupted,
+        confirm,
+        409,
+        {("PolicyDriftUnrecovered", (("reason", "interrupted"),)): 1},
     ),
     "drift repeated": Path(
         _drifted_twice,

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+#: Why a drift flow ended unrecovered (CONTRACT §1, point 3; §4).
+DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
 PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -30,4 +32,4 @@ class PolicyDriftData(BaseModel):
     policy_hash: PolicyHash
     policy_version: Annotated[int, Field(ge=1)]
     attempts: Annotated[int, Field(ge=0)]
-    reason: Literal["no_availability", "drift_repeated"] | None = None
+    reason: DriftReason | None = None
