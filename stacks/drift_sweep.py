@@ -9,7 +9,7 @@ conditioned on the flow still being open, so racing sweeps and repeats write one
 TTL is no clock: it deletes when it likes, and never tells anyone.
 
 Locally the scheduler process runs the function on the stage's own period
-(``PERIOD_METADATA`` on the rule: EventBridge's rates are whole minutes).
+(``SCHEDULE_PERIOD_METADATA`` on the rule: EventBridge's rates are whole minutes).
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from stacks.function import LAMBDAS_DIR, ServiceFunction
 from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import OPEN_FLOWS_INDEX
 from stacks.runbook import AlarmKey, Page
-from stacks.settings import StageSettings
+from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
 from stacks.tables import grant_index_query, grant_items
 
 # Powertools service name: the "service" of the sweep's logs and EMF metrics.
 DRIFT_SWEEP_SERVICE = "drift-sweep"
-#: Template metadata on a schedule's rule: the period, in seconds, the local scheduler runs its
-#: target with (the rule's own rate is whole minutes, EventBridge's finest).
-PERIOD_METADATA = "booking-durability:period-seconds"
 
 
 class DriftSweep(Construct):
@@ -81,7 +78,7 @@ class DriftSweep(Construct):
             targets=[targets.LambdaFunction(function, retry_attempts=0)],
         )
         cast(events.CfnRule, self.schedule.node.default_child).add_metadata(
-            PERIOD_METADATA, sweep.every_seconds
+            SCHEDULE_PERIOD_METADATA, sweep.every_seconds
         )
 
         self.watched = WatchedFunction(

@@ -28,6 +28,10 @@ LAMBDA_PYTHON_VERSION = "3.13"
 #: Wheel platforms the dependencies layer is built for: Lambda's arm64 Amazon Linux 2023.
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 
+#: Template metadata on a schedule's rule: the period, in seconds, the local stack's scheduler
+#: runs the rule's target with (EventBridge's own rates are whole minutes; the local stage's
+#: periods are seconds). Here, not in the construct, so the local stack reads it without the CDK.
+SCHEDULE_PERIOD_METADATA = "booking-durability:period-seconds"
 SERVICE_NAME = "booking-durability"
 METRICS_NAMESPACE = "BookingDurability"
 DEFAULT_STAGE = "dev"

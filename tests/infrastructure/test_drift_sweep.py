@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from booking_durability.adapters import reservations_table as runtime
-from stacks.drift_sweep import DRIFT_SWEEP_SERVICE, PERIOD_METADATA
+from stacks.drift_sweep import DRIFT_SWEEP_SERVICE
 from stacks.reservations_table import FLOW_DUE_ATTRIBUTE, OPEN_FLOW_ATTRIBUTE, OPEN_FLOWS_INDEX
 from stacks.runbook import RUNBOOK, AlarmKey
+from stacks.settings import SCHEDULE_PERIOD_METADATA
 from tests.infrastructure.conftest import SynthesizedStage
 
 
@@ -62,7 +63,7 @@ def test_the_sweep_runs_on_the_stages_schedule(
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
     assert rule["Properties"]["State"] == "ENABLED"
     # The local scheduler's period: EventBridge's rates are whole minutes
-    assert rule["Metadata"][PERIOD_METADATA] == period == stage.settings.drift_sweep.every_seconds
+    assert rule["Metadata"][SCHEDULE_PERIOD_METADATA] == period == stage.settings.drift_sweep.every_seconds
     # EventBridge may invoke the function, from this rule only
     function_id, _ = _sweep(stage)
     [permission] = [
