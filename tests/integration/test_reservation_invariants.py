@@ -75,7 +75,6 @@ from booking_durability.reservations.errors import (
 from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
 from booking_durability.reservations.holds import Hold, HoldRequest
 from booking_durability.reservations.intervals import ownership_interval
-from booking_durability.reservations.ownership import epoch
 from booking_durability.reservations.venues import VenueConfig, policy_hash
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
@@ -87,7 +86,8 @@ from tests.integration.reservation_model import (
     Edit,
     TableView,
     VenueDraft,
-    owned_slots,
+    assert_no_table_is_double_booked,
+    assert_records_name_exactly_the_live_owners,
     seats_under,
 )
 
@@ -672,38 +672,10 @@ class ReservationMachine(RuleBasedStateMachine):
         }
 
     def no_table_is_double_booked(self, view: TableView) -> None:
-        owners = view.live_owners(self.clock)
-        ids = [owner.owner_id for owner in owners]
-        assert len(ids) == len(set(ids)), "a hold counts as both held and booked"
-        for one, other in itertools.combinations(owners, 2):
-            shared = set(one.table_ids) & set(other.table_ids)
-            assert not (shared and one.interval.overlaps(other.interval)), (
-                f"{one.owner_id} and {other.owner_id} both own {sorted(shared)}: "
-                f"{one.interval} and {other.interval}"
-            )
+        assert_no_table_is_double_booked(view, self.clock)
 
     def ownership_records_name_exactly_the_live_owners(self, view: TableView) -> None:
-        owners = {owner.owner_id: owner for owner in view.live_owners(self.clock)}
-        entries = {(entry.bucket, entry.table_id, entry.owner_id): entry for entry in view.entries}
-        for owner in owners.values():
-            for bucket, table_id in owned_slots(owner):
-                entry = entries.get((bucket, table_id, owner.owner_id))
-                assert entry is not None, f"{owner.owner_id} owns {table_id}@{bucket} with no record"
-                assert (entry.start, entry.end, entry.until) == (
-                    epoch(owner.interval.start),
-                    epoch(owner.interval.end),
-                    owner.until,
-                ), f"{owner.owner_id}'s record on {table_id}@{bucket} differs from its hold or booking"
-        for entry in view.entries:
-            if not entry.live(self.clock):
-                continue
-            holder = owners.get(entry.owner_id)
-            assert holder is not None, (
-                f"{entry.owner_id} ended, yet still owns {entry.table_id}@{entry.bucket}"
-            )
-            assert (entry.bucket, entry.table_id) in owned_slots(holder), (
-                f"{entry.owner_id} owns {entry.table_id}@{entry.bucket} outside its tables and times"
-            )
+        assert_records_name_exactly_the_live_owners(view, self.clock)
 
     def a_hold_is_replaced_at_most_once(self, view: TableView) -> None:
         replacements = [row.superseded_by for row in view.holds.values() if row.superseded_by]
