@@ -262,6 +262,36 @@ def test_drift_with_no_availability_reads_the_holds_tables_once(
     assert calls == ["BatchGetItem", "TransactWriteItems", "GetItem", "Query", "TransactWriteItems"]
 
 
+def test_a_confirm_is_two_round_trips_and_a_recovered_drift_six(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Without drift: the hold and key in one read, the confirming transaction
+    calls = dynamodb_calls(resources)
+    confirm_with_policy_retry(store_of(resources), ConfirmRequest(held["hold_id"], "bk_1", "k1"), real_now)
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    # With drift recovered: the refused attempt, the venue, the tables (one day), the replacement
+    # (which begins the flow and claims the booking id and key), its confirmation
+    other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    calls.clear()
+    body = confirm_with_policy_retry(
+        store_of(resources), ConfirmRequest(other["hold_id"], "bk_2", "k2"), real_now
+    )
+    assert body["policy_drift"] is not None
+    assert calls == [
+        "BatchGetItem",
+        "TransactWriteItems",
+        "GetItem",
+        "Query",
+        "TransactWriteItems",
+        "TransactWriteItems",
+    ]
+
+
+def real_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class DriftingAgain(ReservationsTable):
     """The venue's policy changes again right after the replacement is made."""
 

@@ -349,7 +349,8 @@ def test_every_metric_the_alarms_and_graphs_read_has_a_path_above(service: str, 
 GUEST_NAME = "Anasecretname Perezsecret"
 GUEST_EMAIL = "ana.secret@guest.example.test"
 GUEST_PHONE = "+34600111222"
-PLANTED = (GUEST_NAME, GUEST_EMAIL, GUEST_PHONE, GUEST_NAME.replace(" ", ""))
+GUEST_KEY = "ana.secret+interrupted@guest.example.test"  # a key a client made of an address
+PLANTED = (GUEST_NAME, GUEST_EMAIL, GUEST_PHONE, GUEST_NAME.replace(" ", ""), GUEST_KEY)
 
 
 def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_outbox(
@@ -357,6 +358,7 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     resources: Resources,
     capsys: pytest.CaptureFixture[str],
     log_lines: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = deployed
     guest = {"guest_name": GUEST_NAME, "guest_email": GUEST_EMAIL, "guest_phone": GUEST_PHONE}
@@ -407,6 +409,25 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     name_key = {"Idempotency-Key": GUEST_NAME.replace(" ", "")}
     unrecovered = call("POST", f"/v1/holds/{third}/confirm", {"booking_id": "bk_5"}, headers=name_key)
     problem(unrecovered, 409, "POLICY_CHANGED")
+    # ... and through a drift flow interrupted after the hold was replaced, whose key the flow
+    # keeps beside the hold, finished by its repeat
+    assert call("PUT", "/v1/venues/casa", venue_config()).status == 200
+    fourth = call("POST", "/v1/holds", hold_request(starts_at=start(days=5))).body["hold_id"]
+    assert call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=20)).status == 200
+    confirm_ = ReservationsTable.confirm
+
+    def throttled(self: ReservationsTable, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: ProvisionedThroughputExceededException")
+        confirm_(self, *args, **kwargs)
+
+    flow_key, flow_body = {"Idempotency-Key": GUEST_KEY}, {"booking_id": "bk_6"}
+    with monkeypatch.context() as patched:
+        patched.setattr(ReservationsTable, "confirm", throttled)
+        problem(
+            call("POST", f"/v1/holds/{fourth}/confirm", flow_body, headers=flow_key), 503, "STORE_UNAVAILABLE"
+        )
+    assert call("POST", f"/v1/holds/{fourth}/confirm", flow_body, headers=flow_key).status == 200
 
     # Then the logs, the function's output (EMF), the answers and the outbox were all written ...
     logs = log_lines.getvalue()
@@ -416,7 +437,7 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     assert "hold confirmed" in logs
     assert "policy drift not recovered" in logs
     assert emitted(output.out)
-    assert len(outbox) == 2
+    assert len(outbox) == 3
     # ... and none of them carries what the guest's text said
     texts = {
         "logs": logs,
