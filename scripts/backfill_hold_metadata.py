@@ -11,7 +11,8 @@ metadata, reading the table page by page. Where the venue version the hold was q
 known (its ``policy_version``, else the version with its ``policy_hash``), it fills the policy
 hash and version and the selection snapshot from the hold and that version (``zone`` null unless
 the hold's snapshot gave one; ``quoted_at`` derived as ``expires_at`` - that version's
-``hold_ttl_seconds``). Otherwise it releases the hold and frees its tables, or with
+``hold_ttl_seconds``). A hold whose tables that version does not have or cannot seat its party
+is never completed. Otherwise it releases the hold and frees its tables, or with
 ``--skip-underivable`` leaves it as it is.
 
 A dry run (the default) prints what it would do and writes nothing. With ``--apply`` every write

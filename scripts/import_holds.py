@@ -10,8 +10,9 @@ ends_at, expires_at, table_ids``; ``policy_hash``, ``policy_version`` and ``sele
 may be missing; ``status``, when given, is ``held``). It is stored as a held hold owning its tables
 over ``[starts_at, ends_at + buffer)``, the buffer of the venue's current policy, in one
 transaction with its ownership records. A hold already stored as given is skipped; a line that
-is invalid, names an unknown venue or table, has expired, reuses a hold id for another hold, or
-wants a table another live owner holds meanwhile is refused. Re-running a file is safe.
+is invalid, names an unknown venue or table, whose tables cannot seat its party (under the version
+it names, else the current one: ``party_does_not_fit``), has expired, reuses a hold id for another
+hold, or wants a table another live owner holds meanwhile is refused. Re-running a file is safe.
 
 Prints one line per refused line (its number, a reason code, the hold id when valid: never the
 line itself) and a summary. Exit status: 0 when every line was imported or skipped, 1 when any was

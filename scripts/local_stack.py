@@ -6,11 +6,13 @@ Starts moto server (its DynamoDB made atomic: ``devstack/atomic_moto.py``), synt
 ``local`` stage, creates its queues and tables in moto from the template, starts the SMTP sink,
 the webhook sink, one worker per SQS event source mapping (each invoking the real Lambda
 handler), one stream worker per pipe from a table's stream to a queue (``devstack/stream_worker.py``),
-the HTTP API (the template's REST API routes, each invoking its real handler: see
-``devstack/api_server.py``) and the inbox page (``devstack/inbox.py``: the delivered emails, the
-dead letters and the webhook deliveries), then writes ``$LOCAL_DIR/stack.json`` and prints
-``ready``. A component that dies is restarted and ``stack.json`` rewritten; moto dying ends the
-stack. Ctrl-C (or SIGTERM, SIGHUP) stops everything and removes ``stack.json``.
+the scheduler, which runs the functions that EventBridge schedules run in AWS (the drift sweep)
+on the stage's own periods (``devstack/scheduler.py``), the HTTP API (the template's REST API
+routes, each invoking its real handler: see ``devstack/api_server.py``) and the inbox page
+(``devstack/inbox.py``: the delivered emails, the dead letters and the webhook deliveries),
+then writes ``$LOCAL_DIR/stack.json`` and prints ``ready``. A component that dies is restarted
+and ``stack.json`` rewritten; moto dying ends the stack. Ctrl-C (or SIGTERM, SIGHUP) stops
+everything and removes ``stack.json``.
 
 A function whose ``WEBHOOK_URL`` is a loopback URL (the notifier, on the local stage) posts to
 this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``, signing with the template's ``WEBHOOK_SECRET``
@@ -51,8 +53,11 @@ from devstack.local_resources import (
     friendly_names,
     load_template,
     queue_worker_specs,
+    schedule_specs,
     stream_worker_specs,
 )
+from devstack.scheduler import READY_MARKER as SCHEDULER_READY_MARKER
+from devstack.schedules import Schedule, SchedulerSpec
 from devstack.stream_worker import READY_MARKER as STREAM_READY_MARKER
 from devstack.stream_worker import StreamWorkerSpec
 from devstack.supervisor import (
@@ -247,6 +252,19 @@ def stream_worker(spec: StreamWorkerSpec, config: LocalConfig, env: Mapping[str,
     )
 
 
+def scheduler(schedules: list[Schedule], config: LocalConfig, env: Mapping[str, str]) -> Component:
+    spec_file = config.run_dir / "scheduler.json"
+    spec_file.write_text(SchedulerSpec(REGION, schedules).to_json(), encoding="utf-8")
+    return Component(
+        "scheduler",
+        [sys.executable, "scripts/devstack/scheduler.py", str(spec_file)],
+        env=env,
+        ready_line=SCHEDULER_READY_MARKER,
+        # The handlers' own lines are their Powertools JSON: relayed as they are.
+        passthrough_stdout=True,
+    )
+
+
 def with_local_webhook(function: FunctionSpec, config: LocalConfig) -> FunctionSpec:
     """A function posting to a loopback webhook posts to this run's webhook sink instead (the
     template's URL names the default port); its path stays the template's."""
@@ -307,6 +325,7 @@ class LocalStack:
         self.names: Names | None = None
         self.api: ApiSpec | None = None
         self.streams: list[StreamWorkerSpec] = []
+        self.schedules: list[Schedule] = []
         self.webhook_function: FunctionSpec | None = None
         self.published = False
 
@@ -338,6 +357,10 @@ class LocalStack:
             self.supervisor.start(queue_worker(spec, config, env))
         for stream in self.streams:
             self.supervisor.start(stream_worker(stream, config, env))
+        if self.schedules:
+            self.supervisor.start(scheduler(self.schedules, config, env))
+        else:
+            self.say("the template schedules nothing: no scheduler component")
         if self.api is not None:
             self.supervisor.start(api(self.api, config, env))
         assert self.names is not None
@@ -368,8 +391,8 @@ class LocalStack:
 
     def create_resources(self, template: Mapping[str, Any]) -> list[QueueWorkerSpec]:
         """Make the template's queues and tables in moto; the workers its mappings need, (in
-        ``self.streams``) the stream workers its pipes need, and (in ``self.api``) the REST API's
-        routes and functions."""
+        ``self.streams``) the stream workers its pipes need, (in ``self.schedules``) what its
+        scheduled rules run, and (in ``self.api``) the REST API's routes and functions."""
         import boto3  # only here: importing boto3 costs a noticeable part of a second
 
         session = boto3.session.Session(
@@ -419,6 +442,16 @@ class LocalStack:
             state_dir=self.config.run_dir,
             warn=self.say,
         )
+        self.schedules = [
+            replace(schedule, function=with_local_webhook(schedule.function, self.config))
+            for schedule in schedule_specs(
+                template,
+                resources,
+                assembly_dir=assembly_dir,
+                local_environment=overrides,
+                warn=self.say,
+            )
+        ]
         self.webhook_function = self._posting_to_the_sink(
             [*(spec.function for spec in workers), *(self.api.functions.values() if self.api else ())]
         )

@@ -72,8 +72,10 @@ NO_AVAILABILITY_REASONS = ("party_too_large", "no_table")
 HOLD_EVENTS = ("HoldCreated", "HoldConfirmed", "HoldReleased", "BookingCancelled")
 # Its counts of policy drift met at confirmation (CONTRACT §1, point 3).
 POLICY_DRIFT_EVENTS = ("PolicyDriftDetected", "PolicyDriftRecovered")
-# Why a drifted confirmation could not be recovered (PolicyDriftUnrecovered's "reason" dimension).
-POLICY_DRIFT_REASONS = ("no_availability", "drift_repeated")
+# Why a drift flow could not be recovered (PolicyDriftUnrecovered's "reason" dimension): the
+# reservations API counts every reason; the drift sweep counts the flows it ends, `interrupted`.
+POLICY_DRIFT_REASONS = ("no_availability", "drift_repeated", "interrupted")
+SWEPT_DRIFT_REASON = "interrupted"
 # CONTRACT §4: how the notifier told the admins (AdminNotificationSent's "channel" dimension) ...
 NOTIFICATION_CHANNELS = ("webhook", "email")
 # ... and why a notification reached the notifications DLQ (AdminNotificationFailed's dimension).
@@ -184,6 +186,7 @@ class Monitoring(Construct):
         email_api: ServiceFunction,
         reservations_api: ServiceFunction,
         notifier: ServiceFunction,
+        drift_sweep: ServiceFunction,
         outbox_pipe_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -199,7 +202,7 @@ class Monitoring(Construct):
             self._watch_table(table)
         self._watch_api(api, settings, [email_api.service, reservations_api.service])
         self._watch_email_delivery(email_consumer.service, settings)
-        self._watch_holds(reservations_api.service, settings)
+        self._watch_holds(reservations_api.service, drift_sweep.service, settings)
         self._watch_admin_notifications(notifier.service, outbox_pipe_name)
         self.alarms = [created.alarm for created in self.facade.created_alarms()]
         self.dashboard = self._dashboard(settings)
@@ -460,7 +463,7 @@ class Monitoring(Construct):
             ],
         )
 
-    def _watch_holds(self, service: str, settings: StageSettings) -> None:
+    def _watch_holds(self, service: str, sweep_service: str, settings: StageSettings) -> None:
         events = [_service_metric(service, name).with_(label=name) for name in HOLD_EVENTS]
         metadata_threshold = settings.observability.hold_metadata_rejected_alarm_threshold
         metadata_rejected = CustomMetricWithAlarm(
@@ -487,10 +490,16 @@ class Monitoring(Construct):
             f"unrecovered_{reason}": _service_metric(service, "PolicyDriftUnrecovered", reason=reason)
             for reason in POLICY_DRIFT_REASONS
         }
-        drift = [_service_metric(service, name).with_(label=name) for name in POLICY_DRIFT_EVENTS] + [
-            metric.with_(label=f"PolicyDriftUnrecovered: {reason}")
-            for reason, metric in zip(POLICY_DRIFT_REASONS, unrecovered_by_reason.values(), strict=True)
+        swept = _service_metric(sweep_service, "PolicyDriftUnrecovered", reason=SWEPT_DRIFT_REASON)
+        drift = [
+            *(_service_metric(service, name).with_(label=name) for name in POLICY_DRIFT_EVENTS),
+            *(
+                metric.with_(label=f"PolicyDriftUnrecovered: {reason}")
+                for reason, metric in zip(POLICY_DRIFT_REASONS, unrecovered_by_reason.values(), strict=True)
+            ),
+            swept.with_(label=f"PolicyDriftUnrecovered: {SWEPT_DRIFT_REASON} (ended by the sweep)"),
         ]
+        unrecovered_by_reason[f"swept_{SWEPT_DRIFT_REASON}"] = swept
         # Every reason counts: one sum over the reason dimension (alarms cannot use SEARCH).
         unrecovered = CustomMetricWithAlarm(
             metric=cloudwatch.MathExpression(
@@ -505,9 +514,10 @@ class Monitoring(Construct):
                 Page(
                     AlarmKey.POLICY_DRIFT_UNRECOVERED,
                     "A confirmation met a changed seating policy and could not be recovered (reason "
-                    f"{' or '.join(POLICY_DRIFT_REASONS)}): the guest got 409 POLICY_CHANGED and has "
-                    "no booking. The admins are notified per event; check that they were and that "
-                    "the booking app offered the guest another time.",
+                    f"{', '.join(POLICY_DRIFT_REASONS)}; interrupted ones ended by the request's repeat "
+                    "or by the drift sweep): the guest has no booking (409 POLICY_CHANGED). The "
+                    "admins are notified per event; check that they were and that the booking app "
+                    "offered the guest another time.",
                 ),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

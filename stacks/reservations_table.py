@@ -14,14 +14,22 @@ PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 #: Epoch seconds after which DynamoDB may delete an item (a held hold long past its expiry).
 TTL_ATTRIBUTE = "expires_at"
+#: The sparse index of drift flows still open, by when their replacement expires: what the drift
+#: sweep queries (the runtime's ``adapters.reservations_table.OPEN_FLOWS_INDEX`` and its keys;
+#: an infrastructure test keeps them equal).
+OPEN_FLOWS_INDEX = "open-flows"
+OPEN_FLOW_ATTRIBUTE = "open_flow"
+FLOW_DUE_ATTRIBUTE = "flow_due"
 
 
 class ReservationsTable(Construct):
     """Where the reservations API keeps venues (every policy version), holds and bookings.
 
     A single table with generic string keys (``pk``/``sk``): the runtime lays out its item types
-    and writes what must change together in one transaction. Its stream carries each item's new
-    image, from which an outbox item (a policy-drift notification) is published. Point-in-time
+    and writes what must change together in one transaction. One sparse index lists the drift
+    flows still open (``OPEN_FLOWS_INDEX``), so the sweep that ends interrupted ones never scans.
+    Its stream carries each item's new image, from which an outbox item (a policy-drift
+    notification) is published. Point-in-time
     recovery protects who owns which table when; in prod the table outlives the stack.
     """
 
@@ -35,6 +43,13 @@ class ReservationsTable(Construct):
             sort_key=SORT_KEY,
             ttl_attribute=TTL_ATTRIBUTE,
             stream=dynamodb.StreamViewType.NEW_IMAGE,
+        )
+        # Keys only: the sweep reads each flow's hold itself, consistently, before it acts.
+        self.table.add_global_secondary_index(
+            index_name=OPEN_FLOWS_INDEX,
+            partition_key=dynamodb.Attribute(name=OPEN_FLOW_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=FLOW_DUE_ATTRIBUTE, type=dynamodb.AttributeType.NUMBER),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
         self.watched = WatchedTable(
             name="Reservations",

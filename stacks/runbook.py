@@ -34,6 +34,8 @@ class AlarmKey(StrEnum):
     RESERVATIONS_API_THROTTLES = "reservations-api-throttles"
     NOTIFIER_ERRORS = "notifier-errors"
     NOTIFIER_THROTTLES = "notifier-throttles"
+    DRIFT_SWEEP_ERRORS = "drift-sweep-errors"
+    DRIFT_SWEEP_THROTTLES = "drift-sweep-throttles"
     API_SERVER_ERRORS = "api-server-errors"
     API_UNHANDLED_ERRORS = "api-unhandled-errors"
     DELIVERIES_TABLE_THROTTLES = "deliveries-table-throttles"
@@ -109,6 +111,12 @@ RUNBOOK = MappingProxyType(
         ),
         AlarmKey.NOTIFIER_THROTTLES: RunbookSection(
             "Notifier throttled", "notifier-throttled", ("Notifier", "Invocations")
+        ),
+        AlarmKey.DRIFT_SWEEP_ERRORS: RunbookSection(
+            "Drift sweep errors", "drift-sweep-errors", ("Drift sweep", "Errors")
+        ),
+        AlarmKey.DRIFT_SWEEP_THROTTLES: RunbookSection(
+            "Drift sweep throttled", "drift-sweep-throttled", ("Drift sweep", "Invocations")
         ),
         AlarmKey.API_SERVER_ERRORS: RunbookSection(
             "API 5xx rate high",

@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.api import READ_ONLY_ROUTES, ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
+from stacks.drift_sweep import DriftSweep
 from stacks.email_pipeline import EmailPipeline
 from stacks.function import lambda_runtime
 from stacks.layers import SharedLayers
@@ -60,6 +61,13 @@ class ServiceStack(Stack):
             deliveries_table=self.deliveries.table,
             reservations_table=self.reservations.table,
         )
+        self.drift_sweep = DriftSweep(
+            self,
+            "DriftSweep",
+            settings=settings,
+            layers=layers.all,
+            reservations_table=self.reservations.table,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -70,6 +78,7 @@ class ServiceStack(Stack):
                 self.email_pipeline.watched_consumer,
                 *self.api.watched_functions,
                 self.notifications.watched_notifier,
+                self.drift_sweep.watched,
             ],
             tables=[self.deliveries.watched, self.reservations.watched],
             api=self.api.rest_api,
@@ -77,6 +86,7 @@ class ServiceStack(Stack):
             email_api=self.api.email_api,
             reservations_api=self.api.reservations_api,
             notifier=self.notifications.notifier,
+            drift_sweep=self.drift_sweep.function,
             outbox_pipe_name=self.notifications.pipe.ref,
         )
 

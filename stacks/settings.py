@@ -28,6 +28,10 @@ LAMBDA_PYTHON_VERSION = "3.13"
 #: Wheel platforms the dependencies layer is built for: Lambda's arm64 Amazon Linux 2023.
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 
+#: Template metadata on a schedule's rule: the period, in seconds, the local stack's scheduler
+#: runs the rule's target with (EventBridge's own rates are whole minutes; the local stage's
+#: periods are seconds). Here, not in the construct, so the local stack reads it without the CDK.
+SCHEDULE_PERIOD_METADATA = "booking-durability:period-seconds"
 SERVICE_NAME = "booking-durability"
 METRICS_NAMESPACE = "BookingDurability"
 DEFAULT_STAGE = "dev"
@@ -236,6 +240,19 @@ class NotifierSettings(QueueConsumerSettings):
     """The drift notifier Lambda and its SQS event source mapping."""
 
 
+class DriftSweepSettings(FunctionSettings):
+    """The scheduled function that ends the drift flows nobody repeated, once their replacement
+    expired (a confirm that replaced a hold, then failed): it releases the replacement and tells
+    the admins, reason ``interrupted``."""
+
+    timeout_seconds: int = Field(60, ge=1, le=900)
+    memory_mb: int = Field(256, ge=128, le=10_240)
+    #: How often it runs: an EventBridge schedule in AWS, whose finest rate is a minute (so a
+    #: multiple of 60 there), the local scheduler process locally. An interrupted flow ends at
+    #: most this long after its replacement expired.
+    every_seconds: int = Field(60, ge=1, le=86_400)
+
+
 class NotificationsSettings(_Settings):
     """Admin notifications of policy drift (CONTRACT §4): where they go, and how they get there.
 
@@ -321,6 +338,7 @@ class StageSettings(_Settings):
     reservations_api: ApiFunctionSettings
     notifications_queue: QueueSettings = QueueSettings()
     notifications: NotificationsSettings
+    drift_sweep: DriftSweepSettings = DriftSweepSettings()
     observability: ObservabilitySettings
     #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
@@ -454,6 +472,11 @@ class StageSettings(_Settings):
             )
         if self.quick_retries:
             self._check_quick_retries()
+        elif self.drift_sweep.every_seconds % 60:
+            raise ValueError(
+                f"drift_sweep.every_seconds ({self.drift_sweep.every_seconds}) must be whole minutes: "
+                "EventBridge schedules run at most once a minute"
+            )
         return self
 
     def _check_quick_retries(self) -> None:
@@ -618,6 +641,8 @@ def _local() -> StageSettings:
             "webhook_timeout_seconds": 2,
             "notifier": {"timeout_seconds": 10, "batch_size": 4},
         },
+        # The local scheduler sweeps every 2 s: an interrupted flow ends soon after its replacement.
+        drift_sweep={"every_seconds": 2, "timeout_seconds": 10},
         # Local retries are seconds apart (backoff 2, 4, 8 s): 30 s of lag is already the third retry.
         observability={"log_retention_days": 1, "tracing": False, "delivery_lag_p99_alarm_seconds": 30},
         quick_retries=True,

@@ -99,7 +99,7 @@ class LogRelay:
         threading.Thread(target=relay, daemon=True).start()
 
 
-class _RelayHandler(logging.Handler):
+class RelayHandler(logging.Handler):
     """This server's own log lines, through the relay, so they never cut into a handler's."""
 
     def __init__(self, relay: LogRelay) -> None:
@@ -562,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     relay = LogRelay(sys.stdout.buffer, sys.stderr.buffer)
-    handler = _RelayHandler(relay)
+    handler = RelayHandler(relay)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

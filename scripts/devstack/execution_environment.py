@@ -1,8 +1,8 @@
-"""One Lambda execution environment of the local API: the handler imported once, one event at a time.
+"""One Lambda execution environment, locally: the handler imported once, one event at a time.
 
-Run by the API server (``api_server.py``) as
+Run by the API server (``api_server.py``) and the scheduler (``scheduler.py``) as
 
-    python scripts/devstack/execution_environment.py API_SPEC.json FUNCTION_NAME FD
+    python scripts/devstack/execution_environment.py SPEC.json FUNCTION_NAME FD
 
 The process plays the Lambda runtime for one function, as ``worker.py`` does for a queue: it
 applies the function's environment and imports its handler (the cold start), then takes one
@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from devstack.api_gateway import MAX_RESPONSE_BYTES, ApiSpec
+from devstack.api_gateway import MAX_RESPONSE_BYTES
 from devstack.serving import log_to_stderr
 from devstack.worker import FunctionSpec, Handler, LambdaContext, load_handler
 
@@ -80,14 +80,16 @@ def serve(channel: socket.socket, reader: BinaryIO, function: FunctionSpec, regi
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3:
-        print("usage: execution_environment.py API_SPEC.json FUNCTION_NAME FD", file=sys.stderr)
+        print("usage: execution_environment.py SPEC.json FUNCTION_NAME FD", file=sys.stderr)
         return 2
     spec_file, function_name, descriptor = args
     log_to_stderr(log)
+    # The API's spec, or the scheduler's: both name their functions and region alike.
     with open(spec_file, encoding="utf-8") as file:
-        spec = ApiSpec.from_json(file.read())
+        spec = json.load(file)
+    function = FunctionSpec(**spec["functions"][function_name])
     with socket.socket(fileno=int(descriptor)) as channel, channel.makefile("rb") as reader:
-        return serve(channel, reader, spec.functions[function_name], spec.region)
+        return serve(channel, reader, function, spec["region"])
 
 
 if __name__ == "__main__":

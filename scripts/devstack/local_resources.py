@@ -5,7 +5,8 @@ properties, so they cannot drift from what deploys. (moto's CloudFormation is no
 silently drops or alters properties.) Every SQS event source mapping becomes a worker spec
 (see ``worker.py``) whose environment is the function's, with ``Ref``/``Fn::GetAtt`` resolved to
 the local names, URLs and ARNs; every pipe from a table's stream to a queue becomes a stream
-worker spec (see ``stream_worker.py``) with the pipe's own filter patterns and input template.
+worker spec (see ``stream_worker.py``) with the pipe's own filter patterns and input template;
+every scheduled rule's Lambda target becomes a schedule of the local scheduler (``scheduler.py``).
 
 Where each function's code is: the ``aws:asset:path`` metadata the CDK writes for SAM-style
 local tools. The local stack synthesizes with asset metadata on and asset staging off, so it is
@@ -30,14 +31,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from devstack import stream_worker
+from devstack.schedules import Schedule
 from devstack.stream_worker import StreamWorkerSpec, UnsupportedPipe, check_pattern, check_template
 from devstack.worker import LOCAL_ACCOUNT_ID, FunctionSpec, QueueWorkerSpec
+from stacks.settings import SCHEDULE_PERIOD_METADATA
 
 QUEUE = "AWS::SQS::Queue"
 TABLE = "AWS::DynamoDB::Table"
 FUNCTION = "AWS::Lambda::Function"
 EVENT_SOURCE_MAPPING = "AWS::Lambda::EventSourceMapping"
 PIPE = "AWS::Pipes::Pipe"
+EVENTS_RULE = "AWS::Events::Rule"
 ASSET_PATH_METADATA = "aws:asset:path"
 
 # CloudFormation's defaults for properties a template may leave out.
@@ -54,6 +58,8 @@ _QUEUE_ATTRIBUTES = (
     "ContentBasedDeduplication",
 )
 _QUEUE_VARIABLE = re.compile(r"^(?P<name>.+?)(_QUEUE)?_(URL|ARN|NAME)$")
+_RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|hour|day)s?\)$")
+_RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 _TABLE_VARIABLE = re.compile(r"^(?P<name>.+?)_TABLE(_NAME|_ARN)?$")
 
 _T = TypeVar("_T")
@@ -501,3 +507,67 @@ def _pipe_filters(properties: Mapping[str, Any]) -> list[dict[str, Any]]:
         check_pattern(parsed, f"filter {index}")
         filters.append(parsed)
     return filters
+
+
+def schedule_specs(
+    template: Mapping[str, Any],
+    resources: LocalResources,
+    *,
+    assembly_dir: Path,
+    local_environment: Mapping[str, str],
+    warn: Callable[[str], None],
+) -> list[Schedule]:
+    """One schedule per Lambda target of every enabled rule with a ``ScheduleExpression``.
+
+    The period is the rule's ``SCHEDULE_PERIOD_METADATA`` when the template gives one (the
+    stage's own, in seconds), else its ``rate(...)``. Rules on event patterns, ``cron(...)``
+    schedules and targets other than the template's functions are reported through ``warn`` and
+    skipped; a target whose input is shaped (``Input``, ``InputPath``, ``InputTransformer``) is a
+    :class:`TemplateError`: the scheduler sends the schedule's own event.
+    """
+    functions = resources_of_type(template, FUNCTION)
+    specs = []
+    for logical_id, rule in resources_of_type(template, EVENTS_RULE).items():
+        properties = _properties(rule)
+        expression = properties.get("ScheduleExpression")
+        if expression is None:
+            warn(f"rule {logical_id}: only schedules run locally; skipped")
+            continue
+        if properties.get("State", "ENABLED") != "ENABLED":
+            continue
+        seconds = _period_seconds(rule, str(expression))
+        if seconds is None:
+            warn(f"rule {logical_id}: {expression} is not a rate; skipped")
+            continue
+        for target in properties.get("Targets", []):
+            function_id = _referenced_logical_id(target.get("Arn"))
+            if function_id not in functions:
+                warn(f"rule {logical_id}: only Lambda functions of the template run locally; skipped")
+                continue
+            shaped = sorted({"Input", "InputPath", "InputTransformer"} & set(target))
+            if shaped:
+                raise TemplateError(f"rule {logical_id}: target input {shaped} is not emulated")
+            specs.append(
+                Schedule(
+                    rule=logical_id,
+                    rule_arn=f"arn:aws:events:{resources.region}:{LOCAL_ACCOUNT_ID}:rule/{logical_id}",
+                    period_seconds=seconds,
+                    function=function_spec(
+                        function_id,
+                        functions[function_id],
+                        resources,
+                        assembly_dir=assembly_dir,
+                        local_environment=local_environment,
+                    ),
+                )
+            )
+    return specs
+
+
+def _period_seconds(rule: Mapping[str, Any], expression: str) -> float | None:
+    """The stage's own period from the rule's metadata, else its ``rate(...)``'s; None for a cron."""
+    period = rule.get("Metadata", {}).get(SCHEDULE_PERIOD_METADATA)
+    if period is not None:
+        return float(period)
+    rate = _RATE.match(expression)
+    return None if rate is None else float(int(rate["value"]) * _RATE_SECONDS[rate["unit"]])

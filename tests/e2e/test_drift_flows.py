@@ -1,6 +1,7 @@
 """Policy drift over HTTP against `make run`, down to the admin's webhook (CONTRACT §1, §3, §4):
-recovered with a signed webhook, unrecovered when no table fits any more, and an imported hold
-without metadata refused, then backfilled and confirmed."""
+recovered with a signed webhook, unrecovered when no table fits any more, interrupted after the
+hold was replaced and finished by the local scheduler's sweep, and an imported hold without
+metadata refused, then backfilled and confirmed."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ import json
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
 
+from booking_durability.adapters.dynamodb import DynamoTable
+from booking_durability.adapters.reservations_table import ReservationsTable
+from booking_durability.errors import StoreUnavailable
+from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
 from tests.builders import venue_config
 
-from .harness import RunningStack, eventually
+from .harness import RunningStack, eventually, pid_alive
 from .test_api_flows import new_venue, starts
+from .test_drift_notifications import wait_until_settled
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +134,52 @@ def test_an_imported_hold_without_metadata_is_refused_then_backfilled_and_confir
     assert script("scripts/backfill_hold_metadata.py", "--apply").returncode == 0
     status, _, confirmed = running_stack.api("POST", f"/v1/holds/{hold_id}/confirm", json=booking)
     assert (status, confirmed["hold_id"], confirmed["policy_drift"]) == (200, hold_id, None)
+
+
+class CrashingAfterReplacing(ReservationsTable):
+    """An API instance that dies right after a drift flow replaced the hold: the replacement's
+    confirmation never happens, and the client gets a 5xx and does not repeat."""
+
+    def confirm(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: RequestTimeout")
+        super().confirm(*args, **kwargs)
+
+
+def test_an_interrupted_flow_nobody_repeats_is_finished_by_the_scheduler_with_one_webhook(
+    running_stack: RunningStack,
+) -> None:
+    info = running_stack.stack_json()
+    assert pid_alive(info["processes"]["scheduler"])
+    # Given a hold, then a policy whose holds last two seconds
+    venue_id = new_venue(running_stack)
+    held = hold(running_stack, venue_id)
+    changed = venue_config(buffer_minutes=30, hold_ttl_seconds=2)
+    assert running_stack.api("PUT", f"/v1/venues/{venue_id}", json=changed).status == 200
+    # When a confirm meets the drift, replaces the hold, and its instance dies (the test plays it,
+    # on the stack's own table)
+    table = DynamoTable(info["tables"]["reservations"], running_stack.dynamodb())
+    booking_id = f"bk_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(StoreUnavailable):
+        confirm_with_policy_retry(
+            CrashingAfterReplacing(table),
+            ConfirmRequest(held["hold_id"], booking_id),
+            lambda: datetime.now(UTC),
+        )
+    status, _, original = running_stack.api("GET", f"/v1/holds/{held['hold_id']}")
+    assert (status, original["status"]) == (200, "superseded")
+    # Then, once the replacement expired, the scheduler's sweep ends the flow: one signed webhook
+    [delivery] = eventually(
+        lambda: webhooks_for(running_stack, held["hold_id"]), timeout=30, what="the sweep's webhook"
+    )
+    body = verified(running_stack, delivery)
+    assert (body["type"], body["reason"], body["attempts"]) == ("policy_drift.unrecovered", "interrupted", 2)
+    status, _, replacement = running_stack.api("GET", f"/v1/holds/{body['hold_id']}")
+    assert (status, replacement["status"]) == (200, "released")
+    # And the client's repeat, however late, answers the flow's end and tells nobody again
+    status, _, refused = running_stack.api(
+        "POST", f"/v1/holds/{held['hold_id']}/confirm", json={"booking_id": booking_id}
+    )
+    assert (status, refused["code"], refused["reason"]) == (409, "POLICY_CHANGED", "interrupted")
+    wait_until_settled(running_stack)
+    assert len(webhooks_for(running_stack, held["hold_id"])) == 1

@@ -73,7 +73,7 @@ def test_stack_json_says_where_every_component_is(local_stack: dict[str, Any], r
     assert info["api_url"].startswith("http://127.0.0.1:")
     assert set(info["processes"]) >= {
         *("aws", "api", "email_worker", "notifications_worker", "notifications_stream"),
-        *("mail_sink", "webhook_sink", "inbox"),
+        *("mail_sink", "webhook_sink", "inbox", "scheduler"),
     }
     assert info["inbox_url"] == f"http://127.0.0.1:{running_stack.variables['LOCAL_INBOX_PORT']}/"
     assert info["webhooks_file"] == str(running_stack.local_dir / "webhooks.jsonl")

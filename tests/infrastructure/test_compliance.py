@@ -167,6 +167,7 @@ def test_the_xray_wildcard_is_acknowledged_only_on_the_roles_of_traced_functions
         f"{prefix}/Api/EmailApi/Role",
         f"{prefix}/Api/ReservationsApi/Role",
         f"{prefix}/Notifications/Notifier/Role",
+        f"{prefix}/DriftSweep/Sweep/Role",
     }
 
 
@@ -193,6 +194,7 @@ def test_the_runtime_is_acknowledged_on_each_function_with_the_reason_it_is_not_
         f"{prefix}/Api/EmailApi/Function",
         f"{prefix}/Api/ReservationsApi/Function",
         f"{prefix}/Notifications/Notifier/Function",
+        f"{prefix}/DriftSweep/Sweep/Function",
     }
 
 

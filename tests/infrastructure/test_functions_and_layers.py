@@ -256,7 +256,7 @@ def test_the_trimmed_babel_still_renders_every_locale_the_product_offers(dev: Sy
 def test_each_function_has_its_own_service_name_and_role(stage: SynthesizedStage) -> None:
     functions = [function["Properties"] for function in stage.of_type("AWS::Lambda::Function").values()]
     services = [properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for properties in functions]
-    assert sorted(services) == ["email-api", "email-consumer", "notifier", "reservations-api"]
+    assert sorted(services) == ["drift-sweep", "email-api", "email-consumer", "notifier", "reservations-api"]
     roles = [properties["Role"]["Fn::GetAtt"][0] for properties in functions]
     assert len(set(roles)) == len(roles)
 

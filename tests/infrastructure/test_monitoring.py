@@ -296,7 +296,7 @@ def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
 def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedStage) -> None:
     from typing import get_args
 
-    from booking_durability.reservations.confirmation import DriftReason
+    from booking_durability.drift_events import DriftReason
 
     body = _dashboard_text(stage)
     for name in (
@@ -308,6 +308,8 @@ def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedSt
         assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
     for reason in get_args(DriftReason):
         assert f'"PolicyDriftUnrecovered","reason","{reason}","service","reservations-api"' in body, reason
+    # The flows the drift sweep ends are counted by the sweep's own function
+    assert '"PolicyDriftUnrecovered","reason","interrupted","service","drift-sweep"' in body
 
 
 # --- alarms added for operations (issue 9) ------------------------------------------------------
@@ -372,10 +374,11 @@ def test_late_deliveries_raise_an_alarm_on_the_p99_lag(stage: SynthesizedStage) 
 def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage: SynthesizedStage) -> None:
     from typing import get_args
 
-    from booking_durability.reservations.confirmation import DriftReason
+    from booking_durability.drift_events import DriftReason
 
     service = _reservations_service(stage)
-    # Given every reason the confirmation logic can give for not recovering
+    # Given every reason a drift flow can end unrecovered with (the API's, and the sweep's own
+    # interrupted flows)
     alarms = [
         _alarm_on(stage, "PolicyDriftUnrecovered", {"Name": "reason", "Value": reason})
         for reason in get_args(DriftReason)
@@ -383,13 +386,17 @@ def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage:
     # Then one alarm reads them all, summed, and one in 5 minutes pages
     [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
     by_id = {query["Id"]: query for query in alarm["Metrics"] if "MetricStat" in query}
+    counted = set()
     for query in by_id.values():
         metric = query["MetricStat"]
-        assert {"Name": "service", "Value": service} in metric["Metric"]["Dimensions"]
+        dimensions = {d["Name"]: d["Value"] for d in metric["Metric"]["Dimensions"]}
+        counted.add((dimensions["service"], dimensions["reason"]))
         assert (metric["Stat"], metric["Period"]) == ("Sum", 300)
+    assert counted == {(service, reason) for reason in get_args(DriftReason)} | {
+        ("drift-sweep", "interrupted")
+    }
     [expression] = [query["Expression"] for query in alarm["Metrics"] if "Expression" in query]
     assert expression == " + ".join(f"FILL({metric_id}, 0)" for metric_id in by_id)
-    assert len(by_id) == len(get_args(DriftReason))
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
 

@@ -19,6 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from booking_durability.reservations.intervals import Interval, buckets
+from booking_durability.reservations.ownership import epoch
 from booking_durability.reservations.venues import VenueConfig
 
 VENUE_ID = "casa"
@@ -151,6 +152,19 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
+class FlowRow:
+    """A drift flow as its original hold's item carries it."""
+
+    booking_id: str
+    state: str  # open | recovered | unrecovered
+    attempts: int
+    replacement_id: str | None
+    key: str | None
+    reason: str | None
+    indexed: bool  # carries the open-flows index's keys
+
+
+@dataclass(frozen=True)
 class HoldRow:
     hold_id: str
     status: str  # as stored: held | confirmed | released | superseded (expiry is by time)
@@ -165,6 +179,8 @@ class HoldRow:
     policy_version: int
     booking_id: str | None
     superseded_by: str | None
+    flow: FlowRow | None = None  # the drift flow that superseded it
+    replaces: str | None = None  # on a replacement: the hold whose flow made it
 
     def live(self, now: datetime) -> bool:
         """A held hold owns its tables until ``expires_at`` (half-open)."""
@@ -180,6 +196,7 @@ class BookingRow:
     starts_at: datetime
     ends_at: datetime
     owns_until: datetime
+    answer: dict[str, Any] | None = None  # the 200 body stored for repeats
 
 
 @dataclass(frozen=True)
@@ -216,6 +233,7 @@ class TableView:
     entries: list[Entry] = field(default_factory=list)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id -> body
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # Idempotency-Key -> item
+    claimed: dict[str, str] = field(default_factory=dict)  # booking id -> the flow's original hold
     unknown: list[str] = field(default_factory=list)
 
     @classmethod
@@ -256,7 +274,21 @@ class TableView:
                 policy_version=doc["policy_version"],
                 booking_id=item.get("booking_id"),
                 superseded_by=item.get("superseded_by"),
+                flow=None
+                if "flow" not in item
+                else FlowRow(
+                    booking_id=item["booking_id"],
+                    state=item["flow"],
+                    attempts=int(item["flow_attempts"]),
+                    replacement_id=item.get("superseded_by"),
+                    key=item.get("flow_key"),
+                    reason=item.get("flow_reason"),
+                    indexed="open_flow" in item and "flow_due" in item,
+                ),
+                replaces=item.get("replaces"),
             )
+        elif kind == "BOOKING" and item["status"] == "pending":
+            self.claimed[rest] = item["flow"]
         elif kind == "BOOKING":
             doc = json.loads(item["doc"])
             self.bookings[rest] = BookingRow(
@@ -267,6 +299,7 @@ class TableView:
                 starts_at=_instant(doc["starts_at"]),
                 ends_at=_instant(doc["ends_at"]),
                 owns_until=_at(item["owns_until"]),
+                answer=json.loads(item["answer"]) if "answer" in item else None,
             )
         elif kind == "OWN":
             day = datetime.strptime(rest.rpartition("#")[2], "%Y-%m-%d").replace(tzinfo=UTC)
@@ -317,3 +350,39 @@ class TableView:
 def owned_slots(owner: LiveOwner) -> set[tuple[datetime, str]]:
     """The (bucket, table) records that must name ``owner``."""
     return {(bucket, table_id) for table_id in owner.table_ids for bucket in buckets(owner.interval)}
+
+
+def assert_no_table_is_double_booked(view: TableView, now: datetime) -> None:
+    """Live owners never overlap on a table over ``[starts_at, ends_at + buffer)``."""
+    owners = view.live_owners(now)
+    ids = [owner.owner_id for owner in owners]
+    assert len(ids) == len(set(ids)), "a hold counts as both held and booked"
+    for one, other in itertools.combinations(owners, 2):
+        shared = set(one.table_ids) & set(other.table_ids)
+        assert not (shared and one.interval.overlaps(other.interval)), (
+            f"{one.owner_id} and {other.owner_id} both own {sorted(shared)}: "
+            f"{one.interval} and {other.interval}"
+        )
+
+
+def assert_records_name_exactly_the_live_owners(view: TableView, now: datetime) -> None:
+    """The ownership records name every live owner over its interval, and no ended one."""
+    owners = {owner.owner_id: owner for owner in view.live_owners(now)}
+    entries = {(entry.bucket, entry.table_id, entry.owner_id): entry for entry in view.entries}
+    for owner in owners.values():
+        for bucket, table_id in owned_slots(owner):
+            entry = entries.get((bucket, table_id, owner.owner_id))
+            assert entry is not None, f"{owner.owner_id} owns {table_id}@{bucket} with no record"
+            assert (entry.start, entry.end, entry.until) == (
+                epoch(owner.interval.start),
+                epoch(owner.interval.end),
+                owner.until,
+            ), f"{owner.owner_id}'s record on {table_id}@{bucket} differs from its hold or booking"
+    for entry in view.entries:
+        if not entry.live(now):
+            continue
+        holder = owners.get(entry.owner_id)
+        assert holder is not None, f"{entry.owner_id} ended, yet still owns {entry.table_id}@{entry.bucket}"
+        assert (entry.bucket, entry.table_id) in owned_slots(holder), (
+            f"{entry.owner_id} owns {entry.table_id}@{entry.bucket} outside its tables and times"
+        )

@@ -3,7 +3,9 @@ every path, the outbox event of every drift, and the store left as the contract 
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +20,7 @@ from booking_durability.reservations.errors import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.venues import VenueConfig
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
-from tests.integration.conftest import Answer, Api, Resources
+from tests.integration.conftest import ROOT, Answer, Api, Resources
 from tests.integration.test_api_reservations import hold_request, problem
 
 
@@ -239,8 +241,11 @@ def test_drift_with_no_availability_is_409_the_original_superseded_and_notified(
         1,
     )
     assert "hold_id" not in event
-    # Its table is free again, and a retry neither confirms nor notifies again
-    problem(confirm(api, held["hold_id"]), 409, "HOLD_NOT_ACTIVE")
+    # Its table is free again; a repeat answers the flow's end and notifies nobody again
+    repeated = problem(confirm(api, held["hold_id"]), 409, "POLICY_CHANGED")
+    assert (repeated["attempts"], repeated["reason"]) == (1, "no_availability")
+    # Another booking finds the hold superseded
+    problem(confirm(api, held["hold_id"], "bk_2"), 409, "HOLD_NOT_ACTIVE")
     assert len(outbox(resources)) == 1
 
 
@@ -255,6 +260,36 @@ def test_drift_with_no_availability_reads_the_holds_tables_once(
         )
     # The hold, the refused confirmation, the venue, the tables (one day: one query), the ending
     assert calls == ["BatchGetItem", "TransactWriteItems", "GetItem", "Query", "TransactWriteItems"]
+
+
+def test_a_confirm_is_two_round_trips_and_a_recovered_drift_six(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Without drift: the hold and key in one read, the confirming transaction
+    calls = dynamodb_calls(resources)
+    confirm_with_policy_retry(store_of(resources), ConfirmRequest(held["hold_id"], "bk_1", "k1"), real_now)
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    # With drift recovered: the refused attempt, the venue, the tables (one day), the replacement
+    # (which begins the flow and claims the booking id and key), its confirmation
+    other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    calls.clear()
+    body = confirm_with_policy_retry(
+        store_of(resources), ConfirmRequest(other["hold_id"], "bk_2", "k2"), real_now
+    )
+    assert body["policy_drift"] is not None
+    assert calls == [
+        "BatchGetItem",
+        "TransactWriteItems",
+        "GetItem",
+        "Query",
+        "TransactWriteItems",
+        "TransactWriteItems",
+    ]
+
+
+def real_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DriftingAgain(ReservationsTable):
@@ -314,3 +349,52 @@ def _attr(value: Any) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
     return dict(TypeSerializer().serialize(value))
+
+
+# -- what the drift log lines say ------------------------------------------------------------------
+
+QUERY = ROOT / "docs" / "queries" / "policy-drift-events.logsinsights"
+
+
+def _query() -> tuple[list[str], list[str]]:
+    """The fields the policy drift query reads, and the messages it filters on."""
+    text = "\n".join(line for line in QUERY.read_text().splitlines() if not line.startswith("#"))
+    fields = re.search(r"^fields (.+)$", text, re.MULTILINE)
+    messages = re.search(r"filter message in \[(.+)\]", text)
+    assert fields is not None, "the query lost its fields"
+    assert messages is not None, "the query lost its filter"
+    names = [name.strip() for name in fields.group(1).split(",") if not name.strip().startswith("@")]
+    return names, json.loads(f"[{messages.group(1)}]")
+
+
+def test_every_drift_event_is_logged_with_what_the_policy_drift_query_reads(
+    api: Api, resources: Resources, held: dict[str, Any], log_lines: io.StringIO
+) -> None:
+    # Given a drift recovered, and one nothing fits any more
+    fields, messages = _query()
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    assert confirm(api, held["hold_id"]).status == 200
+    second = api.call("POST", "/v1/holds", hold_request(party_size=2)).body
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30, max_party_size=1))
+    assert confirm(api, second["hold_id"], "bk_2").status == 409
+    # Then each event written has one line that the query finds, with every field it reads
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines() if line.startswith("{")]
+    found = [line for line in lines if line.get("message") in messages]
+    events = {event["event_id"]: event for event in outbox(resources)}
+    logged = {line["event_id"]: line for line in found if "event_id" in line}
+    assert logged.keys() == events.keys()
+    # (hold_id and reason only when the event has them, as Logs Insights shows a field missing)
+    for event_id, line in logged.items():
+        event = events[event_id]
+        required = set(fields) - ({"hold_id", "reason"} - event.keys())
+        assert required <= line.keys(), sorted(required - line.keys())
+        for name in ("venue_id", "original_hold_id", "hold_id", "policy_hash", "policy_version", "attempts"):
+            assert line.get(name) == event.get(name), name
+        assert (line["event_type"], line.get("reason")) == (event["type"], event.get("reason"))
+        assert line["original_policy_hash"] == event["original_policy_hash"]
+        # The version each hold was quoted under: 1 for the first, 2 for the one held after it
+        assert line["original_policy_version"] == line["policy_version"] - 1
+    # And the drift met is logged before, with the versions and hashes on both sides
+    met = [line for line in found if line["message"] == "seating policy drift met at confirmation"]
+    assert [(line["original_policy_version"], line["policy_version"]) for line in met] == [(1, 2), (2, 3)]
+    assert all(line["venue_id"] == "casa" and line["original_policy_hash"] for line in met)

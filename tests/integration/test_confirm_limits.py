@@ -108,12 +108,13 @@ def test_the_widest_drift_replacement_fits_one_transaction_with_no_item_twice(ap
         assert len(set(keys)) == len(keys)
     # The largest is the replacement: each of the old and new tables in every hour bucket the
     # owned interval [starts_at, ends_at + buffer) touches (an off-hour start touches one more),
-    # plus the venue's policy check, the original hold and the replacement hold.
+    # plus the venue's policy check, the original hold (where the drift flow begins), the
+    # replacement hold, and the booking id and Idempotency-Key the flow claims.
     offset = SLOT_MINUTES % OWNERSHIP_BUCKET_MINUTES
     hours = math.ceil((offset + LONGEST_HOLD_MINUTES + LONGEST_BUFFER_MINUTES) / OWNERSHIP_BUCKET_MINUTES)
     assert hours == 11  # the hour buckets of the design note
-    expected = 2 * MOST_TABLES * hours + 3
-    assert expected == 69
+    expected = 2 * MOST_TABLES * hours + 5
+    assert expected == 71
     largest = sent[sizes.index(max(sizes))]
     assert len(largest) == expected, sizes
     first_bucket = starts_at.replace(minute=0)
@@ -220,3 +221,84 @@ def test_a_key_used_for_another_hold_is_refused_before_the_metadata_is_checked(
     # Without the key, the same request meets the metadata
     body = problem(confirm(api, lacking, "bk_2"), 422, "HOLD_METADATA_INCOMPLETE")
     assert body["missing"] == ["policy_hash", "selection_snapshot"]
+
+
+# -- a hold whose tables cannot seat its party --------------------------------------------------
+
+
+def _unfit(resources: Resources, held: dict[str, Any], hold_id: str, **changes: Any) -> str:
+    """A complete copy of ``held`` quoted under version 1 whose tables cannot seat its party: what
+    an import that checked nothing, then a backfill, could leave. The service never makes one."""
+    stored = store_of(resources).hold(held["hold_id"])
+    assert stored is not None
+    return _plant(resources, stored.hold, hold_id=hold_id, **changes)
+
+
+@pytest.mark.parametrize(
+    ("party_size", "table_ids", "zone"),
+    [
+        (9, ("T1",), None),  # a party of 9 on a 2-seat table
+        (2, ("T3",), None),  # T3 seats 3 at least
+        (5, ("T1", "T3"), None),  # never combinable: T1 and T3 do not list each other
+        (2, ("T1",), "terraza"),  # T1 is not in the zone that was asked
+        (11, ("T1", "T2"), None),  # above the policy's max_party_size (and the pair's 6 seats)
+    ],
+)
+def test_a_hold_whose_tables_cannot_seat_its_party_is_422_and_nothing_changes(
+    api: Api,
+    resources: Resources,
+    held: dict[str, Any],
+    party_size: int,
+    table_ids: tuple[str, ...],
+    zone: str | None,
+) -> None:
+    # Given a complete hold whose tables, as version 1 describes them, cannot seat its party
+    stored = store_of(resources).hold(held["hold_id"])
+    assert stored is not None
+    assert stored.hold.selection_snapshot is not None
+    snapshot = stored.hold.selection_snapshot.model_copy(update={"party_size": party_size, "zone": zone})
+    unfit = _unfit(
+        resources,
+        held,
+        "hld_unfit",
+        party_size=party_size,
+        table_ids=table_ids,
+        selection_snapshot=snapshot,
+    )
+    # When it is confirmed, Then it is refused, naming why
+    body = problem(confirm(api, unfit, "bk_unfit", key="key-unfit"), 422, "HOLD_INVALID")
+    assert body["reason"] == "party_does_not_fit"
+    # And nothing changed: still held, no booking, no answer for the key, no event
+    assert api.call("GET", f"/v1/holds/{unfit}").body["status"] == "held"
+    problem(api.call("GET", "/v1/bookings/bk_unfit"), 404, "BOOKING_NOT_FOUND")
+    assert confirm(api, held["hold_id"], "bk_other", key="key-unfit").status == 200
+    assert outbox(resources) == []
+
+
+def test_seating_is_judged_under_the_version_the_hold_was_quoted_under(
+    api: Api, resources: Resources, held: dict[str, Any]
+) -> None:
+    # Given a party of 4 on T1 under version 1 (T1 seats 2), and a version 2 where T1 seats 4
+    unfit = _unfit(resources, held, "hld_unfit", party_size=4)
+    tables = [table("T1", 4, zone="main"), table("T2", 4, zone="main")]
+    assert api.call("PUT", "/v1/venues/casa", {"tables": tables, "policy": policy()}).status == 200
+    # Then it is refused before any drift is met: it never fitted what it was quoted under
+    problem(confirm(api, unfit, "bk_unfit"), 422, "HOLD_INVALID")
+    assert outbox(resources) == []
+    assert api.call("GET", f"/v1/holds/{unfit}").body["status"] == "held"
+
+
+@pytest.mark.parametrize(
+    ("state", "reads_as"),
+    [({"expires_at": _PAST}, "expired"), ({"status": "superseded"}, "superseded")],
+)
+def test_seating_is_checked_after_the_metadata_and_before_expiry_or_activity(
+    api: Api, resources: Resources, held: dict[str, Any], state: dict[str, Any], reads_as: str
+) -> None:
+    # An unfit hold lacking metadata is refused for its metadata (point 1 checks that first)
+    lacking = _unfit(resources, held, "hld_lacking", party_size=9, policy_hash=None, **state)
+    problem(confirm(api, lacking, "bk_lacking"), 422, "HOLD_METADATA_INCOMPLETE")
+    # A complete one for its seating, though it is also expired or no longer held (point 2)
+    unfit = _unfit(resources, held, "hld_unfit", party_size=9, **state)
+    problem(confirm(api, unfit, "bk_unfit"), 422, "HOLD_INVALID")
+    assert api.call("GET", f"/v1/holds/{unfit}").body["status"] == reads_as

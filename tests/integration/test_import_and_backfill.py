@@ -20,7 +20,7 @@ from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.hold_migration import HoldMigrationTable
 from booking_durability.adapters.reservations_table import hold_item
 from booking_durability.reservations import catalog
-from booking_durability.reservations.holds import SelectionSnapshot, SnapshotTable
+from booking_durability.reservations.holds import Hold, SelectionSnapshot, SnapshotTable
 from booking_durability.reservations.migration import StepResult, carry_out, plan_backfill
 from booking_durability.reservations.ports import StoredHold
 from booking_durability.reservations.venues import VenueConfig
@@ -234,6 +234,34 @@ def test_unreadable_input_is_exit_2_and_writes_nothing(
     assert table_items(resources) == before
 
 
+def test_a_hold_its_tables_cannot_seat_is_refused_with_its_own_reason(
+    api: Api, resources: Resources, venue: None, import_holds: Script, tmp_path: Path
+) -> None:
+    # Given an export with a party of 9 on a 2-seat table, and parties T3 (3 to 6) cannot seat
+    export = jsonl(
+        tmp_path / "holds.jsonl",
+        exported("hld_nine", ["T1"], party_size=9),
+        exported("hld_two", ["T3"], party_size=2),
+        exported("hld_eleven", ["T2", "T3"], party_size=11, policy_version=1),
+        exported("hld_fits", ["T3"], party_size=4),
+    )
+    # When it is imported, Then each unfit line is refused for that, and only the fit one stored
+    assert import_holds(str(export), *on_moto(resources)) == Ran(
+        1,
+        [
+            "line 1: refused party_does_not_fit hold hld_nine",
+            "line 2: refused party_does_not_fit hold hld_two",
+            "line 3: refused party_does_not_fit hold hld_eleven",
+            "imported 1, skipped 0, refused 3",
+        ],
+        "",
+    )
+    holds = [i["pk"]["S"] for i in table_items(resources) if i["pk"]["S"].startswith("HOLD#")]
+    assert holds == ["HOLD#hld_fits"]
+    # And T1 stays free for a party it seats
+    assert api.call("POST", "/v1/holds", hold_request(2, STARTS_AT)).body["table_ids"] == ["T1"]
+
+
 def test_an_imported_hold_lacking_metadata_cannot_be_confirmed(
     api: Api, resources: Resources, venue: None, import_holds: Script, tmp_path: Path
 ) -> None:
@@ -349,6 +377,29 @@ def test_skip_underivable_leaves_those_holds_as_they_are(
     assert out[-1] == "filled 2, released 0, left 1, skipped 0"
     assert status_of(api, "hld_unknown") == "held"
     problem(api.call("POST", "/v1/holds", hold_request(4, STARTS_AT, zone="terraza")), 409, "NO_AVAILABILITY")
+
+
+def test_the_backfill_never_completes_a_hold_its_tables_cannot_seat(
+    api: Api, resources: Resources, venue: None, backfill: Script
+) -> None:
+    # Given a hold lacking metadata with a party of 9 on a 2-seat table (written by an older import)
+    unfit = exported("hld_nine", ["T1"], party_size=9, policy_version=1)
+    hold = Hold.model_validate(unfit)
+    store_of(resources).table.put(hold_item(hold, ENDS_AT + timedelta(minutes=10)))
+    # When planned, it is to be released, not completed
+    assert backfill(*on_moto(resources)).out[0] == "hld_nine: release: its tables cannot seat its party"
+    # With --skip-underivable it is left as it is (and confirmation still refuses it)
+    ran = backfill(*on_moto(resources, "--apply", "--skip-underivable"))
+    assert ran.out[0] == "hld_nine: leave: its tables cannot seat its party -> left"
+    problem(confirm(api, "hld_nine"), 422, "HOLD_METADATA_INCOMPLETE")
+    # Applied, it is released and its table freed
+    ran = backfill(*on_moto(resources, "--apply"))
+    assert ran.out == [
+        "hld_nine: release: its tables cannot seat its party -> released",
+        "filled 0, released 1, left 0, skipped 0",
+    ]
+    assert status_of(api, "hld_nine") == "released"
+    assert api.call("POST", "/v1/holds", hold_request(2, STARTS_AT)).body["table_ids"] == ["T1"]
 
 
 def test_a_hold_confirmed_between_read_and_write_is_skipped_not_overwritten(

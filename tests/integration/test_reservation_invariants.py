@@ -75,7 +75,6 @@ from booking_durability.reservations.errors import (
 from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
 from booking_durability.reservations.holds import Hold, HoldRequest
 from booking_durability.reservations.intervals import ownership_interval
-from booking_durability.reservations.ownership import epoch
 from booking_durability.reservations.venues import VenueConfig, policy_hash
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
@@ -87,7 +86,8 @@ from tests.integration.reservation_model import (
     Edit,
     TableView,
     VenueDraft,
-    owned_slots,
+    assert_no_table_is_double_booked,
+    assert_records_name_exactly_the_live_owners,
     seats_under,
 )
 
@@ -211,6 +211,9 @@ class KnownHold:
     expires_at: datetime
     status: str = "held"  # as stored: held | confirmed | released | superseded
     booking_id: str | None = None  # the booking a repeat naming this hold answers with
+    flow_booking: str | None = None  # the booking whose drift flow superseded it
+    ended_as: tuple[int, str] | None = None  # that flow's POLICY_CHANGED (attempts, reason)
+    origin: str | None = None  # on a replacement: the hold whose flow made it
 
     def effective(self, now: datetime) -> str:
         return "expired" if self.status == "held" and now >= self.expires_at else self.status
@@ -228,7 +231,7 @@ class KnownBooking:
 class KnownKey:
     hold_id: str  # the hold the request named
     booking_id: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None  # None: bound to a drift flow that did not recover
 
 
 @dataclass(frozen=True)
@@ -466,6 +469,9 @@ class ReservationMachine(RuleBasedStateMachine):
             # A repeat answers the first body, a refusal its error; neither changes or notifies anything
             if isinstance(expected, dict):
                 assert outcome == expected, "a repeat did not answer the first 200 body"
+            elif isinstance(expected, tuple):
+                assert isinstance(outcome, PolicyChanged), f"a repeat of its flow answered {outcome!r}"
+                assert (outcome.attempts, outcome.reason) == expected, "a repeat changed the flow's end"
             else:
                 assert type(outcome) is expected, f"expected {expected.__name__}, answered {outcome!r}"
             assert events == [], "a confirm that met no drift notified the admin"
@@ -498,15 +504,20 @@ class ReservationMachine(RuleBasedStateMachine):
         version, hash_, _ = self.current
         replaced = trace.replaced
         known.status = "superseded"
+        known.flow_booking = booking_id
+        if not isinstance(outcome, dict) and key is not None:
+            self.keys[key] = KnownKey(hold_id, booking_id, None)  # bound to the flow's end
         if replaced is None:
             assert isinstance(outcome, PolicyChanged), f"no replacement, yet answered {outcome!r}"
             assert outcome.reason == "no_availability"
+            known.ended_as = (1, "no_availability")
             notice = Notice(hold_id, "policy_drift.unrecovered", 1, "no_availability", None, version)
         elif "after_replace" in trace.changed:
             assert isinstance(outcome, PolicyChanged), f"drift twice, yet answered {outcome!r}"
             assert outcome.reason == "drift_repeated"
+            known.ended_as = (2, "drift_repeated")
             self.known[replaced.hold_id] = KnownHold(
-                replaced.hold_id, str(replaced.policy_hash), replaced.expires_at, "released"
+                replaced.hold_id, str(replaced.policy_hash), replaced.expires_at, "released", origin=hold_id
             )
             notice = Notice(
                 hold_id, "policy_drift.unrecovered", 2, "drift_repeated", replaced.hold_id, version
@@ -520,7 +531,9 @@ class ReservationMachine(RuleBasedStateMachine):
                 "original_hold_id": hold_id,
                 "original_policy_hash": known.policy_hash,
             }
-            replacement = KnownHold(replaced.hold_id, str(replaced.policy_hash), replaced.expires_at)
+            replacement = KnownHold(
+                replaced.hold_id, str(replaced.policy_hash), replaced.expires_at, origin=hold_id
+            )
             self.known[replaced.hold_id] = replacement
             self.commit(known, replacement, booking_id, key, outcome)
             notice = Notice(hold_id, "policy_drift.recovered", 2, None, replaced.hold_id, version)
@@ -541,12 +554,19 @@ class ReservationMachine(RuleBasedStateMachine):
         return lambda: self.put_venue(self.draft.edited(edit))
 
     def expect_confirm(self, known: KnownHold, booking_id: str, key: str | None) -> Any:
-        """CONTRACT §1 Confirmation, points 0-2: a repeat's first body, the error class, or Fresh."""
+        """CONTRACT §1 Confirmation, points 0-2 and 5: a repeat's first body, the (attempts,
+        reason) its drift flow ended with, the error class, or Fresh."""
+        origin = self.known[known.origin] if known.origin is not None else known
+        if origin.flow_booking == booking_id:
+            # A repeat of the flow this booking began, naming its original or its replacement
+            if origin.ended_as is not None:
+                return origin.ended_as
+            return self.bookings[booking_id].body
         if known.booking_id == booking_id:
             return self.bookings[booking_id].body
         if key is not None and key in self.keys:
             named = self.keys[key]
-            if (named.hold_id, named.booking_id) == (known.hold_id, booking_id):
+            if (named.hold_id, named.booking_id) == (known.hold_id, booking_id) and named.body is not None:
                 return named.body
             return IdempotencyKeyReused
         status = known.effective(self.clock)
@@ -652,38 +672,10 @@ class ReservationMachine(RuleBasedStateMachine):
         }
 
     def no_table_is_double_booked(self, view: TableView) -> None:
-        owners = view.live_owners(self.clock)
-        ids = [owner.owner_id for owner in owners]
-        assert len(ids) == len(set(ids)), "a hold counts as both held and booked"
-        for one, other in itertools.combinations(owners, 2):
-            shared = set(one.table_ids) & set(other.table_ids)
-            assert not (shared and one.interval.overlaps(other.interval)), (
-                f"{one.owner_id} and {other.owner_id} both own {sorted(shared)}: "
-                f"{one.interval} and {other.interval}"
-            )
+        assert_no_table_is_double_booked(view, self.clock)
 
     def ownership_records_name_exactly_the_live_owners(self, view: TableView) -> None:
-        owners = {owner.owner_id: owner for owner in view.live_owners(self.clock)}
-        entries = {(entry.bucket, entry.table_id, entry.owner_id): entry for entry in view.entries}
-        for owner in owners.values():
-            for bucket, table_id in owned_slots(owner):
-                entry = entries.get((bucket, table_id, owner.owner_id))
-                assert entry is not None, f"{owner.owner_id} owns {table_id}@{bucket} with no record"
-                assert (entry.start, entry.end, entry.until) == (
-                    epoch(owner.interval.start),
-                    epoch(owner.interval.end),
-                    owner.until,
-                ), f"{owner.owner_id}'s record on {table_id}@{bucket} differs from its hold or booking"
-        for entry in view.entries:
-            if not entry.live(self.clock):
-                continue
-            holder = owners.get(entry.owner_id)
-            assert holder is not None, (
-                f"{entry.owner_id} ended, yet still owns {entry.table_id}@{entry.bucket}"
-            )
-            assert (entry.bucket, entry.table_id) in owned_slots(holder), (
-                f"{entry.owner_id} owns {entry.table_id}@{entry.bucket} outside its tables and times"
-            )
+        assert_records_name_exactly_the_live_owners(view, self.clock)
 
     def a_hold_is_replaced_at_most_once(self, view: TableView) -> None:
         replacements = [row.superseded_by for row in view.holds.values() if row.superseded_by]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pytest
 from booking_durability import observability
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
+from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations import catalog, holding
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.venues import VenueConfig
@@ -208,6 +210,31 @@ def _failing_unexpectedly(api: Api, resources: Resources, monkeypatch: pytest.Mo
     monkeypatch.setattr(holding, "find_hold", fail)
 
 
+def _interrupted(api: Api, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A drift flow whose request failed (503) before confirming the replacement, which then
+    expired: the policy it drifted to holds tables for a second."""
+    hold_id = _drifted(buffer_minutes=30, hold_ttl_seconds=1)(api, resources, monkeypatch)
+    confirm_ = ReservationsTable.confirm
+
+    def throttled(self: ReservationsTable, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: ProvisionedThroughputExceededException")
+        confirm_(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ReservationsTable, "confirm", throttled)
+        assert confirm(api, hold_id).status == 503
+    stored = store_of(resources).hold(hold_id)
+    assert stored is not None
+    assert stored.flow is not None
+    assert stored.flow.replacement_id is not None
+    replacement = store_of(resources).hold(stored.flow.replacement_id)
+    assert replacement is not None
+    while datetime.now(UTC) <= replacement.hold.expires_at:
+        time.sleep(0.05)
+    return hold_id
+
+
 @dataclass(frozen=True)
 class Path:
     setup: Step
@@ -270,6 +297,12 @@ PATHS = {
             ("PolicyDriftUnrecovered", (("reason", "no_availability"),)): 1,
         },
     ),
+    "drift interrupted, ended by the repeat": Path(
+        _interrupted,
+        confirm,
+        409,
+        {("PolicyDriftUnrecovered", (("reason", "interrupted"),)): 1},
+    ),
     "drift repeated": Path(
         _drifted_twice,
         confirm,
@@ -331,7 +364,8 @@ def test_every_metric_the_alarms_and_graphs_read_has_a_path_above(service: str, 
 GUEST_NAME = "Anasecretname Perezsecret"
 GUEST_EMAIL = "ana.secret@guest.example.test"
 GUEST_PHONE = "+34600111222"
-PLANTED = (GUEST_NAME, GUEST_EMAIL, GUEST_PHONE, GUEST_NAME.replace(" ", ""))
+GUEST_KEY = "ana.secret+interrupted@guest.example.test"  # a key a client made of an address
+PLANTED = (GUEST_NAME, GUEST_EMAIL, GUEST_PHONE, GUEST_NAME.replace(" ", ""), GUEST_KEY)
 
 
 def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_outbox(
@@ -339,6 +373,7 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     resources: Resources,
     capsys: pytest.CaptureFixture[str],
     log_lines: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = deployed
     guest = {"guest_name": GUEST_NAME, "guest_email": GUEST_EMAIL, "guest_phone": GUEST_PHONE}
@@ -389,6 +424,25 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     name_key = {"Idempotency-Key": GUEST_NAME.replace(" ", "")}
     unrecovered = call("POST", f"/v1/holds/{third}/confirm", {"booking_id": "bk_5"}, headers=name_key)
     problem(unrecovered, 409, "POLICY_CHANGED")
+    # ... and through a drift flow interrupted after the hold was replaced, whose key the flow
+    # keeps beside the hold, finished by its repeat
+    assert call("PUT", "/v1/venues/casa", venue_config()).status == 200
+    fourth = call("POST", "/v1/holds", hold_request(starts_at=start(days=5))).body["hold_id"]
+    assert call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=20)).status == 200
+    confirm_ = ReservationsTable.confirm
+
+    def throttled(self: ReservationsTable, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: ProvisionedThroughputExceededException")
+        confirm_(self, *args, **kwargs)
+
+    flow_key, flow_body = {"Idempotency-Key": GUEST_KEY}, {"booking_id": "bk_6"}
+    with monkeypatch.context() as patched:
+        patched.setattr(ReservationsTable, "confirm", throttled)
+        problem(
+            call("POST", f"/v1/holds/{fourth}/confirm", flow_body, headers=flow_key), 503, "STORE_UNAVAILABLE"
+        )
+    assert call("POST", f"/v1/holds/{fourth}/confirm", flow_body, headers=flow_key).status == 200
 
     # Then the logs, the function's output (EMF), the answers and the outbox were all written ...
     logs = log_lines.getvalue()
@@ -398,7 +452,7 @@ def test_guest_text_a_client_sends_never_reaches_logs_metrics_answers_or_the_out
     assert "hold confirmed" in logs
     assert "policy drift not recovered" in logs
     assert emitted(output.out)
-    assert len(outbox) == 2
+    assert len(outbox) == 3
     # ... and none of them carries what the guest's text said
     texts = {
         "logs": logs,

@@ -215,6 +215,14 @@ def test_a_partly_given_snapshot_keeps_what_it_gives() -> None:
         ({"policy_version": 1, "policy_hash": "0" * 64}, [1], Underivable.HASH_NOT_OF_VERSION),
         ({"policy_version": 1, "table_ids": []}, [1], Underivable.NO_TABLES),
         ({"policy_version": 1, "table_ids": ["T9"]}, [1], Underivable.TABLE_NOT_IN_VERSION),
+        # Completing a hold whose tables cannot seat its party would only let it be refused later
+        ({"policy_version": 1, "party_size": 9, "table_ids": ["T1"]}, [1], Underivable.PARTY_DOES_NOT_FIT),
+        ({"policy_hash": HASH, "party_size": 2, "table_ids": ["T3"]}, [1], Underivable.PARTY_DOES_NOT_FIT),
+        (
+            {"policy_version": 1, "selection_snapshot": {"zone": "terraza"}},
+            [1],
+            Underivable.PARTY_DOES_NOT_FIT,
+        ),
     ],
 )
 def test_what_cannot_be_derived_says_why(
@@ -231,6 +239,11 @@ def test_each_step_describes_itself_by_action_and_detail() -> None:
     lacking = scanned_hold(hold_of())
     assert plan_step(lacking, [version(1)], skip_underivable=False).describe() == "release: no policy version"
     assert plan_step(lacking, [version(1)], skip_underivable=True).describe() == "leave: no policy version"
+    unfit = scanned_hold(hold_of(policy_version=1, party_size=9, table_ids=["T1"]))
+    assert plan_step(unfit, [version(1)], skip_underivable=False).describe() == (
+        "release: its tables cannot seat its party"
+    )
+    assert plan_step(unfit, [version(1)], skip_underivable=True).action is BackfillAction.LEAVE
 
 
 # -- an in-memory store -------------------------------------------------------------------------
@@ -256,7 +269,7 @@ class MemoryStore:
         self.docs[stored.hold.hold_id] = stored.hold.model_dump_json()
 
     def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
-        mine = [v for v in self.venues if v.venue_id == venue_id]
+        mine = [v for v in self.venues if v.venue_id == venue_id and version in (None, v.policy_version)]
         return max(mine, key=lambda v: v.policy_version, default=None)
 
     def venue_versions(self, venue_id: str) -> list[StoredVenue]:
@@ -357,6 +370,12 @@ def test_a_second_import_of_the_same_hold_is_skipped_and_another_with_its_id_ref
         (hold_of(venue_id="elsewhere"), Refusal.VENUE_UNKNOWN),
         (hold_of(expires_at=iso(NOW)), Refusal.EXPIRED),
         (hold_of(table_ids=["T2", "T9"]), Refusal.UNKNOWN_TABLE),
+        # Its tables cannot seat its party, by the allocator's rule (T1 seats 2, T3 at least 3)
+        (hold_of(party_size=9, table_ids=["T1"]), Refusal.PARTY_DOES_NOT_FIT),
+        (hold_of(party_size=2, table_ids=["T3"]), Refusal.PARTY_DOES_NOT_FIT),
+        (hold_of(party_size=11, table_ids=["T1", "T2", "T3"]), Refusal.PARTY_DOES_NOT_FIT),
+        (hold_of(party_size=6, table_ids=["T1", "T2", "T3"]), Refusal.PARTY_DOES_NOT_FIT),
+        (hold_of(party_size=4, selection_snapshot={"zone": "terraza"}), Refusal.PARTY_DOES_NOT_FIT),
     ],
 )
 def test_a_hold_that_cannot_be_stored_is_refused_without_a_write(
@@ -364,6 +383,27 @@ def test_a_hold_that_cannot_be_stored_is_refused_without_a_write(
 ) -> None:
     assert import_hold(store, hold, clock, pause=no_pause) == Refused(reason, hold_id="hld_1")
     assert store.writes == 0
+
+
+def test_seating_is_judged_under_the_version_the_hold_names_else_the_current_one(
+    store: MemoryStore,
+) -> None:
+    # Given version 2 takes parties of two at most
+    store.add_venue(2, max_party_size=2)
+    # A party of four on T2 quoted under version 1 (by its hash or its number) fits there
+    assert import_hold(store, hold_of(hold_id="hld_a", policy_hash=HASH), clock, pause=no_pause) is (
+        LineOutcome.IMPORTED
+    )
+    later = ENDS_AT + timedelta(hours=1)
+    by_number = hold_of(
+        hold_id="hld_b", policy_version=1, starts_at=iso(later), ends_at=iso(later + timedelta(hours=1))
+    )
+    assert import_hold(store, by_number, clock, pause=no_pause) is LineOutcome.IMPORTED
+    # Without a policy it is judged under the current version, which does not seat it
+    unquoted = hold_of(hold_id="hld_c", table_ids=["T1"])
+    assert import_hold(store, unquoted, clock, pause=no_pause) == Refused(
+        Refusal.PARTY_DOES_NOT_FIT, hold_id="hld_c"
+    )
 
 
 def test_a_table_another_live_owner_holds_meanwhile_is_refused(store: MemoryStore) -> None:
@@ -379,9 +419,8 @@ def test_a_lost_race_is_read_again_and_endless_ones_end_in_a_refusal(store: Memo
     store.conflicts = [frozenset({"policy"}), frozenset()]
     assert import_hold(store, hold_of(), clock, pause=no_pause) is LineOutcome.IMPORTED
     store.conflicts = [frozenset()] * MAX_ROUNDS
-    assert import_hold(store, hold_of(hold_id="hld_2", table_ids=["T1"]), clock, pause=no_pause) == Refused(
-        Refusal.CONTENTION, hold_id="hld_2"
-    )
+    another = hold_of(hold_id="hld_2", party_size=2, table_ids=["T1"])
+    assert import_hold(store, another, clock, pause=no_pause) == Refused(Refusal.CONTENTION, hold_id="hld_2")
 
 
 def test_lines_are_numbered_as_an_editor_counts_and_blank_ones_passed_over(store: MemoryStore) -> None:
@@ -449,8 +488,9 @@ def test_a_fill_writes_the_completed_hold(store: MemoryStore) -> None:
 
 
 def test_tables_of_other_sizes_keep_their_capacities() -> None:
-    versions = [Venue("casa", config([table("A", 8), table("B", 3)]), HASH, 1)]
-    derived = derive_metadata(hold_of(policy_version=1, table_ids=["B", "A"]), versions)
+    tables = [table("A", 8, combinable_with=["B"]), table("B", 3, combinable_with=["A"])]
+    versions = [Venue("casa", config(tables), HASH, 1)]
+    derived = derive_metadata(hold_of(policy_version=1, party_size=9, table_ids=["B", "A"]), versions)
     assert isinstance(derived, Derived)
     assert derived.hold.selection_snapshot is not None
     assert [(t.id, t.capacity) for t in derived.hold.selection_snapshot.tables or ()] == [("B", 3), ("A", 8)]

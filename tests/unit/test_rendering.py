@@ -348,6 +348,21 @@ def test_admin_email_shows_the_drift_ids_and_outcome(recovered: bool, subject: s
     assert "(2025-01-18T20:00:05Z)" in rendered.text
 
 
+@pytest.mark.parametrize(
+    ("locale", "says"),
+    [("en", "was not repeated before that hold expired"), ("es", "nadie la repitió antes de que caducara")],
+)
+def test_admin_email_of_an_interrupted_flow_says_what_happened(locale: str, says: str) -> None:
+    # Given a drift flow ended by the sweep: its request stopped after the hold was replaced
+    job = drift_job(locale=locale)
+    job = job.model_copy(update={"data": job.data.model_copy(update={"reason": "interrupted"})})
+    # When the admin email is rendered, Then its intro tells that story, not a failed re-quote
+    rendered = render_email(job)
+    assert says in rendered.text
+    assert says in rendered.html
+    assert "interrupted" in rendered.text
+
+
 # --- safety ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from booking_durability.reservations.allocator import (
     NoAvailability,
     NoAvailabilityReason,
     allocate,
+    seats_party,
 )
 from booking_durability.reservations.venues import Table, VenueConfig
 from tests.unit.reservations.builders import config, table
@@ -186,3 +187,53 @@ def test_the_answer_depends_on_the_venue_not_on_the_order_of_its_tables(
     assert allocate(venue, party_size, zone, busy) == first
     assert allocate(reordered, party_size, zone, busy) == first
     assert allocate(venue.normalized(), party_size, zone, busy) == first
+
+
+def _seats_by_the_contract(
+    venue: VenueConfig, party_size: int, ids: tuple[str, ...], zone: str | None
+) -> bool:
+    """CONTRACT §1's rule for a party on given tables, written from its words: the venue's own
+    distinct tables in bookable zones (and the zone asked), within max_party_size; one table by
+    min_party and capacity; 2 or 3 only when combinations are allowed, pairwise mutually
+    combinable, seating the party together and reaching one table's min_party."""
+    by_id = {t.id: t for t in venue.tables}
+    if party_size > venue.policy.max_party_size or not 1 <= len(ids) <= 3 or len(set(ids)) != len(ids):
+        return False
+    if any(table_id not in by_id for table_id in ids):
+        return False
+    tables = [by_id[table_id] for table_id in ids]
+    if not all(t.zone in venue.policy.bookable_zones and zone in (None, t.zone) for t in tables):
+        return False
+    if len(tables) == 1:
+        return tables[0].min_party <= party_size <= tables[0].capacity
+    return (
+        venue.policy.allow_combinations
+        and all(_mutual(one, other) for one, other in itertools.combinations(tables, 2))
+        and sum(t.capacity for t in tables) >= party_size
+        and party_size >= min(t.min_party for t in tables)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(request=requests(max_tables=8), data=st.data())
+def test_a_party_fits_given_tables_exactly_when_the_contracts_rule_says_so(
+    request: Request, data: st.DataObject
+) -> None:
+    # Any tables a hold might name, the venue's or not (an import may name anything)
+    venue, party_size, zone, _busy = request
+    ids = tuple(
+        data.draw(st.lists(st.sampled_from([t.id for t in venue.tables] + ["T99"]), min_size=1, max_size=4))
+    )
+    fits = seats_party(venue, party_size, ids, zone)
+    event("fits" if fits else "does not fit")
+    assert fits == _seats_by_the_contract(venue, party_size, ids, zone)
+
+
+@settings(max_examples=100, deadline=None)
+@given(request=requests(max_tables=12) | combination_requests(max_tables=12))
+def test_every_allocation_seats_its_party_by_the_one_fit_rule(request: Request) -> None:
+    # One definition: what the allocator hands out is what confirmation and the import accept
+    venue, party_size, zone, busy = request
+    result = allocate(venue, party_size, zone, busy)
+    if isinstance(result, Allocation):
+        assert seats_party(venue, party_size, result.table_ids, zone)

@@ -16,6 +16,8 @@ from booking_durability.validation import JsonInteger
 
 BOOKING_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
+#: Why a drift flow ended unrecovered (no availability, a second drift, or interrupted).
+DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
 PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -34,4 +36,4 @@ class PolicyDriftData(BaseModel):
     policy_hash: PolicyHash
     policy_version: Annotated[int, JsonInteger(ge=1)]
     attempts: Annotated[int, JsonInteger(ge=0)]
-    reason: Literal["no_availability", "drift_repeated"] | None = None
+    reason: DriftReason | None = None

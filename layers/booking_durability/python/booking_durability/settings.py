@@ -64,6 +64,12 @@ class ReservationsApiSettings(_Settings):
     reservations_table: str
 
 
+class DriftSweepSettings(_Settings):
+    """The drift sweep's function: it ends interrupted drift flows in the reservations table."""
+
+    reservations_table: str
+
+
 class NotifierSettings(_Settings):
     """The drift notifier Lambda's settings (CONTRACT §4).
 

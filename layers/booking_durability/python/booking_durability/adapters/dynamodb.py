@@ -140,13 +140,17 @@ class DynamoTable:
         *,
         filter: Expression | None = None,
         projection: str | None = None,
+        index: str | None = None,
     ) -> Iterator[Item]:
-        """Every item the query matches, page after page (strongly consistent reads)."""
+        """Every item the query matches, page after page: strongly consistent reads of the
+        table, or eventually consistent ones of the global secondary index ``index``."""
         request: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key_condition.text,
-            "ConsistentRead": True,
+            "ConsistentRead": index is None,  # a global secondary index has no consistent reads
         }
+        if index is not None:
+            request["IndexName"] = index
         expressions = [key_condition] + ([filter] if filter else [])
         if filter is not None:
             request["FilterExpression"] = filter.text

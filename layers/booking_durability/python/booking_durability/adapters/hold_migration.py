@@ -1,7 +1,7 @@
 """The reservations table as the import and backfill scripts use it (CONTRACT §5), and where it is.
 
 ``HoldMigrationTable`` is the service's own ``ReservationsTable`` (same items, same ownership
-writes) with what only the scripts need: every version of a venue, an imported hold written with
+writes) with what only the scripts need: an imported hold written with
 its ownership, a paginated scan of active holds, and fills and releases conditioned on the hold's
 document being exactly what was read. ``locate_local`` / ``locate_in_aws`` find the table: the
 local stack's ``stack.json``, or in AWS a named table or the stack's ``ReservationsTableName``
@@ -33,14 +33,13 @@ from booking_durability.adapters.reservations_table import (
     hold_item,
     hold_key,
     stored_hold,
-    venue_key,
 )
 from booking_durability.adapters.stack_lookup import local_stack, stack_outputs
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.migration import ActivePage, ScannedHold
 from booking_durability.reservations.ownership import SlotWrite
-from booking_durability.reservations.ports import StoredHold, StoredVenue
+from booking_durability.reservations.ports import StoredHold
 from booking_durability.times import iso
 
 LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the functions' RESERVATIONS_TABLE)
@@ -48,18 +47,6 @@ TABLE_OUTPUT = "ReservationsTableName"
 
 
 class HoldMigrationTable(ReservationsTable):
-    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
-        items = self.table.query(
-            Expression(
-                "pk = :pk AND begins_with(sk, :version)",
-                {":pk": venue_key(venue_id, "")["pk"], ":version": "VERSION#"},
-            )
-        )
-        return [
-            StoredVenue(venue_id, item["config"], item["policy_hash"], int(item["policy_version"]))
-            for item in items
-        ]
-
     def import_hold(
         self, hold: Hold, owns_until: datetime, writes: Sequence[SlotWrite], policy_hash: str, now: datetime
     ) -> None:

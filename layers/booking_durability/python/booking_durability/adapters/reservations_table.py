@@ -10,6 +10,16 @@ One table, keys ``pk``/``sk``:
   day reads every table's records for the hours a request touches.
 - ``HOLD#{hold_id}`` / ``HOLD`` and ``BOOKING#{booking_id}`` / ``BOOKING``: the hold or booking
   as JSON (``doc``), with ``status`` (the truth, and what conditions test) beside it.
+- A drift flow (``ports.DriftFlow``) lives on the original hold it superseded: ``flow`` (its
+  state), ``booking_id``, ``superseded_by`` (the replacement, which names the original in
+  ``replaces``), ``flow_attempts``, ``flow_key``, ``flow_reason``. While it is open the hold also
+  carries ``open_flow`` and ``flow_due`` (the replacement's expiry): the keys of the sparse index
+  ``OPEN_FLOWS_INDEX``, which the sweep reads to end the flows nobody repeated. An open flow
+  claims its booking id with a ``pending`` booking item, and its ``Idempotency-Key`` with a key
+  item without an answer, so no other request can take either before the flow ends.
+- ``IDEMPOTENCY#{key}`` / ``CONFIRM``: the hold and booking a key was first sent with, and the
+  answer.
+- ``OUTBOX#{event_id}`` / ``EVENT``: a drift event, written with the state change it reports.
 
 No guest data is ever written here: holds and bookings carry ids, times and tables only.
 """
@@ -29,6 +39,9 @@ from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, S
 from booking_durability.reservations.ports import (
     Booking,
     ConfirmedAnswer,
+    DriftFlow,
+    FlowState,
+    KeyRecord,
     StoredHold,
     StoredVenue,
     WriteConflict,
@@ -39,6 +52,15 @@ from booking_durability.times import iso
 # and for the operator; what they own is decided by time, never by TTL.
 KEEP_AFTER = timedelta(days=30)
 _CURRENT = "CURRENT"
+
+#: The sparse index of open drift flows, as ``stacks/reservations_table.py`` declares it (an
+#: infrastructure test keeps the two equal): partition ``open_flow`` (always ``OPEN_FLOW``),
+#: sort ``flow_due`` (epoch seconds). Only holds with an open flow carry these attributes.
+OPEN_FLOWS_INDEX = "open-flows"
+OPEN_FLOW_ATTRIBUTE = "open_flow"
+FLOW_DUE_ATTRIBUTE = "flow_due"
+OPEN_FLOW = "open"
+_PENDING = "pending"  # a booking id an open drift flow claimed
 
 
 def venue_key(venue_id: str, sk: str) -> dict[str, str]:
@@ -71,6 +93,15 @@ class ReservationsTable:
         sk = _CURRENT if version is None else _version_sk(version)
         item = self.table.get(venue_key(venue_id, sk))
         return None if item is None else _stored_venue(venue_id, item)
+
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        items = self.table.query(
+            Expression(
+                "pk = :pk AND begins_with(sk, :version)",
+                {":pk": venue_key(venue_id, "")["pk"], ":version": "VERSION#"},
+            )
+        )
+        return [_stored_venue(venue_id, item) for item in items]
 
     def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         values = {
@@ -181,20 +212,13 @@ class ReservationsTable:
         item = self.table.get(hold_key(hold_id))
         return None if item is None else stored_hold(item)
 
-    def end_hold(
-        self,
-        hold: Hold,
-        status: str,
-        writes: Sequence[SlotWrite],
-        now: datetime,
-        event: PolicyDriftData | None = None,
-    ) -> None:
-        operations = [
-            self._move_hold(hold.hold_id, HoldStatus.HELD, status, now, live=True),
-            *self._slot_operations(hold.venue_id, writes),
-            *([self._outbox(event)] if event is not None else []),
-        ]
-        self._transact(operations)
+    def end_hold(self, hold: Hold, status: str, writes: Sequence[SlotWrite], now: datetime) -> None:
+        self._transact(
+            [
+                self._move_hold(hold.hold_id, HoldStatus.HELD, status, now, live=True),
+                *self._slot_operations(hold.venue_id, writes),
+            ]
+        )
 
     def replace_hold(
         self,
@@ -203,28 +227,159 @@ class ReservationsTable:
         owns_until: datetime,
         writes: Sequence[SlotWrite],
         now: datetime,
+        *,
+        flow: DriftFlow,
     ) -> None:
         assert replacement.policy_hash is not None
+        original_id = original.hold.hold_id
+        due = epoch(replacement.expires_at)
+        claims = {**_flow_attributes(flow), OPEN_FLOW_ATTRIBUTE: OPEN_FLOW, FLOW_DUE_ATTRIBUTE: due}
+        retention = epoch(max(replacement.ends_at, replacement.expires_at) + KEEP_AFTER)
         self._transact(
             [
                 self._policy_check(replacement.venue_id, replacement.policy_hash),
                 self._move_hold(
-                    original.hold.hold_id,
+                    original_id,
                     HoldStatus.HELD,
                     HoldStatus.SUPERSEDED,
                     now,
                     live=True,
-                    sets={"superseded_by": replacement.hold_id},
+                    sets={"superseded_by": replacement.hold_id, **claims},
                 ),
                 Operation(
                     "replacement",
                     "Put",
-                    item=hold_item(replacement, owns_until),
+                    item={**hold_item(replacement, owns_until), "replaces": original_id},
                     condition=Expression("attribute_not_exists(pk)"),
                 ),
                 *self._slot_operations(replacement.venue_id, writes),
+                Operation(
+                    "booking",
+                    "Put",
+                    item={
+                        **booking_key(flow.booking_id),
+                        "status": _PENDING,
+                        "booking_id": flow.booking_id,
+                        "flow": original_id,
+                        "venue_id": replacement.venue_id,
+                        "expires_at": retention,
+                    },
+                    condition=Expression("attribute_not_exists(pk)"),
+                ),
+                *self._claim_key(flow, original_id, retention),
             ]
         )
+
+    def end_drifted(
+        self,
+        original: Hold,
+        writes: Sequence[SlotWrite],
+        now: datetime,
+        flow: DriftFlow,
+        event: PolicyDriftData,
+    ) -> None:
+        retention = epoch(max(original.ends_at, original.expires_at) + KEEP_AFTER)
+        self._transact(
+            [
+                self._move_hold(
+                    original.hold_id,
+                    HoldStatus.HELD,
+                    HoldStatus.SUPERSEDED,
+                    now,
+                    live=True,
+                    sets=_flow_attributes(flow),
+                ),
+                *self._slot_operations(original.venue_id, writes),
+                *self._claim_key(flow, original.hold_id, retention),
+                self._outbox(event),
+            ]
+        )
+
+    def end_flow(
+        self,
+        original_id: str,
+        flow: DriftFlow,
+        replacement: Hold | None,
+        writes: Sequence[SlotWrite],
+        now: datetime,
+        event: PolicyDriftData,
+    ) -> None:
+        operations = [
+            self._close_flow(original_id, flow, now),
+            Operation(
+                "booking",
+                "Delete",
+                key=booking_key(flow.booking_id),
+                condition=Expression(
+                    "#status = :pending AND flow = :original",
+                    {":pending": _PENDING, ":original": original_id},
+                    {"#status": "status"},
+                ),
+            ),
+            self._outbox(event),
+        ]
+        if replacement is not None:
+            # Expired or not: a flow's replacement never stays held once the flow has ended.
+            operations.append(
+                self._move_hold(
+                    replacement.hold_id,
+                    HoldStatus.HELD,
+                    HoldStatus.RELEASED,
+                    now,
+                    live=False,
+                    label="replacement",
+                )
+            )
+            operations.extend(self._slot_operations(replacement.venue_id, writes))
+        self._transact(operations)
+
+    def due_flows(self, now: datetime) -> list[str]:
+        items = self.table.query(
+            Expression(
+                "#open = :open AND #due <= :now",
+                {":open": OPEN_FLOW, ":now": epoch(now)},
+                {"#open": OPEN_FLOW_ATTRIBUTE, "#due": FLOW_DUE_ATTRIBUTE},
+            ),
+            index=OPEN_FLOWS_INDEX,
+        )
+        return [str(item["pk"]).removeprefix("HOLD#") for item in items]
+
+    def _close_flow(self, original_id: str, flow: DriftFlow, now: datetime) -> Operation:
+        """The original's open flow takes ``flow``'s state and leaves the open-flows index."""
+        values: dict[str, Any] = {":state": flow.state.value, ":now_iso": iso(now)}
+        assignments = ["flow = :state", "updated_at = :now_iso"]
+        if flow.reason is not None:
+            assignments.append("flow_reason = :reason")
+            values[":reason"] = flow.reason
+        return Operation(
+            "original",
+            "Update",
+            key=hold_key(original_id),
+            update=Expression(
+                f"SET {', '.join(assignments)} REMOVE #open, #due",
+                values,
+                {"#open": OPEN_FLOW_ATTRIBUTE, "#due": FLOW_DUE_ATTRIBUTE},
+            ),
+            condition=Expression("flow = :open", {":open": FlowState.OPEN.value}),
+        )
+
+    def _claim_key(self, flow: DriftFlow, original_id: str, retention: int) -> list[Operation]:
+        """The flow's ``Idempotency-Key`` bound to it, without an answer yet (none without a key)."""
+        if flow.idempotency_key is None:
+            return []
+        return [
+            Operation(
+                "idempotency",
+                "Put",
+                item={
+                    **idempotency_record_key(flow.idempotency_key),
+                    "answered_hold_id": original_id,
+                    "booking_id": flow.booking_id,
+                    "expires_at": retention,
+                },
+                condition=Expression("attribute_not_exists(pk)"),
+            )
+        ]
 
     def _move_hold(
         self,
@@ -242,7 +397,8 @@ class ReservationsTable:
         values: dict[str, Any] = {":to": to_status, ":now_iso": iso(now)}
         assignments = ["#status = :to", "updated_at = :now_iso"]
         for i, (name, value) in enumerate((sets or {}).items()):
-            assignments.append(f"{name} = :v{i}")
+            names[f"#a{i}"] = name
+            assignments.append(f"#a{i} = :v{i}")
             values[f":v{i}"] = value
         condition = Expression("#status = :from", {":from": from_status}, names)
         if live:
@@ -267,14 +423,14 @@ class ReservationsTable:
 
     def confirm_reads(
         self, hold_id: str, idempotency_key: str | None
-    ) -> tuple[StoredHold | None, ConfirmedAnswer | None]:
+    ) -> tuple[StoredHold | None, KeyRecord | None]:
         keys = [hold_key(hold_id)] + ([idempotency_record_key(idempotency_key)] if idempotency_key else [])
         items = {item["pk"]: item for item in self.table.get_many(keys)}
         hold = items.get(hold_key(hold_id)["pk"])
         keyed = items.get(idempotency_record_key(idempotency_key)["pk"]) if idempotency_key else None
         return (
             None if hold is None else stored_hold(hold),
-            None if keyed is None else _answer(keyed),
+            None if keyed is None else _key_record(keyed),
         )
 
     def confirmed_answer(self, booking_id: str) -> ConfirmedAnswer | None:
@@ -299,6 +455,20 @@ class ReservationsTable:
             "answered_hold_id": answer.hold_id,
         }
         confirmed = {"booking_id": booking.booking_id}
+        unclaimed = Expression("attribute_not_exists(pk)")
+        booking_free, key_free = unclaimed, unclaimed
+        if original is not None:
+            # The flow claimed the booking id and the key: they are its to take.
+            original_id = original.hold.hold_id
+            booking_free = Expression(
+                "#status = :pending AND flow = :original",
+                {":pending": _PENDING, ":original": original_id},
+                {"#status": "status"},
+            )
+            key_free = Expression(
+                "attribute_not_exists(answer) AND answered_hold_id = :original AND booking_id = :booking",
+                {":original": original_id, ":booking": booking.booking_id},
+            )
         operations = [
             self._policy_check(hold.venue_id, hold.policy_hash),
             self._move_hold(
@@ -308,7 +478,7 @@ class ReservationsTable:
                 "booking",
                 "Put",
                 item={**self._booking_item(booking), **stored_answer},
-                condition=Expression("attribute_not_exists(pk)"),
+                condition=booking_free,
             ),
             *self._keep_ownership(hold, booking.owns_until),
         ]
@@ -323,22 +493,12 @@ class ReservationsTable:
                         "booking_id": booking.booking_id,
                         "expires_at": epoch(booking.owns_until + KEEP_AFTER),
                     },
-                    condition=Expression("attribute_not_exists(pk)"),
+                    condition=key_free,
                 )
             )
-        if original is not None:
-            # A repeat naming the superseded original finds the booking through it.
-            superseded = HoldStatus.SUPERSEDED
+        if original is not None and original.flow is not None:
             operations.append(
-                self._move_hold(
-                    original.hold.hold_id,
-                    superseded,
-                    superseded,
-                    now,
-                    live=False,
-                    sets=confirmed,
-                    label="original",
-                )
+                self._close_flow(original.hold.hold_id, original.flow.ended(FlowState.RECOVERED), now)
             )
         if event is not None:
             operations.append(self._outbox(event))
@@ -349,9 +509,6 @@ class ReservationsTable:
             taken = refused.refused.get("booking")
             found = _answer(taken) if taken and "answer" in taken else None
             raise WriteConflict(frozenset(refused.refused), booking=found) from None
-
-    def record_event(self, event: PolicyDriftData) -> None:
-        self._transact([self._outbox(event)])
 
     def _outbox(self, event: PolicyDriftData) -> Operation:
         """The drift event as an outbox item: the table's stream publishes it to the notifier."""
@@ -405,7 +562,7 @@ class ReservationsTable:
 
     def booking(self, booking_id: str) -> Booking | None:
         item = self.table.get(booking_key(booking_id))
-        if item is None:
+        if item is None or item["status"] == _PENDING:  # claimed by a drift flow: no booking yet
             return None
         doc = json.loads(item["doc"])
         return Booking(
@@ -481,11 +638,47 @@ def _answer(item: Item) -> ConfirmedAnswer:
     )
 
 
+def _key_record(item: Item) -> KeyRecord:
+    body = json.loads(item["answer"]) if "answer" in item else None
+    return KeyRecord(hold_id=item["answered_hold_id"], booking_id=item["booking_id"], body=body)
+
+
+def _flow_attributes(flow: DriftFlow) -> dict[str, Any]:
+    """A drift flow as the original hold's item carries it."""
+    attributes: dict[str, Any] = {
+        "booking_id": flow.booking_id,
+        "flow": flow.state.value,
+        "flow_attempts": flow.attempts,
+    }
+    optional = {
+        "superseded_by": flow.replacement_id,
+        "flow_key": flow.idempotency_key,
+        "flow_reason": flow.reason,
+    }
+    attributes.update({name: value for name, value in optional.items() if value is not None})
+    return attributes
+
+
+def _flow(item: Item) -> DriftFlow | None:
+    if "flow" not in item:
+        return None
+    return DriftFlow(
+        booking_id=item["booking_id"],
+        state=FlowState(item["flow"]),
+        attempts=int(item["flow_attempts"]),
+        replacement_id=item.get("superseded_by"),
+        idempotency_key=item.get("flow_key"),
+        reason=item.get("flow_reason"),
+    )
+
+
 def stored_hold(item: Item) -> StoredHold:
     return StoredHold(
         hold=Hold.model_validate({**json.loads(item["doc"]), "status": item["status"]}),
         owns_until=datetime.fromtimestamp(int(item["owns_until"]), UTC),
         booking_id=item.get("booking_id"),
+        flow=_flow(item),
+        replaces=item.get("replaces"),
     )
 
 

@@ -175,6 +175,7 @@ def _drift_context(job: AdminDriftEmailJob, locale: str) -> dict[str, Any]:
         "words_template": copy_template,
         "copy_template": copy_template,
         "recovered": drift.type == "policy_drift.recovered",
+        "interrupted": drift.reason == "interrupted",
         "venue_id": drift.venue_id,
         "rows": rows,
     }

@@ -14,6 +14,9 @@ from enum import StrEnum
 
 from booking_durability.reservations.venues import Table, VenueConfig
 
+#: The most tables one party is seated at: a single table, a pair or a triple.
+MOST_COMBINED = 3
+
 
 class NoAvailabilityReason(StrEnum):
     PARTY_TOO_LARGE = "party_too_large"
@@ -68,13 +71,8 @@ def allocate(
     policy = config.policy
     if party_size > policy.max_party_size:
         return NoAvailability(NoAvailabilityReason.PARTY_TOO_LARGE)
-    bookable = set(policy.bookable_zones)
     candidates = sorted(
-        (
-            table
-            for table in config.tables
-            if table.zone in bookable and (zone is None or table.zone == zone) and table.id not in busy
-        ),
+        (table for table in config.tables if _bookable(table, config, zone) and table.id not in busy),
         key=lambda table: table.id,
     )
     single = _smallest_single(candidates, party_size)
@@ -92,6 +90,39 @@ def seats(tables: Sequence[Table], party_size: int) -> bool:
     if len(tables) == 1:
         return tables[0].min_party <= party_size <= tables[0].capacity
     return sum(t.capacity for t in tables) >= party_size and party_size >= min(t.min_party for t in tables)
+
+
+def seats_party(config: VenueConfig, party_size: int, table_ids: Sequence[str], zone: str | None) -> bool:
+    """Whether ``table_ids`` are tables ``allocate`` could give this party under ``config``: the
+    one definition of a hold's tables seating its party, whoever wrote the hold.
+
+    The party is within ``max_party_size``; the tables are the venue's, distinct, in its bookable
+    zones (and in ``zone`` when one was asked); one table seats the party by its ``min_party`` and
+    ``capacity``; two or three only when the policy allows combinations, each listing every other,
+    together seating it by the combination rule of :func:`allocate`.
+    """
+    by_id = {table.id: table for table in config.tables}
+    ids = list(table_ids)
+    if party_size > config.policy.max_party_size or not 1 <= len(ids) <= MOST_COMBINED:
+        return False
+    if len(set(ids)) != len(ids) or not by_id.keys() >= set(ids):
+        return False
+    tables = [by_id[table_id] for table_id in ids]
+    if not all(_bookable(table, config, zone) for table in tables):
+        return False
+    if len(tables) > 1 and not (config.policy.allow_combinations and _mutually_combinable(tables)):
+        return False
+    return seats(tables, party_size)
+
+
+def _bookable(table: Table, config: VenueConfig, zone: str | None) -> bool:
+    return table.zone in config.policy.bookable_zones and (zone is None or table.zone == zone)
+
+
+def _mutually_combinable(tables: Sequence[Table]) -> bool:
+    return all(
+        other.id in table.combinable_with for table in tables for other in tables if other is not table
+    )
 
 
 def _allocation(tables: Iterable[Table]) -> Allocation:

@@ -3,10 +3,16 @@
 A ``PUT`` that changes the policy hash writes the next version, conditioned on the version it
 read, so two concurrent PUTs never get the same version; one that does not change it writes
 nothing. ``If-Match`` must name the current policy (see ``if_match_holds``).
+
+A policy hash is the hash of one config, so the config a hash names never changes: configs are
+parsed once per process and kept by hash (``_POLICIES``), and the policy a hold was quoted under
+is often known without reading the venue again.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,11 +20,13 @@ from typing import Any
 from booking_durability.errors import Busy
 from booking_durability.observability import logger
 from booking_durability.reservations.errors import PreconditionFailed, VenueNotFound, VersionNotFound
-from booking_durability.reservations.ports import ReservationStore, StoredVenue, WriteConflict
+from booking_durability.reservations.ports import ReservationStore, StoredVenue, VenueReads, WriteConflict
 from booking_durability.reservations.venues import VenueConfig, canonical_json, hash_of
 
 # Versioned PUTs racing on one venue: each round at least one of them lands.
 MAX_SAVE_ATTEMPTS = 10
+# Parsed configs kept per process, by policy hash: a config is at most a few hundred KiB parsed.
+CACHED_POLICIES = 64
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class Venue:
     def from_stored(cls, stored: StoredVenue) -> Venue:
         return cls(
             venue_id=stored.venue_id,
-            config=VenueConfig.from_stored(stored.config_json),
+            config=_POLICIES.config(stored),
             policy_hash=stored.policy_hash,
             policy_version=stored.policy_version,
         )
@@ -113,3 +121,58 @@ def if_match_holds(if_match: str, current_hash: str | None) -> bool:
         if tag == current_hash:
             return True
     return False
+
+
+def quoted_policy(
+    store: VenueReads, venue_id: str, policy_hash: str, policy_version: int | None
+) -> VenueConfig | None:
+    """The config of the venue version a hold was quoted under: the version numbered
+    ``policy_version`` when it has ``policy_hash``, else the latest with that hash. None when no
+    version of the venue has that policy.
+
+    Known without a read when this process has seen the policy (a hash names one config for
+    ever); otherwise read: the current version first, the one a hold mostly names.
+    """
+    known = _POLICIES.get(policy_hash)
+    if known is not None:
+        return known
+    current = store.venue(venue_id)
+    if current is not None and current.policy_hash == policy_hash:
+        return _POLICIES.config(current)
+    if policy_version is not None:
+        named = store.venue(venue_id, policy_version)
+        if named is not None and named.policy_hash == policy_hash:
+            return _POLICIES.config(named)
+    same = [v for v in store.venue_versions(venue_id) if v.policy_hash == policy_hash]
+    return _POLICIES.config(max(same, key=lambda v: v.policy_version)) if same else None
+
+
+class _PolicyCache:
+    """Parsed configs by policy hash, the least recently used dropped first (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._configs: OrderedDict[str, VenueConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, policy_hash: str) -> VenueConfig | None:
+        with self._lock:
+            config = self._configs.get(policy_hash)
+            if config is not None:
+                self._configs.move_to_end(policy_hash)
+            return config
+
+    def config(self, stored: StoredVenue) -> VenueConfig:
+        """The config ``stored`` carries, parsed once per process."""
+        known = self.get(stored.policy_hash)
+        if known is not None:
+            return known
+        config = VenueConfig.from_stored(stored.config_json)
+        with self._lock:
+            self._configs[stored.policy_hash] = config
+            if len(self._configs) > self._size:
+                self._configs.popitem(last=False)
+        return config
+
+
+_POLICIES = _PolicyCache(CACHED_POLICIES)

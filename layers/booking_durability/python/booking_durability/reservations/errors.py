@@ -48,6 +48,22 @@ class HoldMetadataIncomplete(DomainError):
         return {"missing": list(self.missing)}
 
 
+class HoldInvalid(DomainError):
+    """The hold's tables, as the venue version it was quoted under describes them, cannot seat its
+    party (typically an imported hold): ``reason`` ``party_does_not_fit``."""
+
+    code = "HOLD_INVALID"
+    status = 422
+    title = "Hold invalid"
+
+    def __init__(self, reason: str = "party_does_not_fit") -> None:
+        super().__init__("the hold's tables cannot seat its party under the venue's policy")
+        self.reason = reason
+
+    def problem_fields(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
 class VenueNotFound(DomainError):
     code = "VENUE_NOT_FOUND"
     status = 404

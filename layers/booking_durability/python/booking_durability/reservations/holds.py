@@ -6,6 +6,7 @@ Imported holds (CONTRACT §5) may lack ``policy_hash``, ``policy_version`` and t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -245,3 +246,40 @@ def missing_metadata(hold: Hold) -> list[str]:
     elif not hold.selection_snapshot.is_complete():
         missing.append("selection_snapshot.tables")
     return missing
+
+
+@dataclass(frozen=True)
+class QuotedHold:
+    """A hold with everything confirmation and a re-quote need, as required fields: what
+    :func:`complete` establishes once, so nothing later has to assume it."""
+
+    hold: Hold
+    policy_hash: str
+    #: The selection snapshot's: what was asked when the hold was quoted.
+    party_size: int
+    starts_at: datetime
+    ends_at: datetime
+    zone: str | None
+
+
+def complete(hold: Hold) -> QuotedHold | list[str]:
+    """The hold as a :class:`QuotedHold`, or what it lacks (:func:`missing_metadata`)."""
+    missing = missing_metadata(hold)
+    snapshot = hold.selection_snapshot
+    if (
+        missing
+        or hold.policy_hash is None
+        or snapshot is None
+        or snapshot.party_size is None
+        or snapshot.starts_at is None
+        or snapshot.ends_at is None
+    ):
+        return missing or ["selection_snapshot.tables"]
+    return QuotedHold(
+        hold=hold,
+        policy_hash=hold.policy_hash,
+        party_size=snapshot.party_size,
+        starts_at=snapshot.starts_at,
+        ends_at=snapshot.ends_at,
+        zone=snapshot.zone,
+    )

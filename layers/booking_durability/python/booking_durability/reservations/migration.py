@@ -7,6 +7,10 @@ It is stored as a ``held`` hold owning its tables, written in one transaction wi
 records, conditioned on every record still being at the version read (as ``holding.hold_tables``
 writes a new hold), so two owners never overlap on a table.
 
+A hold is refused when its tables cannot seat its party (``allocator.seats_party``, the rule the
+allocator and confirmation apply) under the venue version it names, else the current one: such a
+hold could never be confirmed (``HOLD_INVALID``), and would only keep its tables from others.
+
 The interval an imported hold owns is ``[starts_at, ends_at + buffer)`` with the buffer of the
 venue's *current* policy: the hold may carry no policy at all, and the current policy is the one
 every hold quoted from now on keeps clear of, so imported and new holds are spaced alike. The
@@ -24,10 +28,11 @@ neither it cannot be completed. The snapshot keeps every field the hold's snapsh
 derives the rest: party, start and end from the hold; ``zone`` null (a hold whose tables all sit
 in one zone does not mean that zone was asked); the tables with their capacities in that
 version; ``quoted_at`` = ``expires_at`` - that version's ``hold_ttl_seconds`` (derived: the time
-a hold under that policy would have been quoted to expire then). A hold that cannot be completed
-is released and its tables freed, or left as it is when asked to. Every write is conditioned on
-the hold being ``held`` with exactly the document read, so a concurrent confirm (or any other
-change) is never overwritten: it is reported as changed meanwhile.
+a hold under that policy would have been quoted to expire then). A hold whose tables that
+version does not have, or cannot seat its party, is not completed: confirmation would refuse it.
+A hold that cannot be completed is released and its tables freed, or left as it is when asked to.
+Every write is conditioned on the hold being ``held`` with exactly the document read, so a
+concurrent confirm (or any other change) is never overwritten: it is reported as changed meanwhile.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from booking_durability.reservations.catalog import Venue
+from booking_durability.reservations.allocator import seats_party
+from booking_durability.reservations.catalog import Venue, quoted_policy
 from booking_durability.reservations.holds import (
     Hold,
     HoldStatus,
@@ -62,7 +68,7 @@ from booking_durability.reservations.ownership import (
     rounds,
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
-from booking_durability.reservations.venues import ID_PATTERN
+from booking_durability.reservations.venues import ID_PATTERN, VenueConfig
 
 # Re-reads after a write lost a race with the live service, per hold.
 MAX_ROUNDS = 12
@@ -144,6 +150,9 @@ class Refusal(StrEnum):
     STATUS_NOT_HELD = "status_not_held"
     VENUE_UNKNOWN = "venue_unknown"
     UNKNOWN_TABLE = "unknown_table"  # a table the venue's current config does not have
+    # Its tables cannot seat its party (allocator.seats_party) under the version it names, else
+    # the current one: confirmation would refuse it with HOLD_INVALID.
+    PARTY_DOES_NOT_FIT = "party_does_not_fit"
     EXPIRED = "expired"  # past expires_at: it would own nothing and could never be confirmed
     HOLD_ID_TAKEN = "hold_id_taken"  # the id names a stored hold with other content
     TABLES_TAKEN = "tables_taken"  # another live owner holds a table during its interval
@@ -266,7 +275,30 @@ def _importable(store: MigrationStore, hold: Hold, now: datetime) -> Venue | Ref
     venue = Venue.from_stored(stored)
     if not {table.id for table in venue.config.tables}.issuperset(hold.table_ids):
         return Refused(Refusal.UNKNOWN_TABLE, hold_id=hold.hold_id)
+    config = _seating_policy(store, hold, venue)
+    if not seats_party(config, hold.party_size, hold.table_ids, _asked_zone(hold)):
+        return Refused(Refusal.PARTY_DOES_NOT_FIT, hold_id=hold.hold_id)
     return venue
+
+
+def _seating_policy(store: MigrationStore, hold: Hold, current: Venue) -> VenueConfig:
+    """The config a hold's seating is judged by, as confirmation judges it: the version it names
+    (by its hash, else by its number), else the current one."""
+    if hold.policy_hash is not None:
+        quoted = quoted_policy(store, hold.venue_id, hold.policy_hash, hold.policy_version)
+        if quoted is not None:
+            return quoted
+    elif hold.policy_version is not None:
+        named = store.venue(hold.venue_id, hold.policy_version)
+        if named is not None:
+            return Venue.from_stored(named).config
+    return current.config
+
+
+def _asked_zone(hold: Hold) -> str | None:
+    """The zone the hold's snapshot says was asked (none when it does not say)."""
+    snapshot = hold.selection_snapshot
+    return None if snapshot is None else snapshot.zone
 
 
 def import_lines(
@@ -304,6 +336,7 @@ class Underivable(StrEnum):
     HASH_NOT_OF_VERSION = "policy hash is not its version's"
     NO_TABLES = "no tables"
     TABLE_NOT_IN_VERSION = "a table its policy version does not have"
+    PARTY_DOES_NOT_FIT = "its tables cannot seat its party"
 
 
 @dataclass(frozen=True)
@@ -343,6 +376,11 @@ def derive_metadata(hold: Hold, versions: Sequence[Venue]) -> Derived | Underiva
         return version
     if not hold.table_ids:
         return Underivable.NO_TABLES
+    if not {table.id for table in version.config.tables} >= set(hold.table_ids):
+        return Underivable.TABLE_NOT_IN_VERSION
+    # Completed, it could be confirmed: only if its tables seat its party (allocator.seats_party).
+    if not seats_party(version.config, hold.party_size, hold.table_ids, _asked_zone(hold)):
+        return Underivable.PARTY_DOES_NOT_FIT
     update: dict[str, Any] = {}
     filled: list[str] = []
     if hold.policy_hash is None:
@@ -352,17 +390,14 @@ def derive_metadata(hold: Hold, versions: Sequence[Venue]) -> Derived | Underiva
         update["policy_version"] = version.policy_version
         filled.append("policy_version")
     if hold.selection_snapshot is None or not hold.selection_snapshot.is_complete():
-        snapshot = _snapshot(hold, version)
-        if isinstance(snapshot, Underivable):
-            return snapshot
-        update["selection_snapshot"], snapshot_filled = snapshot
+        update["selection_snapshot"], snapshot_filled = _snapshot(hold, version)
         filled.extend(snapshot_filled)
     completed = hold.model_copy(update=update)
     assert not missing_metadata(completed), "a derived hold is complete"
     return Derived(completed, tuple(filled))
 
 
-def _snapshot(hold: Hold, version: Venue) -> tuple[SelectionSnapshot, list[str]] | Underivable:
+def _snapshot(hold: Hold, version: Venue) -> tuple[SelectionSnapshot, list[str]]:
     given = hold.selection_snapshot
     values: dict[str, Any] = {}
     if given is not None:
@@ -379,9 +414,8 @@ def _snapshot(hold: Hold, version: Venue) -> tuple[SelectionSnapshot, list[str]]
         "quoted_at": hold.expires_at - timedelta(seconds=version.config.policy.hold_ttl_seconds),
     }
     if "tables" not in values:
+        # derive_metadata made sure the version has every table.
         capacities = {table.id: table.capacity for table in version.config.tables}
-        if not capacities.keys() >= set(hold.table_ids):
-            return Underivable.TABLE_NOT_IN_VERSION
         derived["tables"] = tuple(SnapshotTable(id=t, capacity=capacities[t]) for t in hold.table_ids)
     missing = [name for name in _SNAPSHOT_FIELDS if name not in values]
     snapshot = SelectionSnapshot(**{name: values.get(name, derived.get(name)) for name in _SNAPSHOT_FIELDS})

@@ -8,11 +8,12 @@ moto, subclassing it where they stage a race).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
-from booking_durability.drift_events import PolicyDriftData
+from booking_durability.drift_events import DriftReason, PolicyDriftData
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.intervals import Interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite
@@ -50,22 +51,61 @@ class Booking:
         }
 
 
+class FlowState(StrEnum):
+    OPEN = "open"  # the replacement is stored and neither confirmed nor released yet
+    RECOVERED = "recovered"  # the replacement was confirmed
+    UNRECOVERED = "unrecovered"  # the flow ended in 409 POLICY_CHANGED (``reason``)
+
+
+@dataclass(frozen=True)
+class DriftFlow:
+    """A confirm request that met drift, with all its repeats: kept on the original hold it
+    superseded, so that a repeat (or the sweep, once the replacement expired) carries it on.
+
+    It begins in the transaction that replaces the hold (``OPEN``), or, when nothing fits, in the
+    one that supersedes it and writes the event (``UNRECOVERED`` at once). It ends, with its one
+    event, in the transaction that confirms the replacement or releases it.
+    """
+
+    booking_id: str
+    state: FlowState
+    attempts: int  # confirmation attempts the flow spends: 1, or 2 once there is a replacement
+    replacement_id: str | None = None
+    idempotency_key: str | None = None  # the request's, claimed for the flow when it began
+    reason: DriftReason | None = None  # why it ended unrecovered
+
+    def ended(self, state: FlowState, reason: DriftReason | None = None) -> DriftFlow:
+        return replace(self, state=state, reason=reason)
+
+
 @dataclass(frozen=True)
 class StoredHold:
     """A hold with what the store keeps beside it."""
 
     hold: Hold
     owns_until: datetime  # end of the ownership interval (ends_at + the buffer it was quoted with)
-    booking_id: str | None = None  # the booking that confirmed it (or its replacement)
+    booking_id: str | None = None  # the booking that confirmed it, or whose drift flow superseded it
+    flow: DriftFlow | None = None  # on a hold a drift flow superseded
+    replaces: str | None = None  # on a replacement: the hold whose flow made it
 
 
 @dataclass(frozen=True)
 class ConfirmedAnswer:
     """A confirmation's stored 200 body, and what it answered (for repeats)."""
 
-    hold_id: str  # the hold the request named
+    hold_id: str  # the hold the request named (the original, for a drift flow)
     booking_id: str
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What an ``Idempotency-Key`` is bound to: the hold and booking it was first sent with, and
+    the 200 body it answered; no body while the drift flow it began has not recovered."""
+
+    hold_id: str
+    booking_id: str
+    body: dict[str, Any] | None
 
 
 class WriteConflict(Exception):
@@ -96,9 +136,19 @@ class WriteConflict(Exception):
         return "policy" in self.refused
 
 
-class ReservationStore(Protocol):
-    def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None: ...
+class VenueReads(Protocol):
+    """A venue's versions, as every store of reservations reads them."""
 
+    def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
+        """The current version, or version ``version``; None when there is none."""
+        ...
+
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        """Every version of the venue, any order (none when the venue does not exist)."""
+        ...
+
+
+class ReservationStore(VenueReads, Protocol):
     def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         """Write version ``venue.policy_version``; ``WriteConflict`` when the current one is no
         longer ``previous_version`` (another writer got there first)."""
@@ -113,16 +163,9 @@ class ReservationStore(Protocol):
 
     def hold(self, hold_id: str) -> StoredHold | None: ...
 
-    def end_hold(
-        self,
-        hold: Hold,
-        status: str,
-        writes: Sequence[SlotWrite],
-        now: datetime,
-        event: PolicyDriftData | None = None,
-    ) -> None:
-        """Move a live ``held`` hold to ``status`` and write its ownership away (and ``event`` to
-        the outbox), all at once; ``WriteConflict`` when the hold or a record changed meanwhile."""
+    def end_hold(self, hold: Hold, status: str, writes: Sequence[SlotWrite], now: datetime) -> None:
+        """Move a live ``held`` hold to ``status`` and write its ownership away, at once;
+        ``WriteConflict`` when the hold or a record changed meanwhile."""
         ...
 
     def replace_hold(
@@ -132,15 +175,46 @@ class ReservationStore(Protocol):
         owns_until: datetime,
         writes: Sequence[SlotWrite],
         now: datetime,
+        *,
+        flow: DriftFlow,
     ) -> None:
-        """Supersede ``original`` by ``replacement`` and move its ownership, at once, only while
-        the venue has the replacement's policy."""
+        """Begin ``flow``: supersede the live ``original`` by ``replacement`` and move its
+        ownership, claim the flow's booking id (and key) for it, at once, only while the venue
+        has the replacement's policy; ``WriteConflict`` naming what was refused (``hold``,
+        ``booking``, ``idempotency``, ``policy``, a record)."""
+        ...
+
+    def end_drifted(
+        self,
+        original: Hold,
+        writes: Sequence[SlotWrite],
+        now: datetime,
+        flow: DriftFlow,
+        event: PolicyDriftData,
+    ) -> None:
+        """Supersede the live ``original`` with ``flow`` ended at once (no replacement: nothing
+        fits), free its tables, claim the flow's key, and write ``event``, all at once."""
+        ...
+
+    def end_flow(
+        self,
+        original_id: str,
+        flow: DriftFlow,
+        replacement: Hold | None,
+        writes: Sequence[SlotWrite],
+        now: datetime,
+        event: PolicyDriftData,
+    ) -> None:
+        """End the open ``flow`` of ``original_id`` as ``flow`` now says (unrecovered): release
+        ``replacement`` when given (it is still held) and write ``writes`` away, free the flow's
+        booking id, write ``event``, all at once; ``WriteConflict`` (``original``: the flow is no
+        longer open; ``replacement``: it is no longer held)."""
         ...
 
     def confirm_reads(
         self, hold_id: str, idempotency_key: str | None
-    ) -> tuple[StoredHold | None, ConfirmedAnswer | None]:
-        """The hold, and what the ``Idempotency-Key`` answered before, in one round trip."""
+    ) -> tuple[StoredHold | None, KeyRecord | None]:
+        """The hold, and what the ``Idempotency-Key`` is bound to, in one round trip."""
         ...
 
     def confirmed_answer(self, booking_id: str) -> ConfirmedAnswer | None: ...
@@ -158,11 +232,14 @@ class ReservationStore(Protocol):
     ) -> None:
         """Confirm a live hold as ``booking`` and store ``answer`` for repeats (and ``event`` in the
         outbox), at once, only while the venue still has the hold's policy; ``WriteConflict``
-        otherwise, carrying the stored answer of a booking that already had the id."""
+        otherwise, carrying the stored answer of a booking that already had the id. With
+        ``original`` the hold is the replacement of ``original``'s open drift flow: the booking id
+        and key the flow claimed become the confirmation's, and the flow ends recovered."""
         ...
 
-    def record_event(self, event: PolicyDriftData) -> None:
-        """Write ``event`` to the outbox alone (when nothing else is written with it)."""
+    def due_flows(self, now: datetime) -> list[str]:
+        """The holds whose open drift flow's replacement expired by ``now`` (an index read: it
+        may lag a write by a moment, and may name a flow that has just ended)."""
         ...
 
     def booking(self, booking_id: str) -> Booking | None: ...
