@@ -18,7 +18,6 @@ from stacks.function import LAMBDAS_DIR, SEND_MESSAGE, ServiceFunction, service_
 from stacks.monitoring import WatchedFunction
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
-from stacks.tables import grant_items
 
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"

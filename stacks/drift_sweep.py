@@ -29,10 +29,16 @@ from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import OPEN_FLOWS_INDEX
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
-from stacks.tables import grant_index_query, grant_items
 
 # Powertools service name: the "service" of the sweep's logs and EMF metrics.
 DRIFT_SWEEP_SERVICE = "drift-sweep"
+#: What the sweep's code calls on the reservations table's items (its index apart).
+DRIFT_SWEEP_TABLE_ACTIONS = (
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+)
 
 
 class DriftSweep(Construct):
@@ -60,14 +66,15 @@ class DriftSweep(Construct):
             environment={"RESERVATIONS_TABLE": reservations_table.table_name},
             timeout_seconds=sweep.timeout_seconds,
             memory_mb=sweep.memory_mb,
+            reserved_concurrency=sweep.reserved_concurrency,
         )
-        function = self.function.function
         # What its code calls, and nothing else: the index read; the flow's hold, its replacement
         # and the venue read; the ending's transaction (the two holds updated, the claimed booking
         # id deleted, the event put). It never reads the table's ownership records: a replacement
         # it releases has expired, and owns nothing.
-        grant_index_query(reservations_table, OPEN_FLOWS_INDEX, function)
-        grant_items(reservations_table, function, "GetItem", "UpdateItem", "DeleteItem", "PutItem")
+        self.function.allow(["dynamodb:Query"], f"{reservations_table.table_arn}/index/{OPEN_FLOWS_INDEX}")
+        self.function.allow(DRIFT_SWEEP_TABLE_ACTIONS, reservations_table.table_arn)
+        function = self.function.function
 
         self.schedule = events.Rule(
             self,

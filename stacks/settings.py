@@ -247,6 +247,9 @@ class DriftSweepSettings(FunctionSettings):
 
     timeout_seconds: int = Field(60, ge=1, le=900)
     memory_mb: int = Field(256, ge=128, le=10_240)
+    #: One run at a time is all a sweep needs: a run that finds the previous one still going
+    #: waits for the next period rather than racing it (racing runs would be safe, only wasted).
+    reserved_concurrency: int = Field(1, ge=1)
     #: How often it runs: an EventBridge schedule in AWS, whose finest rate is a minute (so a
     #: multiple of 60 there), the local scheduler process locally. An interrupted flow ends at
     #: most this long after its replacement expired.

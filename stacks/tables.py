@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.function import removal_policy
@@ -38,23 +37,4 @@ def service_table(
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         stream=stream,
         removal_policy=removal_policy(settings),
-    )
-
-
-def grant_items(table: dynamodb.ITable, grantee: iam.IGrantable, *actions: str) -> iam.Grant:
-    """``dynamodb:<action>`` on the table's items, never on its indexes: CDK's own table grants
-    add ``<table>/index/*`` as soon as a table has an index, to functions that never query one."""
-    return iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=[f"dynamodb:{action}" for action in actions],
-        resource_arns=[table.table_arn],
-    )
-
-
-def grant_index_query(table: dynamodb.ITable, index_name: str, grantee: iam.IGrantable) -> iam.Grant:
-    """``dynamodb:Query`` on one index of the table, named (no ``index/*``)."""
-    return iam.Grant.add_to_principal(
-        grantee=grantee,
-        actions=["dynamodb:Query"],
-        resource_arns=[f"{table.table_arn}/index/{index_name}"],
     )

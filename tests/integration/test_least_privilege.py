@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,7 +148,7 @@ class Deployed:
         if call.resource.startswith("table/"):
             name, _, index = call.resource.removeprefix("table/").partition("/index/")
             arn = {"Fn::GetAtt": [self._table(name), "Arn"]}
-            return _canonical({"Fn::Join": ["", [arn, "/index/*"]]} if index else arn)
+            return _canonical({"Fn::Join": ["", [arn, f"/index/{index}"]]} if index else arn)
         if call.action.startswith("sqs:"):
             [logical_id] = [lid for lid, queue in self.resources.queues.items() if queue.url == call.resource]
             return _canonical({"Fn::GetAtt": [logical_id, "Arn"]})
@@ -430,9 +431,68 @@ def test_the_reservations_api_is_granted_exactly_what_its_code_calls(
         assert _call(handler, "GET", f"/v1/holds/{expiring['hold_id']}")[1]["status"] == "expired"
         assert _call(handler, "GET", "/v1/health")[0] == 200
         assert _call(handler, "GET", "/v1/openapi.json")[0] == 200
+        # A drift flow interrupted after the hold was replaced (the replacement's confirmation
+        # throttled), then finished by its repeat
+        assert _call(handler, "PUT", "/v1/venues/casa", venue_config())[0] == 200
+        interrupted = hold()
+        assert _call(handler, "PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))[0] == 200
+        with _replacement_confirm_throttled(monkeypatch):
+            assert confirm(interrupted, "bk_5", key="key-5") == 503
+        assert confirm(interrupted, "bk_5", key="key-5") == 200
     calls = recorder.take()
     for stage in ("dev", "prod"):
         assert_least_privilege(templates[stage], "reservations-api", deployed, calls)
+
+
+@contextmanager
+def _replacement_confirm_throttled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The next confirmation of a replacement hold fails as a throttled table does, before its
+    write: the drift flow is left open, its replacement held."""
+    from booking_durability.adapters.reservations_table import ReservationsTable
+    from booking_durability.errors import StoreUnavailable
+
+    confirm_ = ReservationsTable.confirm
+
+    def throttled(self: ReservationsTable, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("original") is not None:
+            raise StoreUnavailable("transact_write_items failed: ProvisionedThroughputExceededException")
+        confirm_(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ReservationsTable, "confirm", throttled)
+        yield
+
+
+def test_the_drift_sweep_is_granted_exactly_what_its_code_calls(
+    recorder: CallRecorder, templates: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_api_reservations import hold_request
+
+    # Given a drift flow interrupted after its hold was replaced, at a venue whose holds last a
+    # second, and never repeated: its replacement has expired
+    template = templates["dev"]
+    deployed = deploy(template)
+    api = load(template, "reservations-api", deployed, monkeypatch)
+    assert _call(api, "PUT", "/v1/venues/casa", venue_config(hold_ttl_seconds=1))[0] == 200
+    status, held = _call(api, "POST", "/v1/holds", hold_request())
+    assert status == 201, held
+    changed = venue_config(hold_ttl_seconds=1, buffer_minutes=30)
+    assert _call(api, "PUT", "/v1/venues/casa", changed)[0] == 200
+    with _replacement_confirm_throttled(monkeypatch):
+        path = f"/v1/holds/{held['hold_id']}/confirm"
+        assert _call(api, "POST", path, {"booking_id": "bk_1"})[0] == 503
+    time.sleep(1.1)
+    sweep = load(template, "drift-sweep", deployed, monkeypatch)
+    # When the scheduled sweep runs, twice (the second finds nothing left to end)
+    with recorder.recording():
+        scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        first = sweep(scheduled, LambdaContext())
+        sweep(scheduled, LambdaContext())
+    # Then it ended the flow, calling only what its role allows
+    assert first["finished"] == 1, first
+    calls = recorder.take()
+    for stage in ("dev", "prod"):
+        assert_least_privilege(templates[stage], "drift-sweep", deployed, calls)
 
 
 def _sqs_event(body: str, receive_count: int = 1) -> dict[str, Any]:
@@ -511,7 +571,7 @@ def test_the_notifier_posting_to_a_webhook_is_granted_exactly_what_its_code_call
 
 def test_every_function_of_the_template_is_driven_here(templates: dict[str, dict[str, Any]]) -> None:
     # A function added to the stack must get its paths above, or its grants go unchecked
-    driven = {"email-consumer", "email-api", "reservations-api", "notifier"}
+    driven = {"email-consumer", "email-api", "reservations-api", "notifier", "drift-sweep"}
     for stage in ("dev", "prod", "local"):
         assert set(_functions(templates[stage])) == driven
 
