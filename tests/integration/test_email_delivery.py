@@ -6,6 +6,7 @@ The provider is scripted in memory; the ledger, the queue and the DLQ are real (
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from booking_durability.emails.consumer import consume_batch
 from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
@@ -26,6 +29,7 @@ from booking_durability.emails.providers.base import (
     ProviderThrottled,
     TransientProviderError,
 )
+from booking_durability.emails.providers.resend import parse_retry_after
 from booking_durability.errors import QueueSendFailed
 from booking_durability.observability import metrics
 from tests.builders import T0, job, sqs_event, sqs_record
@@ -606,3 +610,37 @@ def test_expiring_an_email_under_a_dead_workers_lease_clears_the_lease(
     assert not late.done
     assert late.record.status is EmailStatus.EXPIRED
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
+
+
+_throttled_bookings = itertools.count()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E))
+    | st.from_regex(r"\A[0-9]{1,400}\Z")
+)
+def test_whatever_retry_after_a_provider_sends_one_copy_waits_and_the_original_is_done(
+    resources: Resources, clock: Clock, header: str
+) -> None:
+    # Given a provider throttling with that retry-after, and an invocation with no time to wait
+    provider = ScriptedProvider(
+        script=[ProviderThrottled("resend", 429, retry_after=parse_retry_after(header))]
+    )
+    delivery = make_delivery(resources, provider, clock)
+    hops = HopQueue()
+    delivery.dispatch.queue = hops
+    booking_id = f"bk_throttled_{next(_throttled_bookings)}"
+    # When the email is delivered
+    outcome = delivery.deliver(message(job(booking_id=booking_id)), remaining_ms=lambda: 1_000)
+    # Then the original is done (no exception, nothing left to SQS) and exactly one copy waits,
+    # at most one hop out, while the key is held off for at most an hour
+    assert outcome is Outcome.THROTTLED
+    [copy] = hops.sent
+    assert 0 <= copy.delay_seconds <= 900
+    item = resources.dynamodb.get_item(
+        TableName=resources.table,
+        Key={"booking_id": {"S": booking_id}, "email_key": {"S": "booking_confirmed#0"}},
+    )["Item"]
+    assert item["status"]["S"] == "queued"
+    assert int(item["not_before"]["N"]) <= int(clock.now.timestamp()) + 3600

@@ -17,6 +17,7 @@ from booking_durability.emails.providers.base import (
     PermanentProviderError,
     ProviderError,
     ProviderThrottled,
+    bounded_retry_after,
 )
 
 # Longest backoff between transient retries: five receives at most 15 min apart keep a failing
@@ -97,10 +98,12 @@ class FailurePolicy:
 
     def backoff_seconds(self, receive_count: int) -> int:
         """Visibility delay before the next attempt: doubles with each receive, at most 15 min."""
-        return int(min(self.backoff_base_seconds * 2 ** max(0, receive_count - 1), MAX_BACKOFF_SECONDS))
+        doublings = min(max(0, receive_count - 1), 16)  # 2**16 base seconds is far past the cap
+        return int(min(self.backoff_base_seconds * 2**doublings, MAX_BACKOFF_SECONDS))
 
     def _after_throttle(self, retry_after: float | None, attempt: Attempt) -> Decision:
-        wait = retry_after or self.throttle_backoff_seconds
+        # Bounded (an hour) before any arithmetic, whoever made the failure.
+        wait = bounded_retry_after(retry_after) or self.throttle_backoff_seconds
         if attempt.not_after is not None and attempt.now + timedelta(seconds=wait) > attempt.not_after:
             return Expire()
         needed_ms = (wait + self.provider_timeout_seconds) * 1000 + INVOCATION_MARGIN_MS
