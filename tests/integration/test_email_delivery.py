@@ -326,6 +326,12 @@ def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
             json.dumps({**job(), "schema": "booking-email/v9"}),
             {"failure_reason": "schema_invalid", "attempts": "0"},
         ),
+        # JSON nested too deep to read, and a time zone naming a folder of zones (an OS error)
+        ("[" * 100_000 + "]" * 100_000, {"failure_reason": "invalid_json", "attempts": "0"}),
+        (
+            json.dumps({**job(), "time_zone": "America"}),
+            {"failure_reason": "schema_invalid", "attempts": "0", "schema": "booking-email/v1"},
+        ),
     ],
 )
 def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
@@ -339,8 +345,9 @@ def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
     assert outcome is Outcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert dead["Body"] == body
-    # Only values the consumer knows: never one taken from a body that failed validation
-    assert attributes(dead) == expected_attributes
+    # Only values the consumer knows: never one taken from a body that failed validation (no
+    # dedupe_key), and when it was first dead-lettered
+    assert attributes(dead) == {**expected_attributes, "first_dead_lettered_at": "2026-12-01T12:00:00Z"}
     assert provider.calls == 0
 
 
@@ -405,6 +412,8 @@ def test_a_permanent_refusal_dead_letters_at_once(
         "schema": "booking-email/v1",
         "failure_reason": "provider_rejected",
         "attempts": "1",
+        "dedupe_key": "bk_123#booking_confirmed#0",
+        "first_dead_lettered_at": "2026-12-01T12:00:00Z",
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from booking_durability.emails.failure_policy import (
@@ -22,6 +22,7 @@ from booking_durability.emails.models import FailureReason
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
     TransientProviderError,
 )
@@ -101,6 +102,20 @@ def test_a_throttle_that_would_deliver_after_not_after_expires_the_email() -> No
     assert decision == Expire()
 
 
+def test_a_provider_without_credentials_is_retried_then_dead_lettered_with_its_own_reason() -> None:
+    failure = ProviderNotConfigured("resend", "placeholder")
+    assert POLICY.decide(failure, attempt(receive_count=1)) == Retry(60)
+    assert POLICY.decide(failure, attempt(receive_count=4)) == Retry(480)
+    assert POLICY.decide(failure, attempt(receive_count=5)) == DeadLetter(
+        FailureReason.PROVIDER_NOT_CONFIGURED
+    )
+
+
+def test_the_last_receive_is_the_one_sqs_would_dead_letter_after() -> None:
+    assert [POLICY.last_receive(n) for n in (1, 4, 5, 6)] == [False, False, True, True]
+
+
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
 @given(receive_count=st.integers(min_value=1, max_value=10**9))
 def test_backoff_stays_within_fifteen_minutes_for_any_receive_count(receive_count: int) -> None:
     assert 60 <= POLICY.backoff_seconds(receive_count) <= 900
@@ -113,6 +128,7 @@ INSTANTS = st.datetimes(
 )
 
 
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
 @given(
     retry_after=st.one_of(st.none(), st.floats(), st.integers(min_value=-(10**30), max_value=10**30)),
     now=INSTANTS,

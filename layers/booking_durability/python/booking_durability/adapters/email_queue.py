@@ -2,7 +2,8 @@
 
 Only the attributes CONTRACT §2 allows ever leave here: ``email_type`` and ``schema`` from
 producers, plus ``failure_reason`` and ``attempts`` on copies the consumer re-queues or
-dead-letters. None of them carries personal data.
+dead-letters, and on its dead letters ``dedupe_key`` (ids only) and ``first_dead_lettered_at``.
+None of them carries personal data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import QueueSendFailed
 
 SQS_MAX_DELAY_SECONDS = 900
-ALLOWED_ATTRIBUTES = frozenset({"email_type", "schema", "failure_reason", "attempts"})
+ALLOWED_ATTRIBUTES = frozenset(
+    {"email_type", "schema", "failure_reason", "attempts", "dedupe_key", "first_dead_lettered_at"}
+)
 
 
 def _attributes(values: Mapping[str, str | int]) -> dict[str, dict[str, str]]:

@@ -1,9 +1,10 @@
 """What the consumer does after a provider failure (CONTRACT §2), decided without any I/O.
 
 Transient failures are retried with a backoff doubling with each receive, and dead-lettered
-at the last receive; throttles are waited out inside the invocation when that fits, else
-deferred as a fresh delayed copy (never pushing the original toward the DLQ), until the
-deferral budget runs out; permanent refusals are dead-lettered at once.
+at the last receive (a provider without its credentials likewise, with its own reason);
+throttles are waited out inside the invocation when that fits, else deferred as a fresh delayed
+copy (never pushing the original toward the DLQ), until the deferral budget runs out; permanent
+refusals are dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
     ProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
     bounded_retry_after,
 )
@@ -91,10 +93,17 @@ class FailurePolicy:
             return self._after_throttle(failure.retry_after, attempt)
         if isinstance(failure, PermanentProviderError):
             return DeadLetter(FailureReason.PROVIDER_REJECTED)
-        # Transient (5xx, timeouts, connection errors, 401/403).
-        if attempt.receive_count >= self.max_receives:
+        # Transient (5xx, timeouts, connection errors, 401/403), or no credentials to send with.
+        if self.last_receive(attempt.receive_count):
+            if isinstance(failure, ProviderNotConfigured):
+                return DeadLetter(FailureReason.PROVIDER_NOT_CONFIGURED)
             return DeadLetter(FailureReason.TRANSIENT_EXHAUSTED)
         return Retry(self.backoff_seconds(attempt.receive_count))
+
+    def last_receive(self, receive_count: int) -> bool:
+        """Whether SQS would dead-letter the message itself if this receive failed: the consumer
+        then does it, with the reason SQS's redrive could not give."""
+        return receive_count >= self.max_receives
 
     def backoff_seconds(self, receive_count: int) -> int:
         """Visibility delay before the next attempt: doubles with each receive, at most 15 min."""

@@ -54,6 +54,19 @@ class TransientProviderError(ProviderError):
     """5xx, timeout, connection error, 401/403 (which hit all traffic): retry with backoff."""
 
 
+class ProviderNotConfigured(TransientProviderError):
+    """The provider's credentials are missing, still the deploy-time placeholder, or unreadable.
+
+    Retried like a transient failure (an operator puts the secret, and the next receive sends),
+    counted and alarmed apart from provider outages, and dead-lettered with
+    ``provider_not_configured`` when the retries run out. ``cause`` says which, in our words.
+    """
+
+    def __init__(self, provider: str, cause: str) -> None:
+        super().__init__(provider, None, cause)
+        self.cause = cause
+
+
 class ProviderThrottled(ProviderError):
     """429 / SMTP 421: retry after ``retry_after`` seconds (None: the stage's throttle backoff)."""
 
