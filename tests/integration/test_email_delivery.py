@@ -303,12 +303,19 @@ def test_not_after_in_the_past_expires_the_email(
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
 
 
-def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
+def test_retention_is_thirty_days_after_the_later_of_the_claims_lease_and_delivery(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
-    make_delivery(resources, provider, clock).deliver(message(job()))
+    # Given a 120 s lease: the claim's retention covers every write its holder makes
+    make_delivery(resources, provider, clock, LEASE_SECONDS=120).deliver(message(job()))
     expires_at = int(resources.items()[0]["expires_at"]["N"])
-    assert expires_at == int((T0 + timedelta(days=30)).timestamp())
+    assert expires_at == int((T0 + timedelta(days=30, seconds=120)).timestamp())
+    # And a job due in 45 days is kept 30 days past then
+    later = T0 + timedelta(days=45)
+    clock.now = later
+    make_delivery(resources, provider, clock).deliver(message(job(booking_id="bk_later", deliver_at=later)))
+    [item] = [i for i in resources.items() if i["booking_id"]["S"] == "bk_later"]
+    assert int(item["expires_at"]["N"]) == int((later + timedelta(days=30, seconds=120)).timestamp())
 
 
 # -- bad messages ------------------------------------------------------------------------------

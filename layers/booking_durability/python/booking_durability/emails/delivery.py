@@ -128,6 +128,9 @@ class EmailDelivery:
     def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
         now = self.clock()
         if job.deliver_at > now:
+            # Each hop keeps the key's record (a cancel's tombstone, say) for as long as this
+            # copy can still arrive: nothing else tells the ledger of a job sent straight to SQS.
+            self.ledger.retain(job.ref, now, job.deliver_at)
             delay = hop_delay(job.deliver_at, now, self.dispatch.max_hop_seconds)
             self.dispatch.requeue(message, job.email_type, delay=delay)
             count("EmailDeferred")
