@@ -351,18 +351,29 @@ SCENARIOS: dict[tuple[str, int], tuple[list[str], int]] = {
 }
 
 
-@pytest.mark.parametrize("bug", [False, True], ids=["dependency", "bug"])
-@pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
-@pytest.mark.parametrize("step", STEPS)
-@pytest.mark.parametrize("invocation", [1, 5], ids=["first-receive", "last-receive"])
+#: Every fault: each step, on the first receive and the last, as the dependency failing or our
+#: own bug, before the call took effect or (where a call has one) after.
+EVERY_FAULT = [
+    pytest.param(
+        Fault(step, invocation, bug, after),
+        id=f"{step}-{'first' if invocation == 1 else 'last'}-receive-{'bug' if bug else 'dependency'}"
+        f"-{'after' if after else 'before'}",
+    )
+    for step in STEPS
+    for invocation in (1, 5)
+    for bug in (False, True)
+    for after in ((False, True) if step in CAN_TAKE_EFFECT else (False,))
+]
+
+
+@pytest.mark.parametrize("fault", EVERY_FAULT)
 def test_a_fault_at_any_step_leaves_no_claim_and_no_letter_without_a_reason(
-    start_run: Callable[..., Run], step: str, invocation: int, after: bool, bug: bool
+    start_run: Callable[..., Run], fault: Fault
 ) -> None:
-    if after and step not in CAN_TAKE_EFFECT:
-        pytest.skip("this step has no effect to take before it fails")
-    # Given a job that reaches `step` on that receive, and a fault there
-    answers, delay_minutes = SCENARIOS.get((step, invocation), (["503"] * (invocation - 1), 0))
-    fault = Fault(step, invocation, bug, after)
+    # Given a job that reaches the fault's step on its receive, and the fault there
+    answers, delay_minutes = SCENARIOS.get(
+        (fault.step, fault.invocation), (["503"] * (fault.invocation - 1), 0)
+    )
     run = start_run([fault], answers, {"deliver_at": T0 + timedelta(minutes=delay_minutes)})
     # When it is delivered until its queue is empty
     run.until_settled()
