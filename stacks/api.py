@@ -16,6 +16,7 @@ from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, SEND_MESSAGE, ServiceFunction, service_log_group
 from stacks.monitoring import WatchedFunction
+from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 
@@ -27,8 +28,9 @@ RESERVATIONS_API_SERVICE = "reservations-api"
 EMAIL_API_RECORDS_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")
 #: What the reservation routes' code calls on the reservations table: items read one by one, in
 #: batches and by partition, and written by conditional puts, updates and transactions (whose
-#: operations are authorized as PutItem, UpdateItem and ConditionCheckItem). Nothing is ever
-#: deleted: released holds and cancelled bookings are status changes, and TTL expires the rest.
+#: operations are authorized as PutItem, UpdateItem and ConditionCheckItem). Released holds and
+#: cancelled bookings are status changes, and TTL expires the rest: the one deletion is a drift
+#: flow's claim on a booking id (``FREE_CLAIMED_BOOKING_ID``, booking items only).
 RESERVATIONS_API_TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",
     "dynamodb:ConditionCheckItem",
@@ -256,6 +258,10 @@ class BookingApi(Construct):
             reserved_concurrency=settings.reservations_api.reserved_concurrency,
         )
         reservations_api.allow(RESERVATIONS_API_TABLE_ACTIONS, reservations_table.table_arn)
+        # A confirm that ends a drift flow unrecovered frees the booking id the flow claimed.
+        reservations_api.allow(
+            FREE_CLAIMED_BOOKING_ID, reservations_table.table_arn, conditions=BOOKING_ITEMS_ONLY
+        )
         return reservations_api
 
     def _rest_api(self, settings: StageSettings) -> apigateway.RestApi:

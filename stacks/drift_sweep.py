@@ -26,7 +26,7 @@ from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, ServiceFunction
 from stacks.monitoring import WatchedFunction
-from stacks.reservations_table import OPEN_FLOWS_INDEX
+from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID, OPEN_FLOWS_INDEX
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
 
@@ -34,7 +34,6 @@ from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
 DRIFT_SWEEP_SERVICE = "drift-sweep"
 #: What the sweep's code calls on the reservations table's items (its index apart).
 DRIFT_SWEEP_TABLE_ACTIONS = (
-    "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -74,6 +73,9 @@ class DriftSweep(Construct):
         # it releases has expired, and owns nothing.
         self.function.allow(["dynamodb:Query"], f"{reservations_table.table_arn}/index/{OPEN_FLOWS_INDEX}")
         self.function.allow(DRIFT_SWEEP_TABLE_ACTIONS, reservations_table.table_arn)
+        self.function.allow(
+            FREE_CLAIMED_BOOKING_ID, reservations_table.table_arn, conditions=BOOKING_ITEMS_ONLY
+        )
         function = self.function.function
 
         self.schedule = events.Rule(

@@ -161,10 +161,20 @@ class ServiceFunction(Construct):
                 )
             )
 
-    def allow(self, actions: Sequence[str], *resources: str) -> None:
-        """Let the function's role call ``actions`` on ``resources``, and nothing else with them."""
+    def allow(
+        self,
+        actions: Sequence[str],
+        *resources: str,
+        conditions: Mapping[str, Mapping[str, object]] | None = None,
+    ) -> None:
+        """Let the function's role call ``actions`` on ``resources`` (only when ``conditions``
+        hold, if given), and nothing else with them."""
         self.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=sorted(actions), resources=list(resources))
+            iam.PolicyStatement(
+                actions=sorted(actions),
+                resources=list(resources),
+                conditions=None if conditions is None else {k: dict(v) for k, v in conditions.items()},
+            )
         )
 
 

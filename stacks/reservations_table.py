@@ -20,6 +20,14 @@ TTL_ATTRIBUTE = "expires_at"
 OPEN_FLOWS_INDEX = "open-flows"
 OPEN_FLOW_ATTRIBUTE = "open_flow"
 FLOW_DUE_ATTRIBUTE = "flow_due"
+#: The partition keys of booking items (the runtime's ``adapters.reservations_table.booking_key``;
+#: an infrastructure test keeps them equal).
+BOOKING_KEY_PREFIX = "BOOKING#"
+#: Ending a drift flow unrecovered frees the booking id the flow claimed: the one item any
+#: function deletes, a booking still ``pending`` (a condition of the write). The grant is held to
+#: booking items by their partition key, so no role can delete a venue, a hold or an outbox item.
+FREE_CLAIMED_BOOKING_ID = ("dynamodb:DeleteItem",)
+BOOKING_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BOOKING_KEY_PREFIX}*"]}}
 
 
 class ReservationsTable(Construct):

@@ -31,6 +31,7 @@ EMAIL_CONSUMER_SERVICE = "email-consumer"
 EMAIL_API_SERVICE = "email-api"
 RESERVATIONS_API_SERVICE = "reservations-api"
 NOTIFIER_SERVICE = "notifier"
+DRIFT_SWEEP_SERVICE = "drift-sweep"
 
 
 @dataclass

@@ -13,8 +13,10 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 
+from booking_durability.adapters import reservations_table as runtime
 from devstack.layer_build import bytecode_compiler
 from stacks.function import ServiceFunction
+from stacks.reservations_table import BOOKING_KEY_PREFIX
 from stacks.settings import (
     LAMBDA_PYTHON_VERSION,
     LAMBDA_UNRESERVED_MINIMUM,
@@ -23,6 +25,7 @@ from stacks.settings import (
     stage_settings,
 )
 from tests.infrastructure.conftest import (
+    DRIFT_SWEEP_SERVICE,
     EMAIL_API_SERVICE,
     EMAIL_CONSUMER_SERVICE,
     NOTIFIER_SERVICE,
@@ -59,6 +62,7 @@ def _sized_by(settings: StageSettings) -> dict[str, FunctionSettings]:
         EMAIL_API_SERVICE: settings.email_api,
         RESERVATIONS_API_SERVICE: settings.reservations_api,
         NOTIFIER_SERVICE: settings.notifications.notifier,
+        DRIFT_SWEEP_SERVICE: settings.drift_sweep,
     }
 
 
@@ -282,11 +286,11 @@ def test_a_function_whose_handler_is_missing_fails_the_synth(tmp_path: Path) -> 
         )
 
 
-#: What no function's code does: delete items, scan or batch-write tables, read a stream, or
-#: describe what it already knows by name (tests/integration/test_least_privilege.py derives
-#: each role's exact actions from the code; this holds every stage to the worst of them).
+#: What no function's code does: scan or batch-write tables, read a stream, or describe what it
+#: already knows by name (tests/integration/test_least_privilege.py derives each role's exact
+#: actions from the code; this holds every stage to the worst of them). Deleting is held apart:
+#: see the test below.
 NEVER_GRANTED = {
-    "dynamodb:DeleteItem",
     "dynamodb:Scan",
     "dynamodb:BatchWriteItem",
     "dynamodb:GetRecords",
@@ -302,3 +306,29 @@ def test_no_function_may_delete_scan_read_streams_or_describe(stage: Synthesized
         granted = {action for actions in stage.touched(function_id).values() for action in actions}
         assert not granted & NEVER_GRANTED, function_id
         assert not {action for action in granted if "*" in action}, function_id
+
+
+def test_the_only_items_a_function_may_delete_are_booking_ids_a_drift_flow_claimed(
+    stage: SynthesizedStage,
+) -> None:
+    # Ending a drift flow unrecovered frees its claimed booking id (the reservations API's repeat
+    # and the drift sweep both end flows); the grant reaches booking items only, by partition key.
+    deleting = set()
+    for function_id in stage.of_type("AWS::Lambda::Function"):
+        for statement in stage.role_statements(function_id):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "dynamodb:DeleteItem" not in actions:
+                continue
+            deleting.add(
+                stage.resources[function_id]["Properties"]["Environment"]["Variables"][
+                    "POWERTOOLS_SERVICE_NAME"
+                ]
+            )
+            assert actions == ["dynamodb:DeleteItem"], function_id
+            assert statement["Resource"] == {"Fn::GetAtt": [stage.reservations_table[0], "Arn"]}
+            assert statement["Condition"] == {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{BOOKING_KEY_PREFIX}*"]}
+            }
+    assert deleting == {RESERVATIONS_API_SERVICE, DRIFT_SWEEP_SERVICE}
+    # The prefix is the runtime's own
+    assert runtime.booking_key("bk_1")["pk"] == f"{BOOKING_KEY_PREFIX}bk_1"

@@ -351,7 +351,13 @@ def test_the_email_age_alarm_follows_the_retry_pacing() -> None:
 @pytest.mark.parametrize("name", STAGE_NAMES)
 def test_every_function_of_every_stage_reserves_concurrency(name: str) -> None:
     settings = stage_settings(name)
-    assert set(settings.functions) == {"consumer", "email_api", "reservations_api", "notifications.notifier"}
+    assert set(settings.functions) == {
+        "consumer",
+        "email_api",
+        "reservations_api",
+        "notifications.notifier",
+        "drift_sweep",
+    }
     assert all(function.reserved_concurrency >= 1 for function in settings.functions.values())
     assert settings.reserved_concurrency == sum(f.reserved_concurrency for f in settings.functions.values())
 

@@ -35,10 +35,21 @@ _SQS_SINGLE = {
 @dataclass(frozen=True, order=True)
 class Call:
     """An IAM action on one resource, as the call named it: a table (``table/<name>``), an index
-    (``table/<name>/index/<index>``), a queue (its URL) or a secret (its id)."""
+    (``table/<name>/index/<index>``), a queue (its URL) or a secret (its id). A deletion also
+    names the kind of item it reaches (``where``: ``LeadingKeys BOOKING#*``), which its grant
+    must be held to."""
 
     action: str
     resource: str
+    where: str = ""
+
+
+def _deleting(table: str, key: Mapping[str, Any]) -> Call:
+    """A DeleteItem, with the kind of item its partition key names (the text up to its ``#``)."""
+    partition = key.get("pk")
+    value = partition.get("S", "") if isinstance(partition, Mapping) else str(partition)
+    kind, marker, _ = value.partition("#")
+    return Call("dynamodb:DeleteItem", f"table/{table}", f"LeadingKeys {kind}{marker}*")
 
 
 def iam_calls(service: str, operation: str, params: Mapping[str, Any]) -> set[Call]:
@@ -55,10 +66,14 @@ def iam_calls(service: str, operation: str, params: Mapping[str, Any]) -> set[Ca
 def _dynamodb(operation: str, params: Mapping[str, Any]) -> set[Call]:
     if operation == "TransactWriteItems":
         return {
-            Call(f"dynamodb:{_TRANSACT_WRITE[kind]}", f"table/{body['TableName']}")
+            _deleting(body["TableName"], body["Key"])
+            if kind == "Delete"
+            else Call(f"dynamodb:{_TRANSACT_WRITE[kind]}", f"table/{body['TableName']}")
             for item in params["TransactItems"]
             for kind, body in item.items()
         }
+    if operation == "DeleteItem":
+        return {_deleting(params["TableName"], params["Key"])}
     if operation == "TransactGetItems":
         return {
             Call("dynamodb:GetItem", f"table/{item['Get']['TableName']}") for item in params["TransactItems"]
