@@ -19,11 +19,16 @@ this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``, signing with the template's 
 and, as during a rotation, also with ``WEBHOOK_PREVIOUS_SECRET`` when ``make run`` is given one
 (every component gets this process's environment, real AWS credentials aside).
 
-Environment: ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT`` (1025), ``LOCAL_API_PORT`` (3000),
-``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026), ``LOCAL_API_CONCURRENCY`` (4:
-execution environments per API function), ``LOCAL_DIR`` (``.local``, relative to the repository
-root), ``LOCAL_VERBOSE`` (``1``: moto's access line for every request too, which the workers'
-polls otherwise bury the handlers' lines under).
+Its standard output is the stack's log: every component's lines, each as ``<component> | <line>``
+(a Lambda handler's Powertools JSON line unchanged after the prefix), and the one bare line
+``ready``; the EMF metric blobs the handlers print go to ``$LOCAL_DIR/metrics.jsonl`` instead
+(``devstack/supervisor.py``).
+
+Environment (README: The local stack's settings): ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT``
+(1025), ``LOCAL_API_PORT`` (3000), ``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026),
+``LOCAL_API_CONCURRENCY`` (4: execution environments per API function), ``LOCAL_DIR``
+(``.local``, relative to the repository root), ``LOCAL_VERBOSE`` (``1``: moto's access line for
+every request too, which the workers' polls otherwise bury the handlers' lines under).
 """
 
 from __future__ import annotations
@@ -146,6 +151,11 @@ class LocalConfig:
         return f"http://{HOST}:{self.inbox_port}/"
 
     @property
+    def metrics_file(self) -> Path:
+        """The EMF blobs the handlers print (Powertools Metrics), one a line: not on the console."""
+        return self.local_dir / "metrics.jsonl"
+
+    @property
     def stack_file(self) -> Path:
         return self.local_dir / "stack.json"
 
@@ -158,12 +168,19 @@ class LocalConfig:
         return self.local_dir / "run"
 
     def start_fresh(self) -> None:
-        """Forget the previous run: its mail and webhooks, its stack.json, its synthesized
+        """Forget the previous run: its mail, webhooks and metrics, its stack.json, its synthesized
         template, its workers' state (the stream workers' positions)."""
         for folder in (self.maildir, self.run_dir, self.assembly_dir):
             shutil.rmtree(folder, ignore_errors=True)
         # A leftover webhook-down would start this run with its webhook receiver down.
-        for file in (self.mail_log, self.webhooks_file, self.webhook_down_file, self.stack_file):
+        files = (
+            self.mail_log,
+            self.webhooks_file,
+            self.webhook_down_file,
+            self.metrics_file,
+            self.stack_file,
+        )
+        for file in files:
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
 
@@ -236,8 +253,6 @@ def queue_worker(spec: QueueWorkerSpec, config: LocalConfig, env: Mapping[str, s
         [sys.executable, "scripts/devstack/worker.py", str(spec_file)],
         env=env,
         ready_line=READY_MARKER,
-        # The handler's own lines are its Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -260,8 +275,6 @@ def scheduler(schedules: list[Schedule], config: LocalConfig, env: Mapping[str, 
         [sys.executable, "scripts/devstack/scheduler.py", str(spec_file)],
         env=env,
         ready_line=SCHEDULER_READY_MARKER,
-        # The handlers' own lines are their Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -289,8 +302,6 @@ def api(spec: ApiSpec, config: LocalConfig, env: Mapping[str, str]) -> Component
         ],
         env=env,
         ready_line=API_READY_MARKER,
-        # The handlers' own lines are their Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -386,7 +397,9 @@ class LocalStack:
         if code is None:
             return None
         if code != 0:
-            raise StackFailed(f"synthesizing the {STAGE} stage failed (exit code {code}); see [synth] above")
+            raise StackFailed(
+                f"synthesizing the {STAGE} stage failed (exit code {code}); see the `synth |` lines above"
+            )
         return load_template(self.config.assembly_dir / f"{STACK_NAME}.template.json")
 
     def create_resources(self, template: Mapping[str, Any]) -> list[QueueWorkerSpec]:
@@ -478,6 +491,7 @@ class LocalStack:
             "maildir": str(self.config.maildir),
             "mail_log": str(self.config.mail_log),
             "webhooks_file": str(self.config.webhooks_file),
+            "metrics_file": str(self.config.metrics_file),
             **self._webhook(),
             "inbox_url": self.config.inbox_url,
             "processes": self.supervisor.pids(),
@@ -518,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     usage.parse_args(argv)
     config = LocalConfig.from_env(os.environ)
-    output = Output()
+    output = Output(metrics_file=config.metrics_file)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -540,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         stack.close()
+        output.close()
     return 0
 
 

@@ -12,8 +12,10 @@ event at a time from the socket ``FD`` and answers it there. Every message is on
 - from the server: ``{"event": {...}}``; to it: ``{"response": ...}`` (the handler's result, which
   must serialize to JSON as Lambda requires) or ``{"error": "<type>"}``.
 
-The handler's own output (its Powertools JSON lines) goes to stdout untouched; this process's
-lines go to stderr. It ends when the server closes the socket (or stops it with a signal).
+The handler's own output (its Powertools JSON lines, its EMF metric blobs) goes to stdout
+untouched; this process's lines go to stderr. The server relays both, whole lines, to its own;
+the local stack's supervisor prefixes them. It ends when the server closes the socket (or stops
+it with a signal).
 """
 
 from __future__ import annotations
