@@ -83,6 +83,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGE = "local"
 STACK_NAME = "BookingDurability-local"
 READY_TIMEOUT_SECONDS = 60.0
+PORTS = (1, 65535)
+#: Execution environments per API function: each is a process with the handler imported.
+CONCURRENCY = (1, 64)
 # moto accepts any credentials; these make sure no real ones are ever used by a local process.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
@@ -107,14 +110,16 @@ class LocalConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:
+        """The settings of ``env``'s ``LOCAL_*`` variables. Raises :class:`StackFailed`, naming the
+        variable, for a value that is not a number in its range."""
         return cls(
             local_dir=REPO_ROOT / env.get("LOCAL_DIR", ".local"),  # an absolute LOCAL_DIR stays as it is
-            aws_port=int(env.get("LOCAL_AWS_PORT", "4566")),
-            smtp_port=int(env.get("LOCAL_SMTP_PORT", "1025")),
-            api_port=int(env.get("LOCAL_API_PORT", "3000")),
-            webhook_port=int(env.get("LOCAL_WEBHOOK_PORT", "8025")),
-            inbox_port=int(env.get("LOCAL_INBOX_PORT", "8026")),
-            api_concurrency=int(env.get("LOCAL_API_CONCURRENCY", str(DEFAULT_CONCURRENCY))),
+            aws_port=_whole_number(env, "LOCAL_AWS_PORT", 4566, *PORTS),
+            smtp_port=_whole_number(env, "LOCAL_SMTP_PORT", 1025, *PORTS),
+            api_port=_whole_number(env, "LOCAL_API_PORT", 3000, *PORTS),
+            webhook_port=_whole_number(env, "LOCAL_WEBHOOK_PORT", 8025, *PORTS),
+            inbox_port=_whole_number(env, "LOCAL_INBOX_PORT", 8026, *PORTS),
+            api_concurrency=_whole_number(env, "LOCAL_API_CONCURRENCY", DEFAULT_CONCURRENCY, *CONCURRENCY),
         )
 
     @property
@@ -183,6 +188,15 @@ class LocalConfig:
         for file in files:
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdecimal()) or not low <= int(text) <= high:
+        raise StackFailed(f"{name} is {text!r}: a whole number from {low} to {high} (default {default})")
+    return int(text)
 
 
 def child_environment(config: LocalConfig) -> dict[str, str]:
@@ -531,7 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # No options (the environment configures it), but --help answers rather than starting a stack.
     usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     usage.parse_args(argv)
-    config = LocalConfig.from_env(os.environ)
+    try:
+        config = LocalConfig.from_env(os.environ)
+    except StackFailed as failure:
+        Output().line(f"cannot start: {failure}", "local_stack")
+        return 1
     output = Output(metrics_file=config.metrics_file)
     stop = threading.Event()
 
