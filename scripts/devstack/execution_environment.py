@@ -51,16 +51,21 @@ def invoke(handler: Handler, event: dict[str, Any], function: FunctionSpec, regi
         response = handler(event, context)
     except Exception as error:
         # What the Lambda runtime logs for an unhandled error; API Gateway answers 502.
-        log.error("invocation %s failed:\n%s", context.aws_request_id, traceback.format_exc().rstrip())
+        log.error(
+            "%s: invocation %s failed:\n%s",
+            function.name,
+            context.aws_request_id,
+            traceback.format_exc().rstrip(),
+        )
         return _line({"error": type(error).__name__})
     try:
         payload = json.dumps(response, separators=(",", ":"))
     except (TypeError, ValueError):
-        log.error("invocation %s: the response does not serialize to JSON", context.aws_request_id)
+        log.error("%s: invocation %s: the response is not JSON", function.name, context.aws_request_id)
         return _line({"error": "Runtime.MarshalError"})
     encoded = payload.encode("utf-8")
     if len(encoded) > MAX_RESPONSE_BYTES:
-        log.error("invocation %s: the response is larger than Lambda's 6 MB", context.aws_request_id)
+        log.error("%s: invocation %s: the response is over 6 MB", function.name, context.aws_request_id)
         return _line({"error": "Function.ResponseSizeTooLarge"})
     return b'{"response":' + encoded + b"}\n"
 

@@ -75,7 +75,9 @@ class Output:
         self._stream = stream or sys.stdout
         self._metrics_file = metrics_file
         self._metrics: IO[str] | None = None
-        self._lock = threading.Lock()
+        # Reentrant: the stack's signal handler writes a line from the main thread, which may be
+        # interrupted inside this very method.
+        self._lock = threading.RLock()
 
     def line(self, text: str, component: str | None = None) -> None:
         with self._lock:
