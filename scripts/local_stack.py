@@ -1,4 +1,4 @@
-"""`make run`: the service on loopback, fresh each time (README: Quick start).
+"""`make run`: the service on loopback, fresh each time (README.md#quick-start).
 
     .venv/bin/python scripts/local_stack.py
 
@@ -24,11 +24,9 @@ Its standard output is the stack's log: every component's lines, each as ``<comp
 ``ready``; the EMF metric blobs the handlers print go to ``$LOCAL_DIR/metrics.jsonl`` instead
 (``devstack/supervisor.py``).
 
-Environment (README: The local stack's settings): ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT``
-(1025), ``LOCAL_API_PORT`` (3000), ``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026),
-``LOCAL_API_CONCURRENCY`` (4: execution environments per API function), ``LOCAL_DIR``
-(``.local``, relative to the repository root), ``LOCAL_VERBOSE`` (``1``: moto's access line for
-every request too, which the workers' polls otherwise bury the handlers' lines under).
+Environment: the ``LOCAL_*`` variables, each with its default and meaning in README.md#the-local-stack
+(the ports, ``LOCAL_DIR``, ``LOCAL_API_CONCURRENCY``, ``LOCAL_VERBOSE``); a port or count that is
+not a whole number in its range stops the stack before anything starts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's table of the local stack's settings (README: The local stack) names every
+"""The README's table of the local stack's settings (README.md#the-local-stack) names every
 ``LOCAL_*`` environment variable the code reads, and no other, each with its default and what it
 sets; the ports', folder's and concurrency's defaults are the code's own."""
 
