@@ -66,7 +66,7 @@ browser: ## Install Debian's chromium (for the inbox page's browser test) when i
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 
 .PHONY: run
-run: layer ## Start the whole system locally (moto, queues, tables, API, workers, sinks); Ctrl-C stops it
+run: layer ## Start the whole system locally (moto, queues, tables, API, workers, sinks); Ctrl-C stops it; LOCAL_* set ports and folder (README)
 	$(PY) scripts/local_stack.py
 
 .PHONY: demo
@@ -78,7 +78,7 @@ synth: layer ## Synthesize STAGE=dev|prod|local with the pinned CDK CLI; CONTEXT
 	npx cdk synth --quiet -c stage=$(STAGE) $(CONTEXT)
 
 .PHONY: bench
-bench: layer ## Measure speed and cost; prints a table and writes .local/bench.json
+bench: layer ## Measure speed and cost; prints a table and writes bench.json in LOCAL_DIR (.local)
 	$(PY) scripts/bench.py
 
 .PHONY: schemas

@@ -13,11 +13,13 @@ finds it through ``$LOCAL_DIR/stack.json`` (``.local`` by default):
 3. a retry: a ``+transient1`` recipient, refused once with 451, delivered on the retry;
 4. a dead letter: a ``+permanent`` recipient, refused with 550 and dead-lettered at once with
    ``failure_reason`` ``provider_rejected`` (looked at without consuming it, as
-   ``scripts/dlq.py inspect`` does);
+   ``scripts/dlq.py inspect`` does), and counted in the ``EmailDeadLettered`` metric
+   (``metrics.jsonl``);
 5. a hold confirmed after a policy change: a venue, a hold, the venue's policy changed, the hold
    confirmed anyway (``policy_drift`` recovered), and the signed webhook the admin gets.
 
-It prints no address. Every wait is bounded. Exit status: 0 every step happened; 1 one did not
+Every path it prints comes from ``stack.json``, so from the stack's ``LOCAL_DIR``. It prints no
+address. Every wait is bounded. Exit status: 0 every step happened; 1 one did not
 (the message says which, and the stack's own log says why); 2 no local stack is running.
 """
 
@@ -208,7 +210,7 @@ class Demo:
         self.say(
             f"   see: {shown(self.stack.path('mail_log'))}: one message stored for {message_id}; "
             "in `make run`'s log, "
-            '"email already sent; duplicate acknowledged"'
+            'email_worker | {..."message":"email already sent; duplicate acknowledged"...}'
         )
 
     def retry(self) -> None:
@@ -225,6 +227,7 @@ class Demo:
         self.where(delivered, mail_log=True)
 
     def dead_letter(self) -> None:
+        counted_before = self.dead_letterings_counted("provider_rejected")
         accepted = self.post_email(self.email_request("guest+permanent@example.test", "dead"))
         dlq = locate_local(self.stack.stack_file, QueueKind.EMAIL, wait_seconds=0)
         letter = wait_for(
@@ -234,6 +237,11 @@ class Demo:
         )
         if letter.failure_reason != "provider_rejected":
             raise StepFailed(f"dead-lettered with {letter.failure_reason}, not provider_rejected")
+        wait_for(
+            lambda: self.dead_letterings_counted("provider_rejected") > counted_before,
+            DELIVERY_TIMEOUT_SECONDS,
+            "the EmailDeadLettered metric",
+        )
         message_id = message_id_for(accepted["dedupe_key"])
         codes = [entry["code"] for entry in self.mail_log() if entry.get("message_id") == message_id]
         self.say(
@@ -248,6 +256,10 @@ class Demo:
         )
         tool = ".venv/bin/python scripts/dlq.py"
         self.say(f"   see: {tool} inspect --list --message-id {letter.message_id}{inbox}")
+        self.say(
+            f"        {shown(self.stack.path('metrics_file'))}: EmailDeadLettered with failure_reason "
+            "provider_rejected, as CloudWatch would count it"
+        )
         self.say(
             "   provider_rejected is permanent: a redrive moves it only with --force, once the cause "
             "is fixed (docs/runbook.md, Refused by the provider)"
@@ -353,6 +365,13 @@ class Demo:
             self.say(f"        {shown(self.stack.path('mail_log'))} (one line per SMTP transaction)")
         if self.stack.inbox_url:
             self.say(f"        {self.stack.inbox_url.rstrip('/')}/messages/{quote(delivered.name, safe='')}")
+
+    def dead_letterings_counted(self, reason: str) -> int:
+        """How many ``EmailDeadLettered`` metrics with the ``failure_reason`` the handlers emitted."""
+        path = self.stack.path("metrics_file")
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        blobs = [json.loads(line) for line in lines if line.strip()]
+        return sum(1 for b in blobs if "EmailDeadLettered" in b and b.get("failure_reason") == reason)
 
     def mail_log(self) -> list[dict[str, Any]]:
         path = self.stack.path("mail_log")

@@ -16,7 +16,10 @@ hold, or wants a table another live owner holds meanwhile is refused. Re-running
 
 Prints one line per refused line (its number, a reason code, the hold id when valid: never the
 line itself) and a summary. Exit status: 0 when every line was imported or skipped, 1 when any was
-refused, 2 when the file cannot be read as UTF-8, 3 when the table cannot be reached.
+refused, 2 when nothing was tried: the file cannot be read as UTF-8, or the table cannot be found
+(no ``stack.json``, the local stack not answering, the AWS lookup failed), said in one line on
+standard error and no summary; 3 when the table stopped answering part-way, the summary saying
+what was done.
 
 Locally the table is found through ``$LOCAL_DIR/stack.json`` (``LOCAL_DIR`` defaults to ``.local``);
 with ``--aws``, credentials and region come from the usual AWS environment (``AWS_PROFILE``,
@@ -39,7 +42,8 @@ from booking_durability.times import utc_now
 
 ROOT = Path(__file__).resolve().parent.parent
 
-EXIT_OK, EXIT_REFUSED, EXIT_UNREADABLE, EXIT_UNREACHABLE = 0, 1, 2, 3
+#: Nothing was tried (unreadable input, no table to import into); stopped part-way.
+EXIT_OK, EXIT_REFUSED, EXIT_NOT_STARTED, EXIT_STOPPED = 0, 1, 2, 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,19 +59,24 @@ def main(argv: list[str] | None = None) -> int:
         text = args.file.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read {args.file}: {_unreadable(exc)}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    counts: Counter[LineOutcome] = Counter()
+        return EXIT_NOT_STARTED
     try:
         store = table_of(args)
+    except StackNotFound as exc:
+        # Before any line: a summary of nothing imported would only bury the reason.
+        print(f"nothing imported: {exc}", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    counts: Counter[LineOutcome] = Counter()
+    try:
         # Lines end at "\n" only: a JSON string may hold a raw U+2028, which splitlines() cuts at.
         for result in import_lines(store, text.split("\n"), utc_now):
             counts[result.outcome] += 1
             if result.outcome is LineOutcome.REFUSED:
                 print(describe_refusal(result))
-    except (StackNotFound, InfrastructureError) as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
+    except InfrastructureError as exc:
+        print(f"stopped part-way: {exc}; running the file again is safe", file=sys.stderr)
         _print_summary(counts)
-        return EXIT_UNREACHABLE
+        return EXIT_STOPPED
     _print_summary(counts)
     return EXIT_REFUSED if counts[LineOutcome.REFUSED] else EXIT_OK
 

@@ -1,4 +1,4 @@
-"""`make run`: the service on loopback, fresh each time (README: Quick start).
+"""`make run`: the service on loopback, fresh each time (README.md#quick-start).
 
     .venv/bin/python scripts/local_stack.py
 
@@ -19,11 +19,14 @@ this run's webhook sink, on ``LOCAL_WEBHOOK_PORT``, signing with the template's 
 and, as during a rotation, also with ``WEBHOOK_PREVIOUS_SECRET`` when ``make run`` is given one
 (every component gets this process's environment, real AWS credentials aside).
 
-Environment: ``LOCAL_AWS_PORT`` (4566), ``LOCAL_SMTP_PORT`` (1025), ``LOCAL_API_PORT`` (3000),
-``LOCAL_WEBHOOK_PORT`` (8025), ``LOCAL_INBOX_PORT`` (8026), ``LOCAL_API_CONCURRENCY`` (4:
-execution environments per API function), ``LOCAL_DIR`` (``.local``, relative to the repository
-root), ``LOCAL_VERBOSE`` (``1``: moto's access line for every request too, which the workers'
-polls otherwise bury the handlers' lines under).
+Its standard output is the stack's log: every component's lines, each as ``<component> | <line>``
+(a Lambda handler's Powertools JSON line unchanged after the prefix), and the one bare line
+``ready``; the EMF metric blobs the handlers print go to ``$LOCAL_DIR/metrics.jsonl`` instead
+(``devstack/supervisor.py``).
+
+Environment: the ``LOCAL_*`` variables, each with its default and meaning in README.md#the-local-stack
+(the ports, ``LOCAL_DIR``, ``LOCAL_API_CONCURRENCY``, ``LOCAL_VERBOSE``); a port or count that is
+not a whole number in its range stops the stack before anything starts.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGE = "local"
 STACK_NAME = "BookingDurability-local"
 READY_TIMEOUT_SECONDS = 60.0
+PORTS = (1, 65535)
+#: Execution environments per API function: each is a process with the handler imported.
+CONCURRENCY = (1, 64)
 # moto accepts any credentials; these make sure no real ones are ever used by a local process.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
@@ -102,14 +108,16 @@ class LocalConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LocalConfig:
+        """The settings of ``env``'s ``LOCAL_*`` variables. Raises :class:`StackFailed`, naming the
+        variable, for a value that is not a number in its range."""
         return cls(
             local_dir=REPO_ROOT / env.get("LOCAL_DIR", ".local"),  # an absolute LOCAL_DIR stays as it is
-            aws_port=int(env.get("LOCAL_AWS_PORT", "4566")),
-            smtp_port=int(env.get("LOCAL_SMTP_PORT", "1025")),
-            api_port=int(env.get("LOCAL_API_PORT", "3000")),
-            webhook_port=int(env.get("LOCAL_WEBHOOK_PORT", "8025")),
-            inbox_port=int(env.get("LOCAL_INBOX_PORT", "8026")),
-            api_concurrency=int(env.get("LOCAL_API_CONCURRENCY", str(DEFAULT_CONCURRENCY))),
+            aws_port=_whole_number(env, "LOCAL_AWS_PORT", 4566, *PORTS),
+            smtp_port=_whole_number(env, "LOCAL_SMTP_PORT", 1025, *PORTS),
+            api_port=_whole_number(env, "LOCAL_API_PORT", 3000, *PORTS),
+            webhook_port=_whole_number(env, "LOCAL_WEBHOOK_PORT", 8025, *PORTS),
+            inbox_port=_whole_number(env, "LOCAL_INBOX_PORT", 8026, *PORTS),
+            api_concurrency=_whole_number(env, "LOCAL_API_CONCURRENCY", DEFAULT_CONCURRENCY, *CONCURRENCY),
         )
 
     @property
@@ -146,6 +154,11 @@ class LocalConfig:
         return f"http://{HOST}:{self.inbox_port}/"
 
     @property
+    def metrics_file(self) -> Path:
+        """The EMF blobs the handlers print (Powertools Metrics), one a line: not on the console."""
+        return self.local_dir / "metrics.jsonl"
+
+    @property
     def stack_file(self) -> Path:
         return self.local_dir / "stack.json"
 
@@ -158,14 +171,30 @@ class LocalConfig:
         return self.local_dir / "run"
 
     def start_fresh(self) -> None:
-        """Forget the previous run: its mail and webhooks, its stack.json, its synthesized
+        """Forget the previous run: its mail, webhooks and metrics, its stack.json, its synthesized
         template, its workers' state (the stream workers' positions)."""
         for folder in (self.maildir, self.run_dir, self.assembly_dir):
             shutil.rmtree(folder, ignore_errors=True)
         # A leftover webhook-down would start this run with its webhook receiver down.
-        for file in (self.mail_log, self.webhooks_file, self.webhook_down_file, self.stack_file):
+        files = (
+            self.mail_log,
+            self.webhooks_file,
+            self.webhook_down_file,
+            self.metrics_file,
+            self.stack_file,
+        )
+        for file in files:
             file.unlink(missing_ok=True)
         self.run_dir.mkdir(parents=True)
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdecimal()) or not low <= int(text) <= high:
+        raise StackFailed(f"{name} is {text!r}: a whole number from {low} to {high} (default {default})")
+    return int(text)
 
 
 def child_environment(config: LocalConfig) -> dict[str, str]:
@@ -236,8 +265,6 @@ def queue_worker(spec: QueueWorkerSpec, config: LocalConfig, env: Mapping[str, s
         [sys.executable, "scripts/devstack/worker.py", str(spec_file)],
         env=env,
         ready_line=READY_MARKER,
-        # The handler's own lines are its Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -260,8 +287,6 @@ def scheduler(schedules: list[Schedule], config: LocalConfig, env: Mapping[str, 
         [sys.executable, "scripts/devstack/scheduler.py", str(spec_file)],
         env=env,
         ready_line=SCHEDULER_READY_MARKER,
-        # The handlers' own lines are their Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -289,8 +314,6 @@ def api(spec: ApiSpec, config: LocalConfig, env: Mapping[str, str]) -> Component
         ],
         env=env,
         ready_line=API_READY_MARKER,
-        # The handlers' own lines are their Powertools JSON: relayed as they are.
-        passthrough_stdout=True,
     )
 
 
@@ -386,7 +409,9 @@ class LocalStack:
         if code is None:
             return None
         if code != 0:
-            raise StackFailed(f"synthesizing the {STAGE} stage failed (exit code {code}); see [synth] above")
+            raise StackFailed(
+                f"synthesizing the {STAGE} stage failed (exit code {code}); see the `synth |` lines above"
+            )
         return load_template(self.config.assembly_dir / f"{STACK_NAME}.template.json")
 
     def create_resources(self, template: Mapping[str, Any]) -> list[QueueWorkerSpec]:
@@ -478,6 +503,7 @@ class LocalStack:
             "maildir": str(self.config.maildir),
             "mail_log": str(self.config.mail_log),
             "webhooks_file": str(self.config.webhooks_file),
+            "metrics_file": str(self.config.metrics_file),
             **self._webhook(),
             "inbox_url": self.config.inbox_url,
             "processes": self.supervisor.pids(),
@@ -517,8 +543,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # No options (the environment configures it), but --help answers rather than starting a stack.
     usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     usage.parse_args(argv)
-    config = LocalConfig.from_env(os.environ)
-    output = Output()
+    try:
+        config = LocalConfig.from_env(os.environ)
+    except StackFailed as failure:
+        Output().line(f"cannot start: {failure}", "local_stack")
+        return 1
+    output = Output(metrics_file=config.metrics_file)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -540,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         stack.close()
+        output.close()
     return 0
 
 

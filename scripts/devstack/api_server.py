@@ -17,7 +17,8 @@ Gateway's 29 s); an environment that timed out or died is replaced, as Lambda re
 handler that fails to import fails each request (502) and is imported again on the next.
 
 The handlers' own lines (their Powertools JSON) reach this process's stdout one line each,
-unchanged; this server's lines, and the runtime's error reports, go to stderr.
+unchanged; this server's lines, and the runtime's error reports, go to stderr. The local stack's
+supervisor reads both and prefixes every line with ``api | ``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from devstack.api_gateway import (
     proxy_answer,
     proxy_event,
 )
-from devstack.serving import ConnectionTrackingServer, serve_until_signalled
+from devstack.serving import LINE_FORMAT, ConnectionTrackingServer, serve_until_signalled
 from devstack.worker import FunctionSpec
 
 log = logging.getLogger("devstack.api_server")
@@ -563,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
 
     relay = LogRelay(sys.stdout.buffer, sys.stderr.buffer)
     handler = RelayHandler(relay)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

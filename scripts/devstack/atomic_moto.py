@@ -15,7 +15,7 @@ middle of a transaction. A table's stream then carries exactly its committed wri
     .venv/bin/python -m devstack.atomic_moto -H 127.0.0.1 -p 4566   # moto server, made atomic
 
 Its access line for every request is left out (the workers' polls would bury the handlers' lines
-in ``make run``'s log) unless ``LOCAL_VERBOSE=1``.
+in ``make run``'s log) unless ``LOCAL_VERBOSE=1``, and so is werkzeug's development server warning.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from devstack.serving import LINE_FORMAT
 
 _LOCK = threading.RLock()
 _CALLS = (
@@ -106,15 +108,43 @@ class WithoutAccessLines(logging.Filter):
         return record.levelno > logging.INFO or " - - [" not in str(record.msg)
 
 
-def quiet_access_lines(env: Mapping[str, str]) -> None:
-    """Keep moto server's access lines out of the log, unless ``LOCAL_VERBOSE=1``."""
+class WithoutDevelopmentServerWarning(logging.Filter):
+    """Takes werkzeug's "WARNING: This is a development server..." out of its start-up lines: it
+    is logged at INFO and says nothing to a developer running moto on loopback on purpose, yet
+    reads as a warning in the stack's log. The lines after it (where moto listens) stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if "This is a development server" in message:
+            # The rest of that message is its " * Running on http://..." bullets.
+            kept = [
+                line.lstrip(" *")
+                for line in message.splitlines()
+                if "This is a development server" not in line
+            ]
+            record.msg = "\n".join(kept)
+            return bool(kept)
+        return True
+
+
+def configure_logging(env: Mapping[str, str]) -> None:
+    """moto server's lines (werkzeug's) in the local processes' one format, on stderr, without the
+    development server warning, and without an access line per request unless ``LOCAL_VERBOSE=1``.
+    """
+    werkzeug = logging.getLogger("werkzeug")
+    # A handler of our own: werkzeug then adds none (its own has no level and no format).
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter(LINE_FORMAT))
+    werkzeug.addHandler(stderr)
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.addFilter(WithoutDevelopmentServerWarning())
     if env.get("LOCAL_VERBOSE", "") not in ("1", "true", "yes"):
-        logging.getLogger("werkzeug").addFilter(WithoutAccessLines())
+        werkzeug.addFilter(WithoutAccessLines())
 
 
 def main(argv: list[str] | None = None) -> None:
     make_dynamodb_atomic()
-    quiet_access_lines(os.environ)
+    configure_logging(os.environ)
     from moto.server import main as moto_server
 
     moto_server(sys.argv[1:] if argv is None else argv)

@@ -12,8 +12,10 @@ event at a time from the socket ``FD`` and answers it there. Every message is on
 - from the server: ``{"event": {...}}``; to it: ``{"response": ...}`` (the handler's result, which
   must serialize to JSON as Lambda requires) or ``{"error": "<type>"}``.
 
-The handler's own output (its Powertools JSON lines) goes to stdout untouched; this process's
-lines go to stderr. It ends when the server closes the socket (or stops it with a signal).
+The handler's own output (its Powertools JSON lines, its EMF metric blobs) goes to stdout
+untouched; this process's lines go to stderr. The server relays both, whole lines, to its own;
+the local stack's supervisor prefixes them. It ends when the server closes the socket (or stops
+it with a signal).
 """
 
 from __future__ import annotations
@@ -49,16 +51,21 @@ def invoke(handler: Handler, event: dict[str, Any], function: FunctionSpec, regi
         response = handler(event, context)
     except Exception as error:
         # What the Lambda runtime logs for an unhandled error; API Gateway answers 502.
-        log.error("invocation %s failed:\n%s", context.aws_request_id, traceback.format_exc().rstrip())
+        log.error(
+            "%s: invocation %s failed:\n%s",
+            function.name,
+            context.aws_request_id,
+            traceback.format_exc().rstrip(),
+        )
         return _line({"error": type(error).__name__})
     try:
         payload = json.dumps(response, separators=(",", ":"))
     except (TypeError, ValueError):
-        log.error("invocation %s: the response does not serialize to JSON", context.aws_request_id)
+        log.error("%s: invocation %s: the response is not JSON", function.name, context.aws_request_id)
         return _line({"error": "Runtime.MarshalError"})
     encoded = payload.encode("utf-8")
     if len(encoded) > MAX_RESPONSE_BYTES:
-        log.error("invocation %s: the response is larger than Lambda's 6 MB", context.aws_request_id)
+        log.error("%s: invocation %s: the response is over 6 MB", function.name, context.aws_request_id)
         return _line({"error": "Function.ResponseSizeTooLarge"})
     return b'{"response":' + encoded + b"}\n"
 

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="accept only this key (any key when omitted)")
     args = parser.parse_args(argv)
 
-    configure_logging("http_provider")
+    configure_logging()
     double = HttpProviderDouble(
         args.latency_ms / 1000, host=args.host, port=args.port, api_key=args.api_key
     ).start()

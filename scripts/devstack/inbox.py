@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ipaddress.ip_address(args.host).is_loopback:
         parser.error("--host must be a loopback address: the inbox shows what guests receive")
 
-    configure_logging("inbox")
+    configure_logging()
     queues = dead_letter_queues(dict(args.dlq), endpoint_url=args.aws_endpoint_url, region=args.region)
     inbox = Inbox(InboxSources(args.maildir, args.webhooks_file, queues), host=args.host, port=args.port)
     return serve_until_signalled(inbox.start(), logger, inbox.url)

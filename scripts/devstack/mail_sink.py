@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mail-log", type=Path, default=Path(".local/mail-log.jsonl"))
     args = parser.parse_args(argv)
 
-    configure_logging("mail_sink")
+    configure_logging()
     # aiosmtpd's own INFO/DEBUG lines name peers and, at debug, envelope addresses.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     sink = MailSink(args.maildir, args.mail_log, host=args.host, port=args.port).start()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from devstack.api_server import ExecutionEnvironment, FunctionPool, InvocationFailed, LogRelay, RelayHandler
 from devstack.schedules import Schedule, SchedulerSpec, scheduled_event
+from devstack.serving import LINE_FORMAT
 
 log = logging.getLogger("devstack.scheduler")
 
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     relay = LogRelay(sys.stdout.buffer, sys.stderr.buffer)
     handler = RelayHandler(relay)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

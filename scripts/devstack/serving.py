@@ -16,18 +16,21 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-def configure_logging(component: str) -> None:
-    """One line per event on stdout, named after the component (the local stack relays it)."""
-    logging.basicConfig(
-        stream=sys.stdout, level=logging.INFO, format=f"%(asctime)s {component} %(levelname)s %(message)s"
-    )
+#: Every local process's own log line: the local stack's supervisor puts the component's name in
+#: front (``mail_sink | INFO listening on ...``), so the line carries neither name nor time.
+LINE_FORMAT = "%(levelname)s %(message)s"
+
+
+def configure_logging() -> None:
+    """One line per event on stdout (the local stack relays it, prefixed with the component)."""
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format=LINE_FORMAT)
 
 
 def log_to_stderr(logger: logging.Logger) -> None:
     """``logger``'s lines (INFO and up) on stderr, and only there: the root logger stays the
     handler's, as in Lambda, for a process that runs one (a worker, an execution environment)."""
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    stderr.setFormatter(logging.Formatter(LINE_FORMAT))
     logger.addHandler(stderr)
     logger.setLevel(logging.INFO)
     logger.propagate = False

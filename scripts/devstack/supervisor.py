@@ -2,14 +2,20 @@
 
 Every component runs in its own process group (its own session), so a terminal's Ctrl-C reaches
 only the supervisor, which then stops each group as a whole (children of children included) and
-waits for it: nothing is left behind. Output is relayed line by line to one writer, prefixed by
-the component's name, except a component's stdout marked ``passthrough`` (a Lambda handler's
-Powertools JSON lines), which is relayed unchanged.
+waits for it: nothing is left behind.
+
+The supervisor is the one place a component's output reaches the console: it reads each child's
+stdout and stderr through pipes, line by line, and hands every line to :class:`Output`, which
+writes it as ``<component> | <line>`` (a Lambda handler's Powertools JSON line unchanged after
+the prefix; a traceback's every line prefixed) and sends the EMF metric blobs Powertools Metrics
+prints to the metrics file instead. A component that dies has its last lines relayed before the
+supervisor says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -20,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 #: A component that lived this long before dying is restarted at once; one that dies faster is
@@ -30,6 +37,11 @@ MAX_RESTART_PAUSE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
 
 
+#: Between a component's name and its line on the console.
+SEPARATOR = " | "
+#: How long a dead component's pipes get to deliver its last lines before the supervisor goes on.
+DRAIN_SECONDS = 2.0
+
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -37,17 +49,61 @@ class StackFailed(RuntimeError):
     """The stack cannot run (or go on running); the message says why."""
 
 
+def is_metric_blob(text: str) -> bool:
+    """Whether ``text`` is an EMF document (``{"_aws": {"CloudWatchMetrics": [...]}, ...}``), as
+    Powertools Metrics prints one per flush. CloudWatch turns them into metrics; on a console they
+    are noise between the log lines."""
+    if not text.startswith("{") or '"_aws"' not in text:
+        return False
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return False
+    aws = document.get("_aws") if isinstance(document, dict) else None
+    return isinstance(aws, dict) and "CloudWatchMetrics" in aws
+
+
 class Output:
-    """One line at a time to a text stream, from many threads."""
+    """``make run``'s standard output, one whole line at a time, from many threads.
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    A component's line is written as ``<component> | <text>``; a line without a component is
+    written bare (``ready``, which tools wait for exactly). With ``metrics_file``, a component's
+    EMF blob is appended there instead, one a line, as printed.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, metrics_file: Path | None = None) -> None:
         self._stream = stream or sys.stdout
-        self._lock = threading.Lock()
+        self._metrics_file = metrics_file
+        self._metrics: IO[str] | None = None
+        # Reentrant: the stack's signal handler writes a line from the main thread, which may be
+        # interrupted inside this very method.
+        self._lock = threading.RLock()
 
-    def line(self, text: str, prefix: str | None = None) -> None:
+    def line(self, text: str, component: str | None = None) -> None:
         with self._lock:
-            self._stream.write(f"[{prefix}] {text}\n" if prefix else f"{text}\n")
-            self._stream.flush()
+            if component is not None and self._metrics_file is not None and is_metric_blob(text):
+                with contextlib.suppress(OSError):  # else it is shown rather than lost
+                    self._write_metric(self._metrics_file, text)
+                    return
+            # A console gone (a closed pipe) loses the line; the pumps must go on draining the
+            # children's pipes, or a child blocks on a full one.
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.write(f"{component}{SEPARATOR}{text}\n" if component else f"{text}\n")
+                self._stream.flush()
+
+    def _write_metric(self, path: Path, text: str) -> None:
+        if self._metrics is None:
+            # Opened on the first blob: by then the run has started fresh (no previous run's file).
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._metrics = path.open("a", encoding="utf-8")
+        self._metrics.write(f"{text}\n")
+        self._metrics.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
 
 
 def port_accepts(host: str, port: int) -> Callable[[], bool]:
@@ -94,7 +150,6 @@ class Component:
     env: Mapping[str, str] | None = None
     ready: Callable[[], bool] | None = None
     ready_line: str | None = None
-    passthrough_stdout: bool = False
     essential: bool = False
     death_note: str = ""
 
@@ -113,6 +168,10 @@ class _Running:
             return False
         return self.component.ready is None or self.component.ready()
 
+    def drain(self) -> None:
+        """Wait (briefly) for the exited process's last lines to be relayed."""
+        _join(self.pumps, DRAIN_SECONDS)
+
 
 def _spawn(
     name: str,
@@ -121,7 +180,6 @@ def _spawn(
     cwd: str,
     output: Output,
     *,
-    passthrough_stdout: bool = False,
     on_line: Callable[[str], None] | None = None,
 ) -> tuple[subprocess.Popen[bytes], list[threading.Thread]]:
     process = subprocess.Popen(
@@ -137,30 +195,34 @@ def _spawn(
     )
     assert process.stdout is not None
     assert process.stderr is not None
-    pumps = [
-        _pump(process.stdout, output, None if passthrough_stdout else name, on_line),
-        _pump(process.stderr, output, name, on_line),
-    ]
+    pumps = [_pump(stream, output, name, on_line) for stream in (process.stdout, process.stderr)]
     return process, pumps
 
 
 def _pump(
-    stream: IO[bytes], output: Output, prefix: str | None, on_line: Callable[[str], None] | None
+    stream: IO[bytes], output: Output, component: str, on_line: Callable[[str], None] | None
 ) -> threading.Thread:
+    """Relay ``stream`` line by line until it ends: at the child's exit, once the pipe has given
+    up its last (even unterminated) line."""
+
     def relay() -> None:
         with stream:
             for raw in iter(stream.readline, b""):
-                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if prefix is not None:
-                    # Colour codes (werkzeug's) mean nothing in a log.
-                    text = _ANSI_ESCAPE.sub("", text)
+                # Colour codes (werkzeug's) mean nothing in a log; a JSON line never has one raw.
+                text = _ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace").rstrip("\r\n"))
                 if on_line is not None:
                     on_line(text)
-                output.line(text, prefix)
+                output.line(text, component)
 
     thread = threading.Thread(target=relay, daemon=True)
     thread.start()
     return thread
+
+
+def _join(threads: Sequence[threading.Thread], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
@@ -216,7 +278,6 @@ class Supervisor:
             component.env,
             self._cwd,
             self._output,
-            passthrough_stdout=component.passthrough_stdout,
             on_line=on_line if component.ready_line else None,
         )
         running = _Running(component, process, time.monotonic(), ready_seen=ready_seen, pumps=pumps)
@@ -237,6 +298,7 @@ class Supervisor:
             for item in running:
                 code = item.process.poll()
                 if code is not None:
+                    item.drain()  # its last lines say why, above the failure
                     raise StackFailed(f"{item.component.name} exited with code {code} while starting")
             waiting = [item.component.name for item in running if not item.is_ready()]
             if not waiting:
@@ -275,10 +337,13 @@ class Supervisor:
                     self.start(item.component)
                 continue
             if item.component.essential:
+                item.drain()
                 note = f": {item.component.death_note}" if item.component.death_note else ""
                 raise StackFailed(f"{name} exited with code {code}{note}")
-            # Kill what the dead leader may have left in its group before starting afresh.
+            # Kill what the dead leader may have left in its group before starting afresh; its
+            # last lines (a traceback, say) come before the news of its death.
             _signal_group(item.process, signal.SIGKILL)
+            item.drain()
             lived = now - item.started_at
             failures = 0 if lived >= STABLE_AFTER_SECONDS else self._failures.get(name, 0) + 1
             self._failures[name] = failures
@@ -292,9 +357,7 @@ class Supervisor:
             running = list(reversed(self._running.values()))
             self._running.clear()
         _stop_groups([item.process for item in running], grace)
-        for item in running:
-            for pump in item.pumps:
-                pump.join(timeout=2)
+        _join([pump for item in running for pump in item.pumps], DRAIN_SECONDS)
 
 
 def run_to_completion(
@@ -316,5 +379,4 @@ def run_to_completion(
         return process.returncode
     finally:
         _stop_groups([process], STOP_GRACE_SECONDS)
-        for pump in pumps:
-            pump.join(timeout=2)
+        _join(pumps, DRAIN_SECONDS)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
 
-    configure_logging("webhook_sink")
+    configure_logging()
     sink = WebhookSink(args.webhooks_file, host=args.host, port=args.port, down_file=args.down_file).start()
     return serve_until_signalled(sink, logger, sink.url)
 

@@ -7,8 +7,10 @@ event exactly as the SQS event source mapping delivers it. Like the mapping, it 
 records the handler did not list in ``batchItemFailures`` (with ``ReportBatchItemFailures``), and
 deletes none when the handler raises or answers something malformed.
 
-The handler's own output (its Powertools JSON lines) goes to stdout untouched; this worker's
-lines go to stderr, so the supervisor can tell them apart.
+The handler's own output (its Powertools JSON lines, its EMF metric blobs) goes to stdout
+untouched, as in Lambda; this worker's lines go to stderr. The local stack's supervisor reads
+both, line by line: it prefixes each with the worker's name and sends the metric blobs to
+``metrics.jsonl``.
 
 Not reproduced: concurrent batches (one at a time here), ``FilterCriteria``, and the function
 timeout (the context's remaining time counts down, but a slow invocation is not cut short).
@@ -226,7 +228,9 @@ def invoke(handler: Handler, event: dict[str, Any], spec: QueueWorkerSpec) -> li
     except Exception:
         # What the Lambda runtime logs for an unhandled error; the batch returns to the queue.
         log.error(
-            "invocation %s failed, no record deleted:\n%s", context.aws_request_id, traceback.format_exc()
+            "invocation %s failed, no record deleted:\n%s",
+            context.aws_request_id,
+            traceback.format_exc().rstrip(),
         )
         return []
     to_delete = records_to_delete(

@@ -21,6 +21,8 @@ import boto3
 import httpx
 import pytest
 
+from devstack.supervisor import SEPARATOR as LOG_SEPARATOR
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 30.0
@@ -128,6 +130,22 @@ class RunningStack:
 
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    def lines_of(self, component: str) -> list[str]:
+        """What ``component`` printed: its lines of the log, without their ``<component> | ``."""
+        prefix = f"{component}{LOG_SEPARATOR}"
+        return [line.removeprefix(prefix) for line in list(self.lines) if line.startswith(prefix)]
+
+    def handler_lines(self, component: str) -> list[dict[str, Any]]:
+        """The Powertools JSON lines of the handlers ``component`` runs (a worker, ``api``...)."""
+        return [json.loads(line) for line in self.lines_of(component) if line.startswith("{")]
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The EMF blobs the handlers printed, from ``metrics.jsonl``."""
+        path = Path(self.stack_json()["metrics_file"])
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def tail(self, count: int = 60) -> str:
         return "\n".join(self.lines[-count:])

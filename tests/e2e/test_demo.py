@@ -51,16 +51,21 @@ def test_the_demo_runs_every_step_against_the_running_stack(running_stack: Runni
     assert "failure_reason provider_rejected" in output
     assert "policy_drift.recovered webhook msg_" in output
     assert "signature verified" in output
-    # And each says where to see it: the Maildir, the mail log, the DLQ tool, the webhooks, the inbox
+    # And each says where to see it: the Maildir, the mail log, the DLQ tool, the metrics, the
+    # webhooks, the inbox, the worker's line in the stack's log
     stack = running_stack.stack_json()
     for where in (
         f"{stack['maildir']}/new/",
         stack["mail_log"],
         "scripts/dlq.py inspect",
+        f"{stack['metrics_file']}: EmailDeadLettered with failure_reason provider_rejected",
         stack["webhooks_file"],
         f"{stack['inbox_url'].rstrip('/')}/messages/",
+        'email_worker | {..."message":"email already sent; duplicate acknowledged"...}',
     ):
         assert where in output
+    # And every path is in the stack's LOCAL_DIR, none in the default folder
+    assert ".local/" not in output
     # And it prints no address
     assert "@example.test" not in output
 

@@ -114,7 +114,7 @@ def test_a_published_job_lands_in_the_maildir_with_the_contract_headers(running_
     email_queue = running_stack.stack_json()["queues"]["email"]
     eventually(lambda: queue_is_empty(running_stack, email_queue), what="the email queue to empty")
     # And the handler's log lines came through as its own Powertools JSON, without the address
-    handler_lines = [json.loads(line) for line in running_stack.lines if line.startswith("{")]
+    handler_lines = running_stack.handler_lines("email_worker")
     assert any("function_request_id" in line and "level" in line for line in handler_lines)
     assert recipient not in running_stack.output()
 

@@ -13,7 +13,15 @@ import pytest
 
 from devstack.supervisor import StackFailed, ensure_port_free
 
-from .harness import READY_TIMEOUT_SECONDS, free_port, pid_alive, processes_mentioning, start, stop
+from .harness import (
+    READY_TIMEOUT_SECONDS,
+    eventually,
+    free_port,
+    pid_alive,
+    processes_mentioning,
+    start,
+    stop,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +74,28 @@ def test_an_api_port_in_use_stops_the_stack_at_once_saying_which(tmp_path: Path)
     assert code != 0
     assert "LOCAL_API_PORT" in stack.output()
     assert not stack.ready.is_set()
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LOCAL_API_PORT", "abc"), ("LOCAL_AWS_PORT", "70000"), ("LOCAL_API_CONCURRENCY", "0")],
+)
+def test_a_setting_that_is_no_number_in_range_stops_the_stack_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    # Given a LOCAL_* variable set to what cannot be a port or a count
+    # When a stack is started with it
+    stack = start(tmp_path, **{variable: value})
+    try:
+        code = stack.process.wait(timeout=30)
+    finally:
+        stop(stack)
+
+    # Then it fails at once, in one line of its log that names the variable, with no traceback
+    assert code == 1
+    [line] = eventually(lambda: list(stack.lines), what="the stack's line")
+    assert line.startswith(f"local_stack | cannot start: {variable} is {value!r}: a whole number from 1 to ")
     assert processes_mentioning(str(tmp_path)) == []
 
 

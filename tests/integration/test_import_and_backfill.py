@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -285,10 +286,15 @@ def test_the_table_is_found_from_the_stack_output_in_aws(
     )
     export = jsonl(tmp_path / "holds.jsonl", exported("hld_a", ["T1"]))
     assert import_holds(str(export), "--aws") == Ran(0, ["imported 1, skipped 0, refused 0"], "")
-    # A stack that does not exist stops the run before any line is read
+    # A stack that does not exist, or a table that does not, stops the run before any line is
+    # read: one line says why, no summary follows
     ran = import_holds(str(export), "--aws", "--stack", "BookingDurability-nope")
-    assert ran.code == 3
-    assert "stack BookingDurability-nope could not be read" in ran.err
+    assert (ran.code, ran.out) == (2, [])
+    assert ran.err.splitlines() == [
+        "nothing imported: stack BookingDurability-nope could not be read (ValidationError)"
+    ]
+    ran = import_holds(str(export), "--aws", "--table", "nope")
+    assert (ran.code, ran.out, ran.err) == (2, [], "nothing imported: no table nope in AWS\n")
 
 
 # -- backfill ---------------------------------------------------------------------------------
@@ -470,10 +476,43 @@ def test_a_release_rereads_ownership_records_that_moved(
 def test_no_local_stack_stops_the_scripts(
     import_holds: Script, backfill: Script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given no stack.json in LOCAL_DIR (no `make run`)
     monkeypatch.setenv("LOCAL_DIR", str(tmp_path))
-    export = jsonl(tmp_path / "holds.jsonl", exported("hld_a", ["T1"]))
-    assert import_holds(str(export)).code == 3
+    export = jsonl(tmp_path / "holds.jsonl", exported("hld_a", ["T1"]), "{")
+
+    # When the import runs, Then it says so in one line, with no summary and no line refused
+    ran = import_holds(str(export))
+    assert (ran.code, ran.out) == (2, [])
+    assert ran.err.splitlines() == [
+        f"nothing imported: no local stack at {tmp_path / 'stack.json'}: start it with `make run`"
+    ]
     assert backfill().code == 3
+
+
+def test_a_stack_json_whose_stack_is_not_running_stops_the_import_before_any_line(
+    import_holds: Script, backfill: Script, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the stack.json of a local stack no longer running (its moto port answers nothing)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    stack = {"aws_endpoint_url": endpoint, "region": REGION, "tables": {"reservations": "reservations"}}
+    (tmp_path / "stack.json").write_text(json.dumps(stack))
+    monkeypatch.setenv("LOCAL_DIR", str(tmp_path))
+    export = jsonl(tmp_path / "holds.jsonl", exported("hld_a", ["T1"]), "{")
+
+    # When the import runs, Then it stops before the first line, saying where it looked
+    ran = import_holds(str(export))
+    assert (ran.code, ran.out) == (2, [])
+    [said] = ran.err.splitlines()
+    assert said == (
+        "nothing imported: table reservations not reachable (EndpointConnectionError) "
+        f"on the local stack at {endpoint}: is `make run` running?"
+    )
+    # And the backfill stops as early, before scanning anything
+    stopped = backfill()
+    assert (stopped.code, stopped.out) == (3, [])
+    assert f"on the local stack at {endpoint}" in stopped.err
 
 
 # -- as commands, against a local moto server ---------------------------------------------------

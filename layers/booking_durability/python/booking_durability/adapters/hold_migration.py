@@ -34,7 +34,7 @@ from booking_durability.adapters.reservations_table import (
     hold_key,
     stored_hold,
 )
-from booking_durability.adapters.stack_lookup import local_stack, stack_outputs
+from booking_durability.adapters.stack_lookup import StackNotFound, local_stack, stack_outputs
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.migration import ActivePage, ScannedHold
@@ -126,21 +126,39 @@ def scan_pages(table: DynamoTable, filter: Expression, page_size: int) -> Iterat
 
 def locate_local(stack_file: Path, table: str | None = None) -> HoldMigrationTable:
     """The table of the local stack ``stack_file`` describes (``make run``), on its moto server.
-    Raises ``StackNotFound``."""
+    Raises ``StackNotFound``, also when that server does not answer (a stack.json left behind)."""
     name, client = local_stack(
         stack_file, "dynamodb", lambda stack: table or stack["tables"][LOCAL_TABLE_KEY]
     )
-    return HoldMigrationTable(DynamoTable(name, client))
+    where = f"on the local stack at {client.meta.endpoint_url}: is `make run` running?"
+    return _answering(HoldMigrationTable(DynamoTable(name, client)), where)
 
 
 def locate_in_aws(table: str | None, stack_name: str) -> HoldMigrationTable:
     """``table`` in the account and region of the AWS environment, or the stack's table output.
-    Raises ``StackNotFound``."""
+    Raises ``StackNotFound``, also when the table cannot be read."""
     if table is None:
         [table] = stack_outputs(stack_name, TABLE_OUTPUT)
-    return HoldMigrationTable(DynamoTable(table, aws.client("dynamodb")))
+    return _answering(HoldMigrationTable(DynamoTable(table, aws.client("dynamodb"))), "in AWS")
 
 
 def locate(*, in_aws: bool, table: str | None, stack_name: str, stack_file: Path) -> HoldMigrationTable:
     """The scripts' one way to find the table: in AWS with ``in_aws``, else the local stack."""
     return locate_in_aws(table, stack_name) if in_aws else locate_local(stack_file, table)
+
+
+def _answering(found: HoldMigrationTable, where: str) -> HoldMigrationTable:
+    """``found``, once DynamoDB has described it: a table nobody answers for is not found, and a
+    script stops before its first line instead of part-way through."""
+    name = found.table.name
+    try:
+        found.table.client.describe_table(TableName=name)
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        what = (
+            f"no table {name}"
+            if code == "ResourceNotFoundException"
+            else f"table {name} not reachable ({code})"
+        )
+        raise StackNotFound(f"{what} {where}") from None
+    return found
