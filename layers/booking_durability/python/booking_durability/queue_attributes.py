@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-MAX_ATTEMPTS = 999
-_ATTEMPTS = re.compile(r"[0-9]{1,3}")
+#: The largest ``attempts`` written or read: a count of up to six digits. Redrives add to a key's
+#: count for ever, so three digits are not enough; a phone number planted there has more than six.
+MAX_ATTEMPTS = 999_999
+_ATTEMPTS = re.compile(r"0|[1-9][0-9]{0,5}")
 # RFC 3339 date-time, ASCII digits only (``\d`` would take any script's digits).
 _INSTANT = re.compile(
     r"(?P<date>(?P<year>[0-9]{4})-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
@@ -63,7 +65,7 @@ def receive_count_of(text: str | None) -> int:
 
 
 def attempts_of(text: str | None) -> int | None:
-    """A decimal count 0..999, else None."""
+    """A decimal count 0..``MAX_ATTEMPTS`` written without leading zeros, else None."""
     return int(text) if text is not None and _ATTEMPTS.fullmatch(text) else None
 
 

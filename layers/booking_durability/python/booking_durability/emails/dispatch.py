@@ -16,6 +16,7 @@ from booking_durability.emails.models import SCHEMA_ID, FailureReason
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import QueueSendFailed
 from booking_durability.observability import count_with_dimension, logger
+from booking_durability.queue_attributes import MAX_ATTEMPTS
 from booking_durability.retry import RetryLater
 from booking_durability.times import iso, utc_now
 
@@ -130,7 +131,7 @@ class Dispatch:
     def _carried(self, message: IncomingMessage, *, attempts: int) -> dict[str, str | int]:
         """What every copy carries on: the attempts, and when it was first dead-lettered (a
         redriven letter says so; never later than now)."""
-        attributes: dict[str, str | int] = {"attempts": attempts}
+        attributes: dict[str, str | int] = {"attempts": min(attempts, MAX_ATTEMPTS)}
         first = message.first_dead_lettered_at
         if first is not None:
             attributes["first_dead_lettered_at"] = iso(min(first, self.clock()))

@@ -33,6 +33,7 @@ from booking_durability.emails.models import (
     PolicyDriftData,
 )
 from booking_durability.notifications.failure_policy import NotificationFailureReason
+from booking_durability.queue_attributes import attempts_of
 from booking_durability.times import iso
 
 #: A letter without ``failure_reason``: SQS's own redrive after ``maxReceiveCount`` receives
@@ -47,8 +48,8 @@ UNRECOGNIZED = "unrecognized"
 ABSENT = "-"
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
-#: ``attempts`` is shown when it is a count of at most three digits (a phone number is not).
-_ATTEMPTS = re.compile(r"^[0-9]{1,3}$")
+#: ``attempts`` is shown when it is a count the consumer writes (``queue_attributes.attempts_of``):
+#: at most six digits, which a phone number is not.
 #: ``{booking_id}#{email_type}#{revision}``, the booking id as the email request allows it.
 _DEDUPE_KEY = re.compile(r"^([A-Za-z0-9_-]{1,128})#([a-z_]{1,64})#(0|[1-9][0-9]{0,9})$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -157,7 +158,8 @@ class DeadLetter:
         value = self.attributes.get("attempts")
         if value is None:
             return ABSENT
-        return str(value) if _ATTEMPTS.fullmatch(str(value)) else UNRECOGNIZED
+        count = attempts_of(str(value))
+        return UNRECOGNIZED if count is None else str(count)
 
 
 def label(value: str | None, missing: str = UNKNOWN_TYPE) -> str:
