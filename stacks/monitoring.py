@@ -83,7 +83,12 @@ SWEPT_DRIFT_REASON = "interrupted"
 # CONTRACT §4: how the notifier told the admins (AdminNotificationSent's "channel" dimension) ...
 NOTIFICATION_CHANNELS = ("webhook", "email")
 # ... and why a notification reached the notifications DLQ (AdminNotificationFailed's dimension).
-NOTIFICATION_FAILURE_REASONS = ("webhook_unreachable", "webhook_rejected", "invalid_event")
+NOTIFICATION_FAILURE_REASONS = (
+    "webhook_unreachable",
+    "webhook_rejected",
+    "invalid_event",
+    "channel_unavailable",
+)
 # What the API functions' last line counts: a failure nothing anticipated, answered 500
 # INTERNAL_ERROR (booking_durability.api.resolver.UNHANDLED_ERRORS).
 UNHANDLED_ERRORS = "UnhandledErrors"

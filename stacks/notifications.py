@@ -118,8 +118,8 @@ class DriftNotifications(Construct):
                 AlarmKey.NOTIFICATIONS_DLQ,
                 "Policy-drift notifications are in the notifications DLQ: the admins were not told. "
                 "Read each message's failure_reason attribute (webhook_unreachable, "
-                "webhook_rejected, invalid_event), fix the webhook, its secret or the event, then "
-                "redrive.",
+                "webhook_rejected, invalid_event, channel_unavailable), fix the webhook, its "
+                "secret, the email queue or the event, then redrive.",
             ),
         )
         self.watched_pipe_dlq = WatchedDeadLetterQueue(

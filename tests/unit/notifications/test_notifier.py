@@ -178,8 +178,9 @@ def test_a_dead_letter_that_sqs_refuses_leaves_the_event_on_the_queue(
     assert metrics.emitted == []
 
 
-def test_an_unreadable_secret_leaves_the_event_on_the_queue_even_at_the_last_receive(
-    transport: FakeTransport, dlq: FakeQueue
+@pytest.mark.parametrize("receive_count", [1, 4])
+def test_an_unreadable_secret_leaves_the_event_on_the_queue_before_the_last_receive(
+    receive_count: int, transport: FakeTransport, dlq: FakeQueue
 ) -> None:
     def no_secret() -> WebhookTarget:
         raise WebhookSecretUnavailable("could not read the webhook secret")
@@ -187,9 +188,28 @@ def test_an_unreadable_secret_leaves_the_event_on_the_queue_even_at_the_last_rec
     channel = WebhookChannel(target=no_secret, transport=transport)
     notifier = Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
     with pytest.raises(RetryLater):
-        notifier.notify(message(drift_event(), receive_count=5))
+        notifier.notify(message(drift_event(), receive_count=receive_count))
     assert transport.posted == []
-    assert dlq.sent == []  # not the event's fault: SQS's redrive is the backstop
+    assert dlq.sent == []
+
+
+def test_an_unreadable_secret_at_the_last_receive_dead_letters_the_event_with_its_reason(
+    transport: FakeTransport, dlq: FakeQueue, metrics: Metrics
+) -> None:
+    def no_secret() -> WebhookTarget:
+        raise WebhookSecretUnavailable("could not read the webhook secret")
+
+    channel = WebhookChannel(target=no_secret, transport=transport)
+    notifier = Notifier(
+        channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5), clock=Clock()
+    )
+    event = drift_event()
+    # Never left for SQS's redrive, which would move it without a reason
+    assert notifier.notify(message(event, receive_count=5)) is Outcome.DEAD_LETTERED
+    assert transport.posted == []
+    assert dlq.sent[0].body == as_body(event)
+    assert dead_letter_attributes(dlq) == {"failure_reason": "channel_unavailable", "attempts": 5}
+    assert metrics.emitted == [("AdminNotificationFailed", "failure_reason", "channel_unavailable")]
 
 
 def test_without_a_webhook_the_admin_gets_an_email_job_keyed_by_the_event(
@@ -231,6 +251,14 @@ def test_an_email_queue_that_refuses_leaves_the_event_for_the_queue_to_deliver_a
     with pytest.raises(RetryLater):
         email_notifier.notify(message(drift_event()))
     assert dlq.sent == []
+
+
+def test_an_email_queue_that_refuses_at_the_last_receive_dead_letters_the_event_with_its_reason(
+    email_notifier: Notifier, email_queue: FakeQueue, dlq: FakeQueue
+) -> None:
+    email_queue.failing = True
+    assert email_notifier.notify(message(drift_event(), receive_count=5)) is Outcome.DEAD_LETTERED
+    assert dead_letter_attributes(dlq) == {"failure_reason": "channel_unavailable", "attempts": 5}
 
 
 def test_an_event_id_in_upper_case_still_keys_one_email(

@@ -2,8 +2,9 @@
 
 An unreachable receiver is retried by the queue (the record fails, SQS delivers it again after
 the visibility timeout) until the last allowed receive, where the notifier dead-letters it
-itself; a refusal is dead-lettered at once. SQS's own redrive after as many receives is the
-backstop for a notifier that crashes.
+itself; a refusal is dead-lettered at once. So is an event whose channel stayed out of reach (the
+webhook's secret, the email queue) until its last receive. SQS's own redrive after as many
+receives is the backstop for a notifier that crashes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class NotificationFailureReason(StrEnum):
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_REJECTED = "webhook_rejected"
     INVALID_EVENT = "invalid_event"
+    #: The webhook's secret or the email queue could not be reached on every receive.
+    CHANNEL_UNAVAILABLE = "channel_unavailable"
 
 
 @dataclass(frozen=True)
@@ -44,4 +47,11 @@ class NotificationFailurePolicy:
             return DeadLetter(NotificationFailureReason.WEBHOOK_REJECTED)
         if receive_count >= self.max_receives:
             return DeadLetter(NotificationFailureReason.WEBHOOK_UNREACHABLE)
+        return Retry()
+
+    def decide_unavailable(self, receive_count: int) -> Decision:
+        """The channel's own dependencies out of reach: retried, dead-lettered on the last receive
+        with a reason of its own rather than left to SQS's redrive, which would give it none."""
+        if receive_count >= self.max_receives:
+            return DeadLetter(NotificationFailureReason.CHANNEL_UNAVAILABLE)
         return Retry()

@@ -109,8 +109,20 @@ class Notifier:
             )
             raise RetryLater("webhook unreachable") from None
         except InfrastructureError as exc:
-            # The secret or the email queue out of reach: nothing the event did, so no DLQ
-            # reason of its own; SQS's redrive is the backstop if it lasts.
+            # The secret or the email queue out of reach: nothing the event did. Retried like
+            # an unreachable webhook, and dead-lettered with its reason on the last receive.
+            unavailable = self.policy.decide_unavailable(message.receive_count)
+            if isinstance(unavailable, DeadLetter):
+                logger.error(
+                    "admin notification channel unavailable on the last receive",
+                    extra={
+                        "error_code": exc.code,
+                        "channel": channel,
+                        "receive_count": message.receive_count,
+                    },
+                )
+                self._dead_letter(message, unavailable.reason, attempts=message.receive_count)
+                return Outcome.DEAD_LETTERED
             logger.error(
                 "admin notification not sent; the event will be delivered again",
                 extra={"error_code": exc.code, "channel": channel, "receive_count": message.receive_count},
