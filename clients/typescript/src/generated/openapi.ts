@@ -253,7 +253,10 @@ export interface components {
             /** Booking Id */
             booking_id: string;
         };
-        /** ConfirmationView */
+        /**
+         * ConfirmationView
+         * @description The confirmation's 200 body.
+         */
         ConfirmationView: {
             /** Booking Id */
             booking_id: string;
@@ -265,7 +268,7 @@ export interface components {
             /** Policy Hash */
             policy_hash: string;
             /** Policy Version */
-            policy_version: number;
+            policy_version: number | null;
             /** Starts At */
             starts_at: string;
             /**
@@ -413,7 +416,10 @@ export interface components {
             /** Venue Id */
             venue_id: string;
         };
-        /** PolicyDrift */
+        /**
+         * PolicyDrift
+         * @description How a confirmation met a changed policy: recovered on a replacement hold.
+         */
         PolicyDrift: {
             /** Attempts */
             attempts: number;
@@ -421,8 +427,11 @@ export interface components {
             original_hold_id: string;
             /** Original Policy Hash */
             original_policy_hash: string;
-            /** Recovered */
-            recovered: boolean;
+            /**
+             * Recovered
+             * @constant
+             */
+            recovered: true;
         };
         /**
          * Problem

@@ -9,9 +9,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from pydantic import BaseModel, ConfigDict
 
-from booking_durability.api.resolver import json_response, responses
+from booking_durability.api.resolver import json_response, json_text_response, responses
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
+from booking_durability.reservations.attempt import ConfirmationView
 from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus
 from booking_durability.reservations.venues import ID_PATTERN, SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
@@ -60,26 +61,6 @@ class ConfirmBody(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     booking_id: BookingId
-
-
-class PolicyDrift(BaseModel):
-    recovered: bool
-    attempts: int
-    original_hold_id: str
-    original_policy_hash: str
-
-
-class ConfirmationView(BaseModel):
-    booking_id: str
-    hold_id: str
-    venue_id: str
-    table_ids: list[str]
-    starts_at: str
-    ends_at: str
-    policy_hash: str
-    policy_version: int
-    status: Literal["confirmed"]
-    policy_drift: PolicyDrift | None
 
 
 class BookingView(BaseModel):
@@ -215,7 +196,8 @@ def confirm_hold(
     ] = None,
 ) -> Response[str]:
     request = confirmation.ConfirmRequest(hold_id, body.booking_id, idempotency_key)
-    return json_response(200, confirmation.confirm_with_policy_retry(store(), request, utc_now))
+    # The body as first answered, byte for byte, for a repeat too
+    return json_text_response(200, confirmation.confirm_with_policy_retry(store(), request, utc_now).text)
 
 
 @router.get(

@@ -96,6 +96,11 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
+def json_text_response(status: int, text: str) -> Response[str]:
+    """A JSON body already serialized, sent as it is."""
+    return Response(status_code=status, content_type="application/json", body=text)
+
+
 def responses(
     ok: type[BaseModel],
     ok_status: int,
