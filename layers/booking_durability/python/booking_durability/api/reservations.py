@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -13,7 +13,7 @@ from booking_durability.api.resolver import json_response, json_text_response, r
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
 from booking_durability.reservations.attempt import ConfirmationView
-from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus
+from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus, SelectionSnapshot
 from booking_durability.reservations.venues import ID_PATTERN, SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
 from booking_durability.validation import DecimalInteger
@@ -29,7 +29,7 @@ IF_MATCH_PATTERN = (
     r'^[ \t]*(?:\*|(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+)'
     r'(?:[ \t]*,[ \t]*(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+))*)[ \t]*$'
 )
-_ETAG = {"ETag": {"description": "The policy hash, quoted", "schema": {"type": "string"}}}
+_ETAG = {"ETag": {"description": "The policy hash, quoted", "required": True, "schema": {"type": "string"}}}
 
 
 class VenueSaved(BaseModel):
@@ -44,6 +44,9 @@ class VenueView(VenueSaved):
 
 
 class HoldView(BaseModel):
+    # Every field is answered, null where the hold has no value (an imported one may lack them)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     hold_id: str
     venue_id: str
     status: HoldStatus
@@ -54,7 +57,8 @@ class HoldView(BaseModel):
     table_ids: list[str]
     policy_hash: str | None = None
     policy_version: int | None = None
-    selection_snapshot: dict[str, Any] | None = None
+    # An imported hold's snapshot reads as it was given: a field it lacked is absent
+    selection_snapshot: SelectionSnapshot | None = None
 
 
 class ConfirmBody(BaseModel):
