@@ -502,10 +502,8 @@ export interface components {
         } & (unknown & unknown & unknown & unknown & unknown & unknown);
         /**
          * SelectionSnapshot
-         * @description What was asked and chosen when the hold was quoted: what a re-quote after drift repeats.
-         *
-         *     Every field may be missing in an imported hold; a missing field is told apart from a null
-         *     ``zone`` (no zone asked) by ``model_fields_set``, so build snapshots with every field given.
+         * @description What was asked and chosen when the hold was quoted: what a re-quote after a policy change
+         *     repeats. An imported hold's snapshot may lack any field; a null zone means no zone was asked.
          */
         SelectionSnapshot: {
             /** Ends At */
