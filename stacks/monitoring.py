@@ -50,6 +50,7 @@ FAILURE_REASONS = (
     "schema_invalid",
     "provider_rejected",
     "render_failed",
+    "provider_not_configured",
     "transient_exhausted",
     "throttle_exhausted",
 )
@@ -65,6 +66,9 @@ EMAIL_OUTCOMES = (
 # What the consumer acknowledged without sending (cancelled, expired, suppressed), and claims it
 # found taken over by another worker after its lease ran out.
 EMAIL_SKIPS = ("EmailCancelledSkipped", "EmailExpiredSkipped", "EmailSuppressedSkipped", "EmailLeaseLost")
+# Failures the consumer had no rule for (retried, then dead-lettered on the last receive), and
+# emails the provider took whose "sent" the ledger could not be told.
+EMAIL_ANOMALIES = ("EmailUnexpectedFailure", "EmailSentUnrecorded")
 # CONTRACT §1: why a hold could not be made (the NoAvailability metric's "reason" dimension).
 NO_AVAILABILITY_REASONS = ("party_too_large", "no_table")
 # The reservations API's EMF counts of what happened to holds and bookings (HoldMetadataRejected,
@@ -423,11 +427,30 @@ class Monitoring(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             ),
         )
+        not_configured = CustomMetricWithAlarm(
+            metric=_service_metric(service, "EmailProviderNotConfigured").with_(
+                label="EmailProviderNotConfigured"
+            ),
+            alarm_friendly_name="provider-not-configured",
+            add_alarm=_page(
+                CustomThreshold,
+                Page(
+                    AlarmKey.EMAIL_PROVIDER_NOT_CONFIGURED,
+                    "The email consumer could not send for want of provider credentials: the "
+                    "provider secret is missing, still the placeholder the deploy wrote, not a JSON "
+                    "object, lacks its api_key, or cannot be read. No email goes out; each is "
+                    "retried and dead-lettered with provider_not_configured after five receives.",
+                ),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            ),
+        )
         outcomes: list[cloudwatch.IMetric | CustomMetricWithAlarm] = [
             provider_failing if name == "EmailTransientFailure" else _service_metric(service, name)
             for name in EMAIL_OUTCOMES
         ]
         skipped = [_service_metric(service, name).with_(label=name) for name in EMAIL_SKIPS]
+        anomalies = [_service_metric(service, name).with_(label=name) for name in EMAIL_ANOMALIES]
         dead_letters = [
             _service_metric(service, "EmailDeadLettered", failure_reason=reason).with_(label=reason)
             for reason in FAILURE_REASONS
@@ -458,6 +481,10 @@ class Monitoring(Construct):
             metric_groups=[
                 CustomMetricGroup(title="Email outcomes", metrics=outcomes),
                 CustomMetricGroup(title="Acknowledged without sending; leases lost", metrics=skipped),
+                CustomMetricGroup(
+                    title="Provider not configured (no credentials to send with)", metrics=[not_configured]
+                ),
+                CustomMetricGroup(title="Unexpected failures; sent but not recorded", metrics=anomalies),
                 CustomMetricGroup(title="Dead-lettered, by failure_reason", metrics=dead_letters),
                 CustomMetricGroup(title="Delivery lag (ms after deliver_at)", metrics=[lag_p99, lag_p50]),
             ],

@@ -26,6 +26,7 @@ class AlarmKey(StrEnum):
     EMAIL_QUEUE_AGE = "email-queue-age"
     EMAIL_DELIVERY_LAG = "email-delivery-lag"
     EMAIL_PROVIDER_FAILING = "email-provider-failing"
+    EMAIL_PROVIDER_NOT_CONFIGURED = "email-provider-not-configured"
     EMAIL_CONSUMER_ERRORS = "email-consumer-errors"
     EMAIL_CONSUMER_THROTTLES = "email-consumer-throttles"
     EMAIL_API_ERRORS = "email-api-errors"
@@ -83,6 +84,11 @@ RUNBOOK = MappingProxyType(
         ),
         AlarmKey.EMAIL_PROVIDER_FAILING: RunbookSection(
             "Email provider failing", "email-provider-failing", ("Email delivery", "Email outcomes")
+        ),
+        AlarmKey.EMAIL_PROVIDER_NOT_CONFIGURED: RunbookSection(
+            "Email provider not configured",
+            "email-provider-not-configured",
+            ("Email delivery", "Provider not configured (no credentials to send with)"),
         ),
         AlarmKey.EMAIL_CONSUMER_ERRORS: RunbookSection(
             "Email consumer errors", "email-consumer-errors", ("Email consumer", "Errors")

@@ -195,6 +195,22 @@ def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: S
     assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
 
 
+def test_a_provider_without_credentials_pages_at_once_on_the_consumers_own_metric(
+    stage: SynthesizedStage,
+) -> None:
+    from stacks.runbook import RUNBOOK, AlarmKey
+
+    service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
+    # Then one send refused for want of credentials pages: no email goes out until it is fixed
+    alarm = _alarm_on(stage, "EmailProviderNotConfigured", {"Name": "service", "Value": service})
+    assert _metric(alarm)["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert _metric(alarm)["Stat"] == "Sum"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": _alarm_topic(stage)}]
+    assert alarm["AlarmDescription"].endswith(RUNBOOK[AlarmKey.EMAIL_PROVIDER_NOT_CONFIGURED].reference)
+
+
 def test_the_dashboard_breaks_dead_letters_down_by_reason(stage: SynthesizedStage) -> None:
     from booking_durability.emails.models import FailureReason
 
@@ -591,6 +607,9 @@ def test_the_dashboard_draws_every_email_outcome_the_consumer_counts(stage: Synt
         "EmailSuppressedSkipped",
         "EmailLeaseLost",
         "EmailDeliveryLagMs",
+        "EmailProviderNotConfigured",
+        "EmailUnexpectedFailure",
+        "EmailSentUnrecorded",
     ):
         assert f'"BookingDurability","{name}","service","{service}"' in body, name
     # And every function's invocations, errors, throttles, duration p99 and concurrency

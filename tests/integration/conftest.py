@@ -106,6 +106,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def resources(aws: None, local_template: dict[str, Any]) -> Resources:
+    return resources_from(local_template)
+
+
+def resources_from(local_template: dict[str, Any]) -> Resources:
+    """The template's queues and tables, made in the moto that is running."""
     from devstack.local_resources import create_resources
 
     sqs = boto3.client("sqs", region_name=REGION)
@@ -216,7 +221,7 @@ def make_delivery(
     # The ledger on the test's client, so a test can count its calls.
     delivery.ledger = delivery.sending.ledger = ledger(resources)
     delivery.sending.provider = lambda: provider
-    delivery.clock = delivery.sending.clock = clock
+    delivery.clock = delivery.sending.clock = delivery.dispatch.clock = clock
     delivery.sending.sleep = sleeps.append if sleeps is not None else lambda _s: None
     return delivery
 

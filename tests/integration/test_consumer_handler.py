@@ -274,3 +274,65 @@ def test_every_outcome_has_its_metric(
         "EmailDeadLettered",
         "EmailDeliveryLagMs",
     }
+
+
+PHONE = "5551234567"  # digits, like a count: what a check of the characters alone would let by
+
+
+def test_personal_data_planted_in_message_attributes_reaches_no_log_or_letter(
+    handler: Any,
+    resources: Resources,
+    double: HttpProviderDouble,
+    capsys: pytest.CaptureFixture[str],
+    log_lines: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (one-second delay hops, read when the handler is first invoked: the deferred copy shows soon)
+    monkeypatch.setenv("MAX_DELAY_HOP_SECONDS", "1")
+    # Given messages whose producer put a guest's data in every attribute the consumer reads
+    planted: dict[str, str | int] = {
+        "attempts": PHONE,
+        "failure_reason": GUEST_EMAIL,
+        "email_type": PII[1],
+        "first_dead_lettered_at": GUEST_EMAIL,
+        "schema": GUEST_EMAIL,
+    }
+    unparsable = sqs_record("{not json", attributes=planted)
+    invalid = sqs_record(json.dumps({**now_job(booking_id="bk_bad"), "revision": -1}), attributes=planted)
+    refused = sqs_record(
+        now_job(booking_id="bk_perm", email="guest+permanent@example.test"), attributes=planted
+    )
+    later = sqs_record(
+        job(booking_id="bk_later", deliver_at=datetime.now(UTC) + timedelta(hours=1)), attributes=planted
+    )
+    # (and one with a numeric attempts attribute far beyond any count)
+    numeric = sqs_record("{not json either", attributes={"attempts": int(PHONE)})
+    # When the handler takes them
+    report = handler(sqs_event(unparsable, invalid, refused, later, numeric), LambdaContext())
+    # Then each was dead-lettered or deferred, carrying only what the consumer knows
+    assert report == {"batchItemFailures": []}
+    dead = queued(resources, resources.dlq_url)
+    assert sorted(attributes_of(m)["failure_reason"] for m in dead) == [
+        "invalid_json",
+        "invalid_json",
+        "provider_rejected",
+        "schema_invalid",
+    ]
+    assert {attributes_of(m)["attempts"] for m in dead} <= {"0", "1"}
+    # (the deferred copy is sent with a delay, so wait for it to show)
+    requeued = received_until(resources, resources.queue_url, lambda m: "bk_later" in m["Body"])
+    assert [attributes_of(m)["attempts"] for m in requeued] == ["0"]
+    # And none of the planted values is in a log line, a metric or an attribute sent on
+    output = capsys.readouterr()
+    surfaces = {
+        "logs and EMF": log_lines.getvalue() + output.out + output.err,
+        "message attributes": json.dumps([m.get("MessageAttributes", {}) for m in dead + requeued]),
+    }
+    assert "email dead-lettered" in surfaces["logs and EMF"]
+    for surface, text in surfaces.items():
+        for secret in (*PII, PHONE):
+            assert secret not in text, f"{secret!r} leaked into {surface}"
+
+
+def attributes_of(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}

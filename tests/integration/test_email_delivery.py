@@ -6,6 +6,7 @@ The provider is scripted in memory; the ledger, the queue and the DLQ are real (
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from booking_durability.emails.consumer import consume_batch
 from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
@@ -26,6 +29,7 @@ from booking_durability.emails.providers.base import (
     ProviderThrottled,
     TransientProviderError,
 )
+from booking_durability.emails.providers.resend import parse_retry_after
 from booking_durability.errors import QueueSendFailed
 from booking_durability.observability import metrics
 from tests.builders import T0, job, sqs_event, sqs_record
@@ -299,12 +303,19 @@ def test_not_after_in_the_past_expires_the_email(
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
 
 
-def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
+def test_retention_is_thirty_days_after_the_later_of_the_claims_lease_and_delivery(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
-    make_delivery(resources, provider, clock).deliver(message(job()))
+    # Given a 120 s lease: the claim's retention covers every write its holder makes
+    make_delivery(resources, provider, clock, LEASE_SECONDS=120).deliver(message(job()))
     expires_at = int(resources.items()[0]["expires_at"]["N"])
-    assert expires_at == int((T0 + timedelta(days=30)).timestamp())
+    assert expires_at == int((T0 + timedelta(days=30, seconds=120)).timestamp())
+    # And a job due in 45 days is kept 30 days past then
+    later = T0 + timedelta(days=45)
+    clock.now = later
+    make_delivery(resources, provider, clock).deliver(message(job(booking_id="bk_later", deliver_at=later)))
+    [item] = [i for i in resources.items() if i["booking_id"]["S"] == "bk_later"]
+    assert int(item["expires_at"]["N"]) == int((later + timedelta(days=30, seconds=120)).timestamp())
 
 
 # -- bad messages ------------------------------------------------------------------------------
@@ -322,6 +333,12 @@ def test_retention_is_thirty_days_after_the_later_of_now_and_delivery(
             json.dumps({**job(), "schema": "booking-email/v9"}),
             {"failure_reason": "schema_invalid", "attempts": "0"},
         ),
+        # JSON nested too deep to read, and a time zone naming a folder of zones (an OS error)
+        ("[" * 100_000 + "]" * 100_000, {"failure_reason": "invalid_json", "attempts": "0"}),
+        (
+            json.dumps({**job(), "time_zone": "America"}),
+            {"failure_reason": "schema_invalid", "attempts": "0", "schema": "booking-email/v1"},
+        ),
     ],
 )
 def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
@@ -335,8 +352,9 @@ def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
     assert outcome is Outcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert dead["Body"] == body
-    # Only values the consumer knows: never one taken from a body that failed validation
-    assert attributes(dead) == expected_attributes
+    # Only values the consumer knows: never one taken from a body that failed validation (no
+    # dedupe_key), and when it was first dead-lettered
+    assert attributes(dead) == {**expected_attributes, "first_dead_lettered_at": "2026-12-01T12:00:00Z"}
     assert provider.calls == 0
 
 
@@ -401,6 +419,8 @@ def test_a_permanent_refusal_dead_letters_at_once(
         "schema": "booking-email/v1",
         "failure_reason": "provider_rejected",
         "attempts": "1",
+        "dedupe_key": "bk_123#booking_confirmed#0",
+        "first_dead_lettered_at": "2026-12-01T12:00:00Z",
     }
 
 
@@ -606,3 +626,37 @@ def test_expiring_an_email_under_a_dead_workers_lease_clears_the_lease(
     assert not late.done
     assert late.record.status is EmailStatus.EXPIRED
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
+
+
+_throttled_bookings = itertools.count()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E))
+    | st.from_regex(r"\A[0-9]{1,400}\Z")
+)
+def test_whatever_retry_after_a_provider_sends_one_copy_waits_and_the_original_is_done(
+    resources: Resources, clock: Clock, header: str
+) -> None:
+    # Given a provider throttling with that retry-after, and an invocation with no time to wait
+    provider = ScriptedProvider(
+        script=[ProviderThrottled("resend", 429, retry_after=parse_retry_after(header))]
+    )
+    delivery = make_delivery(resources, provider, clock)
+    hops = HopQueue()
+    delivery.dispatch.queue = hops
+    booking_id = f"bk_throttled_{next(_throttled_bookings)}"
+    # When the email is delivered
+    outcome = delivery.deliver(message(job(booking_id=booking_id)), remaining_ms=lambda: 1_000)
+    # Then the original is done (no exception, nothing left to SQS) and exactly one copy waits,
+    # at most one hop out, while the key is held off for at most an hour
+    assert outcome is Outcome.THROTTLED
+    [copy] = hops.sent
+    assert 0 <= copy.delay_seconds <= 900
+    item = resources.dynamodb.get_item(
+        TableName=resources.table,
+        Key={"booking_id": {"S": booking_id}, "email_key": {"S": "booking_confirmed#0"}},
+    )["Item"]
+    assert item["status"]["S"] == "queued"
+    assert int(item["not_before"]["N"]) <= int(clock.now.timestamp()) + 3600

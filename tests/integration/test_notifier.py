@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -120,9 +121,17 @@ class Queues:
     def sqs(self) -> Any:
         return self.resources.sqs
 
-    def publish(self, body: str) -> None:
-        """As EventBridge Pipes (or the local stream worker) publishes the outbox item's body."""
-        self.sqs.send_message(QueueUrl=self.notifications, MessageBody=body)
+    def publish(self, body: str, attributes: dict[str, str] | None = None) -> None:
+        """As EventBridge Pipes (or the local stream worker) publishes the outbox item's body;
+        ``attributes`` as a redrive carries them along (String values)."""
+        self.sqs.send_message(
+            QueueUrl=self.notifications,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in (attributes or {}).items()
+            },
+        )
 
     def drain(self, url: str) -> list[dict[str, Any]]:
         return self.resources.drain(url)
@@ -226,6 +235,17 @@ def email_handler(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
     wiring.reset()
 
 
+def letter_attributes(dead: dict[str, Any]) -> dict[str, str]:
+    """A dead letter's attributes, its ``first_dead_lettered_at`` checked (an RFC 3339 UTC instant
+    of this test's run: the letter's first time) and left out."""
+    values = attributes(dead)
+    written = values.pop("first_dead_lettered_at")
+    assert written.endswith("Z")
+    first = datetime.fromisoformat(written)
+    assert datetime.now(UTC) - timedelta(minutes=5) < first <= datetime.now(UTC)
+    return values
+
+
 def verified(received: Received) -> Any:
     """What a Standard Webhooks receiver makes of the request (raises when the signature is bad)."""
     return Webhook(SECRET).verify(received.body, received.headers)
@@ -288,7 +308,7 @@ def test_after_five_failed_receives_the_event_is_dead_lettered_as_unreachable(
     assert len(receiver.received) == queues.max_receives
     [dead] = queues.drain(queues.dlq)
     assert dead["Body"] == as_body(event)
-    assert attributes(dead) == {"failure_reason": "webhook_unreachable", "attempts": "5"}
+    assert letter_attributes(dead) == {"failure_reason": "webhook_unreachable", "attempts": "5"}
     assert queues.drain(queues.notifications) == []
 
 
@@ -300,7 +320,7 @@ def test_a_400_is_dead_lettered_at_once_as_rejected(
     assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
     assert len(receiver.received) == 1
     [dead] = queues.drain(queues.dlq)
-    assert attributes(dead) == {"failure_reason": "webhook_rejected", "attempts": "1"}
+    assert letter_attributes(dead) == {"failure_reason": "webhook_rejected", "attempts": "1"}
     [failed] = [b for b in emf_blobs(capsys.readouterr().out) if "AdminNotificationFailed" in b]
     assert failed["failure_reason"] == "webhook_rejected"
 
@@ -313,7 +333,7 @@ def test_a_body_that_is_not_a_drift_event_is_dead_lettered_as_invalid_and_never_
     assert receiver.received == []
     [dead] = queues.drain(queues.dlq)
     assert dead["Body"] == '{"type": "policy_drift.recovered", "event_id": "nope"}'
-    assert attributes(dead) == {"failure_reason": "invalid_event", "attempts": "0"}
+    assert letter_attributes(dead) == {"failure_reason": "invalid_event", "attempts": "0"}
 
 
 def test_one_bad_record_does_not_redeliver_the_others(
@@ -482,7 +502,58 @@ def test_neither_guest_data_nor_the_admin_address_reaches_logs_metrics_or_dead_l
     assert "admin notified" in logged
     assert logged.count("drift event failed validation") == 2
     dead = queues.drain(queues.dlq)
-    assert [attributes(d) for d in dead] == [{"failure_reason": "invalid_event", "attempts": "0"}] * 2
+    assert [letter_attributes(d) for d in dead] == [{"failure_reason": "invalid_event", "attempts": "0"}] * 2
     # Then none of it is in the logs (at DEBUG), the metrics or the dead letters' attributes
     for planted in (*PII, ADMIN_EMAIL):
         assert planted not in logged
+
+
+def test_a_redriven_event_dead_lettered_again_keeps_when_it_was_first_dead_lettered(
+    webhook_handler: Any, queues: Queues, receiver: Receiver
+) -> None:
+    # Given events redriven from the DLQ with what their dead letters said
+    receiver.script = [400, 400, 400]
+    first = "2026-11-20T08:15:00Z"
+    queues.publish(as_body(drift_event()), {"first_dead_lettered_at": "2026-11-20T09:15:00+01:00"})
+    queues.publish(as_body(drift_event()), {"first_dead_lettered_at": "yesterday"})
+    queues.publish(as_body(drift_event()), {"first_dead_lettered_at": "2099-12-31T00:00:00Z"})
+    # When the receiver refuses them again
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    dead = queues.drain(queues.dlq)
+    # Then the sound instant is kept (in UTC); one unparsable, or later than now, becomes now
+    kept = sorted(attributes(d)["first_dead_lettered_at"] for d in dead)
+    assert kept[0] == first
+    assert [letter_attributes(d) for d in dead if attributes(d)["first_dead_lettered_at"] != first] == [
+        {"failure_reason": "webhook_rejected", "attempts": "1"}
+    ] * 2
+
+
+def test_attributes_a_message_arrives_with_reach_no_log_line_or_dead_letter(
+    webhook_handler: Any,
+    queues: Queues,
+    receiver: Receiver,
+    log_lines: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given events whose attributes carry a guest's data, one of them not even a drift event
+    planted = {
+        "attempts": "5551234567",
+        "failure_reason": GUEST_EMAIL,
+        "email_type": GUEST_NAME,
+        "first_dead_lettered_at": GUEST_EMAIL,
+    }
+    receiver.script = [400]
+    queues.publish(as_body(drift_event()), planted)
+    queues.publish("{not json", planted)
+    # When both are dead-lettered
+    assert queues.deliver_batch(webhook_handler) == {"batchItemFailures": []}
+    dead = queues.drain(queues.dlq)
+    # Then their letters carry only what the notifier knows, and the logs none of what came in
+    assert sorted(letter_attributes(d)["failure_reason"] for d in dead) == [
+        "invalid_event",
+        "webhook_rejected",
+    ]
+    surfaces = log_lines.getvalue() + capsys.readouterr().out + json.dumps([attributes(d) for d in dead])
+    assert "drift event dead-lettered" in surfaces
+    for value in (*PII, "5551234567"):
+        assert value not in surfaces

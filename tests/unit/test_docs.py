@@ -3,8 +3,11 @@
 Every alarm's runbook anchor (``stacks/runbook.py``) is a heading of ``docs/runbook.md``; every
 Logs Insights query the runbook names exists under ``docs/queries/`` and every query there is
 named; README.md and ``docs/**/*.md`` link nothing outside the repository: no URL but loopback
-ones (the local stack), no ``../shared``, and every relative link resolves to a file of the
-repository (and, with a ``#fragment``, to a heading of that document).
+ones (the local stack), no ``../shared``, no section sign or contract citation, and every
+relative link resolves to a file of the repository (and, with a ``#fragment``, to a heading of
+that document). README.md lists every document, the reference pages under ``docs/reference/``
+included. Where the code cites a document (``docs/reference/http-api.md#confirmation`` in a
+comment, ``docs/runbook.md#...`` in an alarm), that document and heading exist.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]*:[^>\s]*)>")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s<>()\"'`]*", re.IGNORECASE)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _QUERY_REFERENCE = re.compile(r"queries/([\w.-]+\.logsinsights)")
+#: A document the code cites, from the repository root, with its section when one is named:
+#: ``docs/runbook.md#email-dlq-not-empty``, ``README.md#quick-start`` (never ``../docs/...`` or
+#: another folder's README).
+_CITATION = re.compile(r"(?<![\w/.-])((?:docs/[\w./-]+?|README)\.md)(?:#([\w-]+))?")
+#: Where code lives that may cite a document (the TypeScript client's sources and tests too).
+SOURCE_ROOTS = ("app.py", "Makefile", "lambdas", "layers", "stacks", "scripts", "tests", "clients/typescript")
+SOURCE_SUFFIXES = frozenset({".py", ".ts", ".mjs", ".json", ".toml"})
+#: Marks of the external contract's sections, which no document of the repository may cite.
+_CONTRACT_CITATION = re.compile(r"§|\bCONTRACT\b")
 
 
 def documents() -> list[Path]:
@@ -124,6 +136,38 @@ def broken_links(document: Path, text: str) -> list[str]:
     return broken
 
 
+def cited_documents(text: str) -> list[tuple[str, str | None]]:
+    """``(path, fragment)`` of every document ``text`` cites, ``fragment`` None when it names none."""
+    return [(match.group(1), match.group(2)) for match in _CITATION.finditer(text)]
+
+
+def broken_citations(text: str) -> list[str]:
+    """Citations in ``text`` that name no document of the repository, or no heading of it."""
+    broken = []
+    for path, fragment in cited_documents(text):
+        document = ROOT / path
+        if not document.is_file():
+            broken.append(f"{path} (no such document)")
+        elif fragment is not None and fragment not in anchors(document.read_text()):
+            broken.append(f"{path}#{fragment} (no such heading)")
+    return broken
+
+
+def source_files() -> list[Path]:
+    """The repository's code and configuration files, those of this test aside (it cites broken
+    examples on purpose)."""
+    found = []
+    for root in (ROOT / name for name in SOURCE_ROOTS):
+        candidates = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in candidates:
+            inside = path.relative_to(ROOT).parts
+            if UNTRACKED_DIRS.intersection(inside) or "__pycache__" in inside or "dist" in inside:
+                continue
+            if path.is_file() and (path.suffix in SOURCE_SUFFIXES or path.name == "Makefile"):
+                found.append(path)
+    return [path for path in found if path.resolve() != Path(__file__).resolve()]
+
+
 @pytest.fixture(scope="module")
 def runbook() -> str:
     return RUNBOOK_FILE.read_text()
@@ -193,9 +237,27 @@ def test_relative_links_resolve_to_files_of_the_repository(document: Path) -> No
 
 
 def test_the_readme_lists_every_document() -> None:
+    # Every page under docs/, the reference pages of docs/reference/ too
     readme = ROOT / "README.md"
     linked = {(ROOT / target.partition("#")[0]).resolve() for target in link_targets(readme.read_text())}
-    assert {path.resolve() for path in DOCS.glob("*.md")} <= linked
+    assert {path.resolve() for path in DOCS.rglob("*.md")} <= linked
+    assert any(path.parent.name == "reference" for path in DOCS.rglob("*.md"))
+
+
+@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_documents_cite_no_section_of_an_outside_contract(document: Path) -> None:
+    # The documents stand on their own: a reader of the repository has no contract to look up
+    assert _CONTRACT_CITATION.findall(document.read_text()) == []
+
+
+def test_every_document_the_code_cites_exists_with_its_heading() -> None:
+    # Given every code and configuration file of the repository
+    files = source_files()
+    assert any(path.name == "runbook.py" for path in files), "the alarms' runbook links are not read"
+    # When each citation of a document (and of a section of it) is looked up
+    broken = {str(path.relative_to(ROOT)): broken_citations(path.read_text()) for path in files}
+    # Then each names a document of the repository, and a heading it has
+    assert {path: problems for path, problems in broken.items() if problems} == {}
 
 
 def test_the_checks_catch_what_they_guard_against() -> None:
@@ -224,6 +286,32 @@ def test_the_checks_catch_what_they_guard_against() -> None:
     assert "docs/nothing-here.md (no such file in the repository)" in broken
     assert "README.md#no-such-heading (no such heading)" in broken
     assert len(broken) == 3
+
+
+def test_the_citation_check_catches_a_missing_document_or_heading() -> None:
+    # Given code citing documents: two that exist, two that do not, and paths that are no citation
+    text = "\n".join(
+        [
+            "# the rule: docs/reference/http-api.md#order-of-checks; see README.md#quick-start.",
+            '"""Runbook: docs/runbook.md#no-such-alarm, and docs/gone.md."""',
+            'RUNBOOK = f"docs/runbook.md#{anchor}"  # no fragment of its own: the file is checked',
+            "clients/typescript/README.md and ../docs/elsewhere.md are not paths from the root",
+        ]
+    )
+    # When its citations are read and checked
+    cited = cited_documents(text)
+    broken = broken_citations(text)
+    # Then the good ones pass, the bad ones are named, and the others are not citations at all
+    assert ("docs/reference/http-api.md", "order-of-checks") in cited
+    assert ("README.md", "quick-start") in cited
+    assert ("docs/runbook.md", None) in cited
+    assert broken == ["docs/runbook.md#no-such-alarm (no such heading)", "docs/gone.md (no such document)"]
+    assert not any("elsewhere" in path or path.startswith("clients") for path, _ in cited)
+
+
+def test_the_contract_check_catches_a_citation() -> None:
+    assert _CONTRACT_CITATION.findall("as CONTRACT §1 point 3 says") == ["CONTRACT", "§"]
+    assert _CONTRACT_CITATION.findall("what the booking app relies on (its contract)") == []
 
 
 def test_the_slug_is_the_one_github_makes() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from booking_durability.emails.failure_policy import (
     Attempt,
@@ -20,6 +22,7 @@ from booking_durability.emails.models import FailureReason
 from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
     TransientProviderError,
 )
@@ -97,3 +100,50 @@ def test_a_throttle_that_would_deliver_after_not_after_expires_the_email() -> No
         ProviderThrottled("resend", 429, retry_after=60), attempt(not_after=T0 + timedelta(seconds=30))
     )
     assert decision == Expire()
+
+
+def test_a_provider_without_credentials_is_retried_then_dead_lettered_with_its_own_reason() -> None:
+    failure = ProviderNotConfigured("resend", "placeholder")
+    assert POLICY.decide(failure, attempt(receive_count=1)) == Retry(60)
+    assert POLICY.decide(failure, attempt(receive_count=4)) == Retry(480)
+    assert POLICY.decide(failure, attempt(receive_count=5)) == DeadLetter(
+        FailureReason.PROVIDER_NOT_CONFIGURED
+    )
+
+
+def test_the_last_receive_is_the_one_sqs_would_dead_letter_after() -> None:
+    assert [POLICY.last_receive(n) for n in (1, 4, 5, 6)] == [False, False, True, True]
+
+
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
+@given(receive_count=st.integers(min_value=1, max_value=10**9))
+def test_backoff_stays_within_fifteen_minutes_for_any_receive_count(receive_count: int) -> None:
+    assert 60 <= POLICY.backoff_seconds(receive_count) <= 900
+
+
+INSTANTS = st.datetimes(
+    datetime(1, 1, 2),
+    datetime(9999, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-14))]),
+)
+
+
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
+@given(
+    retry_after=st.one_of(st.none(), st.floats(), st.integers(min_value=-(10**30), max_value=10**30)),
+    now=INSTANTS,
+    not_after=st.none() | INSTANTS,
+    waited_here=st.integers(0, 5),
+    remaining_ms=st.integers(0, 900_000),
+)
+def test_no_retry_after_and_no_instant_makes_the_throttle_decision_overflow(
+    retry_after: float | None, now: datetime, not_after: datetime | None, waited_here: int, remaining_ms: int
+) -> None:
+    # Given whatever a provider said to wait (as it stands, even past the error's own bound),
+    # at any instant a message can carry
+    throttle = ProviderThrottled("resend", 429)
+    throttle.retry_after = retry_after
+    decision = POLICY.decide(throttle, Attempt(now, 1, 0, waited_here, remaining_ms, not_after))
+    # Then the decision is made, and any wait in it is at most an hour
+    if isinstance(decision, WaitHere | Defer):
+        assert 0 <= decision.seconds <= 3600

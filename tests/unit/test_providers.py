@@ -13,6 +13,7 @@ import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from email.utils import format_datetime
 from typing import Any
 
 import boto3
@@ -21,15 +22,19 @@ import pytest
 import respx
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 import booking_durability
 from booking_durability.emails.providers import build_provider
 from booking_durability.emails.providers import smtp as smtp_module
 from booking_durability.emails.providers.base import (
+    MAX_RETRY_AFTER_SECONDS,
     AlreadyDelivered,
     PermanentProviderError,
     ProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
     TransientProviderError,
 )
@@ -120,7 +125,17 @@ def test_resend_reuses_one_client_across_sends(resend: ResendProvider) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "expected"),
-    [({"retry-after": "7"}, 7.0), ({"retry-after": "0.5"}, 0.5), ({}, None), ({"retry-after": "soon"}, None)],
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+        # Capped at an hour before anything adds it to a date
+        ({"retry-after": "86400"}, 3600.0),
+        ({"retry-after": "9" * 400}, 3600.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, 3600.0),
+        ({"retry-after": "1e400"}, None),
+    ],
 )
 @respx.mock
 def test_resend_429_is_throttled_with_its_retry_after(
@@ -136,6 +151,44 @@ def test_resend_429_is_throttled_with_its_retry_after(
         resend.send(guest_email())
     assert raised.value.status == 429
     assert raised.value.retry_after == expected
+
+
+#: What a header value can be on the wire: printable ASCII (httpx sends nothing else).
+HEADER_VALUES = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)),
+    st.from_regex(r"\A[+-]?[0-9]{1,500}(\.[0-9]{0,20})?\Z"),
+    st.datetimes(timezones=st.just(UTC)).map(lambda moment: format_datetime(moment, usegmt=True)),
+    st.sampled_from(
+        ["inf", "-inf", "nan", "1e309", "0x10", "1_000", "  3  ", "Mon, 01 Jan 10000 00:00:00 GMT"]
+    ),
+)
+
+
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
+@given(value=st.one_of(st.text(), HEADER_VALUES))
+def test_any_retry_after_header_is_a_wait_of_at_most_an_hour_or_none_and_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value, now=datetime(2026, 3, 1, tzinfo=UTC))
+    assert seconds is None or 0.0 <= seconds <= MAX_RETRY_AFTER_SECONDS
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=HEADER_VALUES)
+def test_resend_throttles_with_a_bounded_wait_whatever_retry_after_it_sends(value: str) -> None:
+    with respx.mock:
+        respx.post(f"{RESEND_URL}/emails").mock(
+            return_value=httpx.Response(429, headers={"retry-after": value.strip()}, json={})
+        )
+        with pytest.raises(ProviderThrottled) as raised:
+            ResendProvider("re_test", base_url=RESEND_URL).send(guest_email())
+    wait = raised.value.retry_after
+    assert wait is None or 0.0 <= wait <= MAX_RETRY_AFTER_SECONDS
+
+
+@settings(deadline=None)  # a shared machine is slow at times: no timing here
+@given(seconds=st.one_of(st.none(), st.floats(), st.integers(min_value=-(10**400), max_value=10**400)))
+def test_a_throttle_waits_at_most_an_hour_whoever_made_it(seconds: float | None) -> None:
+    wait = ProviderThrottled("any", 429, retry_after=seconds).retry_after
+    assert wait is None or 0.0 <= wait <= MAX_RETRY_AFTER_SECONDS
 
 
 def test_retry_after_as_an_http_date_is_the_seconds_until_then() -> None:
@@ -594,9 +647,14 @@ def test_build_provider_makes_resend_with_the_secret_key_and_the_stage_url() -> 
     assert route.calls.last.request.headers["Authorization"] == "Bearer re_from_secret"
 
 
-def test_build_provider_without_a_resend_key_fails_naming_the_key_only() -> None:
-    with pytest.raises(ValueError, match="api_key"):
-        build_provider(consumer_settings(EMAIL_PROVIDER="resend"), {"username": "nobody"})
+@pytest.mark.parametrize("credentials", [{"username": "nobody"}, {"api_key": ""}, {"api_key": "  "}])
+def test_build_provider_without_a_resend_key_is_not_configured_naming_the_key_only(
+    credentials: dict[str, str],
+) -> None:
+    with pytest.raises(ProviderNotConfigured, match="no_api_key") as raised:
+        build_provider(consumer_settings(EMAIL_PROVIDER="resend"), credentials)
+    assert raised.value.cause == "no_api_key"
+    assert "nobody" not in str(raised.value)
 
 
 def test_build_provider_makes_smtp_with_optional_login(scripted_smtp: type[ScriptedSMTP]) -> None:

@@ -73,7 +73,7 @@ def dlq() -> FakeQueue:
 def webhook_notifier(transport: FakeTransport, dlq: FakeQueue) -> Notifier:
     target = WebhookTarget(url="https://hooks.example.test/drift", signer=WebhookSigner(SECRET))
     channel = WebhookChannel(target=lambda: target, transport=transport)
-    return Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
+    return Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5), clock=Clock())
 
 
 @pytest.fixture
@@ -86,12 +86,18 @@ def email_notifier(email_queue: FakeQueue, dlq: FakeQueue) -> Notifier:
     channel = EmailChannel(
         admin=Recipient(email=ADMIN_EMAIL), queue=email_queue, max_hop_seconds=900, clock=Clock()
     )
-    return Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
+    return Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5), clock=Clock())
+
+
+FIRST_DEAD_LETTERED_AT = "2026-12-01T12:00:00Z"  # the test clock's now: this is its first time
 
 
 def dead_letter_attributes(dlq: FakeQueue) -> dict[str, Any]:
+    """The letter's attributes, ``first_dead_lettered_at`` checked (now) and left out."""
     [dead] = dlq.sent
-    return dict(dead.attributes)
+    attributes = dict(dead.attributes)
+    assert attributes.pop("first_dead_lettered_at") == FIRST_DEAD_LETTERED_AT
+    return attributes
 
 
 @pytest.mark.parametrize("event", [drift_event(), unrecovered_event()])

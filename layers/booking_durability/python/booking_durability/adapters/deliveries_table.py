@@ -10,6 +10,17 @@ Every status change is one conditional write whose condition comes from ``TRANSI
 states each change may start from. A refused write returns the item as it was, so the caller
 learns why without a read. DynamoDB deletes TTL-expired items lazily (and moto never does), so
 an item past ``expires_at`` counts as no item.
+
+Retention never shrinks (README.md, "How delivery stays exactly-once"): a record lives at least
+30 days past the latest of every write's time and every ``deliver_at`` it was written for,
+whatever order the writes come in. DynamoDB has no ``max`` in an update expression, so each
+write says so in its condition: it sets its own retention only where that does not lower the
+stored one, and otherwise (a second write, only then) changes the status and leaves the
+retention be; a refused write still raises a shorter retention to its own (``_keep_at_least``,
+conditional too). A claim covers its holder's later writes (its retention counts from the end of
+its lease, and the lease outlasts the invocation), so those never need a second write.
+Retention is computed in whole epoch seconds, never by date arithmetic: no instant a message can
+carry overflows it.
 """
 
 from __future__ import annotations
@@ -17,7 +28,8 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +87,19 @@ TRANSITIONS: Mapping[Change, tuple[EmailStatus, frozenset[State]]] = {
 }
 
 _STATUS = {"#status": "status"}
+RETENTION_SECONDS = int(RETENTION / timedelta(seconds=1))
+# A write sets its retention only where that lowers nothing; otherwise the record is kept longer.
+_NOT_SHORTER = Expression("attribute_not_exists(expires_at) OR expires_at <= :floor")
+_LONGER = Expression("expires_at > :floor")
+
+
+def retention_floor(now: datetime, deliver_at: datetime | None = None, *, held_seconds: int = 0) -> int:
+    """Epoch seconds a record must be kept to at least: ``RETENTION`` past the later of now
+    (plus ``held_seconds``, a claim's lease) and ``deliver_at``."""
+    latest = math.ceil(now.timestamp()) + held_seconds
+    if deliver_at is not None:
+        latest = max(latest, math.ceil(deliver_at.timestamp()))
+    return latest + RETENTION_SECONDS
 
 
 def _state_condition(state: State, now: int, token: str | None) -> Expression:
@@ -130,27 +155,31 @@ class _StatusWrites:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
 
+    def retain(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> None:
+        """Keep an existing record at least until ``retention_floor(now, deliver_at)``; creates
+        none (a job published straight to SQS gets its record when first claimed)."""
+        self._keep_at_least(ref, retention_floor(now, deliver_at), None)
+
     def _change(
         self,
         ref: EmailRef,
         change: Change,
         now: datetime,
-        deliver_at: datetime,
+        floor: int,
         *,
         sets: Mapping[str, Any] | None = None,
         counts: str = "",
         removes: tuple[str, ...] = (),
     ) -> StatusWrite:
-        """A change of a key someone may hold: it also (re)writes the key's identity and retention."""
-        identity = {
-            "dedupe_key": ref.dedupe_key,
-            "email_type": ref.email_type,
-            "revision": ref.revision,
-            "expires_at": int(max(now, deliver_at).timestamp() + RETENTION.total_seconds()),
-        }
-        return self._write(
-            ref, change, now, None, sets={**identity, **(sets or {})}, counts=counts, removes=removes
-        )
+        """A change of a key someone may hold: it also (re)writes the key's identity, and its
+        retention where that lowers nothing (else a second write leaves the retention be)."""
+        identity = {"dedupe_key": ref.dedupe_key, "email_type": ref.email_type, "revision": ref.revision}
+        write = _Write(ref, change, now, None, {**identity, **(sets or {})}, floor, counts, removes)
+        written = self._write(write, "expires_at = :floor", _NOT_SHORTER)
+        stored = _expiry(written.item)
+        if not written.accepted and stored is not None and stored > floor:
+            written = self._write(write, "", _LONGER)
+        return self._outcome(write, written)
 
     def _held_change(
         self,
@@ -163,49 +192,87 @@ class _StatusWrites:
         removes: tuple[str, ...],
         add: str = "",
     ) -> StatusWrite:
+        # The claim's retention covers its holder's writes: only an item without one gets one.
         # Only the lease holder makes these: on success nothing new needs reading back.
-        return self._write(ref, change, now, token, sets=sets, removes=removes, add=add, return_item=False)
+        write = _Write(ref, change, now, token, sets, retention_floor(now), "", removes, add)
+        retention = "expires_at = if_not_exists(expires_at, :floor)"
+        return self._outcome(write, self._write(write, retention, return_item=False))
 
     def _write(
-        self,
-        ref: EmailRef,
-        change: Change,
-        now: datetime,
-        token: str | None,
-        *,
-        sets: Mapping[str, Any],
-        counts: str = "",
-        removes: tuple[str, ...] = (),
-        add: str = "",
-        return_item: bool = True,
-    ) -> StatusWrite:
-        """Write ``change``: the status it writes, on the condition it starts from (TRANSITIONS)."""
-        status, _ = TRANSITIONS[change]
-        values: dict[str, Any] = {":status": status.value, ":now_iso": iso(now)}
+        self, write: _Write, retention: str, kept: Expression | None = None, *, return_item: bool = True
+    ) -> Written:
+        """One UpdateItem of ``write``: the status it writes, on the condition it starts from
+        (TRANSITIONS) and ``kept``, setting the retention as ``retention`` says (or not at all)."""
+        status, _ = TRANSITIONS[write.change]
+        values: dict[str, Any] = {":status": status.value, ":now_iso": iso(write.now)}
         assignments = ["#status = :status", "updated_at = :now_iso"]
-        for i, (name, value) in enumerate(sets.items()):
+        if retention:
+            assignments.append(retention)
+            values[":floor"] = write.floor
+        for i, (name, value) in enumerate(write.sets.items()):
             assignments.append(f"{name} = :v{i}")
             values[f":v{i}"] = value
-        if counts:
-            assignments.append(counts)
+        if write.counts:
+            assignments.append(write.counts)
             values.update({":zero": 0, ":one": 1})
         text = "SET " + ", ".join(assignments)
-        if removes:
-            text += " REMOVE " + ", ".join(removes)
-        if add:
-            text += " ADD " + add
+        if write.removes:
+            text += " REMOVE " + ", ".join(write.removes)
+        if write.add:
+            text += " ADD " + write.add
             values[":one"] = 1
-        written: Written = self.table.update(
-            ref_key(ref),
-            Expression(text, values, _STATUS),
-            condition=transition_condition(change, now, token),
-            return_item=return_item,
-        )
+        condition = transition_condition(write.change, write.now, write.token)
+        if kept is not None:
+            condition = condition & Expression(kept.text, {":floor": write.floor})
+        update = Expression(text, values, _STATUS)
+        return self.table.update(ref_key(write.ref), update, condition=condition, return_item=return_item)
+
+    def _outcome(self, write: _Write, written: Written) -> StatusWrite:
         if not written.accepted and not written.item:
             # Refused with no item returned: we cannot tell who holds the key. Try again later.
             raise StoreUnavailable("condition refused without the item")
+        if not written.accepted:
+            # Refused, yet the key was written for: its record is kept at least as long.
+            self._keep_at_least(write.ref, write.floor, written.item)
+        status, _ = TRANSITIONS[write.change]
         record = record_of(written.item) if written.item else DeliveryRecord(status)
         return StatusWrite(done=written.accepted, record=record)
+
+    def _keep_at_least(self, ref: EmailRef, floor: int, item: Item | None) -> None:
+        """Raise the record's retention to ``floor`` if it is shorter (``item``: as last read,
+        None when unknown); never lowers it, never creates a record."""
+        if item is not None:
+            stored = _expiry(item)
+            if stored is None or stored >= floor:  # none: never expires, nothing to raise
+                return
+        self.table.update(
+            ref_key(ref),
+            Expression("SET expires_at = :floor", {":floor": floor}),
+            # False for a missing item or attribute: nothing to raise.
+            condition=Expression("expires_at < :floor", {":floor": floor}),
+            return_item=False,
+        )
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One status change, as ``_StatusWrites._write`` sends it."""
+
+    ref: EmailRef
+    change: Change
+    now: datetime
+    token: str | None
+    sets: Mapping[str, Any]
+    floor: int
+    counts: str = ""
+    removes: tuple[str, ...] = ()
+    add: str = ""
+
+
+def _expiry(item: Item) -> int | None:
+    """The item's retention (epoch seconds), None when it has none."""
+    value = item.get("expires_at")
+    return None if value is None else int(value)
 
 
 class DeliveryLedger(_StatusWrites):
@@ -216,12 +283,15 @@ class DeliveryLedger(_StatusWrites):
     def claim(
         self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime, lease_seconds: int
     ) -> StatusWrite:
-        """Take the key for sending with a lease; one conditional write, no read."""
+        """Take the key for sending with a lease; one conditional write, no read.
+
+        Its retention counts from the end of the lease, so the holder's own writes need none.
+        """
         return self._change(
             ref,
             Change.CLAIM,
             now,
-            deliver_at,
+            retention_floor(now, deliver_at, held_seconds=lease_seconds),
             sets={
                 "lease_token": uuid.uuid4().hex,
                 "lease_until": int(now.timestamp()) + lease_seconds,
@@ -235,19 +305,25 @@ class DeliveryLedger(_StatusWrites):
     def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> StatusWrite:
         """Record ``expired`` for an email found past its ``not_after`` before anyone sent it."""
         return self._change(
-            ref, Change.EXPIRE_UNSENT, now, deliver_at, removes=("failure_reason", "not_before", *_LEASE)
+            ref,
+            Change.EXPIRE_UNSENT,
+            now,
+            retention_floor(now, deliver_at),
+            removes=("failure_reason", "not_before", *_LEASE),
         )
 
     # -- what became of a key we hold --------------------------------------------------------
 
     def mark_sent(self, ref: EmailRef, now: datetime) -> None:
-        """The provider accepted the email. Unconditional: once sent, always sent."""
+        """The provider accepted the email. Unconditional: once sent, always sent (its
+        retention is the claim's, which covers this write; see ``claim``)."""
         self.table.update(
             ref_key(ref),
             Expression(
-                "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso"
+                "SET #status = :status, sent_at = :now_iso, updated_at = :now_iso,"
+                " expires_at = if_not_exists(expires_at, :floor)"
                 f" REMOVE {', '.join(_LEASE)}, failure_reason, throttle_deferrals, not_before",
-                {":status": EmailStatus.SENT.value, ":now_iso": iso(now)},
+                {":status": EmailStatus.SENT.value, ":now_iso": iso(now), ":floor": retention_floor(now)},
                 _STATUS,
             ),
             return_item=False,
@@ -322,12 +398,17 @@ class EmailRecordsTable(DeliveryLedger):
     def queue(self, ref: EmailRef, job_id: str, now: datetime, deliver_at: datetime) -> StatusWrite:
         """Record ``queued`` for a published job, unless the key is sent, finished or being sent."""
         return self._change(
-            ref, Change.QUEUE, now, deliver_at, sets={"job_id": job_id}, removes=("failure_reason",)
+            ref,
+            Change.QUEUE,
+            now,
+            retention_floor(now, deliver_at),
+            sets={"job_id": job_id},
+            removes=("failure_reason",),
         )
 
     def cancel(self, ref: EmailRef, now: datetime) -> StatusWrite:
         """Record ``cancelled`` (a tombstone when the key is unknown), unless sent or being sent."""
-        return self._change(ref, Change.CANCEL, now, now, removes=("not_before", *_LEASE))
+        return self._change(ref, Change.CANCEL, now, retention_floor(now), removes=("not_before", *_LEASE))
 
     def record(self, ref: EmailRef, now: datetime) -> DeliveryRecord | None:
         """The key's record, or None when there is none (or its retention ran out)."""

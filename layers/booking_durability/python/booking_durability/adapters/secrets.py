@@ -3,28 +3,70 @@ from a secret that follows its rotation: a provider's API key, a webhook's signi
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+from booking_durability.adapters.aws import error_code
+from booking_durability.errors import InfrastructureError
 from booking_durability.observability import logger
 
 # Rotated secrets reach warm functions within this many seconds.
 CACHE_SECONDS = 300
 
+# What a stack's ``secretsmanager.Secret`` holds until an operator puts the real value: without a
+# value of its own, CloudFormation has Secrets Manager generate one with its defaults, 32
+# printable ASCII characters without spaces. A credential is a JSON object, so such a string
+# that does not parse is the placeholder.
+_GENERATED_PLACEHOLDER = re.compile(r"[!-~]{32}")
+
 T = TypeVar("T")
 
 
+class SecretUnreadable(InfrastructureError):
+    """A secret that cannot be used. ``cause`` says why, never what it holds: ``missing`` (no
+    such secret, or no value), ``placeholder`` (still the value generated at deploy),
+    ``not_json``, ``not_object`` (JSON, but not an object) or ``unreadable`` (access denied,
+    Secrets Manager out of reach)."""
+
+    code = "SECRET_UNREADABLE"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"secret unusable: {cause}")
+        self.cause = cause
+
+
 def secret_json(secret_arn: str | None) -> Mapping[str, str]:
-    """The secret's JSON object; empty when there is no secret (local SMTP)."""
+    """The secret's JSON object; empty when there is no secret (local SMTP).
+
+    Raises ``SecretUnreadable``, whose message never quotes the value (a transform error would).
+    """
     if not secret_arn:
         return {}
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_arn, transform="json", max_age=CACHE_SECONDS)
-    if not isinstance(value, dict):
-        raise ValueError("the secret must be a JSON object")
-    return {str(k): str(v) for k, v in value.items()}
+    try:
+        value = parameters.get_secret(secret_arn, max_age=CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        # Powertools wraps the AWS error; its code (never its message) says which it was.
+        code = error_code(exc.__context__) if isinstance(exc.__context__, Exception) else ""
+        raise SecretUnreadable("missing" if code == "ResourceNotFoundException" else "unreadable") from None
+    return _json_object(value)
+
+
+def _json_object(value: object) -> dict[str, str]:
+    if not isinstance(value, str) or not value.strip():
+        raise SecretUnreadable("missing" if not value else "not_json")
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        cause = "placeholder" if _GENERATED_PLACEHOLDER.fullmatch(value) else "not_json"
+        raise SecretUnreadable(cause) from None
+    if not isinstance(parsed, dict):
+        raise SecretUnreadable("not_object")
+    return {str(k): str(v) for k, v in parsed.items()}
 
 
 class Rotating(Generic[T]):

@@ -18,20 +18,27 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.models import EmailType, FailureReason
+from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.email_consumer import Consumer, consumer
 
 
 def incoming(record: SQSRecord) -> IncomingMessage:
     # Read from the raw event: Powertools' attribute mapping wraps values in [] only, not .get().
-    attempts = record.raw_event.get("messageAttributes", {}).get("attempts") or {}
-    value = attempts.get("stringValue")
+    # Validated before anything logs or re-sends them: a producer may have set anything there.
+    attributes = received_attributes(
+        record.raw_event.get("messageAttributes") or {},
+        reasons=set(FailureReason),
+        email_types=set(EmailType),
+    )
     return IncomingMessage(
         message_id=record.message_id,
         receipt_handle=record.receipt_handle,
         body=record.body or "",
-        receive_count=int(record.attributes.approximate_receive_count or 1),
-        attempts=int(value) if isinstance(value, str) and value.isdigit() else 0,
+        receive_count=receive_count_of(record.attributes.approximate_receive_count),
+        attempts=attributes.attempts or 0,
+        first_dead_lettered_at=attributes.first_dead_lettered_at,
     )
 
 

@@ -1,8 +1,11 @@
-"""Delivering one email job exactly once, whatever fails (CONTRACT §2).
+"""Delivering one email job exactly once, whatever fails (README.md, "How delivery stays exactly-once").
 
 ``EmailDelivery.deliver`` takes one SQS message through: parse and validate, wait for its
 time, claim its dedupe key, render, then hand it to ``Sending``. It returns what happened, or
-raises ``RetryLater`` when SQS should redeliver the message.
+raises ``RetryLater`` when SQS should redeliver the message, and nothing else: a failure nothing
+anticipated is retried like a transient one, a claimed key is always handed back or settled,
+and on the message's last receive the consumer dead-letters it itself, with a reason (SQS's
+own redrive would move it without one).
 """
 
 from __future__ import annotations
@@ -16,14 +19,20 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from booking_durability.emails.dispatch import Dispatch, IncomingMessage, RetryLater
+from booking_durability.emails.dispatch import (
+    DeadLetterRefused,
+    Dispatch,
+    IncomingMessage,
+    Letter,
+    RetryLater,
+)
 from booking_durability.emails.ledger import Change, DeliveryRecord
 from booking_durability.emails.models import EMAIL_JOB, SCHEMA_ID, EmailStatus, FailureReason
 from booking_durability.emails.ports import Ledger
 from booking_durability.emails.producer import hop_delay
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.rendering import RenderedEmail, RenderFailed, render_email
-from booking_durability.emails.sending import Held, Job, Outcome, Sending, expired, unless_refused
+from booking_durability.emails.sending import Held, Job, Outcome, Sending, expired
 from booking_durability.errors import StoreUnavailable
 from booking_durability.observability import count, logger
 from booking_durability.times import utc_now
@@ -44,39 +53,84 @@ class EmailDelivery:
     clock: Callable[[], datetime] = field(default=utc_now)
 
     def deliver(self, message: IncomingMessage, remaining_ms: Callable[[], int] = lambda: 900_000) -> Outcome:
-        job = self._parse(message)
-        if job is None:
-            return Outcome.DEAD_LETTERED
-        with _job_log_context(job):
-            try:
-                return self._deliver(job, message, remaining_ms)
-            except StoreUnavailable:
-                logger.warning("deliveries table unavailable; message will be redelivered")
-                raise RetryLater("ledger unavailable") from None
+        try:
+            job = self._parse(message)
+            if job is None:
+                return Outcome.DEAD_LETTERED
+            with _job_log_context(job):
+                return self._deliver_job(job, message, remaining_ms)
+        except DeadLetterRefused as refused:
+            if not self._last_receive(message):
+                raise
+            # SQS would move it to the DLQ on the next receive, without its reason.
+            self.dispatch.send_back(message, refused.letter)
+            return Outcome.DEFERRED
 
     def _parse(self, message: IncomingMessage) -> Job | None:
-        """The job, or None once a message that does not parse or validate is dead-lettered."""
+        """The job, or None once a message that does not parse or validate is dead-lettered.
+
+        Whatever parsing or validation raises is the body's doing: the same body fails the same
+        way every time, so it is dead-lettered at once rather than retried.
+        """
         try:
             payload = json.loads(message.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            self.dispatch.dead_letter(message, FailureReason.INVALID_JSON, message.attempts, schema=None)
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to read
+            letter = Letter(FailureReason.INVALID_JSON, message.attempts, schema=None)
+            self.dispatch.dead_letter(message, letter)
             return None
         try:
             return EMAIL_JOB.validate_python(payload)
-        except ValidationError as exc:
-            # Only where validation failed, never what was there: it may be an address.
+        except Exception as exc:
+            # Only where validation failed, never what was there: it may be an address. A
+            # validator may also raise outside pydantic's errors (an OS error for a time zone
+            # that names a folder of zones): then its type only.
+            where = (
+                {"error_locations": error_locations(exc)}
+                if isinstance(exc, ValidationError)
+                else {"error_type": type(exc).__name__}
+            )
             logger.warning(
-                "email message failed validation",
-                extra={"message_id": message.message_id, "error_locations": error_locations(exc)},
+                "email message failed validation", extra={"message_id": message.message_id, **where}
             )
             claimed = payload.get("schema") if isinstance(payload, dict) else None
             schema = SCHEMA_ID if claimed == SCHEMA_ID else None
-            self.dispatch.dead_letter(message, FailureReason.SCHEMA_INVALID, message.attempts, schema=schema)
+            letter = Letter(FailureReason.SCHEMA_INVALID, message.attempts, schema=schema)
+            self.dispatch.dead_letter(message, letter)
             return None
+
+    def _deliver_job(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
+        """``_deliver``, with every failure it did not map retried, or on the last receive
+        dead-lettered with ``transient_exhausted``."""
+        try:
+            return self._deliver(job, message, remaining_ms)
+        except DeadLetterRefused:
+            raise
+        except RetryLater:
+            if not self._last_receive(message):
+                raise
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):
+                logger.warning("deliveries table unavailable; message will be redelivered")
+            else:
+                # Its type only: its text may quote the guest's data.
+                logger.error("unexpected failure delivering email", extra={"error_type": type(exc).__name__})
+                count("EmailUnexpectedFailure")
+            if not self._last_receive(message):
+                self.dispatch.back_off(message, self.sending.policy.backoff_seconds(message.receive_count))
+                raise RetryLater(type(exc).__name__) from None
+        letter = Letter(FailureReason.TRANSIENT_EXHAUSTED, message.attempts, job.email_type, job.dedupe_key)
+        self.dispatch.dead_letter(message, letter)
+        return Outcome.DEAD_LETTERED
+
+    def _last_receive(self, message: IncomingMessage) -> bool:
+        return self.sending.policy.last_receive(message.receive_count)
 
     def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
         now = self.clock()
         if job.deliver_at > now:
+            # Each hop keeps the key's record (a cancel's tombstone, say) for as long as this
+            # copy can still arrive: nothing else tells the ledger of a job sent straight to SQS.
+            self.ledger.retain(job.ref, now, job.deliver_at)
             delay = hop_delay(job.deliver_at, now, self.dispatch.max_hop_seconds)
             self.dispatch.requeue(message, job.email_type, delay=delay)
             count("EmailDeferred")
@@ -92,18 +146,26 @@ class EmailDelivery:
         held = Held(
             job, message, claim.record.lease_token, claim.record.attempts, claim.record.throttle_deferrals
         )
+        return self.sending.while_held(held, lambda: self._send(held, remaining_ms))
 
+    def _send(self, held: Held, remaining_ms: Callable[[], int]) -> Outcome:
+        job = held.job
         if job.suppress_if_sent and self.ledger.sent_or_sending(
-            job.booking_id, job.suppress_if_sent, now, exclude=job.dedupe_key
+            job.booking_id, job.suppress_if_sent, self.clock(), exclude=job.dedupe_key
         ):
-            unless_refused(self.ledger.finish(job.ref, held.token, Change.SUPPRESS, now))
+            self.sending.finish(held, Change.SUPPRESS)
             count("EmailSuppressedSkipped")
             logger.info("email suppressed by one already sent", extra={"outcome": "suppressed"})
             return Outcome.SUPPRESSED
 
         try:
             rendered = self.render(job)
-        except RenderFailed:
+        except Exception as exc:
+            # Rendering is pure: whatever it raises (an instant beyond the calendar in the
+            # guest's zone, say), the same job fails the same way every time.
+            # RenderFailed's text is ours (type, locale, error kind); any other, its type only.
+            error = str(exc) if isinstance(exc, RenderFailed) else type(exc).__name__
+            logger.warning("email could not be rendered", extra={"error": error})
             return self.sending.fail(held, FailureReason.RENDER_FAILED)
         return self.sending.send(held, outgoing_email(job, rendered, self.sending.sender), remaining_ms)
 
@@ -128,6 +190,7 @@ class EmailDelivery:
         leased = status is EmailStatus.SENDING
         until = (holder.lease_until if leased else holder.not_before) or now.timestamp()
         delay = max(1, math.ceil(until - now.timestamp())) + (1 if leased else 0)
+        delay = min(delay, self.dispatch.max_hop_seconds)
         self.dispatch.requeue(message, job.email_type, delay=delay)
         count("EmailDeferred")
         logger.info(

@@ -1,9 +1,10 @@
 """What the consumer does after a provider failure (CONTRACT §2), decided without any I/O.
 
 Transient failures are retried with a backoff doubling with each receive, and dead-lettered
-at the last receive; throttles are waited out inside the invocation when that fits, else
-deferred as a fresh delayed copy (never pushing the original toward the DLQ), until the
-deferral budget runs out; permanent refusals are dead-lettered at once.
+at the last receive (a provider without its credentials likewise, with its own reason);
+throttles are waited out inside the invocation when that fits, else deferred as a fresh delayed
+copy (never pushing the original toward the DLQ), until the deferral budget runs out; permanent
+refusals are dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from booking_durability.emails.providers.base import (
     AlreadyDelivered,
     PermanentProviderError,
     ProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
+    bounded_retry_after,
 )
 
 # Longest backoff between transient retries: five receives at most 15 min apart keep a failing
@@ -90,17 +93,26 @@ class FailurePolicy:
             return self._after_throttle(failure.retry_after, attempt)
         if isinstance(failure, PermanentProviderError):
             return DeadLetter(FailureReason.PROVIDER_REJECTED)
-        # Transient (5xx, timeouts, connection errors, 401/403).
-        if attempt.receive_count >= self.max_receives:
+        # Transient (5xx, timeouts, connection errors, 401/403), or no credentials to send with.
+        if self.last_receive(attempt.receive_count):
+            if isinstance(failure, ProviderNotConfigured):
+                return DeadLetter(FailureReason.PROVIDER_NOT_CONFIGURED)
             return DeadLetter(FailureReason.TRANSIENT_EXHAUSTED)
         return Retry(self.backoff_seconds(attempt.receive_count))
 
+    def last_receive(self, receive_count: int) -> bool:
+        """Whether SQS would dead-letter the message itself if this receive failed: the consumer
+        then does it, with the reason SQS's redrive could not give."""
+        return receive_count >= self.max_receives
+
     def backoff_seconds(self, receive_count: int) -> int:
         """Visibility delay before the next attempt: doubles with each receive, at most 15 min."""
-        return int(min(self.backoff_base_seconds * 2 ** max(0, receive_count - 1), MAX_BACKOFF_SECONDS))
+        doublings = min(max(0, receive_count - 1), 16)  # 2**16 base seconds is far past the cap
+        return int(min(self.backoff_base_seconds * 2**doublings, MAX_BACKOFF_SECONDS))
 
     def _after_throttle(self, retry_after: float | None, attempt: Attempt) -> Decision:
-        wait = retry_after or self.throttle_backoff_seconds
+        # Bounded (an hour) before any arithmetic, whoever made the failure.
+        wait = bounded_retry_after(retry_after) or self.throttle_backoff_seconds
         if attempt.not_after is not None and attempt.now + timedelta(seconds=wait) > attempt.not_after:
             return Expire()
         needed_ms = (wait + self.provider_timeout_seconds) * 1000 + INVOCATION_MARGIN_MS

@@ -74,6 +74,7 @@ class FailureReason(StrEnum):
     SCHEMA_INVALID = "schema_invalid"
     PROVIDER_REJECTED = "provider_rejected"
     RENDER_FAILED = "render_failed"
+    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
     TRANSIENT_EXHAUSTED = "transient_exhausted"
     THROTTLE_EXHAUSTED = "throttle_exhausted"
 

@@ -41,6 +41,10 @@ class Ledger(Protocol):
 
     def expire_unsent(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> StatusWrite: ...
 
+    def retain(self, ref: EmailRef, now: datetime, deliver_at: datetime) -> None:
+        """Keep an existing record at least 30 days past ``deliver_at`` (never shorter)."""
+        ...
+
     def mark_sent(self, ref: EmailRef, now: datetime) -> None: ...
 
     def finish(

@@ -11,16 +11,23 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from booking_durability.notifications.failure_policy import NotificationFailureReason
 from booking_durability.notifications.notifier import IncomingNotification
+from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.notifier import notifier as wired_notifier
 
 
 def incoming(record: SQSRecord) -> IncomingNotification:
+    # Validated before anything logs or re-sends them: a redriven event keeps what it was sent with.
+    attributes = received_attributes(
+        record.raw_event.get("messageAttributes") or {}, reasons=set(NotificationFailureReason)
+    )
     return IncomingNotification(
         message_id=record.message_id,
         body=record.body or "",
-        receive_count=int(record.attributes.approximate_receive_count or 1),
+        receive_count=receive_count_of(record.attributes.approximate_receive_count),
+        first_dead_lettered_at=attributes.first_dead_lettered_at,
     )
 
 

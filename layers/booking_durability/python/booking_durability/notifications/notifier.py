@@ -8,14 +8,16 @@ every retry (the receiver drops repeats), and the email's dedupe key is
 ``{event_id}#admin_policy_drift#0`` (the email pipeline delivers each key once).
 
 A message that cannot be notified goes to the notifications DLQ, unchanged, with the
-``failure_reason`` and ``attempts`` attributes; it counts as done only once that send succeeded.
+``failure_reason``, ``attempts`` and ``first_dead_lettered_at`` attributes (no ``dedupe_key``:
+the event's id is in its body); it counts as done only once that send succeeded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -32,6 +34,7 @@ from booking_durability.notifications.failure_policy import (
 from booking_durability.notifications.webhook import WebhookFailure
 from booking_durability.observability import count_with_dimension, logger
 from booking_durability.retry import RetryLater
+from booking_durability.times import iso, utc_now
 from booking_durability.validation import error_locations
 
 __all__ = ["IncomingNotification", "Notifier", "Outcome"]
@@ -44,6 +47,8 @@ class IncomingNotification:
     message_id: str
     body: str
     receive_count: int
+    #: When an earlier receive first dead-lettered it (a redriven event), if it says so soundly.
+    first_dead_lettered_at: datetime | None = None
 
 
 class Outcome(StrEnum):
@@ -71,6 +76,7 @@ class Notifier:
     channel: AdminChannel
     dlq: MessageQueue
     policy: NotificationFailurePolicy
+    clock: Callable[[], datetime] = field(default=utc_now)
 
     def notify(self, message: IncomingNotification) -> Outcome:
         try:
@@ -123,8 +129,16 @@ class Notifier:
         status: int | None = None,
     ) -> None:
         """Send the message, unchanged, to the DLQ with why; ``RetryLater`` when SQS refuses."""
+        # Kept from the first time it was dead-lettered (a redriven event says when), else now.
+        now = self.clock()
+        first = message.first_dead_lettered_at
+        attributes: dict[str, str | int] = {
+            "failure_reason": reason,
+            "attempts": attempts,
+            "first_dead_lettered_at": iso(first if first is not None and first <= now else now),
+        }
         try:
-            self.dlq.send(OutgoingMessage(message.body, {"failure_reason": reason, "attempts": attempts}))
+            dead_letter_id = self.dlq.send(OutgoingMessage(message.body, attributes))
         except InfrastructureError as exc:
             logger.error(
                 "notifications DLQ send failed; the event will be delivered again",
@@ -139,6 +153,7 @@ class Notifier:
                 "attempts": attempts,
                 "status": status,
                 "message_id": message.message_id,
+                "dlq_message_id": dead_letter_id,
             },
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -9,11 +10,11 @@ from booking_durability.adapters import aws
 from booking_durability.adapters.deliveries_table import DeliveryLedger
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.email_queue import EmailQueue
-from booking_durability.adapters.secrets import Rotating, secret_json
+from booking_durability.adapters.secrets import Rotating, SecretUnreadable, secret_json
 from booking_durability.emails.delivery import EmailDelivery
 from booking_durability.emails.dispatch import Dispatch
 from booking_durability.emails.failure_policy import FailurePolicy
-from booking_durability.emails.providers import build_provider
+from booking_durability.emails.providers import EmailProvider, ProviderNotConfigured, build_provider
 from booking_durability.emails.sending import Sending
 from booking_durability.settings import ConsumerSettings
 from booking_durability.wiring import Wired
@@ -36,16 +37,30 @@ def build_delivery(settings: ConsumerSettings) -> EmailDelivery:
     sending = Sending(
         ledger=ledger,
         dispatch=dispatch,
-        provider=Rotating(
-            lambda: secret_json(settings.provider_secret_arn),
-            lambda credentials: build_provider(settings, credentials),
-        ),
+        provider=configured_provider(settings),
         policy=failure_policy(settings),
         sender=settings.email_sender,
     )
     return EmailDelivery(
         ledger=ledger, dispatch=dispatch, sending=sending, lease_seconds=settings.lease_seconds
     )
+
+
+def configured_provider(settings: ConsumerSettings) -> Rotating[EmailProvider]:
+    """The provider ``settings`` name, with the credentials its secret holds now.
+
+    Raises ``ProviderNotConfigured`` while the secret is missing, still the deploy-time
+    placeholder, unreadable or lacking a key (until a provider was built: then that one keeps
+    serving, see ``Rotating``).
+    """
+
+    def credentials() -> Mapping[str, str]:
+        try:
+            return secret_json(settings.provider_secret_arn)
+        except SecretUnreadable as exc:
+            raise ProviderNotConfigured(settings.email_provider, exc.cause) from None
+
+    return Rotating(credentials, lambda values: build_provider(settings, values))
 
 
 def failure_policy(settings: ConsumerSettings) -> FailurePolicy:

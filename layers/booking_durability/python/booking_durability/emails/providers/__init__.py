@@ -14,6 +14,7 @@ from booking_durability.emails.providers.base import (
     OutgoingEmail,
     PermanentProviderError,
     ProviderError,
+    ProviderNotConfigured,
     ProviderThrottled,
     TransientProviderError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "OutgoingEmail",
     "PermanentProviderError",
     "ProviderError",
+    "ProviderNotConfigured",
     "ProviderThrottled",
     "TransientProviderError",
     "build_provider",
@@ -36,15 +38,15 @@ def build_provider(settings: ConsumerSettings, credentials: Mapping[str, str]) -
 
     Credential keys: resend ``api_key`` (required); smtp ``username`` and ``password``
     (optional, login only when a username is given); ses none (the function's IAM role).
-    Raises ``ValueError`` when a required credential is missing; the message names the key,
-    never its value.
+    Raises ``ProviderNotConfigured`` when a required credential is missing or blank (cause
+    ``no_api_key``: the key's name, never a value).
     """
     if settings.email_provider == "resend":
         from booking_durability.emails.providers.resend import ResendProvider
 
-        api_key = credentials.get("api_key")
+        api_key = credentials.get("api_key", "").strip()
         if not api_key:
-            raise ValueError("the resend provider secret has no api_key")
+            raise ProviderNotConfigured("resend", "no_api_key")
         return ResendProvider(
             api_key,
             base_url=settings.resend_base_url,

@@ -12,6 +12,11 @@ from typing import Protocol
 
 from booking_durability.emails.models import message_id_for
 
+#: The longest a provider may ask us to wait before trying again. A ``retry-after`` beyond it is
+#: taken as this: anything longer is a provider outage, which retries and alarms handle, and a
+#: bounded wait keeps every instant computed from it within range.
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
 
 @dataclass(frozen=True)
 class OutgoingEmail:
@@ -49,12 +54,37 @@ class TransientProviderError(ProviderError):
     """5xx, timeout, connection error, 401/403 (which hit all traffic): retry with backoff."""
 
 
+class ProviderNotConfigured(TransientProviderError):
+    """The provider's credentials are missing, still the deploy-time placeholder, or unreadable.
+
+    Retried like a transient failure (an operator puts the secret, and the next receive sends),
+    counted and alarmed apart from provider outages, and dead-lettered with
+    ``provider_not_configured`` when the retries run out. ``cause`` says which, in our words.
+    """
+
+    def __init__(self, provider: str, cause: str) -> None:
+        super().__init__(provider, None, cause)
+        self.cause = cause
+
+
 class ProviderThrottled(ProviderError):
     """429 / SMTP 421: retry after ``retry_after`` seconds (None: the stage's throttle backoff)."""
 
     def __init__(self, provider: str, status: int | None = None, retry_after: float | None = None) -> None:
+        retry_after = bounded_retry_after(retry_after)
         super().__init__(provider, status, f"retry_after={retry_after}")
         self.retry_after = retry_after
+
+
+def bounded_retry_after(seconds: float | None) -> float | None:
+    """A provider's wait as one we act on: None when unusable (NaN), else within
+    0..``MAX_RETRY_AFTER_SECONDS``, so that no arithmetic on it can overflow."""
+    if seconds is None or seconds != seconds:
+        return None
+    # Compared before any conversion: an int beyond float's range must not overflow.
+    if seconds >= MAX_RETRY_AFTER_SECONDS:
+        return MAX_RETRY_AFTER_SECONDS
+    return float(seconds) if seconds > 0 else 0.0
 
 
 class PermanentProviderError(ProviderError):

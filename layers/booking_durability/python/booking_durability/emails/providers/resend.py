@@ -8,7 +8,7 @@ retry racing the first one answers 409 ``concurrent_idempotent_requests`` (trans
 
 from __future__ import annotations
 
-import math
+import re
 import threading
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime, quote
@@ -18,12 +18,14 @@ import httpx
 
 import booking_durability
 from booking_durability.emails.providers.base import (
+    MAX_RETRY_AFTER_SECONDS,
     AlreadyDelivered,
     OutgoingEmail,
     PermanentProviderError,
     ProviderError,
     ProviderThrottled,
     TransientProviderError,
+    bounded_retry_after,
 )
 
 _SPECIALS = set('()<>[]:;@\\,."')
@@ -38,24 +40,35 @@ def display_address(name: str | None, address: str) -> str:
     return f"{name} <{address}>"
 
 
+# delta-seconds (RFC 9110), leniently: a sign and a fraction are read too.
+_SECONDS = re.compile(r"([+-]?)0*([0-9]+)(?:\.[0-9]*)?")
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``retry-after`` header: delta-seconds or an HTTP date; None if unusable."""
-    if value is None or not value.strip():
+    """Seconds to wait from a ``retry-after`` header: delta-seconds or an HTTP date.
+
+    None when absent or unusable; else within 0..``MAX_RETRY_AFTER_SECONDS`` (a date in the past
+    is 0). Never raises, whatever the provider sends: nothing is converted before it is bounded.
+    """
+    if value is None:
         return None
     value = value.strip()
-    try:
+    seconds: float
+    number = _SECONDS.fullmatch(value)
+    if number is not None:
+        sign, digits = number.groups()
+        if len(digits) > 9:  # far beyond the cap either way
+            return 0.0 if sign == "-" else MAX_RETRY_AFTER_SECONDS
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
+    return bounded_retry_after(seconds)
 
 
 class ResendProvider:
