@@ -49,7 +49,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Cancel every email of a booking not sent yet */
+        /**
+         * Cancel every email of a booking not sent yet
+         * @description Answers `cancelled`: the keys now cancelled, sorted. Those are the booking's recorded emails neither sent nor held by a consumer under a live lease (one already cancelled, suppressed or expired is recorded cancelled again and listed). A job published straight to the queue and not yet claimed has no record and is not cancelled: cancel it by its key.
+         */
         delete: operations["delete_booking_emails_v1_emails__booking_id__delete"];
         options?: never;
         head?: never;
@@ -652,7 +655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: BOOKING_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -784,7 +787,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: BOOKING_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1168,7 +1171,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: NOT_FOUND: the service has no record of this email */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1700,7 +1703,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1832,7 +1835,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1979,7 +1982,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2243,7 +2246,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: VENUE_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2392,7 +2395,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Precondition Failed: If-Match names no tag of the venue's current policy, or the venue does not exist yet */
+            /** @description Precondition Failed: PRECONDITION_FAILED: If-Match names no tag of the venue's current policy, or the venue does not exist yet */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2518,7 +2521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Not Found: VENUE_NOT_FOUND or VERSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -92,7 +92,10 @@ class BookingView(BaseModel):
         503,
         headers=_ETAG,
         notes={
-            412: "If-Match names no tag of the venue's current policy, or the venue does not exist yet",
+            412: (
+                "PRECONDITION_FAILED: If-Match names no tag of the venue's current policy, or the "
+                "venue does not exist yet"
+            ),
             422: (
                 "besides what the schema states, rules that join fields: a table's min_party at most "
                 "its capacity, table ids unique, and combinable_with naming other tables of the venue"
@@ -115,7 +118,7 @@ def put_venue(
 @router.get(
     "/v1/venues/<venue_id>",
     summary="A venue's current tables and policy",
-    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
+    responses=responses(VenueView, 200, 404, 503, headers=_ETAG, notes={404: "VENUE_NOT_FOUND"}),
 )
 def get_venue(venue_id: Id) -> Response[str]:
     venue = catalog.current_venue(store(), venue_id)
@@ -125,7 +128,9 @@ def get_venue(venue_id: Id) -> Response[str]:
 @router.get(
     "/v1/venues/<venue_id>/versions/<n>",
     summary="One earlier (or the current) version of a venue",
-    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
+    responses=responses(
+        VenueView, 200, 404, 503, headers=_ETAG, notes={404: "VENUE_NOT_FOUND or VERSION_NOT_FOUND"}
+    ),
 )
 def get_venue_version(
     venue_id: Id, n: Annotated[int, DecimalInteger(ge=1, le=99_999_999), Path()]
@@ -162,7 +167,7 @@ def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
 @router.get(
     "/v1/holds/<hold_id>",
     summary="A hold (expired once past expires_at while held)",
-    responses=responses(HoldView, 200, 404, 503),
+    responses=responses(HoldView, 200, 404, 503, notes={404: "HOLD_NOT_FOUND"}),
 )
 def get_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.find_hold(store(), hold_id).to_response(utc_now()))
@@ -171,7 +176,14 @@ def get_hold(hold_id: Id) -> Response[str]:
 @router.delete(
     "/v1/holds/<hold_id>",
     summary="Release a held hold and free its tables",
-    responses=responses(HoldView, 200, 404, 409, 503, notes={409: "HOLD_NOT_ACTIVE: the hold is not held"}),
+    responses=responses(
+        HoldView,
+        200,
+        404,
+        409,
+        503,
+        notes={404: "HOLD_NOT_FOUND", 409: "HOLD_NOT_ACTIVE: the hold is not held"},
+    ),
 )
 def delete_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.release_hold(store(), hold_id, utc_now).to_response(utc_now()))
@@ -187,6 +199,7 @@ def delete_hold(hold_id: Id) -> Response[str]:
         409,
         503,
         notes={
+            404: "HOLD_NOT_FOUND",
             409: "HOLD_EXPIRED, HOLD_NOT_ACTIVE, POLICY_CHANGED or BOOKING_ID_TAKEN, by the hold's state",
             422: "HOLD_METADATA_INCOMPLETE, HOLD_INVALID or IDEMPOTENCY_KEY_REUSED, by stored state",
         },
@@ -207,7 +220,7 @@ def confirm_hold(
 @router.get(
     "/v1/bookings/<booking_id>",
     summary="A booking",
-    responses=responses(BookingView, 200, 404, 503),
+    responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def get_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.find_booking(store(), booking_id).to_response())
@@ -216,7 +229,7 @@ def get_booking(booking_id: Id) -> Response[str]:
 @router.delete(
     "/v1/bookings/<booking_id>",
     summary="Cancel a booking and free its tables (repeating it answers the same)",
-    responses=responses(BookingView, 200, 404, 503),
+    responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def delete_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.cancel_booking(store(), booking_id, utc_now).to_response())

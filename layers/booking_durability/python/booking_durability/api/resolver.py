@@ -169,7 +169,13 @@ def responses(
 ) -> dict[int, OpenAPIResponse]:
     """A route's documented answers: its success (a model, or a JSON Schema; with ``headers``),
     the problems only it gives (``problems``, with ``notes`` saying when and with which codes),
-    and every operation's ``COMMON_PROBLEMS``; each problem as ``application/problem+json``."""
+    and every operation's ``COMMON_PROBLEMS``; each problem as ``application/problem+json``.
+
+    A problem only the route gives must have a note naming its codes: a client acts on the code,
+    so an answer the document leaves without one cannot be handled from the document alone."""
+    unnamed = sorted(set(problems) - set(COMMON_PROBLEMS) - set(notes or {}))
+    if unnamed:
+        raise ValueError(f"say which codes the route answers with status {unnamed}")
     content: OpenAPIResponseContentSchema | OpenAPIResponseContentModel = (
         {"schema": ok} if isinstance(ok, dict) else {"model": ok}
     )
