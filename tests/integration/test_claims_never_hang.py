@@ -455,18 +455,19 @@ EDGES = st.sampled_from(
 )
 
 
-def test_a_starts_at_past_the_calendar_in_utc_is_render_failed_at_once_never_a_hanging_claim(
+def test_a_starts_at_past_the_calendar_in_utc_is_dead_lettered_at_once_never_a_hanging_claim(
     start_run: Callable[..., Run],
 ) -> None:
-    # Given a job whose starts_at is valid as written but past year 9999 once in UTC
+    # Given a job whose starts_at would be past year 9999 once in UTC: outside the years an
+    # instant may be written with (2000 to 2099), so no valid message carries it
     data = {"restaurant_name": "Casa Lucio", "party_size": 4, "reference": "R-1"}
     run = start_run([], [], {"data": {**data, "starts_at": "9999-12-31T23:30:00-05:00"}})
     # When it is delivered
     run.until_settled()
-    # Then it was received once and dead-lettered by the consumer as render_failed
+    # Then it was received once and dead-lettered by the consumer as schema_invalid
     assert run.faults.invocation == 1
     [letter] = run.dead_letters()
-    assert attributes(letter)["failure_reason"] == "render_failed"
+    assert attributes(letter)["failure_reason"] == "schema_invalid"
     assert run.provider.sent == []
 
 

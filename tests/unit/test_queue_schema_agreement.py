@@ -54,12 +54,23 @@ class _Untouched:
         raise AssertionError(f"the consumer reached {name} for a message it should only parse")
 
 
+class _RetainingOnly(_Untouched):
+    """The ledger as a deferral meets it: the key's record kept until the copy's ``deliver_at``,
+    nothing else."""
+
+    def __init__(self) -> None:
+        self.retained: list[Any] = []
+
+    def retain(self, *args: Any) -> None:
+        self.retained.append(args)
+
+
 def consumer_takes(message: Any) -> bool:
     """True when the consumer accepts ``message`` as a job; False when it dead-letters it as
     ``schema_invalid``."""
-    queue, dlq = FakeQueue(), FakeQueue()
+    queue, dlq, ledger = FakeQueue(), FakeQueue(), _RetainingOnly()
     delivery = EmailDelivery(
-        ledger=_Untouched(),  # type: ignore[arg-type]
+        ledger=ledger,  # type: ignore[arg-type]
         dispatch=Dispatch(queue, dlq, max_hop_seconds=900),
         sending=_Untouched(),  # type: ignore[arg-type]
         lease_seconds=60,
@@ -69,7 +80,7 @@ def consumer_takes(message: Any) -> bool:
     outcome = delivery.deliver(IncomingMessage("m-1", "rh-1", body, receive_count=1))
     metrics.clear_metrics()
     if outcome is Outcome.DEFERRED:
-        assert [len(queue.sent), len(dlq.sent)] == [1, 0]
+        assert [len(queue.sent), len(dlq.sent), len(ledger.retained)] == [1, 0, 1]
         return True
     assert outcome is Outcome.DEAD_LETTERED, outcome
     [letter] = dlq.sent
@@ -278,6 +289,7 @@ EDGES: list[Any] = [
     "a@example.invalid", "a@mail.LOCAL", "a@b.onion", "a@b.localhost", "a@10.in-addr.arpa",
     "a" * 64 + "@example.test", "a" * 65 + "@example.test", "a@" + "b" * 63 + ".test",
     "a@" + "b" * 64 + ".test", "a@" + ".".join(["b" * 60] * 4) + ".test", "a@b.c", "a@b.c1",
+    "a@ab--c.test", "a@b.hC--x.test", "a@ab--c", "ab--c@b.test", "a@XN--bcher-kva.example",
     # UUIDs: the spellings Python reads besides the canonical one
     "6f1b1c8e-2b0a-4c5e-9b7a-0e8f7a6b5c4d", "6F1B1C8E-2B0A-4C5E-9B7A-0E8F7A6B5C4D",
     "6f1b1c8e2b0a4c5e9b7a0e8f7a6b5c4d", "{6f1b1c8e-2b0a-4c5e-9b7a-0e8f7a6b5c4d}",

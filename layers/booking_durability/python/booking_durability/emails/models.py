@@ -112,10 +112,14 @@ MAX_LOCAL_PART_LENGTH = 64
 
 # RFC 5322 ``atext``: what a dot-atom local part is made of, ASCII only.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+# Hyphens as a label's third and fourth characters are reserved for IDNA (RFC 5891): only an
+# ``xn--`` label has them, in lower case as IDNA writes it. JSON Schema validators that check
+# ``format: email`` fully refuse the others.
+_NOT_RESERVED = r"(?!(?!xn)[A-Za-z0-9]{2}--)"
 # A host name's label (RFC 1123): letters, digits and inner hyphens, at most 63.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_LABEL = _NOT_RESERVED + r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The top-level domain: a label ending with a letter, as every delegated one does.
-_TOP_LEVEL = r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z]"
+_TOP_LEVEL = _NOT_RESERVED + r"(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z]"
 # Special-use names no guest's mail is delivered to (RFC 6761 and 6762, RFC 7686, .arpa); .test
 # is allowed: the local stack and the booking app's staging use it.
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion")
@@ -127,7 +131,8 @@ def _any_case(word: str) -> str:
 
 #: The one rule for an address, as the schemas state it and the models check it: at most 254
 #: characters; a local part that is a dot-atom of ASCII, at most 64; a domain of ASCII labels (an
-#: internationalized one in its IDNA ``xn--`` form), with a dot, not under a special-use name.
+#: internationalized one in its IDNA ``xn--`` form, no other with ``--`` as its third and fourth
+#: characters), with a dot, not under a special-use name.
 #: Every such address is also one that ``format: email`` allows, as Ajv and JSON Schema read it
 #: (RFC 5321, ASCII). The lengths are negative lookaheads, not ``maxLength``: generators such as
 #: Schemathesis' skip and then check those, where they would spend minutes spelling a pattern's
