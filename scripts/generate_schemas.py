@@ -1,5 +1,6 @@
-"""Write the committed documents generated from the code: the queue message's JSON Schema
-(schemas/) and the HTTP API's OpenAPI document (openapi.json).
+"""Write the committed documents generated from the code: the JSON Schemas of the queue message,
+the drift webhook's body and a hold export line (schemas/), and the HTTP API's OpenAPI document
+(openapi.json).
 
 .venv/bin/python scripts/generate_schemas.py          # rewrite schemas/
 .venv/bin/python scripts/generate_schemas.py --check  # exit 1 when schemas/ is stale
@@ -13,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from booking_durability.api.service import openapi_document
+from booking_durability.drift_events import drift_event_json_schema
 from booking_durability.emails.models import job_json_schema
+from booking_durability.reservations.migration import import_line_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
 SCHEMA_FILES = {
     ROOT / "schemas" / "booking-email-v1.json": job_json_schema,
+    ROOT / "schemas" / "policy-drift-webhook-v1.json": drift_event_json_schema,
+    ROOT / "schemas" / "hold-import-line-v1.json": import_line_json_schema,
     ROOT / "openapi.json": openapi_document,
 }
 

@@ -231,6 +231,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: Any
+    text: str = ""  # the body as it was sent
 
 
 class Api:
@@ -250,7 +251,7 @@ class Api:
         headers = {name.lower(): values[-1] for name, values in response.get("multiValueHeaders", {}).items()}
         headers.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
         text = response.get("body") or ""
-        return Answer(response["statusCode"], headers, json.loads(text) if text else None)
+        return Answer(response["statusCode"], headers, json.loads(text) if text else None, text)
 
 
 @pytest.fixture

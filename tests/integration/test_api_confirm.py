@@ -81,6 +81,35 @@ def test_a_repeat_answers_the_first_body_even_after_expiry_or_a_policy_change(
     assert confirm(api, held["hold_id"], key="key-2").body == first.body
 
 
+def test_a_repeat_answers_the_first_answers_bytes(api: Api, held: dict[str, Any]) -> None:
+    # Given a hold confirmed once, with a key
+    first = confirm(api, held["hold_id"], key="key-1")
+    assert first.status == 200
+    # When the confirmation is repeated by booking id and by key, after the policy moved
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    repeats = [confirm(api, held["hold_id"]), confirm(api, held["hold_id"], key="key-1")]
+    # Then each repeat answers the very bytes of the first answer, not the same fields re-serialized
+    assert [repeat.text for repeat in repeats] == [first.text, first.text]
+
+
+def test_a_repeat_of_a_recovered_drift_answers_the_first_answers_bytes(
+    api: Api, held: dict[str, Any]
+) -> None:
+    # Given a hold confirmed on a replacement after the venue's policy changed
+    api.call("PUT", "/v1/venues/casa", venue_config(buffer_minutes=30))
+    first = confirm(api, held["hold_id"], key="key-1")
+    assert first.body["policy_drift"]["recovered"] is True
+    # When it is repeated by the original hold, by the replacement and by the key
+    repeats = [
+        confirm(api, held["hold_id"]),
+        confirm(api, first.body["hold_id"]),
+        confirm(api, held["hold_id"], key="key-1"),
+        confirm(api, first.body["hold_id"], "bk_1", key="key-1"),
+    ]
+    # Then every repeat answers the first answer's bytes
+    assert {repeat.text for repeat in repeats} == {first.text}
+
+
 def test_an_idempotency_key_used_for_another_hold_or_booking_is_422(api: Api, held: dict[str, Any]) -> None:
     confirm(api, held["hold_id"], key="key-1")
     other = api.call("POST", "/v1/holds", hold_request(party_size=2)).body

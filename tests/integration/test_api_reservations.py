@@ -43,6 +43,8 @@ def problem(answer: Answer, status: int, code: str) -> dict[str, Any]:
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.body["code"] == code
     assert answer.body["status"] == status
+    if status == 503:  # a failed dependency: when to try again
+        assert answer.headers["retry-after"] == "1"
     return dict(answer.body)
 
 

@@ -68,6 +68,7 @@ from booking_durability.reservations.errors import (
 )
 from booking_durability.reservations.holding import hold_tables, release_hold
 from booking_durability.reservations.holds import Hold, HoldRequest
+from booking_durability.reservations.ports import AnswerBody
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
 from tests.integration.conftest import REGION
@@ -422,7 +423,7 @@ class DriftFlowMachine(RuleBasedStateMachine):
     def check_answer(self, asked: Asked, outcome: Any) -> None:
         flow = self.flow_of(asked)
         drift_answer = isinstance(outcome, PolicyChanged) or (
-            isinstance(outcome, dict) and outcome.get("policy_drift") is not None
+            isinstance(outcome, AnswerBody) and outcome.get("policy_drift") is not None
         )
         if flow is None:
             assert not drift_answer, f"a drift answer with no flow stored: {outcome!r}"
@@ -433,7 +434,7 @@ class DriftFlowMachine(RuleBasedStateMachine):
         elif isinstance(outcome, StoreUnavailable):
             pass  # the failure came after the flow's end committed: the repeat will answer it
         elif flow.state == "recovered":
-            assert isinstance(outcome, dict), f"a recovered flow answered {outcome!r}"
+            assert isinstance(outcome, AnswerBody), f"a recovered flow answered {outcome!r}"
             assert outcome == self.view().bookings[flow.booking_id].answer, "not the flow's first body"
             assert outcome["policy_drift"]["attempts"] == 2
         else:

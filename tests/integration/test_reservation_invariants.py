@@ -75,6 +75,7 @@ from booking_durability.reservations.errors import (
 from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
 from booking_durability.reservations.holds import Hold, HoldRequest
 from booking_durability.reservations.intervals import ownership_interval
+from booking_durability.reservations.ports import AnswerBody
 from booking_durability.reservations.venues import VenueConfig, policy_hash
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
@@ -222,7 +223,7 @@ class KnownHold:
 @dataclass
 class KnownBooking:
     hold_id: str  # the hold finally confirmed
-    body: dict[str, Any]
+    body: AnswerBody
     committed_hash: str  # the venue's current policy when the booking committed
     cancelled: bool = False
 
@@ -231,7 +232,7 @@ class KnownBooking:
 class KnownKey:
     hold_id: str  # the hold the request named
     booking_id: str
-    body: dict[str, Any] | None  # None: bound to a drift flow that did not recover
+    body: AnswerBody | None  # None: bound to a drift flow that did not recover
 
 
 @dataclass(frozen=True)
@@ -442,7 +443,7 @@ class ReservationMachine(RuleBasedStateMachine):
         before = self.view()
         drift_met = known.policy_hash != self.policy_at_first_write(changes or {})
         self.store.arm({phase: self.change_by(edit) for phase, edit in (changes or {}).items()})
-        outcome: dict[str, Any] | DomainError
+        outcome: AnswerBody | DomainError
         try:
             outcome = confirm_with_policy_retry(
                 self.store,
@@ -462,13 +463,14 @@ class ReservationMachine(RuleBasedStateMachine):
         assert trace.replacements <= 1, f"{trace.replacements} replacements"
         if isinstance(outcome, PolicyChanged):
             assert (outcome.attempts, outcome.reason) in ((1, "no_availability"), (2, "drift_repeated"))
-        elif isinstance(outcome, dict) and outcome["policy_drift"] is not None:
+        elif isinstance(outcome, AnswerBody) and outcome["policy_drift"] is not None:
             assert outcome["policy_drift"]["attempts"] == 2
 
         if not isinstance(expected, Fresh):
             # A repeat answers the first body, a refusal its error; neither changes or notifies anything
-            if isinstance(expected, dict):
-                assert outcome == expected, "a repeat did not answer the first 200 body"
+            if isinstance(expected, AnswerBody):
+                assert isinstance(outcome, AnswerBody), f"a repeat answered {outcome!r}"
+                assert outcome.text == expected.text, "a repeat did not answer the first 200 body's bytes"
             elif isinstance(expected, tuple):
                 assert isinstance(outcome, PolicyChanged), f"a repeat of its flow answered {outcome!r}"
                 assert (outcome.attempts, outcome.reason) == expected, "a repeat changed the flow's end"
@@ -489,7 +491,7 @@ class ReservationMachine(RuleBasedStateMachine):
             return multiple()
         if not drift_met:
             assert events == [], "a confirm that met no drift notified the admin"
-            assert isinstance(outcome, dict), f"a live hold under the current policy: {outcome!r}"
+            assert isinstance(outcome, AnswerBody), f"a live hold under the current policy: {outcome!r}"
             assert outcome["policy_drift"] is None
             assert (outcome["hold_id"], outcome["booking_id"]) == (hold_id, booking_id)
             assert tuple(outcome["table_ids"]) == before.holds[hold_id].table_ids
@@ -505,7 +507,7 @@ class ReservationMachine(RuleBasedStateMachine):
         replaced = trace.replaced
         known.status = "superseded"
         known.flow_booking = booking_id
-        if not isinstance(outcome, dict) and key is not None:
+        if not isinstance(outcome, AnswerBody) and key is not None:
             self.keys[key] = KnownKey(hold_id, booking_id, None)  # bound to the flow's end
         if replaced is None:
             assert isinstance(outcome, PolicyChanged), f"no replacement, yet answered {outcome!r}"
@@ -523,7 +525,9 @@ class ReservationMachine(RuleBasedStateMachine):
                 hold_id, "policy_drift.unrecovered", 2, "drift_repeated", replaced.hold_id, version
             )
         else:
-            assert isinstance(outcome, dict), f"drift recovered on a replacement, yet answered {outcome!r}"
+            assert isinstance(outcome, AnswerBody), (
+                f"drift recovered on a replacement, yet answered {outcome!r}"
+            )
             assert outcome["hold_id"] == replaced.hold_id
             assert outcome["policy_drift"] == {
                 "recovered": True,
@@ -577,7 +581,7 @@ class ReservationMachine(RuleBasedStateMachine):
         return Fresh()
 
     def commit(
-        self, named: KnownHold, confirmed: KnownHold, booking_id: str, key: str | None, body: dict[str, Any]
+        self, named: KnownHold, confirmed: KnownHold, booking_id: str, key: str | None, body: AnswerBody
     ) -> None:
         """A confirmation committed: the hold confirmed (its original, if any, answering repeats)."""
         assert body["policy_hash"] == self.current[1]

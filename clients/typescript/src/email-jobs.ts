@@ -147,11 +147,6 @@ function validators(): Validators {
     const ajv = new Ajv2020({ strict: true, allErrors: true });
     // date-time, email and uuid: the schema's formats, checked as the service checks them
     ajvFormats.default(ajv);
-    // The schema carries OpenAPI's `discriminator` (with a `mapping`) as an annotation for code
-    // generators; `oneOf` does the validating. Ajv's own discriminator support refuses a
-    // `mapping`, and strict mode refuses unknown keywords, so it is declared as an annotation:
-    // every other strict check stays on.
-    ajv.addKeyword({ keyword: "discriminator", schemaType: "object" });
     const message = ajv.compile(jobSchema);
     const guestJob = ajv.compile({ $ref: `${jobSchema.$id}#/$defs/GuestEmailJob` });
     compiled = { message, guestJob };

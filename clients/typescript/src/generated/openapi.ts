@@ -49,7 +49,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Cancel every email of a booking not sent yet */
+        /**
+         * Cancel every email of a booking not sent yet
+         * @description Answers `cancelled`: the keys now cancelled, sorted. Those are the booking's recorded emails neither sent nor held by a consumer under a live lease (one already cancelled, suppressed or expired is recorded cancelled again and listed). A job published straight to the queue and not yet claimed has no record and is not cancelled: cancel it by its key.
+         */
         delete: operations["delete_booking_emails_v1_emails__booking_id__delete"];
         options?: never;
         head?: never;
@@ -253,7 +256,10 @@ export interface components {
             /** Booking Id */
             booking_id: string;
         };
-        /** ConfirmationView */
+        /**
+         * ConfirmationView
+         * @description The confirmation's 200 body.
+         */
         ConfirmationView: {
             /** Booking Id */
             booking_id: string;
@@ -265,7 +271,7 @@ export interface components {
             /** Policy Hash */
             policy_hash: string;
             /** Policy Version */
-            policy_version: number;
+            policy_version: number | null;
             /** Starts At */
             starts_at: string;
             /**
@@ -292,7 +298,11 @@ export interface components {
         EmailCancelled: {
             /** Dedupe Key */
             dedupe_key: string;
-            status: components["schemas"]["EmailStatus"];
+            /**
+             * Status
+             * @constant
+             */
+            status: "cancelled";
         };
         /**
          * EmailRequest
@@ -313,25 +323,25 @@ export interface components {
             email_type: "booking_request_received" | "booking_confirmed" | "booking_updated" | "booking_cancelled";
             /**
              * Locale
-             * @default en
+             * @description Default: "en".
              */
-            locale: string;
+            locale?: string;
             /** Not After */
             not_after?: string | null;
             recipient: components["schemas"]["Recipient"];
             /**
              * Revision
-             * @default 0
+             * @description Default: 0.
              */
-            revision: number;
+            revision?: number;
             /** Suppress If Sent */
             suppress_if_sent?: components["schemas"]["EmailType"][] | null;
             /**
              * Time Zone
-             * @default UTC
+             * @description Default: "UTC".
              * @enum {string}
              */
-            time_zone: "Africa/Abidjan" | "Africa/Accra" | "Africa/Addis_Ababa" | "Africa/Algiers" | "Africa/Asmara" | "Africa/Asmera" | "Africa/Bamako" | "Africa/Bangui" | "Africa/Banjul" | "Africa/Bissau" | "Africa/Blantyre" | "Africa/Brazzaville" | "Africa/Bujumbura" | "Africa/Cairo" | "Africa/Casablanca" | "Africa/Ceuta" | "Africa/Conakry" | "Africa/Dakar" | "Africa/Dar_es_Salaam" | "Africa/Djibouti" | "Africa/Douala" | "Africa/El_Aaiun" | "Africa/Freetown" | "Africa/Gaborone" | "Africa/Harare" | "Africa/Johannesburg" | "Africa/Juba" | "Africa/Kampala" | "Africa/Khartoum" | "Africa/Kigali" | "Africa/Kinshasa" | "Africa/Lagos" | "Africa/Libreville" | "Africa/Lome" | "Africa/Luanda" | "Africa/Lubumbashi" | "Africa/Lusaka" | "Africa/Malabo" | "Africa/Maputo" | "Africa/Maseru" | "Africa/Mbabane" | "Africa/Mogadishu" | "Africa/Monrovia" | "Africa/Nairobi" | "Africa/Ndjamena" | "Africa/Niamey" | "Africa/Nouakchott" | "Africa/Ouagadougou" | "Africa/Porto-Novo" | "Africa/Sao_Tome" | "Africa/Timbuktu" | "Africa/Tripoli" | "Africa/Tunis" | "Africa/Windhoek" | "America/Adak" | "America/Anchorage" | "America/Anguilla" | "America/Antigua" | "America/Araguaina" | "America/Argentina/Buenos_Aires" | "America/Argentina/Catamarca" | "America/Argentina/ComodRivadavia" | "America/Argentina/Cordoba" | "America/Argentina/Jujuy" | "America/Argentina/La_Rioja" | "America/Argentina/Mendoza" | "America/Argentina/Rio_Gallegos" | "America/Argentina/Salta" | "America/Argentina/San_Juan" | "America/Argentina/San_Luis" | "America/Argentina/Tucuman" | "America/Argentina/Ushuaia" | "America/Aruba" | "America/Asuncion" | "America/Atikokan" | "America/Atka" | "America/Bahia" | "America/Bahia_Banderas" | "America/Barbados" | "America/Belem" | "America/Belize" | "America/Blanc-Sablon" | "America/Boa_Vista" | "America/Bogota" | "America/Boise" | "America/Buenos_Aires" | "America/Cambridge_Bay" | "America/Campo_Grande" | "America/Cancun" | "America/Caracas" | "America/Catamarca" | "America/Cayenne" | "America/Cayman" | "America/Chicago" | "America/Chihuahua" | "America/Ciudad_Juarez" | "America/Coral_Harbour" | "America/Cordoba" | "America/Costa_Rica" | "America/Coyhaique" | "America/Creston" | "America/Cuiaba" | "America/Curacao" | "America/Danmarkshavn" | "America/Dawson" | "America/Dawson_Creek" | "America/Denver" | "America/Detroit" | "America/Dominica" | "America/Edmonton" | "America/Eirunepe" | "America/El_Salvador" | "America/Ensenada" | "America/Fort_Nelson" | "America/Fort_Wayne" | "America/Fortaleza" | "America/Glace_Bay" | "America/Godthab" | "America/Goose_Bay" | "America/Grand_Turk" | "America/Grenada" | "America/Guadeloupe" | "America/Guatemala" | "America/Guayaquil" | "America/Guyana" | "America/Halifax" | "America/Havana" | "America/Hermosillo" | "America/Indiana/Indianapolis" | "America/Indiana/Knox" | "America/Indiana/Marengo" | "America/Indiana/Petersburg" | "America/Indiana/Tell_City" | "America/Indiana/Vevay" | "America/Indiana/Vincennes" | "America/Indiana/Winamac" | "America/Indianapolis" | "America/Inuvik" | "America/Iqaluit" | "America/Jamaica" | "America/Jujuy" | "America/Juneau" | "America/Kentucky/Louisville" | "America/Kentucky/Monticello" | "America/Knox_IN" | "America/Kralendijk" | "America/La_Paz" | "America/Lima" | "America/Los_Angeles" | "America/Louisville" | "America/Lower_Princes" | "America/Maceio" | "America/Managua" | "America/Manaus" | "America/Marigot" | "America/Martinique" | "America/Matamoros" | "America/Mazatlan" | "America/Mendoza" | "America/Menominee" | "America/Merida" | "America/Metlakatla" | "America/Mexico_City" | "America/Miquelon" | "America/Moncton" | "America/Monterrey" | "America/Montevideo" | "America/Montreal" | "America/Montserrat" | "America/Nassau" | "America/New_York" | "America/Nipigon" | "America/Nome" | "America/Noronha" | "America/North_Dakota/Beulah" | "America/North_Dakota/Center" | "America/North_Dakota/New_Salem" | "America/Nuuk" | "America/Ojinaga" | "America/Panama" | "America/Pangnirtung" | "America/Paramaribo" | "America/Phoenix" | "America/Port-au-Prince" | "America/Port_of_Spain" | "America/Porto_Acre" | "America/Porto_Velho" | "America/Puerto_Rico" | "America/Punta_Arenas" | "America/Rainy_River" | "America/Rankin_Inlet" | "America/Recife" | "America/Regina" | "America/Resolute" | "America/Rio_Branco" | "America/Rosario" | "America/Santa_Isabel" | "America/Santarem" | "America/Santiago" | "America/Santo_Domingo" | "America/Sao_Paulo" | "America/Scoresbysund" | "America/Shiprock" | "America/Sitka" | "America/St_Barthelemy" | "America/St_Johns" | "America/St_Kitts" | "America/St_Lucia" | "America/St_Thomas" | "America/St_Vincent" | "America/Swift_Current" | "America/Tegucigalpa" | "America/Thule" | "America/Thunder_Bay" | "America/Tijuana" | "America/Toronto" | "America/Tortola" | "America/Vancouver" | "America/Virgin" | "America/Whitehorse" | "America/Winnipeg" | "America/Yakutat" | "America/Yellowknife" | "Antarctica/Casey" | "Antarctica/Davis" | "Antarctica/DumontDUrville" | "Antarctica/Macquarie" | "Antarctica/Mawson" | "Antarctica/McMurdo" | "Antarctica/Palmer" | "Antarctica/Rothera" | "Antarctica/South_Pole" | "Antarctica/Syowa" | "Antarctica/Troll" | "Antarctica/Vostok" | "Arctic/Longyearbyen" | "Asia/Aden" | "Asia/Almaty" | "Asia/Amman" | "Asia/Anadyr" | "Asia/Aqtau" | "Asia/Aqtobe" | "Asia/Ashgabat" | "Asia/Ashkhabad" | "Asia/Atyrau" | "Asia/Baghdad" | "Asia/Bahrain" | "Asia/Baku" | "Asia/Bangkok" | "Asia/Barnaul" | "Asia/Beirut" | "Asia/Bishkek" | "Asia/Brunei" | "Asia/Calcutta" | "Asia/Chita" | "Asia/Choibalsan" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Colombo" | "Asia/Dacca" | "Asia/Damascus" | "Asia/Dhaka" | "Asia/Dili" | "Asia/Dubai" | "Asia/Dushanbe" | "Asia/Famagusta" | "Asia/Gaza" | "Asia/Harbin" | "Asia/Hebron" | "Asia/Ho_Chi_Minh" | "Asia/Hong_Kong" | "Asia/Hovd" | "Asia/Irkutsk" | "Asia/Istanbul" | "Asia/Jakarta" | "Asia/Jayapura" | "Asia/Jerusalem" | "Asia/Kabul" | "Asia/Kamchatka" | "Asia/Karachi" | "Asia/Kashgar" | "Asia/Kathmandu" | "Asia/Katmandu" | "Asia/Khandyga" | "Asia/Kolkata" | "Asia/Krasnoyarsk" | "Asia/Kuala_Lumpur" | "Asia/Kuching" | "Asia/Kuwait" | "Asia/Macao" | "Asia/Macau" | "Asia/Magadan" | "Asia/Makassar" | "Asia/Manila" | "Asia/Muscat" | "Asia/Nicosia" | "Asia/Novokuznetsk" | "Asia/Novosibirsk" | "Asia/Omsk" | "Asia/Oral" | "Asia/Phnom_Penh" | "Asia/Pontianak" | "Asia/Pyongyang" | "Asia/Qatar" | "Asia/Qostanay" | "Asia/Qyzylorda" | "Asia/Rangoon" | "Asia/Riyadh" | "Asia/Saigon" | "Asia/Sakhalin" | "Asia/Samarkand" | "Asia/Seoul" | "Asia/Shanghai" | "Asia/Singapore" | "Asia/Srednekolymsk" | "Asia/Taipei" | "Asia/Tashkent" | "Asia/Tbilisi" | "Asia/Tehran" | "Asia/Tel_Aviv" | "Asia/Thimbu" | "Asia/Thimphu" | "Asia/Tokyo" | "Asia/Tomsk" | "Asia/Ujung_Pandang" | "Asia/Ulaanbaatar" | "Asia/Ulan_Bator" | "Asia/Urumqi" | "Asia/Ust-Nera" | "Asia/Vientiane" | "Asia/Vladivostok" | "Asia/Yakutsk" | "Asia/Yangon" | "Asia/Yekaterinburg" | "Asia/Yerevan" | "Atlantic/Azores" | "Atlantic/Bermuda" | "Atlantic/Canary" | "Atlantic/Cape_Verde" | "Atlantic/Faeroe" | "Atlantic/Faroe" | "Atlantic/Jan_Mayen" | "Atlantic/Madeira" | "Atlantic/Reykjavik" | "Atlantic/South_Georgia" | "Atlantic/St_Helena" | "Atlantic/Stanley" | "Australia/ACT" | "Australia/Adelaide" | "Australia/Brisbane" | "Australia/Broken_Hill" | "Australia/Canberra" | "Australia/Currie" | "Australia/Darwin" | "Australia/Eucla" | "Australia/Hobart" | "Australia/LHI" | "Australia/Lindeman" | "Australia/Lord_Howe" | "Australia/Melbourne" | "Australia/NSW" | "Australia/North" | "Australia/Perth" | "Australia/Queensland" | "Australia/South" | "Australia/Sydney" | "Australia/Tasmania" | "Australia/Victoria" | "Australia/West" | "Australia/Yancowinna" | "Brazil/Acre" | "Brazil/DeNoronha" | "Brazil/East" | "Brazil/West" | "CET" | "CST6CDT" | "Canada/Atlantic" | "Canada/Central" | "Canada/Eastern" | "Canada/Mountain" | "Canada/Newfoundland" | "Canada/Pacific" | "Canada/Saskatchewan" | "Canada/Yukon" | "Chile/Continental" | "Chile/EasterIsland" | "Cuba" | "EET" | "EST" | "EST5EDT" | "Egypt" | "Eire" | "Etc/GMT" | "Etc/GMT+0" | "Etc/GMT+1" | "Etc/GMT+10" | "Etc/GMT+11" | "Etc/GMT+12" | "Etc/GMT+2" | "Etc/GMT+3" | "Etc/GMT+4" | "Etc/GMT+5" | "Etc/GMT+6" | "Etc/GMT+7" | "Etc/GMT+8" | "Etc/GMT+9" | "Etc/GMT-0" | "Etc/GMT-1" | "Etc/GMT-10" | "Etc/GMT-11" | "Etc/GMT-12" | "Etc/GMT-13" | "Etc/GMT-14" | "Etc/GMT-2" | "Etc/GMT-3" | "Etc/GMT-4" | "Etc/GMT-5" | "Etc/GMT-6" | "Etc/GMT-7" | "Etc/GMT-8" | "Etc/GMT-9" | "Etc/GMT0" | "Etc/Greenwich" | "Etc/UCT" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Europe/Amsterdam" | "Europe/Andorra" | "Europe/Astrakhan" | "Europe/Athens" | "Europe/Belfast" | "Europe/Belgrade" | "Europe/Berlin" | "Europe/Bratislava" | "Europe/Brussels" | "Europe/Bucharest" | "Europe/Budapest" | "Europe/Busingen" | "Europe/Chisinau" | "Europe/Copenhagen" | "Europe/Dublin" | "Europe/Gibraltar" | "Europe/Guernsey" | "Europe/Helsinki" | "Europe/Isle_of_Man" | "Europe/Istanbul" | "Europe/Jersey" | "Europe/Kaliningrad" | "Europe/Kiev" | "Europe/Kirov" | "Europe/Kyiv" | "Europe/Lisbon" | "Europe/Ljubljana" | "Europe/London" | "Europe/Luxembourg" | "Europe/Madrid" | "Europe/Malta" | "Europe/Mariehamn" | "Europe/Minsk" | "Europe/Monaco" | "Europe/Moscow" | "Europe/Nicosia" | "Europe/Oslo" | "Europe/Paris" | "Europe/Podgorica" | "Europe/Prague" | "Europe/Riga" | "Europe/Rome" | "Europe/Samara" | "Europe/San_Marino" | "Europe/Sarajevo" | "Europe/Saratov" | "Europe/Simferopol" | "Europe/Skopje" | "Europe/Sofia" | "Europe/Stockholm" | "Europe/Tallinn" | "Europe/Tirane" | "Europe/Tiraspol" | "Europe/Ulyanovsk" | "Europe/Uzhgorod" | "Europe/Vaduz" | "Europe/Vatican" | "Europe/Vienna" | "Europe/Vilnius" | "Europe/Volgograd" | "Europe/Warsaw" | "Europe/Zagreb" | "Europe/Zaporozhye" | "Europe/Zurich" | "Factory" | "GB" | "GB-Eire" | "GMT" | "GMT+0" | "GMT-0" | "GMT0" | "Greenwich" | "HST" | "Hongkong" | "Iceland" | "Indian/Antananarivo" | "Indian/Chagos" | "Indian/Christmas" | "Indian/Cocos" | "Indian/Comoro" | "Indian/Kerguelen" | "Indian/Mahe" | "Indian/Maldives" | "Indian/Mauritius" | "Indian/Mayotte" | "Indian/Reunion" | "Iran" | "Israel" | "Jamaica" | "Japan" | "Kwajalein" | "Libya" | "MET" | "MST" | "MST7MDT" | "Mexico/BajaNorte" | "Mexico/BajaSur" | "Mexico/General" | "NZ" | "NZ-CHAT" | "Navajo" | "PRC" | "PST8PDT" | "Pacific/Apia" | "Pacific/Auckland" | "Pacific/Bougainville" | "Pacific/Chatham" | "Pacific/Chuuk" | "Pacific/Easter" | "Pacific/Efate" | "Pacific/Enderbury" | "Pacific/Fakaofo" | "Pacific/Fiji" | "Pacific/Funafuti" | "Pacific/Galapagos" | "Pacific/Gambier" | "Pacific/Guadalcanal" | "Pacific/Guam" | "Pacific/Honolulu" | "Pacific/Johnston" | "Pacific/Kanton" | "Pacific/Kiritimati" | "Pacific/Kosrae" | "Pacific/Kwajalein" | "Pacific/Majuro" | "Pacific/Marquesas" | "Pacific/Midway" | "Pacific/Nauru" | "Pacific/Niue" | "Pacific/Norfolk" | "Pacific/Noumea" | "Pacific/Pago_Pago" | "Pacific/Palau" | "Pacific/Pitcairn" | "Pacific/Pohnpei" | "Pacific/Ponape" | "Pacific/Port_Moresby" | "Pacific/Rarotonga" | "Pacific/Saipan" | "Pacific/Samoa" | "Pacific/Tahiti" | "Pacific/Tarawa" | "Pacific/Tongatapu" | "Pacific/Truk" | "Pacific/Wake" | "Pacific/Wallis" | "Pacific/Yap" | "Poland" | "Portugal" | "ROC" | "ROK" | "Singapore" | "Turkey" | "UCT" | "US/Alaska" | "US/Aleutian" | "US/Arizona" | "US/Central" | "US/East-Indiana" | "US/Eastern" | "US/Hawaii" | "US/Indiana-Starke" | "US/Michigan" | "US/Mountain" | "US/Pacific" | "US/Samoa" | "UTC" | "Universal" | "W-SU" | "WET" | "Zulu";
+            time_zone?: "Africa/Abidjan" | "Africa/Accra" | "Africa/Addis_Ababa" | "Africa/Algiers" | "Africa/Asmara" | "Africa/Asmera" | "Africa/Bamako" | "Africa/Bangui" | "Africa/Banjul" | "Africa/Bissau" | "Africa/Blantyre" | "Africa/Brazzaville" | "Africa/Bujumbura" | "Africa/Cairo" | "Africa/Casablanca" | "Africa/Ceuta" | "Africa/Conakry" | "Africa/Dakar" | "Africa/Dar_es_Salaam" | "Africa/Djibouti" | "Africa/Douala" | "Africa/El_Aaiun" | "Africa/Freetown" | "Africa/Gaborone" | "Africa/Harare" | "Africa/Johannesburg" | "Africa/Juba" | "Africa/Kampala" | "Africa/Khartoum" | "Africa/Kigali" | "Africa/Kinshasa" | "Africa/Lagos" | "Africa/Libreville" | "Africa/Lome" | "Africa/Luanda" | "Africa/Lubumbashi" | "Africa/Lusaka" | "Africa/Malabo" | "Africa/Maputo" | "Africa/Maseru" | "Africa/Mbabane" | "Africa/Mogadishu" | "Africa/Monrovia" | "Africa/Nairobi" | "Africa/Ndjamena" | "Africa/Niamey" | "Africa/Nouakchott" | "Africa/Ouagadougou" | "Africa/Porto-Novo" | "Africa/Sao_Tome" | "Africa/Timbuktu" | "Africa/Tripoli" | "Africa/Tunis" | "Africa/Windhoek" | "America/Adak" | "America/Anchorage" | "America/Anguilla" | "America/Antigua" | "America/Araguaina" | "America/Argentina/Buenos_Aires" | "America/Argentina/Catamarca" | "America/Argentina/ComodRivadavia" | "America/Argentina/Cordoba" | "America/Argentina/Jujuy" | "America/Argentina/La_Rioja" | "America/Argentina/Mendoza" | "America/Argentina/Rio_Gallegos" | "America/Argentina/Salta" | "America/Argentina/San_Juan" | "America/Argentina/San_Luis" | "America/Argentina/Tucuman" | "America/Argentina/Ushuaia" | "America/Aruba" | "America/Asuncion" | "America/Atikokan" | "America/Atka" | "America/Bahia" | "America/Bahia_Banderas" | "America/Barbados" | "America/Belem" | "America/Belize" | "America/Blanc-Sablon" | "America/Boa_Vista" | "America/Bogota" | "America/Boise" | "America/Buenos_Aires" | "America/Cambridge_Bay" | "America/Campo_Grande" | "America/Cancun" | "America/Caracas" | "America/Catamarca" | "America/Cayenne" | "America/Cayman" | "America/Chicago" | "America/Chihuahua" | "America/Ciudad_Juarez" | "America/Coral_Harbour" | "America/Cordoba" | "America/Costa_Rica" | "America/Coyhaique" | "America/Creston" | "America/Cuiaba" | "America/Curacao" | "America/Danmarkshavn" | "America/Dawson" | "America/Dawson_Creek" | "America/Denver" | "America/Detroit" | "America/Dominica" | "America/Edmonton" | "America/Eirunepe" | "America/El_Salvador" | "America/Ensenada" | "America/Fort_Nelson" | "America/Fort_Wayne" | "America/Fortaleza" | "America/Glace_Bay" | "America/Godthab" | "America/Goose_Bay" | "America/Grand_Turk" | "America/Grenada" | "America/Guadeloupe" | "America/Guatemala" | "America/Guayaquil" | "America/Guyana" | "America/Halifax" | "America/Havana" | "America/Hermosillo" | "America/Indiana/Indianapolis" | "America/Indiana/Knox" | "America/Indiana/Marengo" | "America/Indiana/Petersburg" | "America/Indiana/Tell_City" | "America/Indiana/Vevay" | "America/Indiana/Vincennes" | "America/Indiana/Winamac" | "America/Indianapolis" | "America/Inuvik" | "America/Iqaluit" | "America/Jamaica" | "America/Jujuy" | "America/Juneau" | "America/Kentucky/Louisville" | "America/Kentucky/Monticello" | "America/Knox_IN" | "America/Kralendijk" | "America/La_Paz" | "America/Lima" | "America/Los_Angeles" | "America/Louisville" | "America/Lower_Princes" | "America/Maceio" | "America/Managua" | "America/Manaus" | "America/Marigot" | "America/Martinique" | "America/Matamoros" | "America/Mazatlan" | "America/Mendoza" | "America/Menominee" | "America/Merida" | "America/Metlakatla" | "America/Mexico_City" | "America/Miquelon" | "America/Moncton" | "America/Monterrey" | "America/Montevideo" | "America/Montreal" | "America/Montserrat" | "America/Nassau" | "America/New_York" | "America/Nipigon" | "America/Nome" | "America/Noronha" | "America/North_Dakota/Beulah" | "America/North_Dakota/Center" | "America/North_Dakota/New_Salem" | "America/Nuuk" | "America/Ojinaga" | "America/Panama" | "America/Pangnirtung" | "America/Paramaribo" | "America/Phoenix" | "America/Port-au-Prince" | "America/Port_of_Spain" | "America/Porto_Acre" | "America/Porto_Velho" | "America/Puerto_Rico" | "America/Punta_Arenas" | "America/Rainy_River" | "America/Rankin_Inlet" | "America/Recife" | "America/Regina" | "America/Resolute" | "America/Rio_Branco" | "America/Rosario" | "America/Santa_Isabel" | "America/Santarem" | "America/Santiago" | "America/Santo_Domingo" | "America/Sao_Paulo" | "America/Scoresbysund" | "America/Shiprock" | "America/Sitka" | "America/St_Barthelemy" | "America/St_Johns" | "America/St_Kitts" | "America/St_Lucia" | "America/St_Thomas" | "America/St_Vincent" | "America/Swift_Current" | "America/Tegucigalpa" | "America/Thule" | "America/Thunder_Bay" | "America/Tijuana" | "America/Toronto" | "America/Tortola" | "America/Vancouver" | "America/Virgin" | "America/Whitehorse" | "America/Winnipeg" | "America/Yakutat" | "America/Yellowknife" | "Antarctica/Casey" | "Antarctica/Davis" | "Antarctica/DumontDUrville" | "Antarctica/Macquarie" | "Antarctica/Mawson" | "Antarctica/McMurdo" | "Antarctica/Palmer" | "Antarctica/Rothera" | "Antarctica/South_Pole" | "Antarctica/Syowa" | "Antarctica/Troll" | "Antarctica/Vostok" | "Arctic/Longyearbyen" | "Asia/Aden" | "Asia/Almaty" | "Asia/Amman" | "Asia/Anadyr" | "Asia/Aqtau" | "Asia/Aqtobe" | "Asia/Ashgabat" | "Asia/Ashkhabad" | "Asia/Atyrau" | "Asia/Baghdad" | "Asia/Bahrain" | "Asia/Baku" | "Asia/Bangkok" | "Asia/Barnaul" | "Asia/Beirut" | "Asia/Bishkek" | "Asia/Brunei" | "Asia/Calcutta" | "Asia/Chita" | "Asia/Choibalsan" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Colombo" | "Asia/Dacca" | "Asia/Damascus" | "Asia/Dhaka" | "Asia/Dili" | "Asia/Dubai" | "Asia/Dushanbe" | "Asia/Famagusta" | "Asia/Gaza" | "Asia/Harbin" | "Asia/Hebron" | "Asia/Ho_Chi_Minh" | "Asia/Hong_Kong" | "Asia/Hovd" | "Asia/Irkutsk" | "Asia/Istanbul" | "Asia/Jakarta" | "Asia/Jayapura" | "Asia/Jerusalem" | "Asia/Kabul" | "Asia/Kamchatka" | "Asia/Karachi" | "Asia/Kashgar" | "Asia/Kathmandu" | "Asia/Katmandu" | "Asia/Khandyga" | "Asia/Kolkata" | "Asia/Krasnoyarsk" | "Asia/Kuala_Lumpur" | "Asia/Kuching" | "Asia/Kuwait" | "Asia/Macao" | "Asia/Macau" | "Asia/Magadan" | "Asia/Makassar" | "Asia/Manila" | "Asia/Muscat" | "Asia/Nicosia" | "Asia/Novokuznetsk" | "Asia/Novosibirsk" | "Asia/Omsk" | "Asia/Oral" | "Asia/Phnom_Penh" | "Asia/Pontianak" | "Asia/Pyongyang" | "Asia/Qatar" | "Asia/Qostanay" | "Asia/Qyzylorda" | "Asia/Rangoon" | "Asia/Riyadh" | "Asia/Saigon" | "Asia/Sakhalin" | "Asia/Samarkand" | "Asia/Seoul" | "Asia/Shanghai" | "Asia/Singapore" | "Asia/Srednekolymsk" | "Asia/Taipei" | "Asia/Tashkent" | "Asia/Tbilisi" | "Asia/Tehran" | "Asia/Tel_Aviv" | "Asia/Thimbu" | "Asia/Thimphu" | "Asia/Tokyo" | "Asia/Tomsk" | "Asia/Ujung_Pandang" | "Asia/Ulaanbaatar" | "Asia/Ulan_Bator" | "Asia/Urumqi" | "Asia/Ust-Nera" | "Asia/Vientiane" | "Asia/Vladivostok" | "Asia/Yakutsk" | "Asia/Yangon" | "Asia/Yekaterinburg" | "Asia/Yerevan" | "Atlantic/Azores" | "Atlantic/Bermuda" | "Atlantic/Canary" | "Atlantic/Cape_Verde" | "Atlantic/Faeroe" | "Atlantic/Faroe" | "Atlantic/Jan_Mayen" | "Atlantic/Madeira" | "Atlantic/Reykjavik" | "Atlantic/South_Georgia" | "Atlantic/St_Helena" | "Atlantic/Stanley" | "Australia/ACT" | "Australia/Adelaide" | "Australia/Brisbane" | "Australia/Broken_Hill" | "Australia/Canberra" | "Australia/Currie" | "Australia/Darwin" | "Australia/Eucla" | "Australia/Hobart" | "Australia/LHI" | "Australia/Lindeman" | "Australia/Lord_Howe" | "Australia/Melbourne" | "Australia/NSW" | "Australia/North" | "Australia/Perth" | "Australia/Queensland" | "Australia/South" | "Australia/Sydney" | "Australia/Tasmania" | "Australia/Victoria" | "Australia/West" | "Australia/Yancowinna" | "Brazil/Acre" | "Brazil/DeNoronha" | "Brazil/East" | "Brazil/West" | "CET" | "CST6CDT" | "Canada/Atlantic" | "Canada/Central" | "Canada/Eastern" | "Canada/Mountain" | "Canada/Newfoundland" | "Canada/Pacific" | "Canada/Saskatchewan" | "Canada/Yukon" | "Chile/Continental" | "Chile/EasterIsland" | "Cuba" | "EET" | "EST" | "EST5EDT" | "Egypt" | "Eire" | "Etc/GMT" | "Etc/GMT+0" | "Etc/GMT+1" | "Etc/GMT+10" | "Etc/GMT+11" | "Etc/GMT+12" | "Etc/GMT+2" | "Etc/GMT+3" | "Etc/GMT+4" | "Etc/GMT+5" | "Etc/GMT+6" | "Etc/GMT+7" | "Etc/GMT+8" | "Etc/GMT+9" | "Etc/GMT-0" | "Etc/GMT-1" | "Etc/GMT-10" | "Etc/GMT-11" | "Etc/GMT-12" | "Etc/GMT-13" | "Etc/GMT-14" | "Etc/GMT-2" | "Etc/GMT-3" | "Etc/GMT-4" | "Etc/GMT-5" | "Etc/GMT-6" | "Etc/GMT-7" | "Etc/GMT-8" | "Etc/GMT-9" | "Etc/GMT0" | "Etc/Greenwich" | "Etc/UCT" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Europe/Amsterdam" | "Europe/Andorra" | "Europe/Astrakhan" | "Europe/Athens" | "Europe/Belfast" | "Europe/Belgrade" | "Europe/Berlin" | "Europe/Bratislava" | "Europe/Brussels" | "Europe/Bucharest" | "Europe/Budapest" | "Europe/Busingen" | "Europe/Chisinau" | "Europe/Copenhagen" | "Europe/Dublin" | "Europe/Gibraltar" | "Europe/Guernsey" | "Europe/Helsinki" | "Europe/Isle_of_Man" | "Europe/Istanbul" | "Europe/Jersey" | "Europe/Kaliningrad" | "Europe/Kiev" | "Europe/Kirov" | "Europe/Kyiv" | "Europe/Lisbon" | "Europe/Ljubljana" | "Europe/London" | "Europe/Luxembourg" | "Europe/Madrid" | "Europe/Malta" | "Europe/Mariehamn" | "Europe/Minsk" | "Europe/Monaco" | "Europe/Moscow" | "Europe/Nicosia" | "Europe/Oslo" | "Europe/Paris" | "Europe/Podgorica" | "Europe/Prague" | "Europe/Riga" | "Europe/Rome" | "Europe/Samara" | "Europe/San_Marino" | "Europe/Sarajevo" | "Europe/Saratov" | "Europe/Simferopol" | "Europe/Skopje" | "Europe/Sofia" | "Europe/Stockholm" | "Europe/Tallinn" | "Europe/Tirane" | "Europe/Tiraspol" | "Europe/Ulyanovsk" | "Europe/Uzhgorod" | "Europe/Vaduz" | "Europe/Vatican" | "Europe/Vienna" | "Europe/Vilnius" | "Europe/Volgograd" | "Europe/Warsaw" | "Europe/Zagreb" | "Europe/Zaporozhye" | "Europe/Zurich" | "Factory" | "GB" | "GB-Eire" | "GMT" | "GMT+0" | "GMT-0" | "GMT0" | "Greenwich" | "HST" | "Hongkong" | "Iceland" | "Indian/Antananarivo" | "Indian/Chagos" | "Indian/Christmas" | "Indian/Cocos" | "Indian/Comoro" | "Indian/Kerguelen" | "Indian/Mahe" | "Indian/Maldives" | "Indian/Mauritius" | "Indian/Mayotte" | "Indian/Reunion" | "Iran" | "Israel" | "Jamaica" | "Japan" | "Kwajalein" | "Libya" | "MET" | "MST" | "MST7MDT" | "Mexico/BajaNorte" | "Mexico/BajaSur" | "Mexico/General" | "NZ" | "NZ-CHAT" | "Navajo" | "PRC" | "PST8PDT" | "Pacific/Apia" | "Pacific/Auckland" | "Pacific/Bougainville" | "Pacific/Chatham" | "Pacific/Chuuk" | "Pacific/Easter" | "Pacific/Efate" | "Pacific/Enderbury" | "Pacific/Fakaofo" | "Pacific/Fiji" | "Pacific/Funafuti" | "Pacific/Galapagos" | "Pacific/Gambier" | "Pacific/Guadalcanal" | "Pacific/Guam" | "Pacific/Honolulu" | "Pacific/Johnston" | "Pacific/Kanton" | "Pacific/Kiritimati" | "Pacific/Kosrae" | "Pacific/Kwajalein" | "Pacific/Majuro" | "Pacific/Marquesas" | "Pacific/Midway" | "Pacific/Nauru" | "Pacific/Niue" | "Pacific/Norfolk" | "Pacific/Noumea" | "Pacific/Pago_Pago" | "Pacific/Palau" | "Pacific/Pitcairn" | "Pacific/Pohnpei" | "Pacific/Ponape" | "Pacific/Port_Moresby" | "Pacific/Rarotonga" | "Pacific/Saipan" | "Pacific/Samoa" | "Pacific/Tahiti" | "Pacific/Tarawa" | "Pacific/Tongatapu" | "Pacific/Truk" | "Pacific/Wake" | "Pacific/Wallis" | "Pacific/Yap" | "Poland" | "Portugal" | "ROC" | "ROK" | "Singapore" | "Turkey" | "UCT" | "US/Alaska" | "US/Aleutian" | "US/Arizona" | "US/Central" | "US/East-Indiana" | "US/Eastern" | "US/Hawaii" | "US/Indiana-Starke" | "US/Michigan" | "US/Mountain" | "US/Pacific" | "US/Samoa" | "UTC" | "Universal" | "W-SU" | "WET" | "Zulu";
         } & (unknown & unknown);
         /** EmailState */
         EmailState: {
@@ -353,15 +363,13 @@ export interface components {
          * @enum {string}
          */
         EmailType: "booking_request_received" | "booking_confirmed" | "booking_updated" | "booking_cancelled" | "admin_policy_drift";
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /** Health */
         Health: {
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
         };
         /**
          * HoldRequest
@@ -398,13 +406,10 @@ export interface components {
             /** Party Size */
             party_size: number;
             /** Policy Hash */
-            policy_hash?: string | null;
+            policy_hash: string | null;
             /** Policy Version */
-            policy_version?: number | null;
-            /** Selection Snapshot */
-            selection_snapshot?: {
-                [key: string]: unknown;
-            } | null;
+            policy_version: number | null;
+            selection_snapshot: components["schemas"]["SelectionSnapshot"] | null;
             /** Starts At */
             starts_at: string;
             status: components["schemas"]["HoldStatus"];
@@ -413,7 +418,10 @@ export interface components {
             /** Venue Id */
             venue_id: string;
         };
-        /** PolicyDrift */
+        /**
+         * PolicyDrift
+         * @description How a confirmation met a changed policy: recovered on a replacement hold.
+         */
         PolicyDrift: {
             /** Attempts */
             attempts: number;
@@ -421,30 +429,38 @@ export interface components {
             original_hold_id: string;
             /** Original Policy Hash */
             original_policy_hash: string;
-            /** Recovered */
-            recovered: boolean;
+            /**
+             * Recovered
+             * @constant
+             */
+            recovered: true;
         };
         /**
          * Problem
-         * @description An error answer (RFC 9457) as this API writes it, with the fields some codes add.
+         * @description An error answer (RFC 9457) as this API writes it, with the fields some codes add. API
+         *     Gateway's own answers (403, 429, 502, 504...) carry no detail.
          */
         Problem: {
             /** Attempts */
-            attempts?: number | null;
-            /** Code */
+            attempts?: number;
+            /**
+             * Code
+             * @description Stable UPPER_SNAKE code: act on it (docs/booking-app.md, Errors)
+             */
             code: string;
             /** Detail */
-            detail: string;
-            /** Error Id */
-            error_id?: string | null;
+            detail?: string;
+            /**
+             * Error Id
+             * @description INTERNAL_ERROR: the service's log line for the failure carries the same id
+             */
+            error_id?: string;
             /** Errors */
-            errors?: {
-                [key: string]: unknown;
-            }[] | null;
+            errors?: components["schemas"]["ValidationIssue"][];
             /** Missing */
-            missing?: string[] | null;
+            missing?: string[];
             /** Reason */
-            reason?: string | null;
+            reason?: string;
             /** Status */
             status: number;
             /** Title */
@@ -467,11 +483,6 @@ export interface components {
             /** Name */
             name?: string | null;
         };
-        /** ResponseValidationError */
-        ResponseValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /** SeatingPolicy */
         SeatingPolicy: {
             /** Allow Combinations */
@@ -492,8 +503,53 @@ export interface components {
              */
             slot_minutes: 5 | 10 | 15 | 20 | 30 | 60;
         } & (unknown & unknown & unknown & unknown & unknown & unknown);
+        /**
+         * SelectionSnapshot
+         * @description What was asked and chosen when the hold was quoted: what a re-quote after a policy change
+         *     repeats. An imported hold's snapshot may lack any field; a null zone means no zone was asked.
+         */
+        SelectionSnapshot: {
+            /** Ends At */
+            ends_at?: string | null;
+            /** Party Size */
+            party_size?: number | null;
+            /** Quoted At */
+            quoted_at?: string | null;
+            /** Starts At */
+            starts_at?: string | null;
+            /** Tables */
+            tables?: components["schemas"]["SnapshotTable"][] | null;
+            /** Zone */
+            zone?: string | null;
+        };
+        /** SnapshotTable */
+        SnapshotTable: {
+            /** Capacity */
+            capacity: number;
+            /** Id */
+            id: string;
+        };
         /** Table */
-        Table: {
+        "Table-Input": {
+            /** Capacity */
+            capacity: number;
+            /**
+             * Combinable With
+             * @description Default: [].
+             */
+            combinable_with?: string[];
+            /** Id */
+            id: string;
+            /**
+             * Min Party
+             * @description Default: 1.
+             */
+            min_party?: number;
+            /** Zone */
+            zone: string;
+        };
+        /** Table */
+        "Table-Output": {
             /** Capacity */
             capacity: number;
             /**
@@ -511,12 +567,16 @@ export interface components {
             /** Zone */
             zone: string;
         };
-        /** ValidationError */
-        ValidationError: {
-            /** Location */
+        /**
+         * ValidationIssue
+         * @description Where a request breaks a rule (``loc``: body, query, path or header, then field names and
+         *     positions) and which rule; never the value.
+         */
+        ValidationIssue: {
+            /** Loc */
             loc: (string | number)[];
-            /** Error Type */
-            type: string;
+            /** Msg */
+            msg: string;
         };
         /**
          * VenueConfig
@@ -525,7 +585,7 @@ export interface components {
         VenueConfig: {
             policy: components["schemas"]["SeatingPolicy"];
             /** Tables */
-            tables: components["schemas"]["Table"][];
+            tables: components["schemas"]["Table-Input"][];
         };
         /** VenueSaved */
         VenueSaved: {
@@ -544,7 +604,7 @@ export interface components {
             /** Policy Version */
             policy_version: number;
             /** Tables */
-            tables: components["schemas"]["Table"][];
+            tables: components["schemas"]["Table-Output"][];
             /** Venue Id */
             venue_id: string;
         };
@@ -577,7 +637,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -586,7 +646,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: BOOKING_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -595,7 +664,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -604,7 +682,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -613,7 +691,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -622,7 +700,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -631,8 +718,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -662,7 +769,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -671,7 +778,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: BOOKING_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -680,7 +796,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -689,7 +814,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -698,7 +823,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -707,7 +832,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -716,8 +850,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -749,7 +903,7 @@ export interface operations {
                     "application/json": components["schemas"]["EmailAccepted"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -758,7 +912,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -767,7 +939,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -776,7 +948,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content: besides what the schema states, a rule of the clock: deliver_at at most ten years ahead */
+            /** @description Unprocessable Content: besides what the schema states, a rule of the clock: deliver_at at most ten years ahead; VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -785,7 +957,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -794,8 +975,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -825,7 +1026,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingEmailsCancelled"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -834,7 +1035,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -843,7 +1062,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -852,7 +1071,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -861,7 +1080,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -870,8 +1098,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -905,7 +1153,7 @@ export interface operations {
                     "application/json": components["schemas"]["EmailState"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -914,7 +1162,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: NOT_FOUND: the service has no record of this email */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -923,7 +1180,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -932,7 +1198,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -941,7 +1207,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -950,7 +1216,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -959,8 +1234,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -994,8 +1289,26 @@ export interface operations {
                     "application/json": components["schemas"]["EmailCancelled"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1012,7 +1325,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1021,7 +1334,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1030,7 +1343,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1039,7 +1352,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1048,8 +1370,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1077,7 +1419,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1086,7 +1428,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1095,7 +1455,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1104,7 +1464,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1113,8 +1473,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1146,8 +1544,17 @@ export interface operations {
                     "application/json": components["schemas"]["HoldView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1164,6 +1571,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict: NO_AVAILABILITY (reason party_too_large or no_table) */
             409: {
                 headers: {
@@ -1173,7 +1589,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1182,7 +1598,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1191,7 +1607,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content: besides what the schema states, rules of the clock and of the venue's policy: starts_at in the future, at most 365 days ahead and on the venue's slots; the duration (the venue's default when not given) a whole number of slots */
+            /** @description Unprocessable Content: besides what the schema states, rules of the clock and of the venue's policy: starts_at in the future, at most 365 days ahead and on the venue's slots; the duration (the venue's default when not given) a whole number of slots; VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1200,7 +1616,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1209,8 +1634,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1240,7 +1685,7 @@ export interface operations {
                     "application/json": components["schemas"]["HoldView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1249,7 +1694,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1258,7 +1712,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1267,7 +1730,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1276,7 +1739,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1285,7 +1748,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1294,8 +1766,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1325,7 +1817,7 @@ export interface operations {
                     "application/json": components["schemas"]["HoldView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1334,8 +1826,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1352,7 +1862,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1361,7 +1871,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1370,7 +1880,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1379,7 +1889,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1388,8 +1907,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1425,7 +1964,7 @@ export interface operations {
                     "application/json": components["schemas"]["ConfirmationView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1434,8 +1973,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: HOLD_NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1452,7 +2009,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1461,7 +2018,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1470,7 +2027,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content: HOLD_METADATA_INCOMPLETE, HOLD_INVALID or IDEMPOTENCY_KEY_REUSED, by stored state */
+            /** @description Unprocessable Content: HOLD_METADATA_INCOMPLETE, HOLD_INVALID or IDEMPOTENCY_KEY_REUSED, by stored state; VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1479,7 +2036,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1488,8 +2054,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1517,13 +2103,105 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
-            /** @description Validation Error */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1543,14 +2221,14 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The policy hash, quoted */
-                    ETag?: string;
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["VenueView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1559,7 +2237,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: VENUE_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1568,7 +2255,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1577,7 +2273,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1586,7 +2282,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1595,7 +2291,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1604,8 +2309,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1636,14 +2361,14 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The policy hash, quoted */
-                    ETag?: string;
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["VenueSaved"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1652,7 +2377,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Precondition Failed: If-Match names no tag of the venue's current policy, or the venue does not exist yet */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: PRECONDITION_FAILED: If-Match names no tag of the venue's current policy, or the venue does not exist yet */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -1661,7 +2404,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1670,7 +2413,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1679,7 +2422,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content: besides what the schema states, rules that join fields: a table's min_party at most its capacity, table ids unique, and combinable_with naming other tables of the venue */
+            /** @description Unprocessable Content: besides what the schema states, rules that join fields: a table's min_party at most its capacity, table ids unique, and combinable_with naming other tables of the venue; VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1688,7 +2431,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1697,8 +2449,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1724,14 +2496,14 @@ export interface operations {
             200: {
                 headers: {
                     /** @description The policy hash, quoted */
-                    ETag?: string;
+                    ETag: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["VenueView"];
                 };
             };
-            /** @description Bad Request */
+            /** @description Bad Request: INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1740,7 +2512,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found */
+            /** @description Forbidden: FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; also its answer to a method or route the API does not have */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: VENUE_NOT_FOUND or VERSION_NOT_FOUND */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1749,7 +2530,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Content Too Large */
+            /** @description Method Not Allowed: METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id}) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1758,7 +2548,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported Media Type */
+            /** @description Unsupported Media Type: UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1767,7 +2557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unprocessable Content */
+            /** @description Unprocessable Content: VALIDATION_FAILED: errors say where the request breaks a rule, never what it held */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1776,7 +2566,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Internal Server Error */
+            /** @description Too Many Requests: THROTTLED: above the stage's request rate (API Gateway) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1785,8 +2584,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Service Unavailable */
+            /** @description Bad Gateway: UPSTREAM_FAILED: API Gateway could not get an answer from the service's function */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable: STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers raced for the same records; try again after Retry-After */
             503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Gateway Timeout: UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -6,15 +6,15 @@ Kept apart from the email models so that the functions which only write or read 
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from booking_durability.times import Instant
-from booking_durability.validation import JsonInteger
+from booking_durability.validation import JsonInteger, StandardJsonSchema, Uuid
 
 BOOKING_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+#: A booking's, a hold's or a venue's id: the service makes and accepts no other.
 BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
 #: Why a drift flow ended unrecovered (no availability, a second drift, or interrupted).
 DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
@@ -22,18 +22,28 @@ PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class PolicyDriftData(BaseModel):
-    """The admin notification body of CONTRACT §4: ids and hashes only."""
+    """A policy-drift event as the admin is told it (the webhook's body): ids and hashes only.
+    ``reason`` says why an unrecovered flow ended; ``hold_id`` names the replacement, if any."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
     type: Literal["policy_drift.recovered", "policy_drift.unrecovered"]
-    event_id: uuid.UUID
+    event_id: Uuid
     occurred_at: Instant
-    venue_id: Annotated[str, Field(min_length=1, max_length=128)]
-    original_hold_id: Annotated[str, Field(min_length=1, max_length=128)]
-    hold_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    venue_id: BookingId
+    original_hold_id: BookingId
+    hold_id: BookingId | None = None
     original_policy_hash: PolicyHash
     policy_hash: PolicyHash
     policy_version: Annotated[int, JsonInteger(ge=1)]
     attempts: Annotated[int, JsonInteger(ge=0)]
     reason: DriftReason | None = None
+
+
+def drift_event_json_schema() -> dict[str, Any]:
+    """The drift webhook's body as a JSON Schema, committed under ``schemas/`` (a test fails when
+    it is stale): what the booking app receives, and the ``data`` of an ``admin_policy_drift`` job."""
+    schema = PolicyDriftData.model_json_schema(schema_generator=StandardJsonSchema)
+    schema["$id"] = "https://booking.local/schemas/policy-drift-webhook-v1.json"
+    schema["title"] = "policy-drift webhook/v1"
+    return schema

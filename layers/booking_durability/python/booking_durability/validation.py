@@ -12,11 +12,21 @@ A submitted value may be a guest's address or name, and an unexpected key may be
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, Strict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from booking_durability.errors import DomainError
@@ -104,6 +114,26 @@ class DecimalInteger(JsonInteger):
 #: A boolean of a JSON body: ``true`` or ``false``, never ``1`` or ``"yes"``.
 Boolean = Annotated[bool, Strict()]
 
+# -- UUIDs ------------------------------------------------------------------------------------------
+
+#: A UUID as JSON Schema's ``format: uuid`` and RFC 9562 write it: 8-4-4-4-12 hexadecimal digits
+#: (not the other spellings Python would also read: without hyphens, in braces, as a URN).
+UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+_UUID = re.compile(UUID_PATTERN)
+
+
+def _uuid_text(value: Any) -> Any:
+    if isinstance(value, str) and _UUID.fullmatch(value) is None:
+        raise ValueError("must be a UUID written as 8-4-4-4-12 hexadecimal digits")
+    return value
+
+
+Uuid = Annotated[
+    uuid.UUID,
+    BeforeValidator(_uuid_text),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
+]
+
 # -- printable text ---------------------------------------------------------------------------------
 
 # Control characters (Unicode category Cc: C0, DEL and C1, so CR, LF and TAB too), the line and
@@ -126,6 +156,25 @@ def _printable(value: str) -> str:
 
 #: Free text (a name, a zone, a reason): printable (bound its length with ``Field``).
 Text = Annotated[str, AfterValidator(_printable), JsonSchemaPattern(PRINTABLE_PATTERN)]
+
+
+# -- published schemas ------------------------------------------------------------------------------
+
+
+class StandardJsonSchema(GenerateJsonSchema):
+    """JSON Schema 2020-12 as any validator reads it (Ajv in strict mode included): a ``$schema``
+    line, and none of OpenAPI's keywords, such as the ``discriminator`` pydantic writes for a
+    tagged union (its ``oneOf`` does the validating)."""
+
+    DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        return {"$schema": self.DIALECT, **super().generate(schema, mode)}
+
+    def tagged_union_schema(self, schema: core_schema.TaggedUnionSchema) -> JsonSchemaValue:
+        generated = super().tagged_union_schema(schema)
+        generated.pop("discriminator", None)
+        return generated
 
 
 # -- errors -----------------------------------------------------------------------------------------

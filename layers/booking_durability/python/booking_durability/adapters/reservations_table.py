@@ -37,6 +37,7 @@ from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.intervals import Interval, buckets
 from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite, epoch, slots
 from booking_durability.reservations.ports import (
+    AnswerBody,
     Booking,
     ConfirmedAnswer,
     DriftFlow,
@@ -451,7 +452,7 @@ class ReservationsTable:
         hold = stored.hold
         assert hold.policy_hash is not None
         stored_answer = {
-            "answer": json.dumps(answer.body, sort_keys=True, separators=(",", ":")),
+            "answer": answer.body.text,
             "answered_hold_id": answer.hold_id,
         }
         confirmed = {"booking_id": booking.booking_id}
@@ -634,12 +635,12 @@ def _stored_venue(venue_id: str, item: Item) -> StoredVenue:
 
 def _answer(item: Item) -> ConfirmedAnswer:
     return ConfirmedAnswer(
-        hold_id=item["answered_hold_id"], booking_id=item["booking_id"], body=json.loads(item["answer"])
+        hold_id=item["answered_hold_id"], booking_id=item["booking_id"], body=AnswerBody(item["answer"])
     )
 
 
 def _key_record(item: Item) -> KeyRecord:
-    body = json.loads(item["answer"]) if "answer" in item else None
+    body = AnswerBody(item["answer"]) if "answer" in item else None
     return KeyRecord(hold_id=item["answered_hold_id"], booking_id=item["booking_id"], body=body)
 
 

@@ -51,7 +51,9 @@ def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
 @router.get(
     "/v1/emails/<booking_id>/<email_type>",
     summary="What became of one email",
-    responses=responses(EmailState, 200, 404, 503),
+    responses=responses(
+        EmailState, 200, 404, 503, notes={404: "NOT_FOUND: the service has no record of this email"}
+    ),
 )
 def get_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
@@ -77,6 +79,12 @@ def delete_email(
 @router.delete(
     "/v1/emails/<booking_id>",
     summary="Cancel every email of a booking not sent yet",
+    description=(
+        "Answers `cancelled`: the keys now cancelled, sorted. Those are the booking's recorded "
+        "emails neither sent nor held by a consumer under a live lease (one already cancelled, "
+        "suppressed or expired is recorded cancelled again and listed). A job published straight "
+        "to the queue and not yet claimed has no record and is not cancelled: cancel it by its key."
+    ),
     responses=responses(BookingEmailsCancelled, 200, 503),
 )
 def delete_booking_emails(booking_id: BookingIdPath) -> Response[str]:

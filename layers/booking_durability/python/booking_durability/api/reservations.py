@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from pydantic import BaseModel, ConfigDict
 
-from booking_durability.api.resolver import json_response, responses
+from booking_durability.api.resolver import json_response, json_text_response, responses
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
-from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus
+from booking_durability.reservations.attempt import ConfirmationView
+from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus, SelectionSnapshot
 from booking_durability.reservations.venues import ID_PATTERN, SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
 from booking_durability.validation import DecimalInteger
@@ -28,7 +29,7 @@ IF_MATCH_PATTERN = (
     r'^[ \t]*(?:\*|(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+)'
     r'(?:[ \t]*,[ \t]*(?:W/"[\x21\x23-\x7e]*"|"[\x21\x23-\x7e]*"|[\x21\x23-\x29\x2b\x2d-\x7e]+))*)[ \t]*$'
 )
-_ETAG = {"ETag": {"description": "The policy hash, quoted", "schema": {"type": "string"}}}
+_ETAG = {"ETag": {"description": "The policy hash, quoted", "required": True, "schema": {"type": "string"}}}
 
 
 class VenueSaved(BaseModel):
@@ -43,6 +44,9 @@ class VenueView(VenueSaved):
 
 
 class HoldView(BaseModel):
+    # Every field is answered, null where the hold has no value (an imported one may lack them)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     hold_id: str
     venue_id: str
     status: HoldStatus
@@ -53,33 +57,14 @@ class HoldView(BaseModel):
     table_ids: list[str]
     policy_hash: str | None = None
     policy_version: int | None = None
-    selection_snapshot: dict[str, Any] | None = None
+    # An imported hold's snapshot reads as it was given: a field it lacked is absent
+    selection_snapshot: SelectionSnapshot | None = None
 
 
 class ConfirmBody(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     booking_id: BookingId
-
-
-class PolicyDrift(BaseModel):
-    recovered: bool
-    attempts: int
-    original_hold_id: str
-    original_policy_hash: str
-
-
-class ConfirmationView(BaseModel):
-    booking_id: str
-    hold_id: str
-    venue_id: str
-    table_ids: list[str]
-    starts_at: str
-    ends_at: str
-    policy_hash: str
-    policy_version: int
-    status: Literal["confirmed"]
-    policy_drift: PolicyDrift | None
 
 
 class BookingView(BaseModel):
@@ -107,7 +92,10 @@ class BookingView(BaseModel):
         503,
         headers=_ETAG,
         notes={
-            412: "If-Match names no tag of the venue's current policy, or the venue does not exist yet",
+            412: (
+                "PRECONDITION_FAILED: If-Match names no tag of the venue's current policy, or the "
+                "venue does not exist yet"
+            ),
             422: (
                 "besides what the schema states, rules that join fields: a table's min_party at most "
                 "its capacity, table ids unique, and combinable_with naming other tables of the venue"
@@ -130,7 +118,7 @@ def put_venue(
 @router.get(
     "/v1/venues/<venue_id>",
     summary="A venue's current tables and policy",
-    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
+    responses=responses(VenueView, 200, 404, 503, headers=_ETAG, notes={404: "VENUE_NOT_FOUND"}),
 )
 def get_venue(venue_id: Id) -> Response[str]:
     venue = catalog.current_venue(store(), venue_id)
@@ -140,7 +128,9 @@ def get_venue(venue_id: Id) -> Response[str]:
 @router.get(
     "/v1/venues/<venue_id>/versions/<n>",
     summary="One earlier (or the current) version of a venue",
-    responses=responses(VenueView, 200, 404, 503, headers=_ETAG),
+    responses=responses(
+        VenueView, 200, 404, 503, headers=_ETAG, notes={404: "VENUE_NOT_FOUND or VERSION_NOT_FOUND"}
+    ),
 )
 def get_venue_version(
     venue_id: Id, n: Annotated[int, DecimalInteger(ge=1, le=99_999_999), Path()]
@@ -177,7 +167,7 @@ def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
 @router.get(
     "/v1/holds/<hold_id>",
     summary="A hold (expired once past expires_at while held)",
-    responses=responses(HoldView, 200, 404, 503),
+    responses=responses(HoldView, 200, 404, 503, notes={404: "HOLD_NOT_FOUND"}),
 )
 def get_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.find_hold(store(), hold_id).to_response(utc_now()))
@@ -186,7 +176,14 @@ def get_hold(hold_id: Id) -> Response[str]:
 @router.delete(
     "/v1/holds/<hold_id>",
     summary="Release a held hold and free its tables",
-    responses=responses(HoldView, 200, 404, 409, 503, notes={409: "HOLD_NOT_ACTIVE: the hold is not held"}),
+    responses=responses(
+        HoldView,
+        200,
+        404,
+        409,
+        503,
+        notes={404: "HOLD_NOT_FOUND", 409: "HOLD_NOT_ACTIVE: the hold is not held"},
+    ),
 )
 def delete_hold(hold_id: Id) -> Response[str]:
     return json_response(200, holding.release_hold(store(), hold_id, utc_now).to_response(utc_now()))
@@ -202,6 +199,7 @@ def delete_hold(hold_id: Id) -> Response[str]:
         409,
         503,
         notes={
+            404: "HOLD_NOT_FOUND",
             409: "HOLD_EXPIRED, HOLD_NOT_ACTIVE, POLICY_CHANGED or BOOKING_ID_TAKEN, by the hold's state",
             422: "HOLD_METADATA_INCOMPLETE, HOLD_INVALID or IDEMPOTENCY_KEY_REUSED, by stored state",
         },
@@ -215,13 +213,14 @@ def confirm_hold(
     ] = None,
 ) -> Response[str]:
     request = confirmation.ConfirmRequest(hold_id, body.booking_id, idempotency_key)
-    return json_response(200, confirmation.confirm_with_policy_retry(store(), request, utc_now))
+    # The body as first answered, byte for byte, for a repeat too
+    return json_text_response(200, confirmation.confirm_with_policy_retry(store(), request, utc_now).text)
 
 
 @router.get(
     "/v1/bookings/<booking_id>",
     summary="A booking",
-    responses=responses(BookingView, 200, 404, 503),
+    responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def get_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.find_booking(store(), booking_id).to_response())
@@ -230,7 +229,7 @@ def get_booking(booking_id: Id) -> Response[str]:
 @router.delete(
     "/v1/bookings/<booking_id>",
     summary="Cancel a booking and free its tables (repeating it answers the same)",
-    responses=responses(BookingView, 200, 404, 503),
+    responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def delete_booking(booking_id: Id) -> Response[str]:
     return json_response(200, holding.cancel_booking(store(), booking_id, utc_now).to_response())

@@ -33,8 +33,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, ConfigDict
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+    OpenAPIResponseHeader,
+)
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from booking_durability.errors import DomainError, InfrastructureError
 from booking_durability.observability import count, logger
@@ -44,25 +50,39 @@ PROBLEM = "application/problem+json"
 JSON = "application/json"
 BODY_LIMIT = 64 * 1024
 VENUE_BODY_LIMIT = 256 * 1024  # PUT /v1/venues/{venue_id}
+#: What a 503 asks a client to wait before it tries again: a dependency's hiccup, mostly brief.
+RETRY_AFTER_SECONDS = 1
 #: The metric the last line counts (an alarm in stacks/monitoring.py watches it).
 UNHANDLED_ERRORS = "UnhandledErrors"
 
 
+class ValidationIssue(BaseModel):
+    """Where a request breaks a rule (``loc``: body, query, path or header, then field names and
+    positions) and which rule; never the value."""
+
+    loc: list[str | int]
+    msg: str
+
+
 class Problem(BaseModel):
-    """An error answer (RFC 9457) as this API writes it, with the fields some codes add."""
+    """An error answer (RFC 9457) as this API writes it, with the fields some codes add. API
+    Gateway's own answers (403, 429, 502, 504...) carry no detail."""
 
     model_config = ConfigDict(extra="allow")
 
     type: str = "about:blank"
     title: str
     status: int
-    detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None  # VALIDATION_FAILED
-    missing: list[str] | None = None  # HOLD_METADATA_INCOMPLETE
-    reason: str | None = None  # NO_AVAILABILITY, POLICY_CHANGED
-    attempts: int | None = None  # POLICY_CHANGED
-    error_id: str | None = None  # INTERNAL_ERROR: the service's log line for it carries the same id
+    code: str = Field(description="Stable UPPER_SNAKE code: act on it (docs/booking-app.md, Errors)")
+    # Optional, never null: a field a code does not use is absent.
+    detail: str | SkipJsonSchema[None] = None
+    errors: list[ValidationIssue] | SkipJsonSchema[None] = None  # VALIDATION_FAILED
+    missing: list[str] | SkipJsonSchema[None] = None  # HOLD_METADATA_INCOMPLETE
+    reason: str | SkipJsonSchema[None] = None  # NO_AVAILABILITY, POLICY_CHANGED, HOLD_INVALID
+    attempts: int | SkipJsonSchema[None] = None  # POLICY_CHANGED
+    error_id: str | SkipJsonSchema[None] = Field(
+        None, description="INTERNAL_ERROR: the service's log line for the failure carries the same id"
+    )
 
 
 # RFC 9110's names where Python's differ before 3.13 (which adopted them): the answers and the
@@ -75,7 +95,15 @@ def _phrase(status: int) -> str:
     return _RFC9110_PHRASES.get(status) or HTTPStatus(status).phrase
 
 
-def problem(status: int, code: str, detail: str, *, title: str | None = None, **fields: Any) -> Response[str]:
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **fields: Any,
+) -> Response[str]:
     body = {
         "type": "about:blank",
         "title": title or _phrase(status),
@@ -84,7 +112,7 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None, **
         "code": code,
         **fields,
     }
-    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body))
+    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body), headers=headers)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
@@ -96,30 +124,74 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
+def json_text_response(status: int, text: str) -> Response[str]:
+    """A JSON body already serialized, sent as it is."""
+    return Response(status_code=status, content_type="application/json", body=text)
+
+
+#: What every operation may answer besides its own outcomes, and with which codes: the body
+#: checks, request validation and the last line here; API Gateway's own answers in AWS (its IAM
+#: refusal, throttling, an integration that failed or timed out); the local server's 405.
+COMMON_PROBLEMS: dict[int, str] = {
+    400: "INVALID_JSON: the body is not JSON; or BAD_REQUEST: API Gateway refused the request",
+    403: (
+        "FORBIDDEN, INVALID_SIGNATURE or EXPIRED_CREDENTIALS: API Gateway's IAM refusal, in AWS; "
+        "also its answer to a method or route the API does not have"
+    ),
+    405: "METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403)",
+    413: "PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id})",
+    415: "UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json",
+    422: "VALIDATION_FAILED: errors say where the request breaks a rule, never what it held",
+    429: "THROTTLED: above the stage's request rate (API Gateway)",
+    500: "INTERNAL_ERROR: a failure nothing anticipated; error_id names the service's log line for it",
+    502: "UPSTREAM_FAILED: API Gateway could not get an answer from the service's function",
+    503: (
+        "STORE_UNAVAILABLE, QUEUE_SEND_FAILED or BUSY: a dependency failed, or too many writers "
+        "raced for the same records; try again after Retry-After"
+    ),
+    504: "UPSTREAM_TIMEOUT: no answer in time from the function; the request may have taken effect",
+}
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,  # type: ignore[typeddict-unknown-key]  # OpenAPI's, not in the TypedDict
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def responses(
-    ok: type[BaseModel],
+    ok: type[BaseModel] | dict[str, Any],
     ok_status: int,
     *problems: int,
     headers: dict[str, Any] | None = None,
     notes: dict[int, str] | None = None,
 ) -> dict[int, OpenAPIResponse]:
-    """A route's documented answers: its success (with ``headers``), and the problems it may
-    give, with every route's 400, 413 and 415 from the body checks, 422 from its parameters and
-    the last line's 500. ``notes`` says, per status, when the route answers it."""
+    """A route's documented answers: its success (a model, or a JSON Schema; with ``headers``),
+    the problems only it gives (``problems``, with ``notes`` saying when and with which codes),
+    and every operation's ``COMMON_PROBLEMS``; each problem as ``application/problem+json``.
+
+    A problem only the route gives must have a note naming its codes: a client acts on the code,
+    so an answer the document leaves without one cannot be handled from the document alone."""
+    unnamed = sorted(set(problems) - set(COMMON_PROBLEMS) - set(notes or {}))
+    if unnamed:
+        raise ValueError(f"say which codes the route answers with status {unnamed}")
+    content: OpenAPIResponseContentSchema | OpenAPIResponseContentModel = (
+        {"schema": ok} if isinstance(ok, dict) else {"model": ok}
+    )
     documented: dict[int, OpenAPIResponse] = {
-        ok_status: {
-            "description": _phrase(ok_status),
-            "content": {JSON: {"model": ok}},
-        }
+        ok_status: {"description": _phrase(ok_status), "content": {JSON: content}}
     }
     if headers:
         documented[ok_status]["headers"] = headers
-    for status in sorted({400, 413, 415, 422, 500, *problems}):
-        note = (notes or {}).get(status)
+    for status in sorted({*COMMON_PROBLEMS, *problems}):
+        said = [text for text in ((notes or {}).get(status), COMMON_PROBLEMS.get(status)) if text]
         documented[status] = {
-            "description": f"{_phrase(status)}: {note}" if note else _phrase(status),
+            "description": f"{_phrase(status)}: {'; '.join(said)}" if said else _phrase(status),
             "content": {PROBLEM: {"model": Problem}},
         }
+        if status == 503:
+            documented[status]["headers"] = _RETRY_AFTER
     return documented
 
 
@@ -146,7 +218,12 @@ def build_resolver(routers: Iterable[Router]) -> APIGatewayRestResolver:
     @app.exception_handler(InfrastructureError)
     def _unavailable(error: InfrastructureError) -> Response[str]:
         logger.warning("dependency unavailable", extra={"error_code": error.code})
-        return problem(503, error.code, "The service could not complete the request; try again.")
+        return problem(
+            503,
+            error.code,
+            "The service could not complete the request; try again.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.not_found
     def _no_route(_error: Exception) -> Response[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -64,7 +65,7 @@ class EmailState(BaseModel):
 
 class EmailCancelled(BaseModel):
     dedupe_key: str
-    status: EmailStatus
+    status: Literal[EmailStatus.CANCELLED]
 
 
 class BookingEmailsCancelled(BaseModel):

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel
 
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.observability import count, logger
 from booking_durability.reservations.holds import Hold
-from booking_durability.reservations.ports import Booking, ConfirmedAnswer, ReservationStore, StoredHold
+from booking_durability.reservations.ports import (
+    AnswerBody,
+    Booking,
+    ConfirmedAnswer,
+    ReservationStore,
+    StoredHold,
+)
 from booking_durability.times import iso
 
 
@@ -40,7 +48,7 @@ def confirm_hold(
     recovery: Recovery | None = None,
     event: PolicyDriftData | None = None,
     origin: StoredHold | None = None,
-) -> dict[str, Any]:
+) -> AnswerBody:
     """Confirm ``stored`` as ``booking_id``; the 200 body, kept for repeats under
     ``answered_hold_id`` (the hold the request named, or the original of a drift flow). With
     ``origin``, the hold is the replacement of ``origin``'s open drift flow, which ends with it."""
@@ -73,23 +81,52 @@ def confirm_hold(
     return body
 
 
-def confirmation_body(hold: Hold, booking: Booking, recovery: Recovery | None) -> dict[str, Any]:
-    return {
-        "booking_id": booking.booking_id,
-        "hold_id": hold.hold_id,
-        "venue_id": hold.venue_id,
-        "table_ids": list(hold.table_ids),
-        "starts_at": iso(hold.starts_at),
-        "ends_at": iso(hold.ends_at),
-        "policy_hash": hold.policy_hash,
-        "policy_version": hold.policy_version,
-        "status": "confirmed",
-        "policy_drift": None
-        if recovery is None
-        else {
+class PolicyDrift(BaseModel):
+    """How a confirmation met a changed policy: recovered on a replacement hold."""
+
+    recovered: Literal[True]
+    attempts: int
+    original_hold_id: str
+    original_policy_hash: str
+
+
+class ConfirmationView(BaseModel):
+    """The confirmation's 200 body."""
+
+    booking_id: str
+    hold_id: str
+    venue_id: str
+    table_ids: list[str]
+    starts_at: str
+    ends_at: str
+    policy_hash: str
+    policy_version: int | None  # an imported hold may have been quoted without one
+    status: Literal["confirmed"]
+    policy_drift: PolicyDrift | None
+
+
+def confirmation_body(hold: Hold, booking: Booking, recovery: Recovery | None) -> AnswerBody:
+    """The 200 body, serialized once: what is stored is what every answer sends."""
+    drift = None
+    if recovery is not None:
+        drift = {
             "recovered": True,
             "attempts": recovery.attempts,
             "original_hold_id": recovery.original.hold_id,
             "original_policy_hash": recovery.original.policy_hash,
-        },
-    }
+        }
+    view = ConfirmationView.model_validate(
+        {
+            "booking_id": booking.booking_id,
+            "hold_id": hold.hold_id,
+            "venue_id": hold.venue_id,
+            "table_ids": list(hold.table_ids),
+            "starts_at": iso(hold.starts_at),
+            "ends_at": iso(hold.ends_at),
+            "policy_hash": hold.policy_hash,
+            "policy_version": hold.policy_version,
+            "status": "confirmed",
+            "policy_drift": drift,
+        }
+    )
+    return AnswerBody(view.model_dump_json())

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from booking_durability.errors import Busy
 from booking_durability.observability import count, logger
@@ -37,7 +36,13 @@ from booking_durability.reservations.errors import (
     IdempotencyKeyReused,
 )
 from booking_durability.reservations.holds import HoldStatus, QuotedHold, complete
-from booking_durability.reservations.ports import KeyRecord, ReservationStore, StoredHold, WriteConflict
+from booking_durability.reservations.ports import (
+    AnswerBody,
+    KeyRecord,
+    ReservationStore,
+    StoredHold,
+    WriteConflict,
+)
 
 # Reads and decisions again after a lost race, without a pause: the re-read mostly settles the
 # request (a repeat, a hold no longer held, a key taken, a flow carried on) rather than writing.
@@ -57,7 +62,7 @@ def confirm_with_policy_retry(
     now: Callable[[], datetime],
     *,
     new_id: Callable[[], str] = lambda: f"hld_{uuid.uuid4().hex}",
-) -> dict[str, Any]:
+) -> AnswerBody:
     """The confirmation's 200 body, or a ``DomainError`` as the contract lists them."""
     for _ in range(MAX_ROUNDS):
         stored, keyed = store.confirm_reads(request.hold_id, request.idempotency_key)
@@ -78,7 +83,7 @@ def confirm_with_policy_retry(
 
 def _repeat(
     store: ReservationStore, stored: StoredHold, keyed: KeyRecord | None, request: ConfirmRequest
-) -> dict[str, Any] | StoredHold | None:
+) -> AnswerBody | StoredHold | None:
     """What a repeat (CONTRACT §1 points 4 and 5) is answered from: the first 200 body, or the
     original hold whose drift flow this booking began (to carry on); None for a fresh request.
     A key bound to another hold or booking is refused."""
@@ -142,7 +147,7 @@ def _confirm(
     request: ConfirmRequest,
     now: Callable[[], datetime],
     new_id: Callable[[], str],
-) -> dict[str, Any]:
+) -> AnswerBody:
     """The first confirmation attempt, on the hold as quoted; drift when its policy moved."""
     try:
         return confirm_hold(

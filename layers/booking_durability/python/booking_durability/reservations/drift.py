@@ -41,6 +41,7 @@ from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold, 
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite, busy_tables, claim, release
 from booking_durability.reservations.ports import (
+    AnswerBody,
     DriftFlow,
     FlowState,
     ReservationStore,
@@ -79,7 +80,7 @@ def begin(
     claimant: Claimant,
     now: Clock,
     new_id: Callable[[], str],
-) -> dict[str, Any]:
+) -> AnswerBody:
     """The hold's policy is no longer the venue's: re-quote, replace, confirm the replacement.
 
     The confirmation's 200 body, or ``PolicyChanged``. ``WriteConflict`` when the hold, the
@@ -137,7 +138,7 @@ def begin(
 
 def carry_on(
     store: ReservationStore, origin: StoredHold, now: Clock, *, replacement: StoredHold | None = None
-) -> dict[str, Any]:
+) -> AnswerBody:
     """Answer, or carry on, the drift flow stored on ``origin``: its first 200 body once
     recovered, its ``PolicyChanged`` once ended; while open, confirm its replacement (or end it
     ``drift_repeated``), or end it ``interrupted`` when the replacement is no longer a live hold.

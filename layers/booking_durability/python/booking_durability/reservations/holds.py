@@ -112,12 +112,11 @@ class SnapshotTable(BaseModel):
 
 
 class SelectionSnapshot(BaseModel):
-    """What was asked and chosen when the hold was quoted: what a re-quote after drift repeats.
+    """What was asked and chosen when the hold was quoted: what a re-quote after a policy change
+    repeats. An imported hold's snapshot may lack any field; a null zone means no zone was asked."""
 
-    Every field may be missing in an imported hold; a missing field is told apart from a null
-    ``zone`` (no zone asked) by ``model_fields_set``, so build snapshots with every field given.
-    """
-
+    # A missing field is told apart from a null ``zone`` by ``model_fields_set``: build snapshots
+    # with every field given.
     model_config = _STRICT
 
     party_size: PartySize | None = None

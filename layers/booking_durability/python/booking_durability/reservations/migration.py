@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -69,6 +69,7 @@ from booking_durability.reservations.ownership import (
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
 from booking_durability.reservations.venues import ID_PATTERN, VenueConfig
+from booking_durability.validation import StandardJsonSchema
 
 # Re-reads after a write lost a race with the live service, per hold.
 MAX_ROUNDS = 12
@@ -175,6 +176,23 @@ class LineResult:
     outcome: LineOutcome
     hold_id: str | None = None
     refused: Refused | None = None
+
+
+class HoldImportLine(Hold):
+    """One line of the booking app's hold export (docs/booking-app.md): a hold, ``held`` if its
+    status is given. Only its JSON Schema is generated from it; ``parse_line`` reads a line."""
+
+    status: Literal[HoldStatus.HELD] = HoldStatus.HELD
+
+
+def import_line_json_schema() -> dict[str, Any]:
+    """An export line as a JSON Schema, committed under ``schemas/`` (a test fails when it is
+    stale). It states every rule of a line alone; ``ends_at`` after ``starts_at`` and what depends
+    on the store (the venue, its tables, the seating, expiry, ids taken) are checked on import."""
+    schema = HoldImportLine.model_json_schema(schema_generator=StandardJsonSchema)
+    schema["$id"] = "https://booking.local/schemas/hold-import-line-v1.json"
+    schema["title"] = "hold import line/v1"
+    return schema
 
 
 def parse_line(text: str) -> Hold | Refused:

@@ -7,7 +7,8 @@ moto, subclassing it where they stage a race).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -89,13 +90,40 @@ class StoredHold:
     replaces: str | None = None  # on a replacement: the hold whose flow made it
 
 
+class AnswerBody(Mapping[str, Any]):
+    """A 200 body as it was first answered: its JSON text, stored and answered verbatim, so that
+    a repeat gets the very bytes of the first answer; read by field like the object it is."""
+
+    __slots__ = ("_fields", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._fields: dict[str, Any] = json.loads(text)
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> AnswerBody:
+        return cls(json.dumps(fields, ensure_ascii=False))
+
+    def __getitem__(self, name: str) -> Any:
+        return self._fields[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"AnswerBody({self.text!r})"
+
+
 @dataclass(frozen=True)
 class ConfirmedAnswer:
     """A confirmation's stored 200 body, and what it answered (for repeats)."""
 
     hold_id: str  # the hold the request named (the original, for a drift flow)
     booking_id: str
-    body: dict[str, Any]
+    body: AnswerBody
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,7 @@ class KeyRecord:
 
     hold_id: str
     booking_id: str
-    body: dict[str, Any] | None
+    body: AnswerBody | None
 
 
 class WriteConflict(Exception):

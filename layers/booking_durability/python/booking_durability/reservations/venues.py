@@ -54,7 +54,8 @@ def _unique(values: list[str], what: str) -> list[str]:
 
 
 class Table(BaseModel):
-    model_config = _STRICT
+    # Answered with its defaults filled in: each answer's schema has them required.
+    model_config = _STRICT | ConfigDict(json_schema_serialization_defaults_required=True)
 
     id: TableId
     capacity: Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)]
