@@ -114,7 +114,7 @@ BATCH_RATIO_TARGET = 1.0  # ours' batch wall clock over the async reference's
 #: ``--profile``: the consumers profiled (both send a batch at once), batches each, rows shown.
 PROFILED = ("ours", "powertools_async")
 PROFILE_BATCHES = 20
-PROFILE_TOP = 30  # each function's cold import, over `import boto3`
+PROFILE_TOP = 30
 # What a function's interpreter can import, built for this machine (see runtime_path).
 RUNTIME_DIR = ROOT / ".build" / "bench" / "runtime"
 API_KEY = "re_bench"
