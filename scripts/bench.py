@@ -668,6 +668,8 @@ def import_environment() -> ImportEnvironment:
             python_version=version,
             platforms=platforms,
             compiler=compiler,
+            # boto3 and its dependencies stand for the runtime's; only what Lambda never has goes.
+            dropped=layer_build.NEVER_IMPORTED,
         )
     except subprocess.CalledProcessError as failure:
         raise BenchFailed(f"could not install the functions' packages for this machine: {failure}") from None
