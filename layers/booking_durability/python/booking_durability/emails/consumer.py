@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+# Every job names a recipient whose address is checked (emails/models.py loads the checker on
+# first use): a cold start of the consumer always needs it, so it comes with the handler.
+import email_validator  # noqa: F401
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
     EventType,
