@@ -81,6 +81,10 @@ synth: layer ## Synthesize STAGE=dev|prod|local with the pinned CDK CLI; CONTEXT
 bench: layer ## Measure speed and cost; prints a table and writes bench.json in LOCAL_DIR (.local)
 	$(PY) scripts/bench.py
 
+.PHONY: profile
+profile: layer ## Profile the email consumer's hot path against the reference (CPU per email; .local/profile-*)
+	$(PY) scripts/bench.py --profile
+
 .PHONY: schemas
 schemas: $(INSTALLED) ## Regenerate the committed JSON Schema and OpenAPI document, and the TS client's types
 	$(PY) scripts/generate_schemas.py

@@ -62,9 +62,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import platform
+import pstats
 import re
 import select
 import shutil
@@ -75,7 +77,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -100,11 +103,18 @@ from stacks.settings import LAMBDA_PYTHON_VERSION
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10
 ROUNDS = 9
+COMPARISON_RUNS = 3  # the consumers' comparison, from fresh processes each time; figures are medians
 CONCURRENT_REPEATS = 3  # batches per round of the consumers that send a batch at once
 LATENCY_MS = 100
 SEND_CONCURRENCY = 10  # the prod stage's; a batch of 10 goes out at once
 IMPORT_RUNS = 11  # rounds, each importing boto3 and every handler once
-COLD_IMPORT_TARGET = 2.5  # each function's cold import, over `import boto3`
+COLD_IMPORT_TARGET = 2.0  # each function's cold import, over `import boto3`
+CPU_RATIO_TARGET = 1.0  # ours' CPU per email over the reference's, in each mode
+BATCH_RATIO_TARGET = 1.0  # ours' batch wall clock over the async reference's
+#: ``--profile``: the consumers profiled (both send a batch at once), batches each, rows shown.
+PROFILED = ("ours", "powertools_async")
+PROFILE_BATCHES = 20
+PROFILE_TOP = 30
 # What a function's interpreter can import, built for this machine (see runtime_path).
 RUNTIME_DIR = ROOT / ".build" / "bench" / "runtime"
 API_KEY = "re_bench"
@@ -144,7 +154,6 @@ class BenchStack:
     consumer: QueueWorkerSpec  # the email consumer's mapping, from the template
     emulator_pid: int  # moto server's
     secret_arn: str
-    idempotency_table: str
     reservations_table: str
 
 
@@ -199,7 +208,8 @@ def running_stack(workdir: Path, output: Output, stop: threading.Event) -> Itera
 
 
 def _reference_resources(endpoint: str) -> dict[str, str]:
-    """The provider secret both consumers read, and the reference's idempotency table."""
+    """The provider secret both consumers read (the reference keeps its idempotency records in
+    the consumer's own deliveries table)."""
     import boto3
 
     session = boto3.session.Session(
@@ -210,18 +220,7 @@ def _reference_resources(endpoint: str) -> dict[str, str]:
     secret = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
         Name="bench-provider", SecretString=json.dumps({"api_key": API_KEY})
     )
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    table = "bench-powertools-idempotency"
-    dynamodb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-    )
-    dynamodb.update_time_to_live(
-        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
-    return {"secret_arn": secret["ARN"], "idempotency_table": table}
+    return {"secret_arn": secret["ARN"]}
 
 
 def consumers_under_test(stack: BenchStack) -> list[ConsumerUnderTest]:
@@ -230,7 +229,7 @@ def consumers_under_test(stack: BenchStack) -> list[ConsumerUnderTest]:
         "RESEND_BASE_URL": stack.provider_url,
         "PROVIDER_SECRET_ARN": stack.secret_arn,
     }
-    reference = {**provider, "IDEMPOTENCY_TABLE": stack.idempotency_table}
+    reference = provider
     concurrent, serial = {"SEND_CONCURRENCY": str(SEND_CONCURRENCY)}, {"SEND_CONCURRENCY": "1"}
     return [
         ConsumerUnderTest("ours", "ours", {**provider, **concurrent}, batches_per_round=CONCURRENT_REPEATS),
@@ -250,16 +249,26 @@ class ConsumerProcess:
     """A running ``bench_consumer.py``: one request, one JSON answer."""
 
     def __init__(
-        self, consumer: ConsumerUnderTest, spec: QueueWorkerSpec, workdir: Path, env: Mapping[str, str]
+        self,
+        consumer: ConsumerUnderTest,
+        spec: QueueWorkerSpec,
+        workdir: Path,
+        env: Mapping[str, str],
+        profile: Path | None = None,
+        run: str = "",
     ):
         self.consumer = consumer
-        self.sink = workdir / f"{consumer.label}.stdout"
-        self.stderr_file = workdir / f"{consumer.label}.stderr"
-        spec_file = workdir / f"{consumer.label}.json"
+        name = f"{consumer.label}{run}"
+        self.sink = workdir / f"{name}.stdout"
+        self.stderr_file = workdir / f"{name}.stderr"
+        spec_file = workdir / f"{name}.json"
         spec_file.write_text(spec.to_json(), encoding="utf-8")
         with self.stderr_file.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "scripts/bench_consumer.py", str(spec_file), str(self.sink)],
+                [
+                    *(sys.executable, "scripts/bench_consumer.py", str(spec_file), str(self.sink)),
+                    *(("--profile", str(profile)) if profile is not None else ()),
+                ],
                 cwd=ROOT,
                 env=dict(env),
                 stdin=subprocess.PIPE,
@@ -285,9 +294,9 @@ class ConsumerProcess:
             raise BenchFailed(f"consumer {self.consumer.label} raised:\n{answer['error']}")
         return answer
 
-    def run_batch(self, prefix: str) -> dict[str, Any]:
+    def run_batch(self, prefix: str, *, profile: bool = False) -> dict[str, Any]:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"batch": prefix}) + "\n")
+        self.process.stdin.write(json.dumps({"batch": prefix, "profile": profile}) + "\n")
         self.process.stdin.flush()
         answer = self.read(INVOCATION_TIMEOUT_SECONDS)
         if answer["failed"]:
@@ -357,16 +366,19 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def measure_consumers(stack: BenchStack, workdir: Path) -> dict[str, dict[str, Any]]:
-    """Warm each consumer up, then run the rounds; every consumer's process ends before this returns."""
+def measure_consumers(stack: BenchStack, workdir: Path, run: int = 0) -> dict[str, dict[str, Any]]:
+    """Start each consumer, warm it up, then run the rounds; every consumer's process ends before
+    this returns. ``run`` tells the comparison's runs apart (batch prefixes, output files)."""
     processes: list[ConsumerProcess] = []
     results: dict[str, dict[str, Any]] = {}
     try:
         for consumer in consumers_under_test(stack):
-            process = ConsumerProcess(consumer, consumer_spec(stack, consumer), workdir, stack.env)
+            process = ConsumerProcess(
+                consumer, consumer_spec(stack, consumer), workdir, stack.env, run=f"-run{run}"
+            )
             processes.append(process)
             ready = process.read(READY_TIMEOUT_SECONDS)
-            warmup = process.run_batch(f"{consumer.label}-warmup")  # the cold start, not measured
+            warmup = process.run_batch(f"{consumer.label}-m{run}warmup")  # the cold start, not measured
             results[consumer.label] = {
                 "title": consumer.title,
                 "import_seconds": ready["import_seconds"],
@@ -381,7 +393,7 @@ def measure_consumers(stack: BenchStack, workdir: Path) -> dict[str, dict[str, A
                 label = process.consumer.label
                 for repeat in range(process.consumer.batches_per_round):
                     emulator_started = process_cpu_seconds(stack.emulator_pid)
-                    answer = process.run_batch(f"{label}-r{round_}b{repeat}")
+                    answer = process.run_batch(f"{label}-m{run}r{round_}b{repeat}")
                     emulator_ended = process_cpu_seconds(stack.emulator_pid)
                     if emulator_started is not None and emulator_ended is not None:
                         answer["emulator_cpu_seconds"] = emulator_ended - emulator_started
@@ -413,9 +425,10 @@ def handler_output(sink: Path) -> dict[str, Any]:
     return {"log_lines": logs, "emf_blobs": emf, "delivery_lag_ms": lag}
 
 
-def check_deliveries(server_log: Path, results: Mapping[str, Any]) -> dict[str, int]:
-    """Every email each consumer was given reached the double once, and nothing was refused."""
-    delivered: dict[str, set[str]] = {label: set() for label in results}
+def check_deliveries(server_log: Path, runs: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Every email each consumer was given, in every run, reached the double once, and nothing
+    was refused."""
+    delivered: dict[str, set[str]] = {label: set() for label in runs[0]}
     refused = []
     for line in server_log.read_text(encoding="utf-8", errors="replace").splitlines():
         match = _ANSWER_LINE.search(line)
@@ -424,8 +437,10 @@ def check_deliveries(server_log: Path, results: Mapping[str, Any]) -> dict[str, 
         if match["status"] != "200":
             refused.append(line)
         delivered.setdefault(match["key"].split("-", 1)[0], set()).add(match["key"])
-    # Every batch measured, plus the warm-up.
-    expected = {label: BATCH * (len(result["batches"]) + 1) for label, result in results.items()}
+    # Every batch measured, plus the warm-up, of every run.
+    expected = {
+        label: sum(BATCH * (len(results[label]["batches"]) + 1) for results in runs) for label in runs[0]
+    }
     counts = {label: len(keys) for label, keys in delivered.items()}
     if refused or counts != expected:
         raise BenchFailed(
@@ -490,6 +505,54 @@ def consumer_figures(results: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
         "emulator_cpu_ms_per_email": {label: r["emulator_cpu_ms_per_email"] for label, r in results.items()},
         "delivery_lag_ms_median": statistics.median(lag) if lag else None,
     }
+
+
+def profile_consumers(stack: BenchStack, workdir: Path, out_dir: Path) -> dict[str, Path]:
+    """Each of ``PROFILED`` warmed up, then ``PROFILE_BATCHES`` batches under its CPU profiler;
+    the profile files, by label."""
+    consumers = {consumer.label: consumer for consumer in consumers_under_test(stack)}
+    written: dict[str, Path] = {}
+    for label in PROFILED:
+        consumer = consumers[label]
+        profile = out_dir / f"profile-{label}.pstats"
+        process = ConsumerProcess(consumer, consumer_spec(stack, consumer), workdir, stack.env, profile)
+        try:
+            process.read(READY_TIMEOUT_SECONDS)
+            process.run_batch(f"{label}-warmup")
+            for batch in range(PROFILE_BATCHES):
+                process.run_batch(f"{label}-p{batch}", profile=True)
+        finally:
+            process.close()
+        if not profile.exists():
+            raise BenchFailed(f"consumer {label} wrote no profile")
+        written[label] = profile
+    return written
+
+
+def _function_name(where: tuple[str, int, str]) -> str:
+    filename, line, name = where
+    if filename == "~":  # a builtin: its name says it all
+        return name
+    for marker in ("site-packages/", "python/booking_durability/", "/scripts/", "/lib/python"):
+        if marker in filename:
+            filename = filename.split(marker, 1)[1]
+            break
+    return f"{filename}:{line}({name})"
+
+
+def profile_report(profile: Path, emails: int, top: int = PROFILE_TOP) -> str:
+    """The profile's top entries by cumulative and by own CPU time, per email."""
+    stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    entries = [(where, calls, own, cumulative) for where, (_, calls, own, cumulative, _) in stats.items()]
+    total = sum(own for _, _, own, _ in entries)
+    lines = [f"{total * 1000 / emails:.2f} ms of CPU per email, over {emails} emails"]
+    for title, column in (("cumulative", 3), ("own", 2)):
+        lines.append(f"\nby {title} time: ms/email  calls/email  function")
+        for entry in sorted(entries, key=lambda e: e[column], reverse=True)[:top]:
+            where, calls, own, cumulative = entry
+            value = cumulative if column == 3 else own
+            lines.append(f"  {value * 1000 / emails:8.3f}  {calls / emails:11.1f}  {_function_name(where)}")
+    return "\n".join(lines) + "\n"
 
 
 def reservation_figures(stack: BenchStack, holds: int = 5) -> dict[str, Any]:
@@ -605,6 +668,8 @@ def import_environment() -> ImportEnvironment:
             python_version=version,
             platforms=platforms,
             compiler=compiler,
+            # boto3 and its dependencies stand for the runtime's: nothing is left out.
+            dropped=(),
         )
     except subprocess.CalledProcessError as failure:
         raise BenchFailed(f"could not install the functions' packages for this machine: {failure}") from None
@@ -664,6 +729,44 @@ def cold_import_figures() -> dict[str, Any]:
     }
 
 
+def _zipped_size(folder: Path, keep: Callable[[Path], bool]) -> tuple[int, int]:
+    """Bytes of ``folder``'s files that ``keep`` keeps, zipped (deflate, as an asset is uploaded)
+    and unzipped."""
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and keep(path.relative_to(folder)))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.tell(), sum(path.stat().st_size for path in files)
+
+
+def asset_figures() -> dict[str, Any]:
+    """What Lambda is sent: each layer (``make layer``'s folders, whole) and each function's code
+    (its folder without caches, as ``stacks/function.py`` excludes them), zipped."""
+    layers = {"dependencies": layer_build.LAYER_DIR, "domain": layer_build.DOMAIN_LAYER_DIR}
+    missing = [str(folder) for folder in layers.values() if not (folder / "python").is_dir()]
+    if missing:
+        raise BenchFailed(f"layers not built (make layer): {', '.join(missing)}")
+
+    def no_cache(relative: Path) -> bool:
+        return "__pycache__" not in relative.parts and relative.suffix != ".pyc"
+
+    sizes = {"layer": {name: _zipped_size(folder, lambda _: True) for name, folder in layers.items()}}
+    sizes["function"] = {
+        folder.name: _zipped_size(folder, no_cache)
+        for folder in sorted((ROOT / "lambdas").iterdir())
+        if (folder / "handler.py").is_file()
+    }
+    return {
+        "asset_bytes_zipped": {
+            kind: {name: z for name, (z, _) in found.items()} for kind, found in sizes.items()
+        },
+        "asset_bytes_unzipped": {
+            kind: {name: u for name, (_, u) in found.items()} for kind, found in sizes.items()
+        },
+    }
+
+
 def _commit() -> str:
     try:
         return subprocess.run(
@@ -681,10 +784,18 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
+def _ratio(figures: Mapping[str, Any], name: str) -> str:
+    """A ratio as the median of the comparison's runs, the runs' own values beside it."""
+    runs = " ".join(f"{value:.2f}" for value in figures.get(f"{name}_runs", []))
+    return f"{figures[name]:.2f}x" + (f" ({runs})" if runs else "")
+
+
 def table(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """The printed table: (figure, measured, target, verdict) rows; indented rows are its inputs."""
+    """The printed table: (figure, measured, target, verdict) rows; indented rows are its inputs.
+    The consumers' figures are medians of the comparison's runs, each run's value in brackets."""
     ddb, emulator = figures["ddb_requests_per_email"], figures["emulator_cpu_ms_per_email"]
     cpu_ratio = figures["cpu_ms_per_email_vs_powertools"]
+    batch_ratio = figures["batch_seconds_vs_powertools_async"]
     rows = [
         ("consumer_cpu_ms_per_email", f"{figures['consumer_cpu_ms_per_email']:.2f} ms", "", ""),
         ("  ours, SEND_CONCURRENCY=1", f"{figures['serial_cpu_ms_per_email']:.2f} ms", "", ""),
@@ -695,20 +806,30 @@ def table(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         ("  Powertools BatchProcessor", f"{figures['powertools_cpu_ms_per_email']:.2f} ms", "", ""),
-        ("cpu_ms_per_email_vs_powertools", f"{cpu_ratio:.2f}x", "<= 1.5x", _verdict(cpu_ratio <= 1.5)),
+        (
+            "cpu_ms_per_email_vs_powertools",
+            _ratio(figures, "cpu_ms_per_email_vs_powertools"),
+            f"<= {CPU_RATIO_TARGET:g}x",
+            _verdict(cpu_ratio <= CPU_RATIO_TARGET),
+        ),
         (
             "  concurrent: ours / AsyncBatchProcessor",
-            f"{figures['cpu_ms_per_email_vs_powertools_async']:.2f}x",
+            _ratio(figures, "cpu_ms_per_email_vs_powertools_async"),
             "",
             "",
         ),
         (
             "  one at a time: ours / BatchProcessor",
-            f"{figures['serial_cpu_ms_per_email_vs_powertools']:.2f}x",
+            _ratio(figures, "serial_cpu_ms_per_email_vs_powertools"),
             "",
             "",
         ),
-        ("batch_seconds_vs_powertools_async", f"{figures['batch_seconds_vs_powertools_async']:.2f}x", "", ""),
+        (
+            "batch_seconds_vs_powertools_async",
+            _ratio(figures, "batch_seconds_vs_powertools_async"),
+            f"<= {BATCH_RATIO_TARGET:g}x",
+            _verdict(batch_ratio <= BATCH_RATIO_TARGET),
+        ),
         ("  ours, batch of 10", _ms(figures["concurrent_seconds"]), "", ""),
         ("  Powertools async, batch of 10", _ms(figures["powertools_async_seconds"]), "", ""),
     ]
@@ -722,21 +843,19 @@ def table(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     speedup = figures["consumer_speedup_vs_serial"]
+    # DynamoDB requests are counted, not timed: every run must keep to the target, not the median.
+    writes = max(figures["ddb_writes_per_email_runs"])
+    reads = max(figures["ddb_reads_per_email_runs"])
     rows += [
-        ("consumer_speedup_vs_serial", f"{speedup:.2f}x", ">= 5x", _verdict(speedup >= 5)),
+        (
+            "consumer_speedup_vs_serial",
+            _ratio(figures, "consumer_speedup_vs_serial"),
+            ">= 5x",
+            _verdict(speedup >= 5),
+        ),
         ("  ours, SEND_CONCURRENCY=1, batch of 10", _ms(figures["serial_seconds"]), "", ""),
-        (
-            "ddb_writes_per_email",
-            f"{figures['ddb_writes_per_email']:.2f}",
-            "<= 2",
-            _verdict(figures["ddb_writes_per_email"] <= 2),
-        ),
-        (
-            "ddb_reads_per_email",
-            f"{figures['ddb_reads_per_email']:.2f}",
-            "0",
-            _verdict(figures["ddb_reads_per_email"] == 0),
-        ),
+        ("ddb_writes_per_email (most of a run)", f"{writes:.2f}", "<= 2", _verdict(writes <= 2)),
+        ("ddb_reads_per_email (most of a run)", f"{reads:.2f}", "0", _verdict(reads == 0)),
     ]
     for label in ("powertools", "powertools_async"):
         writes, reads = ddb[label]["writes"], ddb[label]["reads"]
@@ -781,32 +900,63 @@ def table(figures: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(ratio <= COLD_IMPORT_TARGET),
             )
         )
+    for kind, sizes in figures["asset_bytes_zipped"].items():
+        for name, size in sizes.items():
+            unzipped = figures["asset_bytes_unzipped"][kind][name]
+            rows.append(
+                (f"asset_bytes_zipped[{kind}:{name}]", f"{_mb(size)} ({_mb(unzipped)} unzipped)", "", "")
+            )
     return rows
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
 
 
 def print_table(rows: Sequence[tuple[str, str, str, str]], out: IO[str]) -> None:
     width = max(len(r[0]) for r in rows)
-    out.write(f"{'figure':<{width}}  {'measured':>18}  {'target':<8}  verdict\n")
+    measured = max(18, *(len(r[1]) for r in rows))
+    out.write(f"{'figure':<{width}}  {'measured':>{measured}}  {'target':<8}  verdict\n")
     for name, value, target, verdict in rows:
-        out.write(f"{name:<{width}}  {value:>18}  {target:<8}  {verdict}".rstrip() + "\n")
+        out.write(f"{name:<{width}}  {value:>{measured}}  {target:<8}  {verdict}".rstrip() + "\n")
 
 
 def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def median_of_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The comparison's figures over its runs: each number the median of the runs' (and, in
+    ``<name>_runs``, the runs' own values, in order), each mapping the same, key by key."""
+    combined: dict[str, Any] = {}
+    for name, first in runs[0].items():
+        values = [run[name] for run in runs]
+        if isinstance(first, dict):
+            combined[name] = median_of_runs(values)
+        elif isinstance(first, int | float) and not isinstance(first, bool):
+            combined[name] = statistics.median(values)
+            combined[f"{name}_runs"] = values
+        else:
+            combined[name] = first if all(value == first for value in values) else values
+    return combined
+
+
 def run(workdir: Path) -> dict[str, Any]:
     stop = threading.Event()
     server_log = workdir / "servers.log"
+    runs: list[dict[str, dict[str, Any]]] = []
     with server_log.open("w", encoding="utf-8") as log:
         output = Output(log)
         with running_stack(workdir, output, stop) as stack:
-            results = measure_consumers(stack, workdir)
+            for number in range(COMPARISON_RUNS):
+                runs.append(measure_consumers(stack, workdir, number))
             reservations = reservation_figures(stack)
-    delivered = check_deliveries(server_log, results)
-    figures: dict[str, Any] = {**consumer_figures(results), **reservations, **cold_import_figures()}
-    figures["consumers"] = results
+    delivered = check_deliveries(server_log, runs)
+    comparison = median_of_runs([consumer_figures(results) for results in runs])
+    figures: dict[str, Any] = {**comparison, **reservations, **cold_import_figures(), **asset_figures()}
+    figures["consumers"] = runs
     figures["inputs"] = {
+        "comparison_runs": COMPARISON_RUNS,
         "batch": BATCH,
         "rounds": ROUNDS,
         "concurrent_batches_per_round": CONCURRENT_REPEATS,
@@ -824,14 +974,48 @@ def run(workdir: Path) -> dict[str, Any]:
     return figures
 
 
+def output_dir() -> Path:
+    out_dir = Path(os.environ.get("LOCAL_DIR", ROOT / ".local"))
+    if not out_dir.is_absolute():
+        out_dir = ROOT / out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def run_profile(workdir: Path) -> None:
+    """``--profile``: the consumers' hot path, printed and written beside the bench's figures."""
+    stop = threading.Event()
+    out_dir = output_dir()
+    with (
+        (workdir / "servers.log").open("w", encoding="utf-8") as log,
+        running_stack(workdir, Output(log), stop) as stack,
+    ):
+        profiles = profile_consumers(stack, workdir, out_dir)
+    for label, profile in profiles.items():
+        report = profile_report(profile, PROFILE_BATCHES * BATCH)
+        text = profile.with_suffix(".txt")
+        text.write_text(report, encoding="utf-8")
+        print(f"== {label} ({profile})")
+        print(report)
+    print(f"wrote {', '.join(str(p.with_suffix('.txt')) for p in profiles.values())} and their .pstats")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # No options, but --help answers rather than starting a bench.
     usage = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    usage.parse_args(argv)
+    usage.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the consumers' hot path (CPU time per email) instead of measuring (make profile)",
+    )
+    options = usage.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
+        if options.profile:
+            run_profile(workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+            return 0
         figures = run(workdir)
     except (BenchFailed, StackFailed, TemplateError) as failure:
         print(f"bench failed: {failure}\n(servers' and consumers' output kept in {workdir})", file=sys.stderr)
@@ -842,10 +1026,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     shutil.rmtree(workdir, ignore_errors=True)
     print_table(table(figures), sys.stdout)
-    out_dir = Path(os.environ.get("LOCAL_DIR", ROOT / ".local"))
-    if not out_dir.is_absolute():
-        out_dir = ROOT / out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir()
     (out_dir / "bench.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out_dir / 'bench.json'}")
     return 0

@@ -1,6 +1,6 @@
 """One consumer of ``make bench``, in a process of its own: the Lambda runtime, measured.
 
-    python scripts/bench_consumer.py SPEC.json SINK
+    python scripts/bench_consumer.py SPEC.json SINK [--profile PROFILE]
 
 ``scripts/bench.py`` starts one of these per consumer (ours, ours forced serial, the Powertools
 reference and its async variant), so each one imports its handler into a clean interpreter and
@@ -22,20 +22,33 @@ through its original stdout, one JSON line per request read on stdin:
   ``before-call`` handler registered on every botocore session this process creates, so it sees
   the clients the handler makes for itself without touching them.
 
+With ``{"batch": PREFIX, "profile": true}`` the invocation also runs under cProfile with a CPU
+clock (``time.thread_time``): the calling thread and every task the handler hands a thread pool
+(each pool thread keeps a profiler of its own, started and stopped around each task, so a
+profile never spans a wait). When stdin closes, the merged profile of every such request is
+written to ``PROFILE`` (``--profile PROFILE``; ``make profile`` reads it).
+
 It exits when stdin closes.
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
+import functools
 import hashlib
 import json
 import os
+import pstats
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -67,6 +80,62 @@ class AwsCallCounter:
             calls = dict(self._calls)
             self._calls.clear()
         return calls
+
+
+class CpuProfile:
+    """cProfile on the CPU clock, for the calling thread and the tasks of every thread pool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._profiles: dict[int, cProfile.Profile] = {}
+        self.active = False
+        original: Any = ThreadPoolExecutor.submit
+        profile = self
+
+        # Pools are the handler's own (its wiring makes them): tasks are wrapped as submitted.
+        def submit(executor: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            if profile.active:
+                fn = profile.wrap(fn)
+            return original(executor, fn, *args, **kwargs)
+
+        setattr(ThreadPoolExecutor, "submit", submit)  # noqa: B010 (mypy refuses a method assignment)
+
+    def _own(self) -> cProfile.Profile:
+        with self._lock:
+            return self._profiles.setdefault(threading.get_ident(), cProfile.Profile(time.thread_time))
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        profiler = self._own()
+        self.active = True
+        profiler.enable()
+        try:
+            yield
+        finally:
+            profiler.disable()
+            self.active = False
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def profiled(*args: Any, **kwargs: Any) -> Any:
+            profiler = self._own()
+            profiler.enable()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                profiler.disable()
+
+        return profiled
+
+    def dump(self, path: str) -> None:
+        with self._lock:
+            profiles = [p for p in self._profiles.values() if p.getstats()]
+        if not profiles:
+            return
+        stats = pstats.Stats(profiles[0])
+        for other in profiles[1:]:
+            stats.add(other)
+        stats.dump_stats(path)
 
 
 def _now() -> str:
@@ -122,13 +191,17 @@ def bench_event(prefix: str, spec: QueueWorkerSpec) -> dict[str, Any]:
 
 
 def invoke_measured(
-    handler: Any, spec: QueueWorkerSpec, prefix: str, calls: AwsCallCounter
+    handler: Any, spec: QueueWorkerSpec, prefix: str, calls: AwsCallCounter, profile: CpuProfile | None = None
 ) -> dict[str, Any]:
     event = bench_event(prefix, spec)
     context = LambdaContext(spec.function, spec.region)
     calls.take()
     started_cpu, started = time.process_time(), time.perf_counter()
-    response = handler(event, context)
+    if profile is None:
+        response = handler(event, context)
+    else:
+        with profile.running():
+            response = handler(event, context)
     wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     failures = response.get("batchItemFailures", []) if isinstance(response, dict) else None
     return {
@@ -145,18 +218,24 @@ def _answer(channel: IO[str], document: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: bench_consumer.py SPEC.json SINK", file=sys.stderr)
-        return 2
-    with open(args[0], encoding="utf-8") as spec_file:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("spec", metavar="SPEC.json")
+    parser.add_argument("sink", metavar="SINK")
+    parser.add_argument(
+        "--profile", metavar="PROFILE", help="where the profile of requests that ask for one goes"
+    )
+    args = parser.parse_args(argv)
+    with open(args.spec, encoding="utf-8") as spec_file:
         spec = QueueWorkerSpec.from_json(spec_file.read())
+    profile = CpuProfile() if args.profile else None
     calls = AwsCallCounter()
     calls.install()  # before the handler's import creates any client
     # The bench's channel is the original stdout; the handler's prints go to the sink (fd 1).
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout.flush()
-    sink = os.open(args[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sink = os.open(args.sink, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(sink, sys.stdout.fileno())
     os.close(sink)
 
@@ -165,11 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     _answer(channel, {"ready": True, "import_seconds": time.perf_counter() - started})
     for line in sys.stdin:
         request = json.loads(line)
+        profiled = profile if request.get("profile") else None
         try:
-            _answer(channel, invoke_measured(handler, spec, str(request["batch"]), calls))
+            _answer(channel, invoke_measured(handler, spec, str(request["batch"]), calls, profiled))
         except Exception:
             # What the Lambda runtime would log; the bench reports it and stops.
             _answer(channel, {"error": traceback.format_exc()})
+    if profile is not None:
+        profile.dump(args.profile)
     return 0
 
 

@@ -1,14 +1,21 @@
 """The bench's reference consumer: an SQS email consumer written the way the Powertools docs show.
 
 ``make bench`` sends the same batches through this module and through the service's own
-consumer, against the same moto server and provider double, and compares their CPU per email,
-batch time and DynamoDB requests. It follows the Powertools examples (``getting_started_sqs``,
-``getting_started_async`` and ``integrate_idempotency_with_batch_processor``): a module-level
-processor, logger and DynamoDB persistence layer, a record handler that parses the body, and an
-``@idempotent_function`` keyed on ``[booking_id, email_type, revision]`` that posts the email to
-Resend's ``POST /emails`` with the payload the service's Resend provider sends. It does only
-that: a fixed subject and body (no rendering), no lease, no metrics, no re-queue or dead-letter
-path. Those are what the service's consumer does on top, and what the comparison prices.
+consumer, against the same moto server, provider double and deliveries table, and compares their
+CPU per email, batch time and DynamoDB requests. It follows the Powertools examples
+(``getting_started_sqs``, ``getting_started_async`` and
+``integrate_idempotency_with_batch_processor``): a module-level processor, logger and DynamoDB
+persistence layer, a record handler that parses the body, and an ``@idempotent_function`` keyed
+on ``[booking_id, email_type, revision]`` that renders the email and posts it to Resend's
+``POST /emails``.
+
+It does the same work for each email as the service's consumer, the way a Powertools user would
+write it: the body is validated by the same model (``EMAIL_JOB``), the email rendered by the
+same renderer and templates (``render_email``), posted with the payload and headers the
+service's Resend provider sends, and its idempotency records kept in the same deliveries table
+(Powertools' composite-key layout: partition ``idempotency#<function>``, the key's hash as sort
+key, retention in the table's TTL attribute). What it leaves out is what the service's consumer
+does on top: a lease, retention rules, metrics, and the re-queue, throttle and dead-letter paths.
 
 Two handlers, one per processor (the bench runs each in a process of its own):
 
@@ -19,8 +26,8 @@ Two handlers, one per processor (the bench runs each in a process of its own):
   consumer does, rather than ``asyncio.to_thread``'s default pool (``min(32, cpus + 4)``: 6 on a
   2-core machine), so both send a batch of 10 at once and their batch times compare like for like.
 
-Environment: ``IDEMPOTENCY_TABLE`` (partition key ``id``, TTL ``expiration``: the Powertools
-schema), ``PROVIDER_SECRET_ARN`` (a JSON secret with ``api_key``), ``RESEND_BASE_URL``,
+Environment: ``DELIVERIES_TABLE`` (the email consumer function's own), ``PROVIDER_SECRET_ARN``
+(a JSON secret with ``api_key``), ``RESEND_BASE_URL``,
 ``EMAIL_SENDER``, ``SEND_CONCURRENCY``; plus what every function has (``POWERTOOLS_*``, region,
 ``AWS_ENDPOINT_URL`` locally). Like the docs, it builds its clients at import time.
 """
@@ -29,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -52,46 +58,45 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-SUBJECT = "Your booking is confirmed"
-HTML = "<p>Your booking is confirmed. See you soon!</p>"
-TEXT = "Your booking is confirmed. See you soon!"
+from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, GuestEmailJob, message_id_for
+from booking_durability.emails.providers.resend import display_address
+from booking_durability.emails.rendering import render_email
+
+Job = GuestEmailJob | AdminDriftEmailJob
 SECRET_MAX_AGE_SECONDS = 300  # as the service caches its provider secret
 
 processor = BatchProcessor(event_type=EventType.SQS)
 async_processor = AsyncBatchProcessor(event_type=EventType.SQS)
 logger = Logger()
 
-persistence_layer = DynamoDBPersistenceLayer(table_name=os.getenv("IDEMPOTENCY_TABLE", ""))
+persistence_layer = DynamoDBPersistenceLayer(
+    table_name=os.getenv("DELIVERIES_TABLE", ""),
+    key_attr="booking_id",
+    sort_key_attr="email_key",
+    expiry_attr="expires_at",
+)
 config = IdempotencyConfig(event_key_jmespath="[booking_id, email_type, revision]")
 
 provider = httpx.Client(base_url=os.getenv("RESEND_BASE_URL", "https://api.resend.com"), timeout=10.0)
 send_pool = ThreadPoolExecutor(max_workers=int(os.getenv("SEND_CONCURRENCY", "10")))
 
 
-def dedupe_key(job: dict[str, Any]) -> str:
-    return f"{job['booking_id']}#{job['email_type']}#{job.get('revision', 0)}"
-
-
 @idempotent_function(data_keyword_argument="job", config=config, persistence_store=persistence_layer)
-def send_email(job: dict[str, Any]) -> dict[str, Any]:
-    """Send ``job``'s email once: the same JSON body and headers as the service's Resend provider."""
+def send_email(job: Job) -> dict[str, Any]:
+    """Render and send ``job``'s email once: the same JSON body and headers as the service's
+    Resend provider."""
     secret = parameters.get_secret(
         os.environ["PROVIDER_SECRET_ARN"], transform="json", max_age=SECRET_MAX_AGE_SECONDS
     )
-    key = dedupe_key(job)
-    recipient = job["recipient"]
-    to = f"{recipient['name']} <{recipient['email']}>" if recipient.get("name") else recipient["email"]
+    rendered = render_email(job)
+    key = job.dedupe_key
     payload = {
         "from": os.environ["EMAIL_SENDER"],
-        "to": [to],
-        "subject": SUBJECT,
-        "html": HTML,
-        "text": TEXT,
-        "headers": {
-            "Message-ID": f"<{hashlib.sha256(key.encode()).hexdigest()}@booking.local>",
-            "X-Dedupe-Key": key,
-            "X-Job-Id": str(job["job_id"]),
-        },
+        "to": [display_address(job.recipient.name, str(job.recipient.email))],
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "headers": {"Message-ID": message_id_for(key), "X-Dedupe-Key": key, "X-Job-Id": str(job.job_id)},
     }
     response = provider.post(
         "/emails",
@@ -103,17 +108,17 @@ def send_email(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    job: dict[str, Any] = record.json_body
+    job: Job = EMAIL_JOB.validate_json(record.body)
     sent = send_email(job=job)
-    logger.info("email sent", extra={"dedupe_key": dedupe_key(job)})
+    logger.info("email sent", extra={"dedupe_key": job.dedupe_key})
     return sent
 
 
 async def async_record_handler(record: SQSRecord) -> dict[str, Any]:
-    job: dict[str, Any] = record.json_body
+    job: Job = EMAIL_JOB.validate_json(record.body)
     loop = asyncio.get_running_loop()
     sent: dict[str, Any] = await loop.run_in_executor(send_pool, functools.partial(send_email, job=job))
-    logger.info("email sent", extra={"dedupe_key": dedupe_key(job)})
+    logger.info("email sent", extra={"dedupe_key": job.dedupe_key})
     return sent
 
 

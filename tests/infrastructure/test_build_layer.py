@@ -50,6 +50,22 @@ class FakePip:
         (target / "babel" / "__pycache__" / "core.cpython-311.pyc").write_bytes(b"c")
         (target / "bin").mkdir()
         (target / "bin" / "pybabel").write_text("#!/usr/bin/env python\n")
+        # Dependencies of dependencies, each with the RECORD pip writes: one the runtime brings
+        # (a package and a module), one the functions need.
+        _distribution(target, "botocore-1.44.18", ["botocore/__init__.py", "botocore/data/sqs.json"])
+        _distribution(target, "six-1.17.0", ["six.py"])
+        _distribution(target, "jinja2-3.1.6", ["jinja2/__init__.py"])
+
+
+def _distribution(target: Path, name: str, files: Sequence[str]) -> None:
+    info = f"{name}.dist-info"
+    for relative in files:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        (target / relative).write_text("# module\n")
+    (target / info).mkdir()
+    (target / info / "METADATA").write_text(f"Name: {name}\n")
+    listed = [*files, f"{info}/METADATA", f"{info}/RECORD", f"../../bin/{name}"]
+    (target / info / "RECORD").write_text("".join(f"{path},,\n" for path in listed))
 
 
 @pytest.fixture
@@ -182,9 +198,26 @@ def test_only_the_locales_the_product_renders_are_kept(requirements: Path, layer
     kept = sorted(path.stem for path in (layer_dir / "python" / "babel" / "locale-data").iterdir())
     assert kept == sorted(["root", "en", "en_GB", "en_US_POSIX", "es", "es_MX", "es_419"])
     # And the build machine's caches and console scripts are gone
-    assert not list((layer_dir / "python").rglob("__pycache__"))
+    assert not list((layer_dir / "python").rglob("*.cpython-311.pyc"))
     assert not (layer_dir / "python" / "bin").exists()
     assert build.bytes_after_trim < build.bytes_before_trim
+
+
+def test_what_the_runtime_brings_is_left_out(
+    requirements: Path, layer_dir: Path
+) -> None:
+    # When the layer is built
+    ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
+    site = layer_dir / "python"
+    # Then boto3's dependencies (the runtime's copies must not be shadowed) are gone,
+    # files and metadata alike, while what the functions import stays
+    assert sorted(path.name for path in site.iterdir()) == ["babel", "jinja2", "jinja2-3.1.6.dist-info"]
+    # And a bench that stands in for the runtime can keep boto3's
+    kept = ensure_dependencies_layer(
+        requirements=requirements, layer_dir=layer_dir.with_name("runtime"), installer=FakePip(), dropped=()
+    )
+    assert (kept.layer_dir / "python" / "botocore" / "data" / "sqs.json").is_file()
+    assert (kept.layer_dir / "python" / "six.py").is_file()
 
 
 def test_the_stamp_is_kept_outside_the_layer_contents(requirements: Path, layer_dir: Path) -> None:

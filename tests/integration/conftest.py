@@ -26,9 +26,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.validate import ParamValidator
 from moto import mock_aws
 
 from booking_durability import wiring
+from booking_durability.adapters import aws as aws_adapter
 from booking_durability.adapters.deliveries_table import EmailRecordsTable
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.emails.delivery import EmailDelivery
@@ -88,8 +90,30 @@ class Resources:
         return item["status"]["S"] if item else None
 
 
+class RequestChecker:
+    """Checks every request of the adapters' clients against the API's model, as botocore would
+    with its own check on: the functions' clients skip it (``adapters/aws.py``), so the tests
+    hold every request to it."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.invalid: list[str] = []
+
+    def __call__(self, service: str) -> Any:
+        client = self.make(service)
+        client.meta.events.register("before-parameter-build", self._check)
+        return client
+
+    def _check(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        report = ParamValidator().validate(params, model.input_shape)
+        if report.has_errors():
+            self.invalid.append(f"{model.name}: {report.generate_report()}")
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    checker = RequestChecker(aws_adapter.client)
+    monkeypatch.setattr(aws_adapter, "client", checker)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -102,6 +126,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mock_aws():
         yield
     wiring.reset()
+    assert checker.invalid == [], "requests the API's model refuses"
 
 
 @pytest.fixture

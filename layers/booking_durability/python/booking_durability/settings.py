@@ -1,7 +1,10 @@
-"""Runtime settings: one pydantic-settings model per function, read from the environment.
+"""Runtime settings: one pydantic model per function, read from the environment.
 
 Each field reads the environment variable of its name in upper case (``deliveries_table`` from
-``DELIVERIES_TABLE``); the CDK stack sets them from the stage settings. Models are validated
+``DELIVERIES_TABLE``; any case matches), a keyword argument taking its place; the CDK stack sets
+them from the stage settings. Plain pydantic does it: pydantic-settings' sources (dotenv, secret
+folders, cloud vaults, a command line) would cost every cold start their imports, and a function
+reads nothing but its environment. Models are validated
 once, when a function's wiring is first built (``booking_durability.wiring``), never at import.
 Secrets are never in the environment, only the ARN of a secret is: the one exception is the local
 stack's webhook, whose published development secret the notifier takes from there.
@@ -9,18 +12,38 @@ stack's webhook, whose published development secret the notifier takes from ther
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: A URL on the machine itself: only such a webhook (the local stack's sink) is configured by the
 #: environment.
 _LOOPBACK_URL = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?$"
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, hide_input_in_errors=True, extra="ignore")
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True, extra="ignore")
+    #: Whether a variable set to "" counts as unset.
+    ignore_empty_variables: ClassVar[bool] = False
+
+    @classmethod
+    def from_environment(cls, **values: Any) -> Self:
+        """The settings: every field not given from its environment variable."""
+        return cls(**values)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        found = {
+            name: environment[name]
+            for name in cls.model_fields
+            if name in environment and (environment[name] or not cls.ignore_empty_variables)
+        }
+        return {**found, **values}
 
 
 class ProducerSettings(_Settings):
@@ -82,7 +105,7 @@ class NotifierSettings(_Settings):
     notifier emails ``admin_email`` through the email queue. Empty variables count as unset.
     """
 
-    model_config = SettingsConfigDict(env_ignore_empty=True)
+    ignore_empty_variables = True
 
     notifications_dlq_url: str
     max_receives: Annotated[int, Field(ge=1, le=1000)] = 5

@@ -27,13 +27,39 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+#: Integers DynamoDB's numbers hold exactly (38 significant digits): written as they are.
+_EXACT_INT = 10**38
+
+
 def to_dynamo(values: Mapping[str, Any]) -> dict[str, Any]:
     """Python values as DynamoDB attribute values (floats as exact decimals)."""
-    return {name: _serializer.serialize(_exact(value)) for name, value in values.items()}
+    return {name: _attribute(value) for name, value in values.items()}
 
 
 def from_dynamo(item: Mapping[str, Any]) -> Item:
-    return {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+    return {name: _value(value) for name, value in item.items()}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    # Strings and whole numbers, most of every request, without boto3's serializer's chain of
+    # type tests and decimal context: the same attribute values, a fraction of a write's CPU.
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int and -_EXACT_INT < value < _EXACT_INT:
+        return {"N": str(value)}
+    serialized: dict[str, Any] = _serializer.serialize(_exact(value))
+    return serialized
+
+
+def _value(attribute: Mapping[str, Any]) -> Any:
+    # The reverse for strings and whole numbers; everything else as boto3 reads it.
+    if "S" in attribute:
+        return attribute["S"]
+    number = attribute.get("N")
+    if number is not None and number.isascii() and number.removeprefix("-").isdigit():
+        return int(number)
+    return _plain(_deserializer.deserialize(attribute))
 
 
 def _exact(value: Any) -> Any:

@@ -10,7 +10,7 @@ from booking_durability.wiring import Wired
 
 
 def _build() -> ReservationsTable:
-    settings = DriftSweepSettings()
+    settings = DriftSweepSettings.from_environment()
     return ReservationsTable(DynamoTable(settings.reservations_table, aws.client("dynamodb")))
 
 

@@ -12,7 +12,7 @@ from booking_durability.wiring import Wired
 
 
 def _build() -> EmailOutbox:
-    settings = EmailApiSettings()
+    settings = EmailApiSettings.from_environment()
     return EmailOutbox(
         records=EmailRecordsTable(DynamoTable(settings.deliveries_table, aws.client("dynamodb"))),
         queue=EmailQueue(settings.email_queue_url, aws.client("sqs")),

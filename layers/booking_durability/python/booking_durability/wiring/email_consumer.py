@@ -74,7 +74,7 @@ def failure_policy(settings: ConsumerSettings) -> FailurePolicy:
 
 
 def _build() -> Consumer:
-    settings = ConsumerSettings()  # every field from the environment
+    settings = ConsumerSettings.from_environment()
     return Consumer(
         delivery=build_delivery(settings),
         pool=ThreadPoolExecutor(max_workers=settings.send_concurrency, thread_name_prefix="email-send"),

@@ -80,7 +80,7 @@ def build_notifier(settings: NotifierSettings) -> Notifier:
 
 
 def _build() -> Notifier:
-    return build_notifier(NotifierSettings())  # every field from the environment
+    return build_notifier(NotifierSettings.from_environment())
 
 
 notifier = Wired(_build)
