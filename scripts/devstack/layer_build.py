@@ -48,7 +48,8 @@ DOMAIN_LAYER_DIR = REPO_ROOT / ".build" / "layers" / "domain"
 
 # Bump when the build steps below change in a way the other inputs do not capture.
 BUILD_FORMAT = 2
-# Babel locales the product renders (CONTRACT §1: "en" and "es", regional variants fall back).
+# Babel locales the product renders (docs/reference/http-api.md#email-request: "en" and "es", regional
+# variants fall back).
 KEPT_BABEL_LOCALE_PREFIXES = ("root", "en", "es")
 
 #: Runs ``pip`` with the given arguments (everything after ``pip``); tests inject a fake.

@@ -1,4 +1,5 @@
-"""The policy-drift event (CONTRACT §4) and the ids it shares with the email jobs.
+"""The policy-drift event and the ids it shares with the email jobs
+(docs/reference/notifications.md#drift-events).
 
 Kept apart from the email models so that the functions which only write or read drift events
 (the reservation routes, the notifier) never import the email validation they do not need.
@@ -22,7 +23,7 @@ PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class PolicyDriftData(BaseModel):
-    """The admin notification body of CONTRACT §4: ids and hashes only."""
+    """The admin notification body (docs/reference/notifications.md#event-body): ids and hashes only."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
