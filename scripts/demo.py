@@ -57,7 +57,7 @@ EXIT_OK, EXIT_FAILED, EXIT_NO_STACK = 0, 1, 2
 #: Past the local stage's retries (backoff base at most 2 s, visibility timeouts at most 60 s).
 DELIVERY_TIMEOUT_SECONDS = 60.0
 HTTP_TIMEOUT_SECONDS = 40.0
-#: The local stage hops at most 5 s at a time (CONTRACT §3).
+#: The local stage hops at most 5 s at a time (docs/reference/local-stack.md#quick-retries).
 LOCAL_HOP_SECONDS = 5
 # moto takes any credentials; explicit dummies keep real ones out of a local run.
 MOTO_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}

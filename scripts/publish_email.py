@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         **({"delay_seconds": args.delay} if args.delay is not None else {}),
     }
     try:
-        # The local stage hops at most 5 s at a time (CONTRACT §3).
+        # The local stage hops at most 5 s at a time (docs/reference/local-stack.md#quick-retries).
         published = publish_email(request, queue=queue, max_hop_seconds=5)
     except ValidationError as exc:
         print(json.dumps({"errors": safe_errors(exc)}), file=sys.stderr)

@@ -40,8 +40,8 @@ RESERVATIONS_API_TABLE_ACTIONS = (
     "dynamodb:UpdateItem",
 )
 
-# CONTRACT §1, one method on one resource each (no greedy proxy): execute-api ARNs are per
-# method and path, so a caller can be granted `PUT /v1/venues/*` apart from the rest.
+# docs/reference/http-api.md#routes, one method on one resource each (no greedy proxy): execute-api ARNs are
+# per method and path, so a caller can be granted `PUT /v1/venues/*` apart from the rest.
 #: Every route of the API, by what a caller is granted as a whole: one managed policy per group
 #: (stacks/caller_policies.py), so the booking app's admin side can be given ``venues-admin`` and
 #: its guest side not. A route in two groups fails the synth (a second method on one resource).
@@ -103,8 +103,8 @@ class GatewayProblem:
 
 
 # Every response type API Gateway can answer on its own, as an RFC 9457 problem with a stable
-# code (CONTRACT §0), so a client never meets a `{"message": ...}` body. An unknown route or
-# method is MISSING_AUTHENTICATION_TOKEN for a REST API with IAM auth, hence FORBIDDEN.
+# code (docs/reference/http-api.md#problem-documents), so a client never meets a `{"message": ...}` body. An
+# unknown route or method is MISSING_AUTHENTICATION_TOKEN for a REST API with IAM auth, hence FORBIDDEN.
 GATEWAY_PROBLEMS = {
     "ACCESS_DENIED": GatewayProblem(403, "Forbidden", "FORBIDDEN"),
     "MISSING_AUTHENTICATION_TOKEN": GatewayProblem(403, "Forbidden", "FORBIDDEN"),
@@ -150,7 +150,7 @@ ACCESS_LOG_FIELDS = {
 
 
 class BookingApi(Construct):
-    """CONTRACT §1 over API Gateway: the email routes and the reservation routes.
+    """docs/reference/http-api.md#routes over API Gateway: the email routes and the reservation routes.
 
     Two functions, split by what they may touch: ``email_api`` sends to the email queue and
     reads and writes the deliveries table; ``reservations_api`` reads and writes the
@@ -222,7 +222,7 @@ class BookingApi(Construct):
             "EmailApi",
             settings=settings,
             service=EMAIL_API_SERVICE,
-            description="Publishes, reads and cancels booking emails (CONTRACT §1)",
+            description="Publishes, reads and cancels booking emails",
             code_dir=LAMBDAS_DIR / "email_api",
             layers=layers,
             environment={
@@ -249,7 +249,7 @@ class BookingApi(Construct):
             "ReservationsApi",
             settings=settings,
             service=RESERVATIONS_API_SERVICE,
-            description="Venues, holds, confirmations and bookings (CONTRACT §1)",
+            description="Venues, holds, confirmations and bookings",
             code_dir=LAMBDAS_DIR / "reservations_api",
             layers=layers,
             environment={"RESERVATIONS_TABLE": reservations_table.table_name},
@@ -316,7 +316,7 @@ class BookingApi(Construct):
         findings = {
             "AwsSolutions-APIG2": (
                 "Requests are validated once, by the functions (pydantic), which answer the "
-                "CONTRACT's 422 VALIDATION_FAILED problem with per-field errors; an API Gateway "
+                "API's 422 VALIDATION_FAILED problem with per-field errors; an API Gateway "
                 "request validator would answer its own 400 shape first and split validation in two."
             ),
             "AwsSolutions-APIG3": (

@@ -1,5 +1,5 @@
 """The drift sweep: a small function, run on an EventBridge schedule, that ends the drift flows
-nobody repeated once their replacement expired (CONTRACT §1 point 5).
+nobody repeated once their replacement expired (docs/reference/http-api.md#interrupted-flows).
 
 A confirm that replaced a hold and then failed (a 5xx, a timeout) leaves its flow open; its repeat
 finishes it, and when there is none the sweep does: it releases the replacement and writes the

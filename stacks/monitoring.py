@@ -44,7 +44,8 @@ from stacks.queue_with_dlq import QueueWithDlq
 from stacks.runbook import RUNBOOK_PATH, AlarmKey, Page
 from stacks.settings import METRICS_NAMESPACE, StageSettings
 
-# CONTRACT §2: why a message reached the DLQ (the EmailDeadLettered metric's dimension).
+# docs/reference/queue-message.md#failure-reasons: why a message reached the DLQ (the EmailDeadLettered
+# metric's dimension).
 FAILURE_REASONS = (
     "invalid_json",
     "schema_invalid",
@@ -69,18 +70,20 @@ EMAIL_SKIPS = ("EmailCancelledSkipped", "EmailExpiredSkipped", "EmailSuppressedS
 # Failures the consumer had no rule for (retried, then dead-lettered on the last receive), and
 # emails the provider took whose "sent" the ledger could not be told.
 EMAIL_ANOMALIES = ("EmailUnexpectedFailure", "EmailSentUnrecorded")
-# CONTRACT §1: why a hold could not be made (the NoAvailability metric's "reason" dimension).
+# docs/reference/http-api.md#allocation-rule: why a hold could not be made (the NoAvailability metric's
+# "reason" dimension).
 NO_AVAILABILITY_REASONS = ("party_too_large", "no_table")
 # The reservations API's EMF counts of what happened to holds and bookings (HoldMetadataRejected,
 # which has an alarm, is drawn on its own).
 HOLD_EVENTS = ("HoldCreated", "HoldConfirmed", "HoldReleased", "BookingCancelled")
-# Its counts of policy drift met at confirmation (CONTRACT §1, point 3).
+# Its counts of policy drift met at confirmation (docs/reference/http-api.md#policy-drift).
 POLICY_DRIFT_EVENTS = ("PolicyDriftDetected", "PolicyDriftRecovered")
 # Why a drift flow could not be recovered (PolicyDriftUnrecovered's "reason" dimension): the
 # reservations API counts every reason; the drift sweep counts the flows it ends, `interrupted`.
 POLICY_DRIFT_REASONS = ("no_availability", "drift_repeated", "interrupted")
 SWEPT_DRIFT_REASON = "interrupted"
-# CONTRACT §4: how the notifier told the admins (AdminNotificationSent's "channel" dimension) ...
+# docs/reference/notifications.md#channels: how the notifier told the admins (AdminNotificationSent's
+# "channel" dimension) ...
 NOTIFICATION_CHANNELS = ("webhook", "email")
 # ... and why a notification reached the notifications DLQ (AdminNotificationFailed's dimension).
 NOTIFICATION_FAILURE_REASONS = (

@@ -3,8 +3,8 @@
 The reservations API writes each drift event as an outbox item (``pk`` ``OUTBOX#<event id>``, the
 event's JSON in ``body``) in the same transaction as the confirm's outcome. An EventBridge pipe
 reads the table's stream, lets only new outbox items through, and sends each one's ``body`` to
-the notifications queue; the notifier delivers it (CONTRACT §4). Nothing commits without its
-notification, and nothing the pipe cannot forward is dropped: it goes to the pipe's DLQ.
+the notifications queue; the notifier delivers it (docs/reference/notifications.md#outbox-and-pipe). Nothing
+commits without its notification, and nothing the pipe cannot forward is dropped: it goes to the pipe's DLQ.
 
 Locally there are no pipes: the local stack emulates this one with a stream worker that reads
 the pipe's ``FilterCriteria.Filters[].Pattern`` (a JSON string) and
@@ -55,7 +55,8 @@ OUTBOX_STARTING_POSITION = "TRIM_HORIZON"
 
 
 class DriftNotifications(Construct):
-    """Policy-drift events from the reservations table's outbox to the admins (CONTRACT §4).
+    """Policy-drift events from the reservations table's outbox to the admins
+    (docs/reference/notifications.md#outbox-and-pipe).
 
     ``queue`` (with its ``dlq``, after ``max_receive_count`` receives) holds one message per
     drift event. The notifier POSTs each one to the stage's webhook, signed, or, with no webhook

@@ -219,8 +219,8 @@ class ApiSettings(_Settings):
     #: Requests the bucket holds: how far a burst may run above the steady rate.
     throttling_burst_limit: int = Field(ge=1, le=5_000)
     #: Percentage of requests answered 5xx over 5 minutes that pages (5XXError / Count x 100).
-    #: Nothing a client sends may yield a 5xx (CONTRACT §0), so any sustained share is a fault of
-    #: ours or of AWS.
+    #: Nothing a client sends may yield a 5xx (docs/reference/http-api.md#server-errors), so any sustained
+    #: share is a fault of ours or of AWS.
     server_error_alarm_percent: float = Field(1.0, gt=0, le=100)
     #: Requests in those 5 minutes below which the rate is not judged: one 5xx out of three
     #: requests is 33 %, and not yet a pattern worth waking someone for.
@@ -257,7 +257,8 @@ class DriftSweepSettings(FunctionSettings):
 
 
 class NotificationsSettings(_Settings):
-    """Admin notifications of policy drift (CONTRACT §4): where they go, and how they get there.
+    """Admin notifications of policy drift (docs/reference/notifications.md#channels): where they go, and how
+    they get there.
 
     With ``webhook`` each drift event is POSTed to the admins' webhook, signed; without it the
     notifier emails ``admin_email`` through the email queue. In AWS the webhook's URL and signing
@@ -352,8 +353,8 @@ class StageSettings(_Settings):
     #: The deploying account's Lambda concurrency quota in the stage's region: the functions'
     #: reservations must leave :data:`LAMBDA_UNRESERVED_MINIMUM` of it unreserved.
     account_concurrency: int = Field(LAMBDA_DEFAULT_ACCOUNT_CONCURRENCY, ge=LAMBDA_UNRESERVED_MINIMUM + 1)
-    #: The local stage keeps retries quick (CONTRACT §3): visibility <= 60 s, hops <= 5 s,
-    #: backoff base <= 2 s.
+    #: The local stage keeps retries quick (docs/reference/local-stack.md#quick-retries): visibility <= 60 s,
+    #: hops <= 5 s, backoff base <= 2 s.
     quick_retries: bool = False
 
     @property
@@ -635,8 +636,8 @@ def _local() -> StageSettings:
             "smtp_host": "127.0.0.1",
             "smtp_port": 1025,
         },
-        # CONTRACT §3: drift notifications go to the loopback webhook sink, signed with the
-        # published local secret. 10 s x 6 = 60 s visibility; 4 calls x 2 s fit in 10 s.
+        # docs/reference/local-stack.md#webhook-sink: drift notifications go to the loopback webhook sink,
+        # signed with the published local secret. 10 s x 6 = 60 s visibility; 4 calls x 2 s fit in 10 s.
         notifications={
             "webhook": True,
             "local_webhook_url": "http://127.0.0.1:8025/webhooks/policy-drift",

@@ -37,7 +37,7 @@ def email_request(**overrides: Any) -> dict[str, Any]:
 
 
 def job(*, deliver_at: datetime = T0, email: str = GUEST_EMAIL, **overrides: Any) -> dict[str, Any]:
-    """A valid queue message body (CONTRACT §2) as a dict."""
+    """A valid queue message body (docs/reference/queue-message.md#message-body) as a dict."""
     body = email_request(**overrides)
     body["recipient"] = {**body["recipient"], "email": email}
     body.update({"schema": "booking-email/v1", "job_id": str(uuid.uuid4()), "deliver_at": _iso(deliver_at)})
@@ -143,7 +143,8 @@ def api_event(
     }
 
 
-CONTRACT_POLICY_HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"  # CONTRACT §1
+#: The test vector's hash, docs/reference/http-api.md#policy-hash.
+CONTRACT_POLICY_HASH = "7b80010cc6e843103f7d54af0ad088b22cabf9552ab7c4eec84993a910e126e6"
 
 
 def table(

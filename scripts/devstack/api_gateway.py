@@ -667,7 +667,8 @@ def gateway_answer(spec: ApiSpec, response_type: str, request_id: str) -> HttpAn
 def problem_answer(
     status: int, title: str, detail: str, code: str, headers: Sequence[tuple[str, str]] = ()
 ) -> HttpAnswer:
-    """An RFC 9457 problem document, as the service writes them (CONTRACT §0)."""
+    """An RFC 9457 problem document, as the service writes them
+    (docs/reference/http-api.md#problem-documents)."""
     document = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
     return HttpAnswer(
         status,

@@ -1,4 +1,5 @@
-"""The local HTTP API (CONTRACT §1, §3): API Gateway's REST API in front of the real Lambda handlers.
+"""The local HTTP API: API Gateway's REST API in front of the real Lambda handlers
+(docs/reference/local-stack.md#components).
 
     python scripts/devstack/api_server.py API_SPEC.json --host 127.0.0.1 --port 3000 [--concurrency 4]
 
@@ -370,7 +371,8 @@ class LocalApiGateway:
                 "%s %s: malformed Lambda proxy response: %s", request.method, route.resource_path, malformed
             )
             answer = gateway_answer(self.spec, INTEGRATION_FAILURE, request.request_id)
-        # The route's template, never the path's values or the query (CONTRACT §0: no personal data).
+        # The route's template, never the path's values or the query
+        # (docs/reference/http-api.md#personal-data).
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info(
             "%s %s -> %d (%s, %.0f ms)",
@@ -423,7 +425,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def __getattr__(self, name: str) -> Any:
         # Any other method (TRACE, or one made up) is the gateway's to answer too, never
-        # http.server's 501: a client's request never gets a 5xx (CONTRACT §0).
+        # http.server's 501: a client's request never gets a 5xx (docs/reference/http-api.md#server-errors).
         if name.startswith("do_"):
             return self._serve
         raise AttributeError(name)

@@ -1,4 +1,5 @@
-"""The local inbox page (CONTRACT §3 ``inbox_url``): what guests and the admin received, on loopback.
+"""The local inbox page: what guests and the admin received, on loopback
+(docs/reference/local-stack.md#inbox-page).
 
     python scripts/devstack/inbox.py --host 127.0.0.1 --port 8026 --maildir .local/maildir \\
         --webhooks-file .local/webhooks.jsonl --aws-endpoint-url http://127.0.0.1:4566 \\

@@ -53,7 +53,8 @@ DOMAIN_LAYER_DIR = REPO_ROOT / ".build" / "layers" / "domain"
 
 # Bump when the build steps below change in a way the other inputs do not capture.
 BUILD_FORMAT = 2
-# Babel locales the product renders (CONTRACT §1: "en" and "es", regional variants fall back).
+# Babel locales the product renders (docs/reference/http-api.md#email-request: "en" and "es", regional
+# variants fall back).
 KEPT_BABEL_LOCALE_PREFIXES = ("root", "en", "es")
 #: What the Lambda runtime brings with boto3: never shipped in the layer (see the docstring).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")

@@ -1,4 +1,5 @@
-"""The schedules, locally: what EventBridge rules run on a clock in AWS (CONTRACT §3, §6).
+"""The schedules, locally: what EventBridge rules run on a clock in AWS
+(docs/reference/local-stack.md#schedules).
 
     python scripts/devstack/scheduler.py SPEC.json
 

@@ -1,5 +1,6 @@
 """The booking app's flows over HTTP against `make run`: venues, holds, confirmation, bookings,
-and emails published through the API reaching the Maildir (CONTRACT §1, §3)."""
+and emails published through the API reaching the Maildir (docs/reference/http-api.md#routes,
+docs/reference/local-stack.md#email-sink)."""
 
 from __future__ import annotations
 

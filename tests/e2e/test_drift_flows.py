@@ -1,7 +1,7 @@
-"""Policy drift over HTTP against `make run`, down to the admin's webhook (CONTRACT §1, §3, §4):
-recovered with a signed webhook, unrecovered when no table fits any more, interrupted after the
-hold was replaced and finished by the local scheduler's sweep, and an imported hold without
-metadata refused, then backfilled and confirmed."""
+"""Policy drift over HTTP against `make run`, down to the admin's webhook
+(docs/reference/http-api.md#policy-drift): recovered with a signed webhook, unrecovered when no
+table fits any more, interrupted after the hold was replaced and finished by the local scheduler's
+sweep, and an imported hold without metadata refused, then backfilled and confirmed."""
 
 from __future__ import annotations
 

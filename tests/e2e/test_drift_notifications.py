@@ -1,6 +1,6 @@
-"""`make run`'s drift notifications (CONTRACT §3, §4): an outbox item in the reservations table
-reaches the webhook sink once, signed, through the stream worker (the pipe), the notifications
-queue and the real notifier; nothing else the table's stream carries does. (The drift a confirm
+"""`make run`'s drift notifications (docs/reference/notifications.md#outbox-and-pipe): an outbox item in the
+reservations table reaches the webhook sink once, signed, through the stream worker (the pipe), the
+notifications queue and the real notifier; nothing else the table's stream carries does. (The drift a confirm
 meets, from the API down to the webhook: ``test_drift_flows.py``.)"""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def rfc3339(when: datetime) -> str:
 
 
 def drift_event(venue_id: str = "casa") -> dict[str, Any]:
-    """A CONTRACT §4 drift event body: ids and hashes only."""
+    """A drift event body (docs/reference/notifications.md#event-body): ids and hashes only."""
     return {
         "type": "policy_drift.recovered",
         "event_id": str(uuid.uuid4()),

@@ -1,5 +1,5 @@
-"""The local inbox page (CONTRACT §3 ``inbox_url``) as a developer meets it, in headless Chromium:
-what guests and the admin received, the dead letters by reason and the webhook deliveries, on
+"""The local inbox page (docs/reference/local-stack.md#inbox-page) as a developer meets it, in headless
+Chromium: what guests and the admin received, the dead letters by reason and the webhook deliveries, on
 loopback only.
 
 Chromium is Debian's (``make browser`` installs it); Playwright drives it through

@@ -1,5 +1,5 @@
 """`make run`'s HTTP API as the booking app meets it: the template's routes on ``api_url``, served
-by the real handlers, in parallel, restarted when it dies (CONTRACT §1, §3)."""
+by the real handlers, in parallel, restarted when it dies (docs/reference/local-stack.md#components)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .harness import RunningStack, eventually, pid_alive, processes_mentioning
 
 pytestmark = pytest.mark.e2e
 
-# CONTRACT §1, plus the OpenAPI document (§0).
+# docs/reference/http-api.md#routes, the OpenAPI document among them.
 CONTRACT_ROUTES = {
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),

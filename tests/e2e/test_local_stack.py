@@ -21,7 +21,7 @@ from .harness import RunningStack, eventually, pid_alive
 
 pytestmark = pytest.mark.e2e
 
-# The local stage hops at most 5 s at a time (CONTRACT §3).
+# The local stage hops at most 5 s at a time (docs/reference/local-stack.md#quick-retries).
 LOCAL_HOP_SECONDS = 5
 
 

@@ -1,5 +1,5 @@
-"""The local stack's own lifecycle (CONTRACT §3): it starts fresh, moto dying ends it, leaving
-nothing behind, and its ports are checked before anything starts."""
+"""The local stack's own lifecycle (docs/reference/local-stack.md#start-restarts-and-stopping): it starts
+fresh, moto dying ends it, leaving nothing behind, and its ports are checked before anything starts."""
 
 from __future__ import annotations
 

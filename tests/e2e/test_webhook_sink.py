@@ -1,4 +1,5 @@
-"""The local webhook sink (CONTRACT §3): one JSON line per request, written before it answers 2xx."""
+"""The local webhook sink (docs/reference/local-stack.md#webhook-sink): one JSON line per request, written
+before it answers 2xx."""
 
 from __future__ import annotations
 

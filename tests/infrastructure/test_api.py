@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 
-# CONTRACT §1, split by the function that serves each route.
+# docs/reference/http-api.md#routes, split by the function that serves each route.
 EMAIL_ROUTES = {
     ("POST", "/v1/emails"),
     ("GET", "/v1/emails/{booking_id}/{email_type}"),
@@ -150,7 +150,8 @@ def test_api_gateway_answers_its_own_refusals_as_problems(stage: SynthesizedStag
         }, response_type
         [template] = response["ResponseTemplates"].values()
         problem = json.loads(template)
-        # RFC 9457, with the stable code CONTRACT §0 asks for and the status the client gets
+        # RFC 9457, with the stable code docs/reference/http-api.md#problem-documents asks for and the status
+        # the client gets
         assert problem["type"] == "about:blank"
         assert problem["title"]
         assert problem["status"] == int(response["StatusCode"]), response_type

@@ -203,9 +203,7 @@ def test_only_the_locales_the_product_renders_are_kept(requirements: Path, layer
     assert build.bytes_after_trim < build.bytes_before_trim
 
 
-def test_what_the_runtime_brings_is_left_out(
-    requirements: Path, layer_dir: Path
-) -> None:
+def test_what_the_runtime_brings_is_left_out(requirements: Path, layer_dir: Path) -> None:
     # When the layer is built
     ensure_dependencies_layer(requirements=requirements, layer_dir=layer_dir, installer=FakePip())
     site = layer_dir / "python"

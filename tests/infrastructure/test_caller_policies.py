@@ -16,7 +16,7 @@ from tests.iam_policy import allows, matches
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import Resource, SynthesizedStage
 
-# The route groups a caller is granted as a whole (issue 9), written out here on purpose: a
+# The route groups a caller is granted as a whole, written out here on purpose: a
 # route moved between groups must change this test too.
 ROUTE_GROUPS = {
     "ApiEmailsPolicyArn": {

@@ -48,7 +48,8 @@ def test_every_queue_is_encrypted_and_refuses_requests_without_tls(stage: Synthe
 
 
 def test_the_local_stage_keeps_every_queues_retries_quick(local: SynthesizedStage) -> None:
-    # CONTRACT §3: visibility timeouts at most 60 s, delays at most 5 s (SQS defaults: 30 s, 0 s)
+    # docs/reference/local-stack.md#quick-retries: visibility timeouts at most 60 s, delays at most 5 s (SQS
+    # defaults: 30 s, 0 s)
     queues = local.of_type("AWS::SQS::Queue")
     assert queues
     for queue_id, queue in queues.items():
@@ -96,7 +97,7 @@ def test_every_acknowledgement_gives_a_reason_on_a_specific_construct(stage: Syn
 
 # What the IAM-authorized API is acknowledged for, on every stage (see stacks/api.py).
 API_ACKNOWLEDGEMENTS = {
-    # Request validation lives in the functions, which answer the CONTRACT's 422 shape
+    # Request validation lives in the functions, which answer the API's 422 shape
     "Annotation::AwsSolutions-APIG2",
     # No WAF: every method needs SigV4, the stage throttles
     "Annotation::AwsSolutions-APIG3",

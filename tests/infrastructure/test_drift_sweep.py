@@ -1,5 +1,5 @@
-"""The drift sweep in the template (CONTRACT §1 point 5): its own small function, run on the
-stage's schedule, allowed only the calls its code makes, watched like every function; and the
+"""The drift sweep in the template (docs/reference/http-api.md#interrupted-flows): its own small function, run
+on the stage's schedule, allowed only the calls its code makes, watched like every function; and the
 sparse index it reads, as the runtime names it."""
 
 from __future__ import annotations

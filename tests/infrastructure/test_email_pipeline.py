@@ -70,7 +70,8 @@ def test_the_dlq_is_encrypted_and_keeps_messages_longer_than_the_queue(stage: Sy
 
 
 def test_the_local_stage_keeps_retries_quick(local: SynthesizedStage) -> None:
-    # CONTRACT §3: delay hops at most 5 s, backoff base at most 2 s (the queues: test_compliance.py)
+    # docs/reference/local-stack.md#quick-retries: delay hops at most 5 s, backoff base at most 2 s (the
+    # queues: test_compliance.py)
     assert int(local.consumer_environment["MAX_DELAY_HOP_SECONDS"]) <= 5
     assert int(local.consumer_environment["BACKOFF_BASE_SECONDS"]) <= 2
     assert local.consumer_environment["THROTTLE_BACKOFF_SECONDS"] == "1"

@@ -270,7 +270,7 @@ def test_the_dashboard_shows_the_api_and_what_happens_to_holds(stage: Synthesize
         assert metric in body, metric
     assert '"stat":"p50"' in body
     assert '"stat":"p99"' in body
-    # The reservations API's own metrics, and refusals broken down by CONTRACT's reasons
+    # The reservations API's own metrics, and refusals broken down by the API's reasons
     for name in ("HoldCreated", "HoldReleased", "BookingCancelled"):
         assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
     for reason in ("party_too_large", "no_table"):
@@ -328,7 +328,7 @@ def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedSt
     assert '"PolicyDriftUnrecovered","reason","interrupted","service","drift-sweep"' in body
 
 
-# --- alarms added for operations (issue 9) ------------------------------------------------------
+# --- alarms for operations ---------------------------------------------------------------------
 
 
 def test_an_email_waiting_longer_than_retries_explain_raises_an_alarm(stage: SynthesizedStage) -> None:

@@ -161,7 +161,7 @@ def test_the_notifications_queue_is_encrypted_and_redrives_after_five_receives(
     assert properties["MessageRetentionPeriod"] == queue_settings.retention_days * 24 * 3600
     assert properties["VisibilityTimeout"] == stage.settings.notifications.notifier.visibility_timeout_seconds
     assert properties["VisibilityTimeout"] >= 6 * stage.notifier[1]["Properties"]["Timeout"]
-    # CONTRACT §4: DLQ after 5 receives
+    # docs/reference/notifications.md#retries-and-dead-letters: DLQ after 5 receives
     assert properties["RedrivePolicy"] == {"deadLetterTargetArn": _arn(dlq_id), "maxReceiveCount": 5}
     # The DLQ is encrypted and keeps messages longer than the queue
     assert dlq["Properties"]["SqsManagedSseEnabled"] is True
@@ -259,7 +259,7 @@ def test_the_local_stage_signs_for_the_webhook_sink_with_the_published_developme
     local: SynthesizedStage,
 ) -> None:
     environment = local.notifier_environment
-    # CONTRACT §3: drift notifications go to the loopback webhook sink
+    # docs/reference/local-stack.md#webhook-sink: drift notifications go to the loopback webhook sink
     assert environment["WEBHOOK_URL"] == LOCAL_WEBHOOK_URL
     # Signed with a fixed, documented local-only value: whsec_ + base64 of a 24-byte key
     assert environment["WEBHOOK_SECRET"] == LOCAL_WEBHOOK_SECRET

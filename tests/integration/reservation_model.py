@@ -4,7 +4,7 @@
 one field at a time. ``TableView`` reads the whole table with one scan, independently of the
 adapter's read paths (raw items, JSON documents), so the invariants judge what was stored, not
 what the logic believes. ``seats_under`` is the contract's rule for a party on its tables, written
-from CONTRACT §1 rather than taken from the allocator.
+from docs/reference/http-api.md#allocation-rule rather than taken from the allocator.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class VenueDraft:
 def seats_under(
     config: VenueConfig, party_size: int, zone: str | None, table_ids: Iterable[str]
 ) -> list[str]:
-    """Why ``table_ids`` may not seat the party under ``config`` (CONTRACT §1); empty when they may.
+    """Why ``table_ids`` may not seat the party under ``config`` (docs/reference/http-api.md#allocation-rule);
+    empty when they may.
 
     The venue's tables, in its bookable zones (and the zone asked), within ``max_party_size``;
     one table fits by ``min_party``/``capacity``; 2..3 tables only when combinations are allowed,

@@ -1,5 +1,6 @@
-"""Confirming holds through the real function against moto (CONTRACT §1 Confirmation, §4):
-every path, the outbox event of every drift, and the store left as the contract says."""
+"""Confirming holds through the real function against moto (docs/reference/http-api.md#confirmation,
+docs/reference/notifications.md#drift-events): every path, the outbox event of every drift, and the
+store left as the contract says."""
 
 from __future__ import annotations
 

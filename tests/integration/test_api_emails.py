@@ -1,5 +1,6 @@
 """Email routes through the real function against moto, and the consumer honouring them
-(CONTRACT §1 emails); errors as CONTRACT §0 says, never echoing what was sent."""
+(docs/reference/http-api.md#emails); errors as docs/reference/http-api.md#problem-documents says, never
+echoing what was sent."""
 
 from __future__ import annotations
 

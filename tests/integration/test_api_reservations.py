@@ -1,4 +1,5 @@
-"""Venue, hold and booking routes through the real function, against moto (CONTRACT §1)."""
+"""Venue, hold and booking routes through the real function, against moto
+(docs/reference/http-api.md#routes)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Confirmation at the contract's limits (CONTRACT §1, Confirmation), through the real function
-against moto: the largest transaction a confirm can write, and the order of its errors where two
+"""Confirmation at the contract's limits (docs/reference/http-api.md#order-of-checks), through the real
+function against moto: the largest transaction a confirm can write, and the order of its errors where two
 of them apply at once."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ __all__ = ["held"]  # test_api_confirm.py's fixture (a held hold at the contract
 
 # -- the largest transaction ------------------------------------------------------------------
 
-# The contract's limits (§1): the longest hold, the longest buffer, the most tables combined.
+# The limits (docs/reference/http-api.md#venue-config): the longest hold, the longest buffer, the most tables
+# combined.
 LONGEST_HOLD_MINUTES = 480
 LONGEST_BUFFER_MINUTES = 120
 MOST_TABLES = 3
@@ -131,7 +132,8 @@ def test_the_widest_drift_replacement_fits_one_transaction_with_no_item_twice(ap
 
 def _plant(resources: Resources, hold: Hold, **changes: Any) -> str:
     """A copy of ``hold`` stored under another id with ``changes``. A hold lacking metadata is
-    what an import may leave (CONTRACT §5); the service itself never makes one."""
+    what an import may leave (docs/reference/importing-holds.md#what-an-import-stores); the service itself
+    never makes one."""
     stored = store_of(resources).hold(hold.hold_id)
     assert stored is not None
     planted = Hold.model_validate({**hold.model_dump(), **changes})

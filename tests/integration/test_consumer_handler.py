@@ -1,5 +1,6 @@
 """The real consumer handler (Powertools batch, logger, metrics) against moto, the provider
-secret in Secrets Manager and the HTTP provider double on loopback (CONTRACT §2, §3).
+secret in Secrets Manager and the HTTP provider double on loopback
+(docs/reference/queue-message.md#delivery-semantics, docs/reference/local-stack.md#http-provider-double).
 
 Jobs carry known personal data through every path (success, retry, throttle, permanent, retries
 and throttle deferrals exhausted, poison) and the tests prove it appears in no log line, EMF

@@ -1,5 +1,5 @@
 """Every path that meets drift ends in exactly one notification, whatever fails on the way
-(CONTRACT §1 points 3-5, §4).
+(docs/reference/http-api.md#policy-drift, docs/reference/notifications.md#drift-events).
 
 A hypothesis state machine drives the reservation logic on a ``ReservationsTable`` over moto (made
 atomic like DynamoDB), one fresh table per example from the synthesized template. It interleaves

@@ -1,4 +1,5 @@
-"""The consumer's delivery logic against moto: every path of CONTRACT §2, one test each.
+"""The consumer's delivery logic against moto: every path of
+docs/reference/queue-message.md#delivery-semantics, one test each.
 
 The provider is scripted in memory; the ledger, the queue and the DLQ are real (moto).
 """

@@ -1,5 +1,5 @@
-"""Importing holds and backfilling their metadata (CONTRACT §5), through the scripts' own ``main``
-against moto and the real API function, and once as commands against a local moto server."""
+"""Importing holds and backfilling their metadata (docs/reference/importing-holds.md), through the scripts'
+own ``main`` against moto and the real API function, and once as commands against a local moto server."""
 
 from __future__ import annotations
 

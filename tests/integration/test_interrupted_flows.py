@@ -1,5 +1,6 @@
-"""A drift flow interrupted after it replaced the hold is finished (CONTRACT §1 points 3-5, §4):
-by its repeat, or by the sweep once the replacement expired, with exactly one notification.
+"""A drift flow interrupted after it replaced the hold is finished
+(docs/reference/http-api.md#interrupted-flows): by its repeat, or by the sweep once the replacement
+expired, with exactly one notification.
 
 Each failure the replacement's confirmation can meet — a throttled or failing table (before its
 write, or after it committed with the answer lost), a transaction conflict, the replacement

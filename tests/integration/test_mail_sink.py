@@ -1,5 +1,5 @@
-"""The local SMTP sink as any SMTP client sees it (CONTRACT §3): Maildir, Delivered-To,
-24-hour deduplication on Message-ID, fault injection after DATA, a mail log without addresses,
+"""The local SMTP sink as any SMTP client sees it (docs/reference/local-stack.md#email-sink): Maildir,
+Delivered-To, 24-hour deduplication on Message-ID, fault injection after DATA, a mail log without addresses,
 and a clean shutdown when run as a script.
 """
 

@@ -1,5 +1,6 @@
 """The real drift notifier handler (Powertools batch, logger, metrics) against moto, with the
-webhook secret in Secrets Manager and a real webhook receiver on loopback (CONTRACT §4).
+webhook secret in Secrets Manager and a real webhook receiver on loopback
+(docs/reference/notifications.md#webhook-delivery).
 
 Events travel as in AWS: published to the notifications queue, received with their receive
 count, handed to the handler as the SQS event source mapping hands them, and deleted unless the
@@ -114,7 +115,8 @@ class Queues:
     notifications_arn: str
     dlq: str
     email: str
-    #: The notifications queue's ``maxReceiveCount`` (CONTRACT §4: the notifier's ``MAX_RECEIVES``).
+    #: The notifications queue's ``maxReceiveCount``
+    #: (docs/reference/notifications.md#retries-and-dead-letters: the notifier's ``MAX_RECEIVES``).
     max_receives: int
 
     @property
@@ -294,7 +296,7 @@ def test_a_503_is_retried_by_the_queue_with_the_same_id_and_a_fresh_valid_signat
 def test_after_five_failed_receives_the_event_is_dead_lettered_as_unreachable(
     webhook_handler: Any, queues: Queues, receiver: Receiver
 ) -> None:
-    assert queues.max_receives == 5  # CONTRACT §4, as the template has it
+    assert queues.max_receives == 5  # as the template has it
     # Given a receiver answering 503, then too late (past the 0.5 s timeout), then 500, 502, 504
     receiver.script = [503, 200, 500, 502, 504]
     event = drift_event()

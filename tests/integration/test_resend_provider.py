@@ -1,5 +1,6 @@
 """The Resend provider against the Resend-compatible double on loopback: what is delivered, and
-what each fault and idempotency answer becomes for the consumer (CONTRACT §2, §3).
+what each fault and idempotency answer becomes for the consumer
+(docs/reference/queue-message.md#failure-handling).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reservations keep their promises under any sequence of requests (CONTRACT §1, §4; issue #8).
+"""Reservations keep their promises under any sequence of requests (docs/reference/http-api.md#holds,
+docs/reference/notifications.md#drift-events).
 
 A hypothesis state machine drives the reservation logic directly on a ``ReservationsTable`` over
 moto (in-process, made atomic like DynamoDB), one fresh table per example built from the
@@ -237,7 +238,7 @@ class KnownKey:
 
 @dataclass(frozen=True)
 class Notice:
-    """The drift event a confirm must have written (CONTRACT §4)."""
+    """The drift event a confirm must have written (docs/reference/notifications.md#drift-events)."""
 
     original_hold_id: str
     type: str
@@ -549,8 +550,8 @@ class ReservationMachine(RuleBasedStateMachine):
 
     def policy_at_first_write(self, changes: dict[str, Edit]) -> str:
         """The venue's policy hash when a fresh confirm first writes: after any change planned
-        ``before_write``. Drift is a difference of hashes (CONTRACT §1), so a venue changed back
-        to the hold's own policy meanwhile is no drift."""
+        ``before_write``. Drift is a difference of hashes (docs/reference/http-api.md#policy-drift), so a
+        venue changed back to the hold's own policy meanwhile is no drift."""
         edit = changes.get("before_write")
         return self.current[1] if edit is None else policy_hash(self.draft.edited(edit).config())
 
@@ -558,7 +559,7 @@ class ReservationMachine(RuleBasedStateMachine):
         return lambda: self.put_venue(self.draft.edited(edit))
 
     def expect_confirm(self, known: KnownHold, booking_id: str, key: str | None) -> Any:
-        """CONTRACT §1 Confirmation, points 0-2 and 5: a repeat's first body, the (attempts,
+        """docs/reference/http-api.md#order-of-checks: a repeat's first body, the (attempts,
         reason) its drift flow ended with, the error class, or Fresh."""
         origin = self.known[known.origin] if known.origin is not None else known
         if origin.flow_booking == booking_id:
@@ -817,7 +818,8 @@ def test_a_policy_changing_again_after_the_replacement_is_drift_twice(replay: Re
 
 
 def test_a_venue_changed_back_to_the_holds_policy_before_the_write_is_no_drift(replay: Replay) -> None:
-    # Drift is a difference of policy hashes (CONTRACT §1): version 3 is version 1's policy again
+    # Drift is a difference of policy hashes (docs/reference/http-api.md#policy-drift): version 3 is version
+    # 1's policy again
     replay.open_venue(edits=[])
     held = quoted(replay)
     replay.change_venue(edit=("buffer_minutes", 30), if_match=None)

@@ -1,5 +1,6 @@
 """The SMTP provider through the real mail sink on loopback: what the guest's mailbox gets, and
-what each injected fault becomes for the consumer (CONTRACT §2, §3).
+what each injected fault becomes for the consumer (docs/reference/queue-message.md#failure-handling,
+docs/reference/local-stack.md#fault-injection).
 """
 
 from __future__ import annotations

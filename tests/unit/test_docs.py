@@ -7,7 +7,9 @@ ones (the local stack), no ``../shared``, no section sign or contract citation, 
 relative link resolves to a file of the repository (and, with a ``#fragment``, to a heading of
 that document). README.md lists every document, the reference pages under ``docs/reference/``
 included. Where the code cites a document (``docs/reference/http-api.md#confirmation`` in a
-comment, ``docs/runbook.md#...`` in an alarm), that document and heading exist.
+comment, ``docs/runbook.md#...`` in an alarm), that document and heading exist. No code or
+document cites a section of the outside contract or an issue tracker's number, which a reader of
+the repository cannot look up.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ SOURCE_ROOTS = ("app.py", "Makefile", "lambdas", "layers", "stacks", "scripts", 
 SOURCE_SUFFIXES = frozenset({".py", ".ts", ".mjs", ".json", ".toml"})
 #: Marks of the external contract's sections, which no document of the repository may cite.
 _CONTRACT_CITATION = re.compile(r"§|\bCONTRACT\b")
+#: A number in an issue tracker ("issue 9", "Issue #12"), which the repository does not hold.
+_ISSUE_NUMBER = re.compile(r"\bissues?\s*#?\d+", re.IGNORECASE)
 
 
 def documents() -> list[Path]:
@@ -168,6 +172,12 @@ def source_files() -> list[Path]:
     return [path for path in found if path.resolve() != Path(__file__).resolve()]
 
 
+def outside_citations(text: str) -> list[str]:
+    """What ``text`` cites that the repository does not hold: a section of the outside contract, or
+    an issue tracker's number."""
+    return _CONTRACT_CITATION.findall(text) + _ISSUE_NUMBER.findall(text)
+
+
 @pytest.fixture(scope="module")
 def runbook() -> str:
     return RUNBOOK_FILE.read_text()
@@ -260,6 +270,16 @@ def test_every_document_the_code_cites_exists_with_its_heading() -> None:
     assert {path: problems for path, problems in broken.items() if problems} == {}
 
 
+def test_no_code_or_document_cites_the_outside_contract_or_an_issue_number() -> None:
+    # Given every code and configuration file of the repository, the tests', and every document
+    files = [*source_files(), *documents()]
+    assert any(path.relative_to(ROOT).parts[0] == "tests" for path in files), "the tests are not read"
+    # When each is searched for a contract section or an issue number
+    found = {str(path.relative_to(ROOT)): outside_citations(path.read_text()) for path in files}
+    # Then none cites one: where a rule needs a reference, it is a document of the repository
+    assert {path: marks for path, marks in found.items() if marks} == {}
+
+
 def test_the_checks_catch_what_they_guard_against() -> None:
     # Given a document with an outside link, a path into ../shared, a missing file and anchor
     text = "\n".join(
@@ -312,6 +332,15 @@ def test_the_citation_check_catches_a_missing_document_or_heading() -> None:
 def test_the_contract_check_catches_a_citation() -> None:
     assert _CONTRACT_CITATION.findall("as CONTRACT §1 point 3 says") == ["CONTRACT", "§"]
     assert _CONTRACT_CITATION.findall("what the booking app relies on (its contract)") == []
+
+
+def test_the_outside_citation_check_catches_a_section_or_an_issue_number() -> None:
+    assert outside_citations("the hop limit (CONTRACT §3; issue #9)") == ["CONTRACT", "§", "issue #9"]
+    assert outside_citations("# --- alarms added for operations (Issue 12) ---") == ["Issue 12"]
+    assert outside_citations("issues #3 and #4") == ["issues #3"]
+    # A document's citation, the contract as a word, a dedupe key's number and counted issues pass
+    fine = "docs/reference/http-api.md#order-of-checks, the contract's order, bk-1#x#0, 2 issues"
+    assert outside_citations(fine) == []
 
 
 def test_the_slug_is_the_one_github_makes() -> None:

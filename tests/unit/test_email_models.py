@@ -1,4 +1,5 @@
-"""The email request and queue message models (CONTRACT §1, §2)."""
+"""The email request and queue message models (docs/reference/http-api.md#email-request,
+docs/reference/queue-message.md#message-body)."""
 
 from __future__ import annotations
 

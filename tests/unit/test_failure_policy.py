@@ -1,4 +1,5 @@
-"""What the consumer does after each kind of provider failure (CONTRACT §2), without any I/O."""
+"""What the consumer does after each kind of provider failure
+(docs/reference/queue-message.md#failure-handling), without any I/O."""
 
 from __future__ import annotations
 

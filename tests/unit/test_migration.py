@@ -1,4 +1,5 @@
-"""Import and backfill decisions (CONTRACT §5), with an in-memory store: parsing a line,
+"""Import and backfill decisions (docs/reference/importing-holds.md#skips-and-refusals,
+docs/reference/importing-holds.md#deriving-metadata), with an in-memory store: parsing a line,
 recognising a hold already imported, deriving missing metadata, and what each case writes."""
 
 from __future__ import annotations

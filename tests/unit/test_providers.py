@@ -1,6 +1,6 @@
-"""The three providers map every provider answer to the consumer's outcome (CONTRACT §2),
-and no error they raise says anything about the guest. No network: respx for Resend, moto and
-botocore's Stubber for SES, a scripted smtplib for SMTP.
+"""The three providers map every provider answer to the consumer's outcome
+(docs/reference/queue-message.md#failure-handling), and no error they raise says anything about the
+guest. No network: respx for Resend, moto and botocore's Stubber for SES, a scripted smtplib for SMTP.
 """
 
 from __future__ import annotations
@@ -426,7 +426,8 @@ def test_smtp_message_carries_the_contract_headers_and_both_bodies() -> None:
     # When the MIME message is built
     message = build_message(outgoing, sent_at=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
 
-    # Then it has the headers every delivered message carries (CONTRACT §3)
+    # Then it has the headers every delivered message carries
+    # (docs/reference/queue-message.md#message-headers)
     expected_id = f"<{hashlib.sha256(b'bk-1001#booking_confirmed#0').hexdigest()}@booking.local>"
     assert message["Message-ID"] == expected_id
     assert message["X-Dedupe-Key"] == "bk-1001#booking_confirmed#0"

@@ -31,7 +31,7 @@ COMMANDS = [
 ]
 #: A reference to a tracker or to a document the repository does not hold (a dedupe key's
 #: ``...#0`` is not one).
-ELSEWHERE = re.compile(r"issue|(?<!\w)#\d|\bCONTRACT\b|§", re.IGNORECASE)
+ELSEWHERE = re.compile(r"issue|(?<!\w)#\d|\bCONTRACT\b|\N{SECTION SIGN}", re.IGNORECASE)
 
 
 def help_of(script: str, *subcommand: str, local_dir: Path) -> str:

@@ -1,4 +1,4 @@
-"""Drift events, secrets and fakes for the notifier's tests (CONTRACT §4)."""
+"""Drift events, secrets and fakes for the notifier's tests (docs/reference/notifications.md#event-body)."""
 
 from __future__ import annotations
 

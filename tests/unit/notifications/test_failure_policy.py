@@ -1,4 +1,5 @@
-"""When a failed webhook send is retried by the queue and when it is dead-lettered (CONTRACT §4)."""
+"""When a failed webhook send is retried by the queue and when it is dead-lettered
+(docs/reference/notifications.md#retries-and-dead-letters)."""
 
 from __future__ import annotations
 

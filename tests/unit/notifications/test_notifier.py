@@ -1,5 +1,5 @@
-"""One drift event to the admin, exactly once (CONTRACT §4): validated, handed to the channel,
-retried by the queue or dead-lettered with why, and counted."""
+"""One drift event to the admin, exactly once (docs/reference/notifications.md#webhook-delivery): validated,
+handed to the channel, retried by the queue or dead-lettered with why, and counted."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Signing and sending a drift event to the admin's webhook (CONTRACT §4): Standard Webhooks
-headers any receiver library verifies, the same id on every retry, a fresh signature each send,
-two signatures while the secret is rotated, and the receiver's answer classified as delivered,
-retry or refused."""
+"""Signing and sending a drift event to the admin's webhook (docs/reference/notifications.md#signing):
+Standard Webhooks headers any receiver library verifies, the same id on every retry, a fresh
+signature each send, two signatures while the secret is rotated, and the receiver's answer
+classified as delivered, retry or refused."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from booking_durability.reservations.venues import VenueConfig
-from tests.builders import CONTRACT_POLICY_HASH as HASH  # CONTRACT §1 test vector
+from tests.builders import CONTRACT_POLICY_HASH as HASH  # docs/reference/http-api.md#policy-hash test vector
 from tests.builders import policy as policy
 from tests.builders import table as table
 from tests.builders import vector_tables as vector_tables

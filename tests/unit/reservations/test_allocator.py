@@ -1,4 +1,5 @@
-"""The allocator's choices, by example (CONTRACT §1); properties live in test_allocator_properties."""
+"""The allocator's choices, by example (docs/reference/http-api.md#allocation-rule); properties live in
+test_allocator_properties."""
 
 from __future__ import annotations
 

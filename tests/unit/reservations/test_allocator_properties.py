@@ -1,4 +1,5 @@
-"""The allocator's guarantees over random venues, parties, zones and busy tables (CONTRACT §1).
+"""The allocator's guarantees over random venues, parties, zones and busy tables
+(docs/reference/http-api.md#allocation-rule).
 
 Small venues are checked against a brute-force search over every table and every combination of
 2 or 3, written from the contract's words rather than from the allocator.
@@ -192,10 +193,10 @@ def test_the_answer_depends_on_the_venue_not_on_the_order_of_its_tables(
 def _seats_by_the_contract(
     venue: VenueConfig, party_size: int, ids: tuple[str, ...], zone: str | None
 ) -> bool:
-    """CONTRACT §1's rule for a party on given tables, written from its words: the venue's own
-    distinct tables in bookable zones (and the zone asked), within max_party_size; one table by
-    min_party and capacity; 2 or 3 only when combinations are allowed, pairwise mutually
-    combinable, seating the party together and reaching one table's min_party."""
+    """The rule of docs/reference/http-api.md#allocation-rule for a party on given tables, written from its
+    words: the venue's own distinct tables in bookable zones (and the zone asked), within
+    max_party_size; one table by min_party and capacity; 2 or 3 only when combinations are allowed,
+    pairwise mutually combinable, seating the party together and reaching one table's min_party."""
     by_id = {t.id: t for t in venue.tables}
     if party_size > venue.policy.max_party_size or not 1 <= len(ids) <= 3 or len(set(ids)) != len(ids):
         return False

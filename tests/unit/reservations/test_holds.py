@@ -1,4 +1,4 @@
-"""Hold requests, their timing rules, and holds as stored and answered (CONTRACT §1)."""
+"""Hold requests, their timing rules, and holds as stored and answered (docs/reference/http-api.md#holds)."""
 
 from __future__ import annotations
 
@@ -392,8 +392,8 @@ def test_an_absent_snapshot_key_is_the_same_as_a_null_one() -> None:
 
 @pytest.mark.parametrize("field", ["party_size", "starts_at", "ends_at", "zone", "tables", "quoted_at"])
 def test_any_field_missing_from_the_snapshot_is_reported_as_the_contract_words_it(field: str) -> None:
-    # Given a snapshot lacking one field (CONTRACT §1, Confirmation 1: "selection_snapshot.tables
-    # when one of its fields is" absent)
+    # Given a snapshot lacking one field (docs/reference/http-api.md#order-of-checks:
+    # "selection_snapshot.tables when one of its fields is" absent)
     partial = snapshot()
     del partial[field]
     # Then confirmation is told the snapshot is incomplete, under that one path

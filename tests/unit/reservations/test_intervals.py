@@ -1,4 +1,5 @@
-"""Ownership intervals and the hour buckets they are recorded under (CONTRACT §1)."""
+"""Ownership intervals and the hour buckets they are recorded under
+(docs/reference/http-api.md#ownership-intervals)."""
 
 from __future__ import annotations
 

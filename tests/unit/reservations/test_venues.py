@@ -1,4 +1,5 @@
-"""Venue config validation and its policy hash (CONTRACT §1, ``PUT /v1/venues/{venue_id}``)."""
+"""Venue config validation and its policy hash (docs/reference/http-api.md#venue-config,
+docs/reference/http-api.md#policy-hash)."""
 
 from __future__ import annotations
 

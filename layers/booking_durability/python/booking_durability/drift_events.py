@@ -1,4 +1,5 @@
-"""The policy-drift event (CONTRACT §4) and the ids it shares with the email jobs.
+"""The policy-drift event and the ids it shares with the email jobs
+(docs/reference/notifications.md#drift-events).
 
 Kept apart from the email models so that the functions which only write or read drift events
 (the reservation routes, the notifier) never import the email validation they do not need.

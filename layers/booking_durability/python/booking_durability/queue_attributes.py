@@ -1,4 +1,5 @@
-"""The message attributes a consumer reads from a received SQS message (CONTRACT §2), validated.
+"""The message attributes a consumer reads from a received SQS message
+(docs/reference/queue-message.md#message-attributes), validated.
 
 A message's attributes are whatever its sender set: the service's own re-queued and
 dead-lettered copies, but also any producer, and an operator's redrive. So each value is checked

@@ -94,7 +94,7 @@ class DriftSweepSettings(_Settings):
 
 
 class NotifierSettings(_Settings):
-    """The drift notifier Lambda's settings (CONTRACT §4).
+    """The drift notifier Lambda's settings (docs/reference/notifications.md#webhook-configuration).
 
     With a webhook the notifier POSTs each event there, signed with the Standard Webhooks secret.
     In AWS the webhook's URL and secrets are one secret in Secrets Manager

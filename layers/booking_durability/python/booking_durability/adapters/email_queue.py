@@ -1,9 +1,9 @@
 """The email queue and its DLQ (SQS). Translates SQS failures into ``QueueSendFailed``.
 
-Only the attributes CONTRACT §2 allows ever leave here: ``email_type`` and ``schema`` from
-producers, plus ``failure_reason``, ``attempts``, ``dedupe_key`` and ``first_dead_lettered_at``
-on copies the consumer re-queues or dead-letters and the DLQ tool redrives. None of them carries
-personal data.
+Only the attributes docs/reference/queue-message.md#message-attributes lists ever leave here:
+``email_type`` and ``schema`` from producers, plus ``failure_reason``, ``attempts``, ``dedupe_key`` and
+``first_dead_lettered_at`` on copies the consumer re-queues or dead-letters and the DLQ tool
+redrives. None of them carries personal data.
 """
 
 from __future__ import annotations

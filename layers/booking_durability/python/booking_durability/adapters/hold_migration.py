@@ -1,4 +1,5 @@
-"""The reservations table as the import and backfill scripts use it (CONTRACT §5), and where it is.
+"""The reservations table as the import and backfill scripts use it
+(docs/reference/importing-holds.md#targets), and where it is.
 
 ``HoldMigrationTable`` is the service's own ``ReservationsTable`` (same items, same ownership
 writes) with what only the scripts need: an imported hold written with

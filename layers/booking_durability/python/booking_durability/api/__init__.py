@@ -1,1 +1,2 @@
-"""The HTTP API (CONTRACT §0, §1): Powertools routers per area, one resolver module."""
+"""The HTTP API (docs/reference/http-api.md#conventions, docs/reference/http-api.md#routes): Powertools
+routers per area, one resolver module."""

@@ -1,4 +1,5 @@
-"""Email routes: ``POST /v1/emails``, status, cancel one, cancel a booking's (CONTRACT §1)."""
+"""Email routes: ``POST /v1/emails``, status, cancel one, cancel a booking's
+(docs/reference/http-api.md#emails)."""
 
 from __future__ import annotations
 

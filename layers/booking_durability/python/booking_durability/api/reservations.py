@@ -1,4 +1,4 @@
-"""Venue, hold, confirmation and booking routes (CONTRACT §1)."""
+"""Venue, hold, confirmation and booking routes (docs/reference/http-api.md#routes)."""
 
 from __future__ import annotations
 

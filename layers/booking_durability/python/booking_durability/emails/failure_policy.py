@@ -1,4 +1,5 @@
-"""What the consumer does after a provider failure (CONTRACT §2), decided without any I/O.
+"""What the consumer does after a provider failure (docs/reference/queue-message.md#failure-handling), decided
+without any I/O.
 
 Transient failures are retried with a backoff doubling with each receive, and dead-lettered
 at the last receive (a provider without its credentials likewise, with its own reason);

@@ -1,4 +1,5 @@
-"""The email request (``POST /v1/emails``) and the queue message (CONTRACT §1, §2).
+"""The email request (``POST /v1/emails``) and the queue message (docs/reference/http-api.md#email-request,
+docs/reference/queue-message.md#message-body).
 
 Every model hides input in its errors: a submitted value may be a guest's address or name.
 """
@@ -39,7 +40,8 @@ MAX_DELAY_SECONDS = int(MAX_DELAY.total_seconds())
 
 
 # The one list of email types: four a guest receives, and the admin's drift email, which only
-# the notifier publishes (CONTRACT §4). (No docstring: it would land in the committed schema.)
+# the notifier publishes (docs/reference/notifications.md#admin-email-fallback). (No docstring: it would land
+# in the committed schema.)
 class EmailType(StrEnum):
     BOOKING_REQUEST_RECEIVED = "booking_request_received"
     BOOKING_CONFIRMED = "booking_confirmed"
@@ -98,7 +100,8 @@ class EmailRef:
 
 
 def message_id_for(key: str) -> str:
-    """RFC 5322 Message-ID derived from the dedupe key (CONTRACT §3): same email, same id."""
+    """RFC 5322 Message-ID derived from the dedupe key (docs/reference/queue-message.md#message-headers): same
+    email, same id."""
     return f"<{hashlib.sha256(key.encode()).hexdigest()}@booking.local>"
 
 
@@ -296,7 +299,8 @@ class EmailRequest(_BookingRules, _RequestRules):
 
 
 class AdminDriftEmailRequest(_RequestRules):
-    """The notifier's fallback when no webhook is configured (CONTRACT §4)."""
+    """The notifier's fallback when no webhook is configured
+    (docs/reference/notifications.md#admin-email-fallback)."""
 
     model_config = ConfigDict(json_schema_extra=_schema_rules(_ONE_WAY_TO_DELAY))
 

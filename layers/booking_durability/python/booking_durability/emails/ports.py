@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # not at run time: the notifier sends through MessageQueue wi
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message for the email queue or its DLQ; attributes limited to what CONTRACT §2 allows."""
+    """A message for the email queue or its DLQ; attributes limited to
+    docs/reference/queue-message.md#message-attributes."""
 
     body: str
     attributes: Mapping[str, str | int]

@@ -1,4 +1,4 @@
-"""Publishing email jobs to the email queue (CONTRACT §2).
+"""Publishing email jobs to the email queue (docs/reference/queue-message.md#message-body).
 
 The API, the drift notifier and the scripts all publish through here: the message body is the
 validated job, the SQS delay covers as much of the wait as one hop may (the consumer

@@ -1,4 +1,4 @@
-"""What the email routes of the API do (CONTRACT §1, emails): record, publish, read, cancel.
+"""What the email routes of the API do (docs/reference/http-api.md#emails): record, publish, read, cancel.
 
 ``POST`` records ``queued`` in the deliveries ledger before publishing, and never overwrites an
 email that is sent, cancelled, suppressed, expired or being sent: it answers with that status

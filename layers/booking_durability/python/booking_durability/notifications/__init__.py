@@ -1,4 +1,4 @@
-"""Admin notifications of policy drift (CONTRACT §4): the notifier's logic.
+"""Admin notifications of policy drift (docs/reference/notifications.md#channels): the notifier's logic.
 
 ``notifier`` takes one drift event from the notifications queue to the admin, through a signed
 webhook (``webhook``) or, with none configured, an email job; ``failure_policy`` decides, without

@@ -1,4 +1,5 @@
-"""The admin's email as the drift notifier's channel, when no webhook is configured (CONTRACT §4).
+"""The admin's email as the drift notifier's channel, when no webhook is configured
+(docs/reference/notifications.md#admin-email-fallback).
 
 A module of its own so that a notifier with a webhook never imports the email models and their
 address validation: only ``wiring.notifier.build_channel``'s no-webhook branch imports it.

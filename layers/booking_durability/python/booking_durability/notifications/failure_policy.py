@@ -1,4 +1,5 @@
-"""What the notifier does after a webhook failure (CONTRACT §4), decided without any I/O.
+"""What the notifier does after a webhook failure (docs/reference/notifications.md#retries-and-dead-letters),
+decided without any I/O.
 
 An unreachable receiver is retried by the queue (the record fails, SQS delivers it again after
 the visibility timeout) until the last allowed receive, where the notifier dead-letters it

@@ -1,4 +1,5 @@
-"""Notifying the admin of one policy-drift event, exactly once (CONTRACT §4).
+"""Notifying the admin of one policy-drift event, exactly once
+(docs/reference/notifications.md#webhook-delivery).
 
 ``Notifier.notify`` takes one message of the notifications queue: it validates the body
 (``PolicyDriftData``: ids and hashes only), hands it to the configured channel and says what

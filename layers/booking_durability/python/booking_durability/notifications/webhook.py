@@ -1,4 +1,5 @@
-"""Drift events POSTed to the admin's webhook, signed as Standard Webhooks (CONTRACT §4).
+"""Drift events POSTed to the admin's webhook, signed as Standard Webhooks
+(docs/reference/notifications.md#signing).
 
 The secret is ``whsec_<base64>`` and the HMAC key its decoded bytes. ``webhook-id`` is
 ``msg_<event_id>``, the same on every retry so the receiver can drop repeats;

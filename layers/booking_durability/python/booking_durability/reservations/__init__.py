@@ -1,4 +1,5 @@
-"""Reservations: venues and their seating policy, table allocation, holds (CONTRACT §1).
+"""Reservations: venues and their seating policy, table allocation, holds (docs/reference/http-api.md#venues,
+docs/reference/http-api.md#holds).
 
 No AWS here: the logic (``catalog``, ``holding``, ``confirmation``, ``migration``) reads and writes
 through the store it is handed (``ports.ReservationStore``, ``migration.MigrationStore``), and

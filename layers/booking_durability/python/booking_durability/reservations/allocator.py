@@ -1,4 +1,4 @@
-"""Which free tables seat a party (CONTRACT §1): pure and deterministic.
+"""Which free tables seat a party (docs/reference/http-api.md#allocation-rule): pure and deterministic.
 
 The same venue, party, zone and busy set always give the same answer, whatever the order of the
 venue's tables, so a re-quote or a retry under contention lands on the same choice.

@@ -1,4 +1,5 @@
-"""One confirmation attempt: the transaction that makes a live hold a booking (CONTRACT §1).
+"""One confirmation attempt: the transaction that makes a live hold a booking
+(docs/reference/http-api.md#confirmation-request-and-answer).
 
 It confirms the hold, turns its ownership into the booking's, writes the booking and the answer
 kept for repeats (and the ``Idempotency-Key``), the drift event when there is one, and checks

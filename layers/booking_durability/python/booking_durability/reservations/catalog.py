@@ -1,4 +1,5 @@
-"""Venues and their versioned seating policies (``PUT``/``GET /v1/venues/...``, CONTRACT §1).
+"""Venues and their versioned seating policies (``PUT``/``GET /v1/venues/...``,
+docs/reference/http-api.md#versions-and-if-match).
 
 A ``PUT`` that changes the policy hash writes the next version, conditioned on the version it
 read, so two concurrent PUTs never get the same version; one that does not change it writes

@@ -1,4 +1,4 @@
-"""Confirming a hold (``POST /v1/holds/{hold_id}/confirm``, CONTRACT §1).
+"""Confirming a hold (``POST /v1/holds/{hold_id}/confirm``, docs/reference/http-api.md#confirmation).
 
 Checked in the contract's order: unknown → repeat → key reuse → metadata → seating →
 expiry/activity → policy. A fresh request is one transaction (``attempt.confirm_hold``): two
@@ -84,8 +84,8 @@ def confirm_with_policy_retry(
 def _repeat(
     store: ReservationStore, stored: StoredHold, keyed: KeyRecord | None, request: ConfirmRequest
 ) -> AnswerBody | StoredHold | None:
-    """What a repeat (CONTRACT §1 points 4 and 5) is answered from: the first 200 body, or the
-    original hold whose drift flow this booking began (to carry on); None for a fresh request.
+    """What a repeat (docs/reference/http-api.md#repeats-and-idempotency-keys) is answered from: the first 200
+    body, or the original hold whose drift flow this booking began (to carry on); None for a fresh request.
     A key bound to another hold or booking is refused."""
     booking_id = request.booking_id
     if stored.flow is not None and stored.flow.booking_id == booking_id:

@@ -1,5 +1,6 @@
 """Policy drift met at confirmation: the flow that re-quotes a hold under the venue's current
-policy, replaces it and confirms the replacement, and tells the admins once (CONTRACT §1, §4).
+policy, replaces it and confirms the replacement, and tells the admins once
+(docs/reference/http-api.md#policy-drift).
 
 A flow is stored on the original hold it supersedes (``ports.DriftFlow``), from the transaction
 that replaces the hold; that transaction also claims the request's booking id and
@@ -312,8 +313,9 @@ def _requote(
 def _event(
     original: Hold, policy_hash: str, policy_version: int, flow: DriftFlow, now: datetime
 ) -> PolicyDriftData:
-    """The CONTRACT §4 body of ``flow``'s ending: ids and hashes only. ``policy_hash`` and
-    ``policy_version``: the replacement's when recovered, else the venue's as the flow ends."""
+    """The event body (docs/reference/notifications.md#event-body) of ``flow``'s ending: ids and hashes only.
+    ``policy_hash`` and ``policy_version``: the replacement's when recovered, else the venue's as
+    the flow ends."""
     recovered = flow.state is FlowState.RECOVERED
     return PolicyDriftData(
         type="policy_drift.recovered" if recovered else "policy_drift.unrecovered",

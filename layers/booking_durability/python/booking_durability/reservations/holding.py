@@ -1,4 +1,5 @@
-"""Holding tables (``POST``/``GET``/``DELETE /v1/holds``) and cancelling bookings (CONTRACT §1).
+"""Holding tables (``POST``/``GET``/``DELETE /v1/holds``) and cancelling bookings
+(docs/reference/http-api.md#holds, docs/reference/http-api.md#bookings).
 
 A hold is quoted under the venue's current policy: its tables come from the pure allocator over
 the tables no live owner holds during ``[starts_at, ends_at + buffer)``, and are written in one

@@ -1,7 +1,9 @@
-"""Holds (``POST /v1/holds``, CONTRACT §1): the request, its timing rules, and the hold itself.
+"""Holds (``POST /v1/holds``): the request, its timing rules, and the hold itself
+(docs/reference/http-api.md#holds).
 
 A hold owns its tables while it is ``held`` and not past ``expires_at``, or once ``confirmed``.
-Imported holds (CONTRACT §5) may lack ``policy_hash``, ``policy_version`` and the snapshot.
+Imported holds (docs/reference/importing-holds.md#what-an-import-stores) may lack ``policy_hash``,
+``policy_version`` and the snapshot.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class SelectionSnapshot(BaseModel):
 
 
 class Hold(BaseModel):
-    """A hold as stored and answered (CONTRACT §1)."""
+    """A hold as stored and answered (docs/reference/http-api.md#the-hold)."""
 
     model_config = _STRICT
 
@@ -227,7 +229,7 @@ def new_hold(
 
 
 def missing_metadata(hold: Hold) -> list[str]:
-    """What confirmation lacks, as the dotted paths of CONTRACT §1 (Confirmation, point 1).
+    """What confirmation lacks, as the dotted paths of docs/reference/http-api.md#order-of-checks.
 
     ``policy_hash`` when it is absent; ``table_ids`` when empty; ``selection_snapshot`` when the
     snapshot is absent; and, as the contract words it, ``selection_snapshot.tables`` when the

@@ -1,8 +1,9 @@
 """When a hold or booking owns its tables: half-open intervals and the hour buckets they touch.
 
-A live hold or booking owns its tables over ``[starts_at, ends_at + buffer_minutes)`` (CONTRACT §1),
-so the next one may start exactly when a buffer ends. Ownership is recorded per table and per
-bucket; two owners that overlap always share a bucket, whatever either policy's slot length.
+A live hold or booking owns its tables over ``[starts_at, ends_at + buffer_minutes)``
+(docs/reference/http-api.md#ownership-intervals), so the next one may start exactly when a buffer
+ends. Ownership is recorded per table and per bucket; two owners that overlap always share a bucket,
+whatever either policy's slot length.
 """
 
 from __future__ import annotations

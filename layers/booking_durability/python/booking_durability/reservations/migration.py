@@ -1,9 +1,9 @@
-"""Bringing holds over from the booking app (CONTRACT §5): importing its exported holds, and
-completing (or releasing) active holds that lack the metadata confirmation needs.
+"""Bringing holds over from the booking app (docs/reference/importing-holds.md): importing its exported holds,
+and completing (or releasing) active holds that lack the metadata confirmation needs.
 
-**Import.** Each JSON line is a hold with the fields of CONTRACT §1; ``policy_hash``,
-``policy_version`` and ``selection_snapshot`` may be missing, ``status`` when given is ``held``.
-It is stored as a ``held`` hold owning its tables, written in one transaction with its ownership
+**Import.** Each JSON line is a hold with the fields of docs/reference/importing-holds.md#import-lines;
+``policy_hash``, ``policy_version`` and ``selection_snapshot`` may be missing, ``status`` when given
+is ``held``. It is stored as a ``held`` hold owning its tables, written in one transaction with its ownership
 records, conditioned on every record still being at the version read (as ``holding.hold_tables``
 writes a new hold), so two owners never overlap on a table.
 

@@ -1,4 +1,5 @@
-"""A venue's tables and seating policy (``PUT /v1/venues/{venue_id}``, CONTRACT §1) and its hash.
+"""A venue's tables and seating policy (``PUT /v1/venues/{venue_id}``,
+docs/reference/http-api.md#venue-config) and its hash.
 
 Models hide input in their errors, and our own messages name positions, never submitted values.
 """
@@ -16,7 +17,7 @@ from booking_durability.validation import Boolean, JsonInteger, Text
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
 MAX_TABLES = 200
-MAX_DURATION_MINUTES = 480  # the longest default duration, and the longest hold (CONTRACT §1)
+MAX_DURATION_MINUTES = 480  # the longest default duration, and the longest hold
 # Far above any real table, and far below 2**53: beyond it RFC 8785 writes numbers in exponent
 # form and the policy hash would stop matching the contract's canonical JSON.
 MAX_SEATS = 1000

@@ -51,7 +51,8 @@ def webhook_secret(settings: NotifierSettings) -> Callable[[], Mapping[str, str]
 
 
 def build_channel(settings: NotifierSettings, sqs: Any) -> AdminChannel:
-    """The webhook when one is configured, else the admin's email (CONTRACT §4)."""
+    """The webhook when one is configured, else the admin's email
+    (docs/reference/notifications.md#channels)."""
     if not settings.uses_webhook:
         # Only this stage loads the email models (address validation): a webhook stage never does.
         from booking_durability.emails.models import Recipient
@@ -74,7 +75,7 @@ def build_notifier(settings: NotifierSettings) -> Notifier:
     sqs = aws.client("sqs")
     return Notifier(
         channel=build_channel(settings, sqs),
-        dlq=EmailQueue(settings.notifications_dlq_url, sqs),  # an SQS sender with the §2 attributes
+        dlq=EmailQueue(settings.notifications_dlq_url, sqs),  # an SQS sender with the dead-letter attributes
         policy=NotificationFailurePolicy(max_receives=settings.max_receives),
     )
 

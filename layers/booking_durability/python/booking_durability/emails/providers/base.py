@@ -1,8 +1,8 @@
 """One provider interface, three implementations (Resend, SES, SMTP).
 
 Providers translate their own failures into the four outcomes the consumer acts on
-(CONTRACT §2). Messages of these errors are ours and never carry provider text, which can
-echo the guest's address.
+(docs/reference/queue-message.md#failure-handling). Messages of these errors are ours and never carry provider
+text, which can echo the guest's address.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class OutgoingEmail:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Headers every delivered message carries (CONTRACT §3)."""
+        """Headers every delivered message carries (docs/reference/queue-message.md#message-headers)."""
         return {"X-Dedupe-Key": self.dedupe_key, "X-Job-Id": self.job_id}
 
 

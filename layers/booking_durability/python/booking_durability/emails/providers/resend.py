@@ -2,8 +2,9 @@
 
 Resend keeps an idempotency key for 24 h: a retry with the same key and payload returns the
 first response instead of sending again, the same key with another payload answers 409
-``invalid_idempotent_request`` (the first send went out: CONTRACT §2 counts it as sent) and a
-retry racing the first one answers 409 ``concurrent_idempotent_requests`` (transient).
+``invalid_idempotent_request`` (the first send went out: docs/reference/queue-message.md#idempotent-send
+counts it as sent) and a retry racing the first one answers 409 ``concurrent_idempotent_requests``
+(transient).
 """
 
 from __future__ import annotations

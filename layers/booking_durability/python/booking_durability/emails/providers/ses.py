@@ -41,7 +41,8 @@ _ACCOUNT_WIDE = frozenset(
 
 
 def classify_ses_error(provider: str, code: str, status: int | None) -> ProviderError:
-    """Map an SES error code and HTTP status to the consumer's outcome (CONTRACT §2)."""
+    """Map an SES error code and HTTP status to the consumer's outcome
+    (docs/reference/queue-message.md#failure-handling)."""
     if code in _THROTTLED or status == 429:
         return ProviderThrottled(provider, status, retry_after=None)
     if code in _ACCOUNT_WIDE:

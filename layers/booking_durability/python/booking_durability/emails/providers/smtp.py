@@ -1,8 +1,8 @@
 """SMTP relay (the local mail sink, or any submission server): one connection per send.
 
 SMTP has no idempotency key. Every message carries ``Message-ID: <sha256(dedupe key)@booking.local>``
-(CONTRACT §3), which lets a receiver that honours it (the local sink does) drop a repeat; beyond
-that, deduplication relies on our DynamoDB claim, as with SES.
+(docs/reference/queue-message.md#message-headers), which lets a receiver that honours it (the local sink does)
+drop a repeat; beyond that, deduplication relies on our DynamoDB claim, as with SES.
 
 smtplib's exceptions carry the recipient and the server's reply text (which can echo it): they
 are translated here and never raised or chained.
@@ -42,7 +42,8 @@ def classify_smtp_reply(provider: str, code: int | None) -> ProviderError:
 
 
 def build_message(email: OutgoingEmail, sent_at: datetime | None = None) -> EmailMessage:
-    """The MIME message (multipart/alternative text + HTML) with the headers of CONTRACT §3."""
+    """The MIME message (multipart/alternative text + HTML) with the headers of
+    docs/reference/queue-message.md#message-headers."""
     message = EmailMessage()
     message["From"] = email.sender
     message["To"] = Address(display_name=email.to_name or "", addr_spec=email.to_email)
