@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from devstack.supervisor import Component, Output, StackFailed, Supervisor, is_metric_blob
+from tests.e2e.harness import pid_alive
 
 READY = "child ready"
 EMF = {
@@ -40,14 +41,6 @@ def child(name: str, program: str, **options: object) -> Component:
     """A component running ``program``, ready once it printed ``READY`` (to stderr)."""
     code = textwrap.dedent(program)
     return Component(name, [sys.executable, "-c", code], ready_line=READY, **options)  # type: ignore[arg-type]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class SlowOutput(Output):
