@@ -67,7 +67,7 @@ from booking_durability.reservations.errors import (
     PolicyChanged,
 )
 from booking_durability.reservations.holding import hold_tables, release_hold
-from booking_durability.reservations.holds import Hold, HoldRequest
+from booking_durability.reservations.holds import Hold, HoldRequest, QuotedHold
 from booking_durability.reservations.ports import AnswerBody
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
@@ -173,11 +173,11 @@ class Interfering(ReservationsTable):
 
     meanwhile: Callable[[Hold], None] | None = None
 
-    def replace_hold(self, original: Any, replacement: Hold, *args: Any, **kwargs: Any) -> None:
+    def replace_hold(self, original: Any, replacement: QuotedHold, *args: Any, **kwargs: Any) -> None:
         super().replace_hold(original, replacement, *args, **kwargs)
         act, self.meanwhile = self.meanwhile, None
         if act is not None:
-            act(replacement)
+            act(replacement.hold)
 
 
 @dataclass(frozen=True)

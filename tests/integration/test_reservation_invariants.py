@@ -74,7 +74,7 @@ from booking_durability.reservations.errors import (
     PreconditionFailed,
 )
 from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
-from booking_durability.reservations.holds import Hold, HoldRequest
+from booking_durability.reservations.holds import Hold, HoldRequest, QuotedHold
 from booking_durability.reservations.intervals import ownership_interval
 from booking_durability.reservations.ports import AnswerBody
 from booking_durability.reservations.venues import VenueConfig, policy_hash
@@ -191,10 +191,10 @@ class DriftingReservations(ReservationsTable):
         self._change("before_write")
         super().confirm(*args, **kwargs)
 
-    def replace_hold(self, original: Any, replacement: Hold, *args: Any, **kwargs: Any) -> None:
+    def replace_hold(self, original: Any, replacement: QuotedHold, *args: Any, **kwargs: Any) -> None:
         self.trace.replacements += 1
         super().replace_hold(original, replacement, *args, **kwargs)
-        self.trace.replaced = replacement
+        self.trace.replaced = replacement.hold
         self._change("after_replace")
 
     def _change(self, phase: str) -> None:

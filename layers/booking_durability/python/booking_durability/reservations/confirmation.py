@@ -152,7 +152,8 @@ def _confirm(
     try:
         return confirm_hold(
             store,
-            stored,
+            quoted,
+            stored.owns_until,
             request.booking_id,
             now(),
             answered_hold_id=request.hold_id,

@@ -61,7 +61,7 @@ def hold_tables(
         if isinstance(chosen, NoAvailability):
             count_with_dimension("NoAvailability", "reason", chosen.reason.value)
             raise NoAvailabilityError(chosen.reason)
-        hold = new_hold(
+        quoted = new_hold(
             new_id(),
             timing,
             chosen,
@@ -73,9 +73,10 @@ def hold_tables(
             policy_version=venue.policy_version,
             now=moment,
         )
+        hold = quoted.hold
         writes = claim(records, hold.table_ids, interval, hold.hold_id, hold.expires_at, moment)
         try:
-            store.create_hold(hold, interval.end, writes)
+            store.create_hold(quoted, interval.end, writes)
         except WriteConflict:
             continue
         count("HoldCreated")
