@@ -202,7 +202,6 @@ def _read_delivered(key: str, path: Path) -> DeliveredEmail | None:
     except FileNotFoundError:
         return None
     message = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
     dedupe_key = str(message["X-Dedupe-Key"] or "")
     return DeliveredEmail(
         key=key,
