@@ -32,7 +32,7 @@ from booking_durability.emails.ports import Ledger
 from booking_durability.emails.producer import hop_delay
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.rendering import RenderedEmail, RenderFailed, render_email
-from booking_durability.emails.sending import EmailOutcome, Held, Job, Sending, expired
+from booking_durability.emails.sending import ClaimedKey, EmailOutcome, Job, Sending, expired
 from booking_durability.errors import StoreUnavailable
 from booking_durability.observability import count, logger
 from booking_durability.times import utc_now
@@ -147,12 +147,12 @@ class EmailDelivery:
         claim = self.ledger.claim(job.ref, str(job.job_id), now, job.deliver_at, self.lease_seconds)
         if not claim.done or claim.record.lease_token is None:
             return self._not_ours(job, message, claim.record, now)
-        held = Held(
+        held = ClaimedKey(
             job, message, claim.record.lease_token, claim.record.attempts, claim.record.throttle_deferrals
         )
         return self.sending.while_held(held, lambda: self._send(held, remaining_ms))
 
-    def _send(self, held: Held, remaining_ms: Callable[[], int]) -> EmailOutcome:
+    def _send(self, held: ClaimedKey, remaining_ms: Callable[[], int]) -> EmailOutcome:
         job = held.job
         if job.suppress_if_sent and self.ledger.sent_or_sending(
             job.booking_id, job.suppress_if_sent, self.clock(), exclude=job.dedupe_key
