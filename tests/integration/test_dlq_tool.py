@@ -23,7 +23,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from booking_durability import wiring
-from booking_durability.adapters.dead_letters import QueueUnavailable, SqsDeadLetterQueue, locate_local
+from booking_durability.adapters.dead_letter_queues import QueueUnavailable, SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.emails.ports import OutgoingMessage

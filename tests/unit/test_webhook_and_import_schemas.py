@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from booking_durability.drift_events import PolicyDriftData, drift_event_json_schema
+from booking_durability.notifications.delivery import IncomingNotification, NotificationOutcome, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import IncomingNotification, NotificationOutcome, Notifier
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.migration import (
     Refusal,

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, PolicyDriftData, Recipient
-from booking_durability.notifications import notifier as notifier_module
-from booking_durability.notifications.email_channel import EmailChannel
-from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import (
+from booking_durability.notifications import delivery as notifier_module
+from booking_durability.notifications.delivery import (
     IncomingNotification,
     NotificationOutcome,
     Notifier,
 )
+from booking_durability.notifications.email_channel import EmailChannel
+from booking_durability.notifications.failure_policy import NotificationFailurePolicy
 from booking_durability.notifications.webhook import (
     WebhookChannel,
     WebhookSecretUnavailable,

@@ -10,7 +10,6 @@ import pytest
 from pydantic import ValidationError
 
 from booking_durability.reservations.allocator import AllocatedTable, Allocation
-from booking_durability.reservations.errors import HoldMetadataIncomplete, HoldTimingInvalid
 from booking_durability.reservations.holds import (
     Hold,
     HoldRequest,
@@ -19,6 +18,7 @@ from booking_durability.reservations.holds import (
     missing_metadata,
     new_hold,
 )
+from booking_durability.reservations.refusals import HoldMetadataIncomplete, HoldTimingInvalid
 from booking_durability.reservations.venues import STORED, SeatingPolicy
 from tests.unit.reservations.builders import (
     HASH,

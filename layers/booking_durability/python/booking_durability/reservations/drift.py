@@ -37,7 +37,6 @@ from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.attempt import Recovery, confirm_hold
 from booking_durability.reservations.catalog import Venue, current_venue
-from booking_durability.reservations.errors import PolicyChanged
 from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold, complete, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite, busy_tables, claim, release
@@ -49,6 +48,7 @@ from booking_durability.reservations.ports import (
     StoredHold,
     WriteConflict,
 )
+from booking_durability.reservations.refusals import PolicyChanged
 
 MAX_ATTEMPTS = 2  # confirmation attempts per flow: the hold, then one replacement
 # Re-reads after lost races (never counted as attempts), without a pause: the re-read mostly

@@ -19,12 +19,6 @@ from booking_durability.errors import Busy
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.catalog import current_venue
-from booking_durability.reservations.errors import (
-    BookingNotFound,
-    HoldNotActive,
-    HoldNotFound,
-    NoAvailabilityError,
-)
 from booking_durability.reservations.holds import Hold, HoldRequest, HoldStatus, check_hold_timing, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
@@ -34,6 +28,12 @@ from booking_durability.reservations.ownership import (
     rounds,
 )
 from booking_durability.reservations.ports import Booking, ReservationStore, WriteConflict
+from booking_durability.reservations.refusals import (
+    BookingNotFound,
+    HoldNotActive,
+    HoldNotFound,
+    NoAvailabilityError,
+)
 
 # Rounds of re-read and re-allocate when a write loses a race. Each round at least one of the
 # racing writers lands, so this bounds how many may race for one table at once.

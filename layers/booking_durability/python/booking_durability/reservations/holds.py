@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from booking_durability.reservations.allocator import Allocation
-from booking_durability.reservations.errors import HoldTimingInvalid
 from booking_durability.reservations.intervals import falls_on_slot
+from booking_durability.reservations.refusals import HoldTimingInvalid
 from booking_durability.reservations.venues import (
     ID_PATTERN,
     MAX_DURATION_MINUTES,

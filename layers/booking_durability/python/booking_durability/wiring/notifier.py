@@ -15,8 +15,8 @@ from typing import Any
 from booking_durability.adapters import aws
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.adapters.secrets import Rotating, secret_json
+from booking_durability.notifications.delivery import AdminChannel, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import AdminChannel, Notifier
 from booking_durability.notifications.webhook import (
     PREVIOUS_KEY,
     SECRET_KEY,
