@@ -194,7 +194,8 @@ def running_stack(workdir: Path, output: Output, stop: threading.Event) -> Itera
         specs = {spec.name: spec for spec in stack.create_resources(template)}
         if "email_worker" not in specs:
             raise BenchFailed(f"the template has no email queue consumer (mappings: {sorted(specs)})")
-        assert stack.names is not None
+        if stack.names is None:
+            raise BenchFailed("the local stack named none of its resources")
         yield BenchStack(
             env=env,
             provider_url=f"http://{HOST}:{provider_port}",
@@ -281,7 +282,8 @@ class ConsumerProcess:
 
     def read(self, timeout: float) -> dict[str, Any]:
         stdout = self.process.stdout
-        assert stdout is not None
+        if stdout is None:
+            raise RuntimeError("the consumer was started without a stdout pipe")
         readable, _, _ = select.select([stdout], [], [], timeout)
         line = stdout.readline() if readable else ""
         if not line:
@@ -295,9 +297,11 @@ class ConsumerProcess:
         return answer
 
     def run_batch(self, prefix: str, *, profile: bool = False) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"batch": prefix, "profile": profile}) + "\n")
-        self.process.stdin.flush()
+        stdin = self.process.stdin
+        if stdin is None:
+            raise RuntimeError("the consumer was started without a stdin pipe")
+        stdin.write(json.dumps({"batch": prefix, "profile": profile}) + "\n")
+        stdin.flush()
         answer = self.read(INVOCATION_TIMEOUT_SECONDS)
         if answer["failed"]:
             raise BenchFailed(

@@ -44,7 +44,7 @@ import boto3
 import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from booking_durability.adapters.dead_letters import SqsDeadLetterQueue, locate_local
+from booking_durability.adapters.dead_letter_queues import SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.models import message_id_for
 from booking_durability.emails.producer import publish_email

@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from booking_durability.adapters.dead_letters import (
+from booking_durability.adapters.dead_letter_queues import (
     QueueCounts,
     SqsDeadLetterQueue,
     locate_in_aws,

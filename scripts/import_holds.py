@@ -86,8 +86,9 @@ def table_of(args: argparse.Namespace) -> HoldMigrationTable:
 
 
 def describe_refusal(result: LineResult) -> str:
-    assert result.refused is not None
     refused = result.refused
+    if refused is None:
+        raise ValueError(f"line {result.line} was not refused")
     parts = [f"line {result.line}: refused {refused.reason.value}"]
     if refused.field:
         parts.append(f"field {refused.field}")

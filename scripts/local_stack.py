@@ -386,7 +386,8 @@ class LocalStack:
             self.say("the template schedules nothing: no scheduler component")
         if self.api is not None:
             self.supervisor.start(api(self.api, config, env))
-        assert self.names is not None
+        if self.names is None:
+            raise RuntimeError("the inbox starts after the resources are created and named")
         self.supervisor.start(inbox(self.names, config, env))
         self.supervisor.wait_ready(READY_TIMEOUT_SECONDS, self.stop)
         if self.stop.is_set():
@@ -492,7 +493,8 @@ class LocalStack:
 
     def description(self) -> dict[str, Any]:
         """What ``stack.json`` says: where everything is, and which process runs what."""
-        assert self.names is not None
+        if self.names is None:
+            raise RuntimeError("the stack is described once its resources are created and named")
         api_url = {"api_url": self.config.api_url} if self.api is not None else {}
         return {
             **api_url,

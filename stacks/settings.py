@@ -236,11 +236,11 @@ class ApiSettings(_Settings):
         return self
 
 
-class NotifierSettings(QueueConsumerSettings):
+class NotifierFunctionSettings(QueueConsumerSettings):
     """The drift notifier Lambda and its SQS event source mapping."""
 
 
-class DriftSweepSettings(FunctionSettings):
+class DriftSweepFunctionSettings(FunctionSettings):
     """The scheduled function that ends the drift flows nobody repeated, once their replacement
     expired (a confirm that replaced a hold, then failed): it releases the replacement and tells
     the admins, reason ``interrupted``."""
@@ -276,7 +276,7 @@ class NotificationsSettings(_Settings):
     local_webhook_secret: str | None = Field(None, pattern=_WEBHOOK_SECRET_PATTERN)
     #: Who gets the ``admin_policy_drift`` email when no webhook is configured.
     admin_email: str = Field(PLACEHOLDER_ADMIN_EMAIL, pattern=_ADDRESS_PATTERN)
-    notifier: NotifierSettings
+    notifier: NotifierFunctionSettings
     #: Stream records per pipe batch (the outbox pipe, reservations stream -> notifications queue).
     pipe_batch_size: int = Field(10, ge=1, le=10)
     #: Retries of a batch the pipe could not forward, before it goes to the pipe's DLQ. Never
@@ -342,7 +342,7 @@ class StageSettings(_Settings):
     reservations_api: ApiFunctionSettings
     notifications_queue: QueueSettings = QueueSettings()
     notifications: NotificationsSettings
-    drift_sweep: DriftSweepSettings = DriftSweepSettings()
+    drift_sweep: DriftSweepFunctionSettings = DriftSweepFunctionSettings()
     observability: ObservabilitySettings
     #: Keep stateful resources (the tables, the logs) when the stack is deleted.
     retain_data: bool = False
@@ -589,7 +589,7 @@ def _dev() -> StageSettings:
         # No webhook until the deploying team turns it on (-c webhook=on): drift notifications
         # are emailed to admin_email meanwhile.
         notifications=NotificationsSettings(
-            notifier=NotifierSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2)
+            notifier=NotifierFunctionSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2)
         ),
         observability=ObservabilitySettings(log_retention_days=14, tracing=True),
     )

@@ -200,9 +200,8 @@ def _resource_paths(template: Mapping[str, Any], api_id: str) -> dict[str | None
     paths: dict[str | None, str] = {None: "/"}
 
     def path_of(logical_id: str | None, seen: tuple[str, ...] = ()) -> str:
-        if logical_id in paths:
-            return paths[logical_id]
-        assert logical_id is not None
+        if logical_id is None or logical_id in paths:
+            return paths[logical_id]  # None is the root, always known
         if logical_id in seen:
             raise TemplateError(f"API resource {logical_id} is its own ancestor")
         if logical_id not in parents:

@@ -157,8 +157,8 @@ class ExecutionEnvironment:
             child.close()
         self._channel = parent
         self._reader = parent.makefile("rb")
-        assert self.process.stdout is not None
-        assert self.process.stderr is not None
+        if self.process.stdout is None or self.process.stderr is None:
+            raise RuntimeError("the API server was started without its output pipes")
         relay.follow(self.process.stdout, relay.stdout)
         relay.follow(self.process.stderr, relay.stderr)
 

@@ -59,7 +59,7 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 import jinja2
 
-from booking_durability.adapters.dead_letters import QueueCounts, SqsDeadLetterQueue
+from booking_durability.adapters.dead_letter_queues import QueueCounts, SqsDeadLetterQueue
 from booking_durability.errors import InfrastructureError
 from booking_durability.operations.dead_letters import DeadLetter, QueueKind, label
 from booking_durability.operations.selection import Selection, describe_duration
@@ -202,7 +202,6 @@ def _read_delivered(key: str, path: Path) -> DeliveredEmail | None:
     except FileNotFoundError:
         return None
     message = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
     dedupe_key = str(message["X-Dedupe-Key"] or "")
     return DeliveredEmail(
         key=key,

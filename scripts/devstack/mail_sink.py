@@ -195,7 +195,8 @@ class _Controller(Controller):
     """aiosmtpd's Controller, able to listen on a free port (port 0)."""
 
     def _trigger_server(self) -> None:
-        assert self.server is not None
+        if self.server is None:
+            raise RuntimeError("aiosmtpd triggers a server only once it has made one")
         sockets = getattr(self.server, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]

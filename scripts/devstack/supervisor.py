@@ -193,8 +193,8 @@ def _spawn(
         # the whole group itself.
         start_new_session=True,
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
+    if process.stdout is None or process.stderr is None:
+        raise RuntimeError("the component was started without its output pipes")
     pumps = [_pump(stream, output, name, on_line) for stream in (process.stdout, process.stderr)]
     return process, pumps
 

@@ -17,8 +17,8 @@ from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
 from booking_durability.reservations import catalog
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
-from booking_durability.reservations.errors import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.holds import Hold
+from booking_durability.reservations.refusals import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.venues import VenueConfig
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
 from tests.integration.conftest import ROOT, Answer, Api, Resources

@@ -23,9 +23,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from booking_durability import wiring
-from booking_durability.adapters.dead_letters import QueueUnavailable, SqsDeadLetterQueue, locate_local
+from booking_durability.adapters.dead_letter_queues import QueueUnavailable, SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
-from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import PermanentProviderError
 from booking_durability.observability import metrics
@@ -412,7 +412,7 @@ def test_an_interruption_between_send_and_delete_loses_nothing_and_the_ledger_de
     refused = ScriptedProvider(script=[PermanentProviderError("smtp", 550)])
     body = json.dumps(job())
     message = IncomingMessage("m-1", "rh-1", body, receive_count=1)
-    assert make_delivery(resources, refused, clock).deliver(message) is Outcome.DEAD_LETTERED
+    assert make_delivery(resources, refused, clock).deliver(message) is EmailOutcome.DEAD_LETTERED
     [letter_id] = [m["MessageId"] for m in queues.peek(queues.email_dlq)]
 
     # When the redrive is cut off after the send, before the delete
@@ -446,7 +446,7 @@ def test_an_interruption_between_send_and_delete_loses_nothing_and_the_ledger_de
         )
         for c in copies
     ]
-    assert outcomes == [Outcome.SENT, Outcome.DUPLICATE]
+    assert outcomes == [EmailOutcome.SENT, EmailOutcome.DUPLICATE]
     assert len(provider.sent) == 1
     assert resources.status("bk_123", "booking_confirmed#0") == "sent"
     # Delivered outside a handler, nothing flushed the metrics: a later test's handler would

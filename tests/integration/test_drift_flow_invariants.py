@@ -59,16 +59,16 @@ from booking_durability.errors import Busy, DomainError, StoreUnavailable
 from booking_durability.reservations import catalog
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
 from booking_durability.reservations.drift import finish_interrupted_flows
-from booking_durability.reservations.errors import (
+from booking_durability.reservations.holding import hold_tables, release_hold
+from booking_durability.reservations.holds import Hold, HoldRequest, QuotedHold
+from booking_durability.reservations.ports import AnswerBody
+from booking_durability.reservations.refusals import (
     BookingIdTaken,
     HoldNotActive,
     IdempotencyKeyReused,
     NoAvailabilityError,
     PolicyChanged,
 )
-from booking_durability.reservations.holding import hold_tables, release_hold
-from booking_durability.reservations.holds import Hold, HoldRequest
-from booking_durability.reservations.ports import AnswerBody
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
 from tests.integration.conftest import REGION
@@ -173,11 +173,11 @@ class Interfering(ReservationsTable):
 
     meanwhile: Callable[[Hold], None] | None = None
 
-    def replace_hold(self, original: Any, replacement: Hold, *args: Any, **kwargs: Any) -> None:
+    def replace_hold(self, original: Any, replacement: QuotedHold, *args: Any, **kwargs: Any) -> None:
         super().replace_hold(original, replacement, *args, **kwargs)
         act, self.meanwhile = self.meanwhile, None
         if act is not None:
-            act(replacement)
+            act(replacement.hold)
 
 
 @dataclass(frozen=True)

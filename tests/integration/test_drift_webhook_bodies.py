@@ -15,7 +15,7 @@ import pytest
 
 from booking_durability.adapters.reservations_table import ReservationsTable
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
-from booking_durability.reservations.errors import PolicyChanged
+from booking_durability.reservations.refusals import PolicyChanged
 from tests.ajv import ajv
 from tests.builders import venue_config
 from tests.integration.conftest import Api, Resources

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from booking_durability.emails.consumer import consume_batch
-from booking_durability.emails.delivery import IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage, RetryLater
 from booking_durability.emails.ledger import Change
 from booking_durability.emails.models import EmailRef, EmailStatus
 from booking_durability.emails.ports import OutgoingMessage
@@ -108,7 +108,7 @@ def test_a_due_job_is_sent_once_and_recorded(
 ) -> None:
     delivery = make_delivery(resources, provider, clock)
     body = job()
-    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert delivery.deliver(message(body)) is EmailOutcome.SENT
     [email] = provider.sent
     assert email.dedupe_key == "bk_123#booking_confirmed#0"
     assert email.message_id.endswith("@booking.local>")
@@ -122,7 +122,7 @@ def test_a_second_copy_of_a_sent_job_is_acknowledged_without_sending(
     body = job()
     delivery.deliver(message(body))
     # When SQS delivers the same job again (at-least-once)
-    assert delivery.deliver(message(body)) is Outcome.DUPLICATE
+    assert delivery.deliver(message(body)) is EmailOutcome.DUPLICATE
     assert len(provider.sent) == 1
 
 
@@ -136,7 +136,7 @@ def test_a_cancelled_email_is_skipped(resources: Resources, provider: ScriptedPr
         },
     )
     delivery = make_delivery(resources, provider, clock)
-    assert delivery.deliver(message(job())) is Outcome.CANCELLED
+    assert delivery.deliver(message(job())) is EmailOutcome.CANCELLED
     assert provider.calls == 0
 
 
@@ -151,7 +151,7 @@ def test_a_live_lease_elsewhere_requeues_and_never_sends_twice(
     delivery.dispatch.queue = hops
     body = json.dumps(job())
     # When our copy arrives
-    assert delivery.deliver(message(body)) is Outcome.DEFERRED
+    assert delivery.deliver(message(body)) is EmailOutcome.DEFERRED
     # Then nothing is sent, the key stays theirs, and our copy comes back after their lease
     assert provider.calls == 0
     assert resources.status("bk_123", "booking_confirmed#0") == "sending"
@@ -168,7 +168,7 @@ def test_an_expired_lease_is_taken_over_and_sent_with_the_same_key(
     clock.advance(seconds=121)
     delivery = make_delivery(resources, provider, clock)
     # When the message comes back
-    assert delivery.deliver(message(job())) is Outcome.SENT
+    assert delivery.deliver(message(job())) is EmailOutcome.SENT
     # Then it goes out with the same idempotency key, and the record counts both attempts
     assert provider.sent[0].dedupe_key == ref.dedupe_key
     item = resources.items()[0]
@@ -201,7 +201,7 @@ def test_a_holder_whose_lease_ran_out_is_refused_logged_and_counted(
     [item] = resources.items()
     assert (item["status"]["S"], item["lease_token"]["S"]) == ("sending", theirs.record.lease_token)
     assert "failure_reason" not in item
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is EmailOutcome.DEAD_LETTERED
     # And the refusal is logged and counted as EmailLeaseLost (the dashboard's skipped graph)
     lost = [json.loads(line) for line in log_lines.getvalue().splitlines() if "lease lost" in line]
     assert [(line["level"], line["current_status"]) for line in lost] == [("WARNING", "sending")]
@@ -212,7 +212,7 @@ def test_a_provider_that_already_delivered_the_key_counts_as_sent(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     provider.script = [AlreadyDelivered("resend", 409)]
-    assert make_delivery(resources, provider, clock).deliver(message(job())) is Outcome.SENT
+    assert make_delivery(resources, provider, clock).deliver(message(job())) is EmailOutcome.SENT
     assert resources.status("bk_123", "booking_confirmed#0") == "sent"
 
 
@@ -222,10 +222,10 @@ def test_a_failed_email_is_attempted_again_when_redriven(
     provider.script = [PermanentProviderError("smtp", 550)]
     delivery = make_delivery(resources, provider, clock)
     body = job()
-    assert delivery.deliver(message(body)) is Outcome.DEAD_LETTERED
+    assert delivery.deliver(message(body)) is EmailOutcome.DEAD_LETTERED
     assert resources.status("bk_123", "booking_confirmed#0") == "failed"
     # When the operator fixed the fault and redrove the message
-    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert delivery.deliver(message(body)) is EmailOutcome.SENT
     assert resources.status("bk_123", "booking_confirmed#0") == "sent"
 
 
@@ -236,7 +236,7 @@ def test_suppress_if_sent_skips_when_one_of_those_went_out(
     delivery.deliver(message(job(email_type="booking_confirmed")))
     # Given the request-received email is told to stand down once a confirmation went out
     late = job(email_type="booking_request_received", suppress_if_sent=["booking_confirmed"])
-    assert delivery.deliver(message(late)) is Outcome.SUPPRESSED
+    assert delivery.deliver(message(late)) is EmailOutcome.SUPPRESSED
     assert len(provider.sent) == 1
     assert resources.status("bk_123", "booking_request_received#0") == "suppressed"
 
@@ -245,7 +245,7 @@ def test_suppress_if_sent_lets_the_email_go_when_none_was_sent(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     body = job(email_type="booking_request_received", suppress_if_sent=["booking_confirmed"])
-    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.SENT
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is EmailOutcome.SENT
 
 
 def test_happy_path_writes_twice_and_reads_nothing(
@@ -267,7 +267,7 @@ def test_an_early_message_is_requeued_with_the_remaining_delay(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     delivery = make_delivery(resources, provider, clock, MAX_DELAY_HOP_SECONDS=900)
-    assert delivery.deliver(message(job(deliver_at=T0 + timedelta(seconds=40)))) is Outcome.DEFERRED
+    assert delivery.deliver(message(job(deliver_at=T0 + timedelta(seconds=40)))) is EmailOutcome.DEFERRED
     assert provider.calls == 0
 
 
@@ -281,7 +281,7 @@ def test_a_two_hour_delay_is_delivered_after_its_time_and_not_before(
     body = json.dumps(job(deliver_at=deliver_at))
     outcome = delivery.deliver(message(body))
     # When each re-queued copy comes back after its SQS delay
-    while outcome is Outcome.DEFERRED:
+    while outcome is EmailOutcome.DEFERRED:
         hop = hops.sent[-1]
         assert 1 <= hop.delay_seconds <= 900
         assert hop.body == body
@@ -290,7 +290,7 @@ def test_a_two_hour_delay_is_delivered_after_its_time_and_not_before(
         clock.advance(seconds=hop.delay_seconds)
         outcome = delivery.deliver(message(hop.body))
     # Then it is sent once, at its time, after eight hops of fifteen minutes
-    assert outcome is Outcome.SENT
+    assert outcome is EmailOutcome.SENT
     assert clock.now == deliver_at
     assert len(hops.sent) == 8
 
@@ -299,7 +299,7 @@ def test_not_after_in_the_past_expires_the_email(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     body = job(not_after="2026-12-01T11:00:00Z")
-    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.EXPIRED
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is EmailOutcome.EXPIRED
     assert provider.calls == 0
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
 
@@ -350,7 +350,7 @@ def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
     expected_attributes: dict[str, str],
 ) -> None:
     outcome = make_delivery(resources, provider, clock).deliver(message(body))
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is EmailOutcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert dead["Body"] == body
     # Only values the consumer knows: never one taken from a body that failed validation (no
@@ -395,7 +395,7 @@ def test_a_transient_failure_is_retried_later_and_releases_the_key(
     assert "120s" in str(caught.value)
     assert resources.status("bk_123", "booking_confirmed#0") == "queued"
     # And the next receive may claim it again
-    assert delivery.deliver(message(job())) is Outcome.SENT
+    assert delivery.deliver(message(job())) is EmailOutcome.SENT
 
 
 def test_the_fifth_failed_receive_dead_letters_transient_exhausted(
@@ -403,7 +403,7 @@ def test_the_fifth_failed_receive_dead_letters_transient_exhausted(
 ) -> None:
     provider.script = [TransientProviderError("resend", 503)]
     delivery = make_delivery(resources, provider, clock)
-    assert delivery.deliver(message(job(), receive_count=5)) is Outcome.DEAD_LETTERED
+    assert delivery.deliver(message(job(), receive_count=5)) is EmailOutcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead)["failure_reason"] == "transient_exhausted"
     assert resources.status("bk_123", "booking_confirmed#0") == "failed"
@@ -413,7 +413,7 @@ def test_a_permanent_refusal_dead_letters_at_once(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:
     provider.script = [PermanentProviderError("resend", 422)]
-    assert make_delivery(resources, provider, clock).deliver(message(job())) is Outcome.DEAD_LETTERED
+    assert make_delivery(resources, provider, clock).deliver(message(job())) is EmailOutcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead) == {
         "email_type": "booking_confirmed",
@@ -431,7 +431,7 @@ def test_throttling_waits_inside_the_invocation_when_it_fits(
     provider.script = [ProviderThrottled("resend", 429, retry_after=2)]
     sleeps: list[float] = []
     delivery = make_delivery(resources, provider, clock, sleeps=sleeps)
-    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is Outcome.SENT
+    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is EmailOutcome.SENT
     assert sleeps == [2]
 
 
@@ -441,7 +441,7 @@ def test_smtp_throttling_without_retry_after_uses_the_stage_backoff(
     provider.script = [ProviderThrottled("smtp", 421, retry_after=None)]
     sleeps: list[float] = []
     delivery = make_delivery(resources, provider, clock, sleeps=sleeps, THROTTLE_BACKOFF_SECONDS=1)
-    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is Outcome.SENT
+    assert delivery.deliver(message(job()), remaining_ms=lambda: 60_000) is EmailOutcome.SENT
     assert sleeps == [1]
 
 
@@ -454,7 +454,7 @@ def test_throttling_that_does_not_fit_sends_a_fresh_delayed_copy(
     delivery.dispatch.queue = hops
     body = json.dumps(job())
     # When the invocation has 5 s left and the provider asks for 30
-    assert delivery.deliver(message(body), remaining_ms=lambda: 5_000) is Outcome.THROTTLED
+    assert delivery.deliver(message(body), remaining_ms=lambda: 5_000) is EmailOutcome.THROTTLED
     # Then the original is acknowledged, a copy waits 30 s, and the key is free again
     [copy] = hops.sent
     assert (copy.body, copy.delay_seconds, copy.attributes["attempts"]) == (body, 30, 1)
@@ -471,17 +471,17 @@ def test_a_throttled_copy_arriving_before_retry_after_waits_without_calling_the_
     hops = HopQueue()
     delivery.dispatch.queue = hops
     body = json.dumps(job())
-    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is EmailOutcome.THROTTLED
     assert hops.sent[0].delay_seconds == 5
     # When the copy comes back after one hop, long before the 30 s are over
     clock.advance(seconds=5)
-    assert delivery.deliver(message(body)) is Outcome.DEFERRED
+    assert delivery.deliver(message(body)) is EmailOutcome.DEFERRED
     # Then the provider was not asked again, and the copy waits for what remains (one hop at most)
     assert provider.calls == 1
     assert hops.sent[-1].delay_seconds == 5
     # And once the 30 s have passed, it goes out
     clock.advance(seconds=25)
-    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert delivery.deliver(message(body)) is EmailOutcome.SENT
     assert provider.calls == 2
 
 
@@ -494,7 +494,7 @@ def test_throttling_never_delivers_after_not_after(
     delivery = make_delivery(resources, provider, clock, sleeps=sleeps)
     body = job(not_after="2026-12-01T12:00:10Z")
     # Then it is not waited for nor re-queued: it expires
-    assert delivery.deliver(message(body), remaining_ms=lambda: 60_000) is Outcome.EXPIRED
+    assert delivery.deliver(message(body), remaining_ms=lambda: 60_000) is EmailOutcome.EXPIRED
     assert sleeps == []
     assert resources.status("bk_123", "booking_confirmed#0") == "expired"
 
@@ -509,15 +509,15 @@ def test_throttling_past_the_cap_dead_letters_throttle_exhausted(
         provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
         outcomes.append(delivery.deliver(message(body), remaining_ms=lambda: 1_000))
         clock.advance(seconds=30)  # each copy comes back once its retry-after has passed
-    assert outcomes == [Outcome.THROTTLED, Outcome.THROTTLED, Outcome.DEAD_LETTERED]
+    assert outcomes == [EmailOutcome.THROTTLED, EmailOutcome.THROTTLED, EmailOutcome.DEAD_LETTERED]
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead)["failure_reason"] == "throttle_exhausted"
     assert resources.status("bk_123", "booking_confirmed#0") == "failed"
     # And once the provider recovers, a redrive sends it with a fresh throttle budget
     provider.script = [ProviderThrottled("resend", 429, retry_after=30)]
-    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is Outcome.THROTTLED
+    assert delivery.deliver(message(body), remaining_ms=lambda: 1_000) is EmailOutcome.THROTTLED
     clock.advance(seconds=30)
-    assert delivery.deliver(message(body)) is Outcome.SENT
+    assert delivery.deliver(message(body)) is EmailOutcome.SENT
 
 
 def test_a_batch_is_sent_concurrently(resources: Resources, clock: Clock) -> None:
@@ -620,7 +620,7 @@ def test_expiring_an_email_under_a_dead_workers_lease_clears_the_lease(
     stale = deliveries.claim(ref, "dead-worker", T0, T0, lease_seconds=60).record
     clock.advance(minutes=5)
     body = job(not_after="2026-12-01T12:01:00Z")
-    assert make_delivery(resources, provider, clock).deliver(message(body)) is Outcome.EXPIRED
+    assert make_delivery(resources, provider, clock).deliver(message(body)) is EmailOutcome.EXPIRED
     # When the dead worker's late write arrives, it cannot undo the expiry
     assert stale.lease_token is not None
     late = deliveries.finish(ref, stale.lease_token, Change.FAIL, clock.now, "provider_rejected")
@@ -652,7 +652,7 @@ def test_whatever_retry_after_a_provider_sends_one_copy_waits_and_the_original_i
     outcome = delivery.deliver(message(job(booking_id=booking_id)), remaining_ms=lambda: 1_000)
     # Then the original is done (no exception, nothing left to SQS) and exactly one copy waits,
     # at most one hop out, while the key is held off for at most an hour
-    assert outcome is Outcome.THROTTLED
+    assert outcome is EmailOutcome.THROTTLED
     [copy] = hops.sent
     assert 0 <= copy.delay_seconds <= 900
     item = resources.dynamodb.get_item(

@@ -29,8 +29,8 @@ from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations import catalog
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
 from booking_durability.reservations.drift import finish_interrupted_flows
-from booking_durability.reservations.errors import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.ports import WriteConflict
+from booking_durability.reservations.refusals import BookingIdTaken, PolicyChanged
 from booking_durability.reservations.venues import VenueConfig
 from stacks.drift_sweep import DRIFT_SWEEP_SERVICE
 from tests.builders import LambdaContext, venue_config

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from booking_durability.emails.delivery import IncomingMessage, Outcome, outgoing_email
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage, outgoing_email
 from booking_durability.emails.models import EMAIL_JOB, EmailRef
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.providers.resend import ResendProvider
@@ -48,9 +48,9 @@ def test_killed_between_claim_and_send_is_taken_over_and_sent_once(
     body = json.dumps(job())
     delivery = make_delivery(resources, resend, clock, LEASE_SECONDS=120)
     # When its message comes back while the lease is live, it waits; once it has expired, it is sent
-    assert delivery.deliver(incoming(body)) is Outcome.DEFERRED
+    assert delivery.deliver(incoming(body)) is EmailOutcome.DEFERRED
     clock.advance(seconds=121)
-    assert delivery.deliver(incoming(body)) is Outcome.SENT
+    assert delivery.deliver(incoming(body)) is EmailOutcome.SENT
     # Then the provider saw one delivery under the dedupe key
     assert [d.idempotency_key for d in double.deliveries] == ["bk_123#booking_confirmed#0"]
     assert resources.status("bk_123", "booking_confirmed#0") == "sent"
@@ -68,7 +68,7 @@ def test_killed_between_send_and_record_is_sent_once(
     resend.send(outgoing_email(parsed, render_email(parsed), delivery.sending.sender))
     # When the lease expires and SQS redelivers
     clock.advance(seconds=121)
-    assert delivery.deliver(incoming(body)) is Outcome.SENT
+    assert delivery.deliver(incoming(body)) is EmailOutcome.SENT
     # Then the provider's idempotency kept it to one email, and the ledger says sent
     assert len(double.deliveries) == 1
     assert double.attempts("bk_123#booking_confirmed#0") == 2
@@ -95,6 +95,6 @@ def test_a_retry_with_a_different_payload_counts_as_already_sent(
         )
     )
     delivery = make_delivery(resources, resend, clock)
-    assert delivery.deliver(incoming(json.dumps(job()))) is Outcome.SENT
+    assert delivery.deliver(incoming(json.dumps(job()))) is EmailOutcome.SENT
     assert len(double.deliveries) == 1
     assert resources.status("bk_123", "booking_confirmed#0") == "sent"

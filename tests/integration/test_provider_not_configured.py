@@ -15,7 +15,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from booking_durability.emails.delivery import EmailDelivery, IncomingMessage, Outcome, RetryLater
+from booking_durability.emails.delivery import EmailDelivery, EmailOutcome, IncomingMessage, RetryLater
 from booking_durability.observability import metrics
 from booking_durability.wiring.email_consumer import configured_provider
 from devstack.http_provider import HttpProviderDouble
@@ -113,7 +113,7 @@ def test_an_unusable_secret_is_retried_with_the_claim_handed_back_then_dead_lett
     [line] = [json.loads(text) for text in log_lines.getvalue().splitlines() if "not configured" in text]
     assert (line["level"], line["cause"]) == ("WARNING", cause)
     # And at its last receive it is dead-lettered with that reason, and recorded failed
-    assert delivery.deliver(message(body, receive_count=5)) is Outcome.DEAD_LETTERED
+    assert delivery.deliver(message(body, receive_count=5)) is EmailOutcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert dead["MessageAttributes"]["failure_reason"]["StringValue"] == "provider_not_configured"
     assert resources.status("bk_123", "booking_confirmed#0") == "failed"
@@ -134,5 +134,5 @@ def test_once_the_secret_is_put_the_next_receive_sends(
     secrets().put_secret_value(SecretId=arn, SecretString=json.dumps({"api_key": API_KEY}))
     parameters.clear_caches()
     # Then the next receive claims the key again and sends, authenticated with it
-    assert delivery.deliver(message(body, receive_count=2)) is Outcome.SENT
+    assert delivery.deliver(message(body, receive_count=2)) is EmailOutcome.SENT
     assert [d.idempotency_key for d in double.deliveries] == ["bk_123#booking_confirmed#0"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.observability import metrics
 from tests.builders import GUEST_EMAIL, GUEST_NAME, job
 from tests.integration.conftest import Clock, Resources, ScriptedProvider, attributes, make_delivery
@@ -58,7 +58,7 @@ def test_a_message_breaking_an_input_rule_is_dead_lettered_as_schema_invalid(
     provider = ScriptedProvider()
     body = {**job(), **BROKEN[broken]}
     outcome = make_delivery(resources, provider, Clock()).deliver(_message(body))
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is EmailOutcome.DEAD_LETTERED
     [dead] = resources.drain(resources.dlq_url)
     assert attributes(dead)["failure_reason"] == "schema_invalid"
     assert "dedupe_key" not in attributes(dead)

@@ -63,7 +63,11 @@ from booking_durability.errors import DomainError
 from booking_durability.reservations import catalog
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
-from booking_durability.reservations.errors import (
+from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
+from booking_durability.reservations.holds import Hold, HoldRequest, QuotedHold
+from booking_durability.reservations.intervals import ownership_interval
+from booking_durability.reservations.ports import AnswerBody
+from booking_durability.reservations.refusals import (
     BookingIdTaken,
     BookingNotFound,
     HoldExpired,
@@ -73,10 +77,6 @@ from booking_durability.reservations.errors import (
     PolicyChanged,
     PreconditionFailed,
 )
-from booking_durability.reservations.holding import cancel_booking, hold_tables, release_hold
-from booking_durability.reservations.holds import Hold, HoldRequest
-from booking_durability.reservations.intervals import ownership_interval
-from booking_durability.reservations.ports import AnswerBody
 from booking_durability.reservations.venues import VenueConfig, policy_hash
 from devstack.local_resources import TABLE, create_resources, resources_of_type
 from tests.builders import T0
@@ -191,10 +191,10 @@ class DriftingReservations(ReservationsTable):
         self._change("before_write")
         super().confirm(*args, **kwargs)
 
-    def replace_hold(self, original: Any, replacement: Hold, *args: Any, **kwargs: Any) -> None:
+    def replace_hold(self, original: Any, replacement: QuotedHold, *args: Any, **kwargs: Any) -> None:
         self.trace.replacements += 1
         super().replace_hold(original, replacement, *args, **kwargs)
-        self.trace.replaced = replacement
+        self.trace.replaced = replacement.hold
         self._change("after_replace")
 
     def _change(self, phase: str) -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.emails.models import EmailRef, EmailRequest
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.requests import (
@@ -90,7 +90,7 @@ class Key:
             in cancel_booking_emails(self.outbox(), self.booking_id, self.clock.now).cancelled
         )
 
-    def consume(self, deliver_at: datetime) -> Outcome:
+    def consume(self, deliver_at: datetime) -> EmailOutcome:
         """A copy of the job, published straight to SQS with ``deliver_at``, arriving now."""
         delivery = make_delivery(self.resources, self.provider, self.clock, LEASE_SECONDS=LEASE_SECONDS)
         delivery.dispatch.queue = KeptQueue()
@@ -132,7 +132,7 @@ def test_a_cancel_on_day_1_keeps_the_tombstone_past_a_delivery_due_on_day_45(key
     assert key.expires_at() == days_after(due)
     # And when the copy arrives on day 45, it is skipped, never delivered
     key.clock.now = due
-    assert key.consume(due) is Outcome.CANCELLED
+    assert key.consume(due) is EmailOutcome.CANCELLED
     assert key.provider.sent == []
 
 
@@ -148,7 +148,7 @@ def test_publishing_again_with_an_earlier_deliver_at_never_lowers_the_retention(
     assert key.delete()
     assert key.expires_at() == days_after(T0 + 45 * DAY)
     key.clock.now = T0 + 45 * DAY
-    assert key.consume(T0 + 45 * DAY) is Outcome.CANCELLED
+    assert key.consume(T0 + 45 * DAY) is EmailOutcome.CANCELLED
 
 
 def test_a_cancel_before_a_job_published_straight_to_sqs_is_kept_for_as_long_as_its_copies_hop(
@@ -159,11 +159,11 @@ def test_a_cancel_before_a_job_published_straight_to_sqs_is_kept_for_as_long_as_
     assert key.expires_at() == days_after(T0)
     # When the consumer first sees the job, and re-queues it toward day 45
     key.clock.advance(minutes=1)
-    assert key.consume(T0 + 45 * DAY) is Outcome.DEFERRED
+    assert key.consume(T0 + 45 * DAY) is EmailOutcome.DEFERRED
     # Then the tombstone is kept until 30 days past that deliver_at, and the job is never sent
     assert key.expires_at() == days_after(T0 + 45 * DAY)
     key.clock.now = T0 + 45 * DAY
-    assert key.consume(T0 + 45 * DAY) is Outcome.CANCELLED
+    assert key.consume(T0 + 45 * DAY) is EmailOutcome.CANCELLED
     assert key.provider.sent == []
 
 
@@ -182,7 +182,7 @@ def test_a_post_refused_by_a_tombstone_raises_it_and_the_whole_booking_cancel_ne
 
 
 def test_a_claim_keeps_the_record_30_days_past_the_end_of_its_lease_and_a_send_keeps_that(key: Key) -> None:
-    assert key.consume(T0) is Outcome.SENT
+    assert key.consume(T0) is EmailOutcome.SENT
     assert key.expires_at() == days_after(T0 + timedelta(seconds=LEASE_SECONDS))
 
 
@@ -231,8 +231,8 @@ def test_in_any_order_retention_never_shrinks_and_a_cancelled_key_is_never_sent(
             outcome = key.consume(deliver_at)
             # A cancelled key whose record must still be kept is never sent
             if cancelled_until is not None and moment <= cancelled_until:
-                assert outcome is not Outcome.SENT, (operations, operation, value)
-            if outcome is Outcome.DEFERRED:
+                assert outcome is not EmailOutcome.SENT, (operations, operation, value)
+            if outcome is EmailOutcome.DEFERRED:
                 if existed:  # a hop keeps an existing record for its deliver_at, creates none
                     required = max(required, int(deliver_at.timestamp()) + RETENTION_SECONDS)
             else:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from booking_durability.adapters.dead_letters import contract_attributes
+from booking_durability.adapters.dead_letter_queues import contract_attributes
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import InfrastructureError, QueueSendFailed
 from booking_durability.operations.dead_letters import (

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters import aws, dead_letters, hold_migration
+from booking_durability.adapters import aws, dead_letter_queues, hold_migration
 from booking_durability.adapters.stack_lookup import local_stack
 from booking_durability.operations.dead_letters import QueueKind
 
@@ -40,7 +40,7 @@ def bare_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 OPERATOR_CLIENTS: dict[str, Callable[[], Any]] = {
     "aws.client": lambda: aws.client("sqs"),
     "dlq.py --aws": lambda: (
-        dead_letters.locate_in_aws(
+        dead_letter_queues.locate_in_aws(
             QueueKind.EMAIL, stack_name="BookingDurability-prod", queue_url=QUEUE, dlq_url=DLQ
         ).client
     ),

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from booking_durability.emails.delivery import EmailDelivery, IncomingMessage, Outcome
+from booking_durability.emails.delivery import EmailDelivery, EmailOutcome, IncomingMessage
 from booking_durability.emails.dispatch import Dispatch
 from booking_durability.emails.models import EmailType
 from booking_durability.observability import metrics
@@ -79,10 +79,10 @@ def consumer_takes(message: Any) -> bool:
     body = json.dumps(message)  # lone surrogates as \ud800 escapes, as a JavaScript producer writes them
     outcome = delivery.deliver(IncomingMessage("m-1", "rh-1", body, receive_count=1))
     metrics.clear_metrics()
-    if outcome is Outcome.DEFERRED:
+    if outcome is EmailOutcome.DEFERRED:
         assert [len(queue.sent), len(dlq.sent), len(ledger.retained)] == [1, 0, 1]
         return True
-    assert outcome is Outcome.DEAD_LETTERED, outcome
+    assert outcome is EmailOutcome.DEAD_LETTERED, outcome
     [letter] = dlq.sent
     assert letter.attributes["failure_reason"] == "schema_invalid"
     return False

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from booking_durability.drift_events import PolicyDriftData, drift_event_json_schema
+from booking_durability.notifications.delivery import IncomingNotification, NotificationOutcome, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import IncomingNotification, Notifier, Outcome
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.migration import (
     Refusal,
@@ -92,7 +92,7 @@ def notifier_delivers(event: Any) -> bool:
     notifier = Notifier(channel=channel, dlq=dlq, policy=NotificationFailurePolicy(max_receives=5))
     body = json.dumps(event)
     outcome = notifier.notify(IncomingNotification("m-1", body, receive_count=1))
-    if outcome is Outcome.SENT:
+    if outcome is NotificationOutcome.SENT:
         assert channel.delivered == [body]
         return True
     [letter] = dlq.sent

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from booking_durability.emails.models import EMAIL_JOB, AdminDriftEmailJob, PolicyDriftData, Recipient
-from booking_durability.notifications import notifier as notifier_module
+from booking_durability.notifications import delivery as notifier_module
+from booking_durability.notifications.delivery import (
+    IncomingNotification,
+    NotificationOutcome,
+    Notifier,
+)
 from booking_durability.notifications.email_channel import EmailChannel
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import (
-    IncomingNotification,
-    Notifier,
-    Outcome,
-)
 from booking_durability.notifications.webhook import (
     WebhookChannel,
     WebhookSecretUnavailable,
@@ -108,7 +108,7 @@ def test_a_drift_event_reaches_the_webhook_once_and_is_counted(
     dlq: FakeQueue,
     metrics: Metrics,
 ) -> None:
-    assert webhook_notifier.notify(message(event)) is Outcome.SENT
+    assert webhook_notifier.notify(message(event)) is NotificationOutcome.SENT
     assert [posted.body for posted in transport.posted] == [as_body(event).encode()]
     assert dlq.sent == []
     assert metrics.emitted == [("AdminNotificationSent", "channel", "webhook")]
@@ -129,7 +129,7 @@ def test_a_drift_event_reaches_the_webhook_once_and_is_counted(
 def test_a_body_that_is_not_a_drift_event_is_dead_lettered_at_once_unsent(
     body: str, webhook_notifier: Notifier, transport: FakeTransport, dlq: FakeQueue, metrics: Metrics
 ) -> None:
-    assert webhook_notifier.notify(message(body, receive_count=1)) is Outcome.DEAD_LETTERED
+    assert webhook_notifier.notify(message(body, receive_count=1)) is NotificationOutcome.DEAD_LETTERED
     assert transport.posted == []
     assert dlq.sent[0].body == body
     assert dead_letter_attributes(dlq) == {"failure_reason": "invalid_event", "attempts": 0}
@@ -152,7 +152,7 @@ def test_at_the_fifth_receive_an_unreachable_webhook_dead_letters_the_event_unch
 ) -> None:
     transport.script = [WebhookUnreachable(None, "timed out")]
     event = drift_event()
-    assert webhook_notifier.notify(message(event, receive_count=5)) is Outcome.DEAD_LETTERED
+    assert webhook_notifier.notify(message(event, receive_count=5)) is NotificationOutcome.DEAD_LETTERED
     assert dlq.sent[0].body == as_body(event)
     assert dead_letter_attributes(dlq) == {"failure_reason": "webhook_unreachable", "attempts": 5}
     assert metrics.emitted == [("AdminNotificationFailed", "failure_reason", "webhook_unreachable")]
@@ -162,7 +162,9 @@ def test_a_refusing_webhook_dead_letters_the_event_at_once(
     webhook_notifier: Notifier, transport: FakeTransport, dlq: FakeQueue, metrics: Metrics
 ) -> None:
     transport.script = [400]
-    assert webhook_notifier.notify(message(drift_event(), receive_count=1)) is Outcome.DEAD_LETTERED
+    assert (
+        webhook_notifier.notify(message(drift_event(), receive_count=1)) is NotificationOutcome.DEAD_LETTERED
+    )
     assert dead_letter_attributes(dlq) == {"failure_reason": "webhook_rejected", "attempts": 1}
     assert len(transport.posted) == 1
     assert metrics.emitted == [("AdminNotificationFailed", "failure_reason", "webhook_rejected")]
@@ -205,7 +207,7 @@ def test_an_unreadable_secret_at_the_last_receive_dead_letters_the_event_with_it
     )
     event = drift_event()
     # Never left for SQS's redrive, which would move it without a reason
-    assert notifier.notify(message(event, receive_count=5)) is Outcome.DEAD_LETTERED
+    assert notifier.notify(message(event, receive_count=5)) is NotificationOutcome.DEAD_LETTERED
     assert transport.posted == []
     assert dlq.sent[0].body == as_body(event)
     assert dead_letter_attributes(dlq) == {"failure_reason": "channel_unavailable", "attempts": 5}
@@ -218,7 +220,7 @@ def test_without_a_webhook_the_admin_gets_an_email_job_keyed_by_the_event(
     # Given a drift event
     event = unrecovered_event()
     # When it is notified without a webhook
-    assert email_notifier.notify(message(event)) is Outcome.SENT
+    assert email_notifier.notify(message(event)) is NotificationOutcome.SENT
     # Then one admin_policy_drift job, due now, carries it to the admin in English
     [published] = email_queue.sent
     job = EMAIL_JOB.validate_json(published.body)
@@ -257,7 +259,7 @@ def test_an_email_queue_that_refuses_at_the_last_receive_dead_letters_the_event_
     email_notifier: Notifier, email_queue: FakeQueue, dlq: FakeQueue
 ) -> None:
     email_queue.failing = True
-    assert email_notifier.notify(message(drift_event(), receive_count=5)) is Outcome.DEAD_LETTERED
+    assert email_notifier.notify(message(drift_event(), receive_count=5)) is NotificationOutcome.DEAD_LETTERED
     assert dead_letter_attributes(dlq) == {"failure_reason": "channel_unavailable", "attempts": 5}
 
 

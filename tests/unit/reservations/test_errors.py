@@ -6,7 +6,7 @@ import pytest
 
 from booking_durability.errors import DomainError
 from booking_durability.reservations.allocator import NoAvailabilityReason
-from booking_durability.reservations.errors import (
+from booking_durability.reservations.refusals import (
     HoldMetadataIncomplete,
     HoldTimingInvalid,
     NoAvailabilityError,

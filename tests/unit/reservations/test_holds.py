@@ -10,7 +10,6 @@ import pytest
 from pydantic import ValidationError
 
 from booking_durability.reservations.allocator import AllocatedTable, Allocation
-from booking_durability.reservations.errors import HoldMetadataIncomplete, HoldTimingInvalid
 from booking_durability.reservations.holds import (
     Hold,
     HoldRequest,
@@ -19,6 +18,7 @@ from booking_durability.reservations.holds import (
     missing_metadata,
     new_hold,
 )
+from booking_durability.reservations.refusals import HoldMetadataIncomplete, HoldTimingInvalid
 from booking_durability.reservations.venues import STORED, SeatingPolicy
 from tests.unit.reservations.builders import (
     HASH,
@@ -300,7 +300,7 @@ def test_a_new_hold_is_complete_and_expires_after_the_policy_ttl() -> None:
     timing = (STARTS_AT, STARTS_AT + timedelta(minutes=90))
     allocation = Allocation((AllocatedTable("T1", 2), AllocatedTable("T2", 4)))
     # When the hold is made
-    made = new_hold(
+    quoted = new_hold(
         "hold_9",
         timing,
         allocation,
@@ -313,6 +313,8 @@ def test_a_new_hold_is_complete_and_expires_after_the_policy_ttl() -> None:
         now=NOW,
     )
     # Then it owns the allocated tables for ten minutes, and records what was asked and chosen
+    made = quoted.hold
+    assert (quoted.policy_hash, quoted.party_size, quoted.zone) == (HASH, 4, "main")
     assert made.status is HoldStatus.HELD
     assert made.expires_at == NOW + timedelta(seconds=600)
     assert made.table_ids == ("T1", "T2")
@@ -343,7 +345,7 @@ def test_a_new_hold_without_a_zone_still_has_a_complete_snapshot() -> None:
         policy_hash=HASH,
         policy_version=1,
         now=NOW,
-    )
+    ).hold
     assert made.to_response(NOW)["selection_snapshot"]["zone"] is None
     assert missing_metadata(made) == []
 

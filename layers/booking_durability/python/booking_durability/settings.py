@@ -123,6 +123,14 @@ class NotifierSettings(_Settings):
     def uses_webhook(self) -> bool:
         return self.webhook_secret_arn is not None or self.webhook_url is not None
 
+    @property
+    def admin_route(self) -> tuple[str, str] | None:
+        """``(admin_email, email_queue_url)`` when the notifier emails the admin; None with a
+        webhook. Without a webhook both are there: the settings refuse to load otherwise."""
+        if self.uses_webhook or self.admin_email is None or self.email_queue_url is None:
+            return None
+        return self.admin_email, self.email_queue_url
+
     def model_post_init(self, context: object, /) -> None:
         # One channel, fully configured: checked at cold start, not at the first drift event.
         local = {

@@ -93,7 +93,8 @@ class HoldMigrationTable(ReservationsTable):
 
     def release_unchanged(self, hold: Hold, token: str, writes: Sequence[SlotWrite], now: datetime) -> None:
         move = self._move_hold(hold.hold_id, HoldStatus.HELD, HoldStatus.RELEASED, now, live=True)
-        assert move.condition is not None
+        if move.condition is None:
+            raise ValueError("moving a held hold is conditional on its status")
         unchanged = replace(move, condition=move.condition & Expression("doc = :read", {":read": token}))
         self._transact([unchanged, *self._slot_operations(hold.venue_id, writes)])
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, Operation, TransactionRefused
 from booking_durability.drift_events import PolicyDriftData
-from booking_durability.reservations.holds import Hold, HoldStatus
+from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold
 from booking_durability.reservations.intervals import Interval, buckets
 from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite, epoch, slots
 from booking_durability.reservations.ports import (
@@ -195,10 +195,10 @@ class ReservationsTable:
 
     # -- holds -------------------------------------------------------------------------------
 
-    def create_hold(self, hold: Hold, owns_until: datetime, writes: Sequence[SlotWrite]) -> None:
-        assert hold.policy_hash is not None
+    def create_hold(self, quoted: QuotedHold, owns_until: datetime, writes: Sequence[SlotWrite]) -> None:
+        hold = quoted.hold
         operations = [
-            self._policy_check(hold.venue_id, hold.policy_hash),
+            self._policy_check(hold.venue_id, quoted.policy_hash),
             Operation(
                 "hold",
                 "Put",
@@ -224,21 +224,21 @@ class ReservationsTable:
     def replace_hold(
         self,
         original: StoredHold,
-        replacement: Hold,
+        quoted: QuotedHold,
         owns_until: datetime,
         writes: Sequence[SlotWrite],
         now: datetime,
         *,
         flow: DriftFlow,
     ) -> None:
-        assert replacement.policy_hash is not None
+        replacement = quoted.hold
         original_id = original.hold.hold_id
         due = epoch(replacement.expires_at)
         claims = {**_flow_attributes(flow), OPEN_FLOW_ATTRIBUTE: OPEN_FLOW, FLOW_DUE_ATTRIBUTE: due}
         retention = epoch(max(replacement.ends_at, replacement.expires_at) + KEEP_AFTER)
         self._transact(
             [
-                self._policy_check(replacement.venue_id, replacement.policy_hash),
+                self._policy_check(replacement.venue_id, quoted.policy_hash),
                 self._move_hold(
                     original_id,
                     HoldStatus.HELD,
@@ -440,7 +440,7 @@ class ReservationsTable:
 
     def confirm(
         self,
-        stored: StoredHold,
+        quoted: QuotedHold,
         booking: Booking,
         answer: ConfirmedAnswer,
         now: datetime,
@@ -449,8 +449,7 @@ class ReservationsTable:
         event: PolicyDriftData | None = None,
         original: StoredHold | None = None,
     ) -> None:
-        hold = stored.hold
-        assert hold.policy_hash is not None
+        hold = quoted.hold
         stored_answer = {
             "answer": answer.body.text,
             "answered_hold_id": answer.hold_id,
@@ -471,7 +470,7 @@ class ReservationsTable:
                 {":original": original_id, ":booking": booking.booking_id},
             )
         operations = [
-            self._policy_check(hold.venue_id, hold.policy_hash),
+            self._policy_check(hold.venue_id, quoted.policy_hash),
             self._move_hold(
                 hold.hold_id, HoldStatus.HELD, HoldStatus.CONFIRMED, now, live=True, sets=confirmed
             ),

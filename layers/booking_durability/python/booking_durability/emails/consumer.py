@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.emails.delivery import IncomingMessage, Outcome
+from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.emails.models import EmailType, FailureReason
 from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
@@ -49,7 +49,7 @@ def consume_batch(event: dict[str, Any], context: Any, wired: Consumer | None = 
     def remaining_ms() -> int:
         return int(context.get_remaining_time_in_millis()) if context is not None else 900_000
 
-    def deliver(record: SQSRecord) -> Outcome:
+    def deliver(record: SQSRecord) -> EmailOutcome:
         with unexpected_failures_retried("unexpected failure delivering email"):
             return delivery.deliver(incoming(record), remaining_ms)
 

@@ -32,13 +32,13 @@ from booking_durability.emails.ports import Ledger
 from booking_durability.emails.producer import hop_delay
 from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.rendering import RenderedEmail, RenderFailed, render_email
-from booking_durability.emails.sending import Held, Job, Outcome, Sending, expired
+from booking_durability.emails.sending import ClaimedKey, EmailOutcome, Job, Sending, expired
 from booking_durability.errors import StoreUnavailable
 from booking_durability.observability import count, logger
 from booking_durability.times import utc_now
 from booking_durability.validation import error_locations
 
-__all__ = ["EmailDelivery", "IncomingMessage", "Outcome", "RetryLater", "outgoing_email"]
+__all__ = ["EmailDelivery", "EmailOutcome", "IncomingMessage", "RetryLater", "outgoing_email"]
 
 
 @dataclass
@@ -52,11 +52,13 @@ class EmailDelivery:
     render: Callable[[Job], RenderedEmail] = render_email
     clock: Callable[[], datetime] = field(default=utc_now)
 
-    def deliver(self, message: IncomingMessage, remaining_ms: Callable[[], int] = lambda: 900_000) -> Outcome:
+    def deliver(
+        self, message: IncomingMessage, remaining_ms: Callable[[], int] = lambda: 900_000
+    ) -> EmailOutcome:
         try:
             job = self._parse(message)
             if job is None:
-                return Outcome.DEAD_LETTERED
+                return EmailOutcome.DEAD_LETTERED
             with _job_log_context(job):
                 return self._deliver_job(job, message, remaining_ms)
         except DeadLetterRefused as refused:
@@ -64,7 +66,7 @@ class EmailDelivery:
                 raise
             # SQS would move it to the DLQ on the next receive, without its reason.
             self.dispatch.send_back(message, refused.letter)
-            return Outcome.DEFERRED
+            return EmailOutcome.DEFERRED
 
     def _parse(self, message: IncomingMessage) -> Job | None:
         """The job, or None once a message that does not parse or validate is dead-lettered.
@@ -98,7 +100,9 @@ class EmailDelivery:
             self.dispatch.dead_letter(message, letter)
             return None
 
-    def _deliver_job(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
+    def _deliver_job(
+        self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]
+    ) -> EmailOutcome:
         """``_deliver``, with every failure it did not map retried, or on the last receive
         dead-lettered with ``transient_exhausted``."""
         try:
@@ -120,12 +124,12 @@ class EmailDelivery:
                 raise RetryLater(type(exc).__name__) from None
         letter = Letter(FailureReason.TRANSIENT_EXHAUSTED, message.attempts, job.email_type, job.dedupe_key)
         self.dispatch.dead_letter(message, letter)
-        return Outcome.DEAD_LETTERED
+        return EmailOutcome.DEAD_LETTERED
 
     def _last_receive(self, message: IncomingMessage) -> bool:
         return self.sending.policy.last_receive(message.receive_count)
 
-    def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> Outcome:
+    def _deliver(self, job: Job, message: IncomingMessage, remaining_ms: Callable[[], int]) -> EmailOutcome:
         now = self.clock()
         if job.deliver_at > now:
             # Each hop keeps the key's record (a cancel's tombstone, say) for as long as this
@@ -134,7 +138,7 @@ class EmailDelivery:
             delay = hop_delay(job.deliver_at, now, self.dispatch.max_hop_seconds)
             self.dispatch.requeue(message, job.email_type, delay=delay)
             count("EmailDeferred")
-            return Outcome.DEFERRED
+            return EmailOutcome.DEFERRED
 
         if job.not_after is not None and job.not_after < now:
             written = self.ledger.expire_unsent(job.ref, now, job.deliver_at)
@@ -143,12 +147,12 @@ class EmailDelivery:
         claim = self.ledger.claim(job.ref, str(job.job_id), now, job.deliver_at, self.lease_seconds)
         if not claim.done or claim.record.lease_token is None:
             return self._not_ours(job, message, claim.record, now)
-        held = Held(
+        held = ClaimedKey(
             job, message, claim.record.lease_token, claim.record.attempts, claim.record.throttle_deferrals
         )
         return self.sending.while_held(held, lambda: self._send(held, remaining_ms))
 
-    def _send(self, held: Held, remaining_ms: Callable[[], int]) -> Outcome:
+    def _send(self, held: ClaimedKey, remaining_ms: Callable[[], int]) -> EmailOutcome:
         job = held.job
         if job.suppress_if_sent and self.ledger.sent_or_sending(
             job.booking_id, job.suppress_if_sent, self.clock(), exclude=job.dedupe_key
@@ -156,7 +160,7 @@ class EmailDelivery:
             self.sending.finish(held, Change.SUPPRESS)
             count("EmailSuppressedSkipped")
             logger.info("email suppressed by one already sent", extra={"outcome": "suppressed"})
-            return Outcome.SUPPRESSED
+            return EmailOutcome.SUPPRESSED
 
         try:
             rendered = self.render(job)
@@ -169,20 +173,22 @@ class EmailDelivery:
             return self.sending.fail(held, FailureReason.RENDER_FAILED)
         return self.sending.send(held, outgoing_email(job, rendered, self.sending.sender), remaining_ms)
 
-    def _not_ours(self, job: Job, message: IncomingMessage, holder: DeliveryRecord, now: datetime) -> Outcome:
+    def _not_ours(
+        self, job: Job, message: IncomingMessage, holder: DeliveryRecord, now: datetime
+    ) -> EmailOutcome:
         """Someone else holds the key, or it is finished: skip it, or come back later."""
         status = holder.status
         if status is EmailStatus.SENT:
             count("EmailDuplicateSkipped")
             logger.info("email already sent; duplicate acknowledged", extra={"outcome": "duplicate"})
-            return Outcome.DUPLICATE
+            return EmailOutcome.DUPLICATE
         if status is EmailStatus.CANCELLED:
             count("EmailCancelledSkipped")
             logger.info("email cancelled; skipped", extra={"outcome": "cancelled"})
-            return Outcome.CANCELLED
+            return EmailOutcome.CANCELLED
         if status is EmailStatus.SUPPRESSED:
             count("EmailSuppressedSkipped")
-            return Outcome.SUPPRESSED
+            return EmailOutcome.SUPPRESSED
         if status is EmailStatus.EXPIRED:
             return expired()
         # Another worker holds a live lease (never send twice), or a throttle asked us to hold
@@ -197,7 +203,7 @@ class EmailDelivery:
             "email held off; re-queued",
             extra={"outcome": "leased_elsewhere" if leased else "throttle_wait", "delay_seconds": delay},
         )
-        return Outcome.DEFERRED
+        return EmailOutcome.DEFERRED
 
 
 def outgoing_email(job: Job, rendered: RenderedEmail, sender: str) -> OutgoingEmail:

@@ -47,7 +47,7 @@ from booking_durability.times import utc_now
 Job = GuestEmailJob | AdminDriftEmailJob
 
 
-class Outcome(StrEnum):
+class EmailOutcome(StrEnum):
     """What became of one message (the batch processor reports it per record)."""
 
     SENT = "sent"
@@ -61,7 +61,7 @@ class Outcome(StrEnum):
 
 
 @dataclass
-class Held:
+class ClaimedKey:
     """A dedupe key we claimed: the lease token proves it, the counts travel with it.
 
     ``settled`` turns true once a write ended our hold on the key (or found it taken over):
@@ -89,7 +89,7 @@ class Sending:
     clock: Callable[[], datetime] = field(default=utc_now)
     sleep: Callable[[float], None] = time.sleep
 
-    def while_held(self, held: Held, work: Callable[[], Outcome]) -> Outcome:
+    def while_held(self, held: ClaimedKey, work: Callable[[], EmailOutcome]) -> EmailOutcome:
         """``work`` on a key we claimed, never leaving the claim hanging whatever it raises.
 
         Whatever way the message leaves, the key is handed back unless a write ended our hold.
@@ -114,7 +114,7 @@ class Sending:
         finally:
             self._let_go(held)
 
-    def send(self, held: Held, email: OutgoingEmail, remaining_ms: Callable[[], int]) -> Outcome:
+    def send(self, held: ClaimedKey, email: OutgoingEmail, remaining_ms: Callable[[], int]) -> EmailOutcome:
         waited_here = 0
         while True:
             try:
@@ -132,7 +132,7 @@ class Sending:
                 logger.info("provider reports the email already delivered")
             return self._sent(held)
 
-    def fail(self, held: Held, reason: FailureReason) -> Outcome:
+    def fail(self, held: ClaimedKey, reason: FailureReason) -> EmailOutcome:
         """The email will not go out unless redriven: record ``failed`` and dead-letter it.
 
         The dead letter goes out even when the ledger cannot be written: the message's fate
@@ -141,14 +141,14 @@ class Sending:
         ref, token = held.job.ref, held.token
         self._settle(held, lambda: self.ledger.finish(ref, token, Change.FAIL, self.clock(), reason))
         self.dispatch.dead_letter(held.message, held.letter(reason))
-        return Outcome.DEAD_LETTERED
+        return EmailOutcome.DEAD_LETTERED
 
-    def finish(self, held: Held, change: Change) -> None:
+    def finish(self, held: ClaimedKey, change: Change) -> None:
         """End our hold with ``change`` (``SUPPRESS``, ``EXPIRE``); raises when it cannot be written."""
         if not self._settle(held, lambda: self.ledger.finish(held.job.ref, held.token, change, self.clock())):
             raise StoreUnavailable(f"could not record {change.value}")
 
-    def _attempt(self, held: Held, waited_here: int, remaining_ms: int) -> Attempt:
+    def _attempt(self, held: ClaimedKey, waited_here: int, remaining_ms: int) -> Attempt:
         return Attempt(
             now=self.clock(),
             receive_count=held.message.receive_count,
@@ -158,7 +158,7 @@ class Sending:
             not_after=held.job.not_after,
         )
 
-    def _act_on(self, decision: Decision, held: Held, failure: ProviderError) -> Outcome:
+    def _act_on(self, decision: Decision, held: ClaimedKey, failure: ProviderError) -> EmailOutcome:
         match decision:
             case Expire():
                 # Waiting would deliver it after the instant the booking app gave as too late.
@@ -183,7 +183,7 @@ class Sending:
                 return self.fail(held, reason)
         raise AssertionError(f"unhandled decision {decision!r}")
 
-    def _sent(self, held: Held) -> Outcome:
+    def _sent(self, held: ClaimedKey) -> EmailOutcome:
         now = self.clock()
         # The provider took it: from here the key is never handed back (another worker would
         # send it again), whether or not the ledger can be told.
@@ -197,10 +197,10 @@ class Sending:
         count("EmailSent")
         count("EmailDeliveryLagMs", lag_ms, "Milliseconds")
         logger.info("email sent", extra={"outcome": "sent", "attempts": held.attempts})
-        return Outcome.SENT
+        return EmailOutcome.SENT
 
     def _retry_transient(
-        self, held: Held, backoff: int, message: str, **details: str | int | None
+        self, held: ClaimedKey, backoff: int, message: str, **details: str | int | None
     ) -> NoReturn:
         self._let_go(held)
         self.dispatch.back_off(held.message, backoff)
@@ -210,7 +210,7 @@ class Sending:
         )
         raise RetryLater(f"transient failure, retry in {backoff}s") from None
 
-    def _defer_throttled(self, held: Held, wait: float) -> Outcome:
+    def _defer_throttled(self, held: ClaimedKey, wait: float) -> EmailOutcome:
         now = self.clock()
         # A fresh copy, so throttling never pushes the original toward the DLQ (if SQS refuses
         # it, the original comes back instead). The ledger keeps the key from being claimed
@@ -227,16 +227,16 @@ class Sending:
             "provider throttled; re-queued",
             extra={"outcome": "throttled", "deferrals": held.throttle_deferrals + 1},
         )
-        return Outcome.THROTTLED
+        return EmailOutcome.THROTTLED
 
-    def _let_go(self, held: Held) -> None:
+    def _let_go(self, held: ClaimedKey) -> None:
         """Hand the key back to ``queued`` unless a write already ended our hold; never raises."""
         if held.settled:
             return
         if not self._settle(held, lambda: self.ledger.release(held.job.ref, held.token, self.clock())):
             logger.error("could not hand the key back; its lease holds it until it runs out")
 
-    def _settle(self, held: Held, write: Callable[[], StatusWrite]) -> bool:
+    def _settle(self, held: ClaimedKey, write: Callable[[], StatusWrite]) -> bool:
         """Make a write that ends our hold on the key (tried twice); whether it was made.
 
         Refused counts as made: the lease ran out and the key is someone else's now.
@@ -249,10 +249,10 @@ class Sending:
         return True
 
 
-def expired() -> Outcome:
+def expired() -> EmailOutcome:
     count("EmailExpiredSkipped")
     logger.info("email expired before it could be sent", extra={"outcome": "expired"})
-    return Outcome.EXPIRED
+    return EmailOutcome.EXPIRED
 
 
 def unless_refused(written: StatusWrite) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from booking_durability.notifications.delivery import IncomingNotification
 from booking_durability.notifications.failure_policy import NotificationFailureReason
-from booking_durability.notifications.notifier import IncomingNotification
 from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.notifier import notifier as wired_notifier

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.observability import count, logger
-from booking_durability.reservations.holds import Hold
+from booking_durability.reservations.holds import Hold, QuotedHold
 from booking_durability.reservations.ports import (
     AnswerBody,
     Booking,
@@ -40,7 +40,8 @@ class Recovery:
 
 def confirm_hold(
     store: ReservationStore,
-    stored: StoredHold,
+    quoted: QuotedHold,
+    owns_until: datetime,
     booking_id: str,
     now: datetime,
     *,
@@ -50,10 +51,11 @@ def confirm_hold(
     event: PolicyDriftData | None = None,
     origin: StoredHold | None = None,
 ) -> AnswerBody:
-    """Confirm ``stored`` as ``booking_id``; the 200 body, kept for repeats under
-    ``answered_hold_id`` (the hold the request named, or the original of a drift flow). With
-    ``origin``, the hold is the replacement of ``origin``'s open drift flow, which ends with it."""
-    hold = stored.hold
+    """Confirm the hold (owning its tables until ``owns_until``) as ``booking_id``; the 200 body,
+    kept for repeats under ``answered_hold_id`` (the hold the request named, or the original of a
+    drift flow). With ``origin``, the hold is the replacement of ``origin``'s open drift flow,
+    which ends with it."""
+    hold = quoted.hold
     booking = Booking(
         booking_id=booking_id,
         hold_id=hold.hold_id,
@@ -62,11 +64,11 @@ def confirm_hold(
         starts_at=hold.starts_at,
         ends_at=hold.ends_at,
         status="confirmed",
-        owns_until=stored.owns_until,
+        owns_until=owns_until,
     )
     body = confirmation_body(hold, booking, recovery)
     store.confirm(
-        stored,
+        quoted,
         booking,
         ConfirmedAnswer(answered_hold_id, booking_id, body),
         now,

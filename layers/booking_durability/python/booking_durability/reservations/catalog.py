@@ -20,8 +20,8 @@ from typing import Any
 
 from booking_durability.errors import Busy
 from booking_durability.observability import logger
-from booking_durability.reservations.errors import PreconditionFailed, VenueNotFound, VersionNotFound
 from booking_durability.reservations.ports import ReservationStore, StoredVenue, VenueReads, WriteConflict
+from booking_durability.reservations.refusals import PreconditionFailed, VenueNotFound, VersionNotFound
 from booking_durability.reservations.venues import VenueConfig, canonical_json, hash_of
 
 # Versioned PUTs racing on one venue: each round at least one of them lands.

@@ -26,15 +26,6 @@ from booking_durability.reservations import drift
 from booking_durability.reservations.allocator import seats_party
 from booking_durability.reservations.attempt import confirm_hold
 from booking_durability.reservations.catalog import quoted_policy
-from booking_durability.reservations.errors import (
-    BookingIdTaken,
-    HoldExpired,
-    HoldInvalid,
-    HoldMetadataIncomplete,
-    HoldNotActive,
-    HoldNotFound,
-    IdempotencyKeyReused,
-)
 from booking_durability.reservations.holds import HoldStatus, QuotedHold, complete
 from booking_durability.reservations.ports import (
     AnswerBody,
@@ -42,6 +33,15 @@ from booking_durability.reservations.ports import (
     ReservationStore,
     StoredHold,
     WriteConflict,
+)
+from booking_durability.reservations.refusals import (
+    BookingIdTaken,
+    HoldExpired,
+    HoldInvalid,
+    HoldMetadataIncomplete,
+    HoldNotActive,
+    HoldNotFound,
+    IdempotencyKeyReused,
 )
 
 # Reads and decisions again after a lost race, without a pause: the re-read mostly settles the
@@ -152,7 +152,8 @@ def _confirm(
     try:
         return confirm_hold(
             store,
-            stored,
+            quoted,
+            stored.owns_until,
             request.booking_id,
             now(),
             answered_hold_id=request.hold_id,

@@ -37,8 +37,7 @@ from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.attempt import Recovery, confirm_hold
 from booking_durability.reservations.catalog import Venue, current_venue
-from booking_durability.reservations.errors import PolicyChanged
-from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold, new_hold
+from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold, complete, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite, busy_tables, claim, release
 from booking_durability.reservations.ports import (
@@ -49,6 +48,7 @@ from booking_durability.reservations.ports import (
     StoredHold,
     WriteConflict,
 )
+from booking_durability.reservations.refusals import PolicyChanged
 
 MAX_ATTEMPTS = 2  # confirmation attempts per flow: the hold, then one replacement
 # Re-reads after lost races (never counted as attempts), without a pause: the re-read mostly
@@ -112,7 +112,8 @@ def begin(
                 continue  # a record moved: quote again
             _report(event, original)
             raise PolicyChanged(flow.attempts, "no_availability")
-        replacement, interval, writes = quote
+        quoted_replacement, interval, writes = quote
+        replacement = quoted_replacement.hold
         flow = DriftFlow(
             claimant.booking_id,
             FlowState.OPEN,
@@ -121,7 +122,7 @@ def begin(
             idempotency_key=claimant.idempotency_key,
         )
         try:
-            store.replace_hold(stored, replacement, interval.end, writes, moment, flow=flow)
+            store.replace_hold(stored, quoted_replacement, interval.end, writes, moment, flow=flow)
         except WriteConflict as conflict:
             if conflict.refused & {"hold", "booking", "idempotency"}:
                 raise  # settled or taken by another request: decide again from a fresh read
@@ -161,7 +162,8 @@ def carry_on(
     try:
         body = confirm_hold(
             store,
-            replacement,
+            _quoted(replacement.hold),
+            replacement.owns_until,
             flow.booking_id,
             moment,
             answered_hold_id=origin.hold.hold_id,
@@ -260,6 +262,14 @@ def _policy_of(replacement: Hold) -> tuple[str, int]:
     return replacement.policy_hash, replacement.policy_version
 
 
+def _quoted(replacement: Hold) -> QuotedHold:
+    """A replacement as quoted (``new_hold`` always makes it complete)."""
+    quoted = complete(replacement)
+    if isinstance(quoted, list):
+        raise ValueError(f"a replacement lacks {', '.join(quoted)}")
+    return quoted
+
+
 def _flow_of(origin: StoredHold) -> DriftFlow:
     if origin.flow is None:
         raise ValueError("the hold carries no drift flow")
@@ -273,7 +283,7 @@ def _requote(
     venue: Venue,
     now: datetime,
     new_id: Callable[[], str],
-) -> tuple[Hold, Interval, list[SlotWrite]] | _Unavailable:
+) -> tuple[QuotedHold, Interval, list[SlotWrite]] | _Unavailable:
     """The replacement hold under the current policy, and the ownership writes that move it."""
     hold = original.hold
     policy = venue.config.policy
@@ -300,10 +310,10 @@ def _requote(
     )
     writes = claim(
         records,
-        replacement.table_ids,
+        replacement.hold.table_ids,
         interval,
-        replacement.hold_id,
-        replacement.expires_at,
+        replacement.hold.hold_id,
+        replacement.hold.expires_at,
         now,
         releasing=hold.hold_id,
     )

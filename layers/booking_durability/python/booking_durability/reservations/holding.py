@@ -19,12 +19,6 @@ from booking_durability.errors import Busy
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.catalog import current_venue
-from booking_durability.reservations.errors import (
-    BookingNotFound,
-    HoldNotActive,
-    HoldNotFound,
-    NoAvailabilityError,
-)
 from booking_durability.reservations.holds import Hold, HoldRequest, HoldStatus, check_hold_timing, new_hold
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
@@ -34,6 +28,12 @@ from booking_durability.reservations.ownership import (
     rounds,
 )
 from booking_durability.reservations.ports import Booking, ReservationStore, WriteConflict
+from booking_durability.reservations.refusals import (
+    BookingNotFound,
+    HoldNotActive,
+    HoldNotFound,
+    NoAvailabilityError,
+)
 
 # Rounds of re-read and re-allocate when a write loses a race. Each round at least one of the
 # racing writers lands, so this bounds how many may race for one table at once.
@@ -61,7 +61,7 @@ def hold_tables(
         if isinstance(chosen, NoAvailability):
             count_with_dimension("NoAvailability", "reason", chosen.reason.value)
             raise NoAvailabilityError(chosen.reason)
-        hold = new_hold(
+        quoted = new_hold(
             new_id(),
             timing,
             chosen,
@@ -73,9 +73,10 @@ def hold_tables(
             policy_version=venue.policy_version,
             now=moment,
         )
+        hold = quoted.hold
         writes = claim(records, hold.table_ids, interval, hold.hold_id, hold.expires_at, moment)
         try:
-            store.create_hold(hold, interval.end, writes)
+            store.create_hold(quoted, interval.end, writes)
         except WriteConflict:
             continue
         count("HoldCreated")

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from booking_durability.reservations.allocator import Allocation
-from booking_durability.reservations.errors import HoldTimingInvalid
 from booking_durability.reservations.intervals import falls_on_slot
+from booking_durability.reservations.refusals import HoldTimingInvalid
 from booking_durability.reservations.venues import (
     ID_PATTERN,
     MAX_DURATION_MINUTES,
@@ -196,13 +196,13 @@ def new_hold(
     policy_hash: str,
     policy_version: int,
     now: datetime,
-) -> Hold:
+) -> QuotedHold:
     """A fresh ``held`` hold on the allocated tables, expiring ``hold_ttl_seconds`` after ``now``:
     for a request, or for the re-quote of a hold whose policy changed.
 
     ``timing`` is the hold's ``(starts_at, ends_at)`` (what ``check_hold_timing`` returned for a
     request); the snapshot records what was asked (``party_size``, ``zone``) and the answer with
-    every field given, so the hold is never incomplete.
+    every field given, so the hold is complete: a :class:`QuotedHold` by construction.
     """
     starts_at, ends_at = timing
     snapshot = SelectionSnapshot(
@@ -213,7 +213,7 @@ def new_hold(
         tables=tuple(SnapshotTable(id=table.id, capacity=table.capacity) for table in allocation.tables),
         quoted_at=now,
     )
-    return Hold(
+    hold = Hold(
         hold_id=hold_id,
         venue_id=venue_id,
         status=HoldStatus.HELD,
@@ -226,6 +226,7 @@ def new_hold(
         policy_version=policy_version,
         selection_snapshot=snapshot,
     )
+    return QuotedHold(hold, policy_hash, party_size, starts_at, ends_at, zone)
 
 
 def missing_metadata(hold: Hold) -> list[str]:
@@ -252,7 +253,8 @@ def missing_metadata(hold: Hold) -> list[str]:
 @dataclass(frozen=True)
 class QuotedHold:
     """A hold with everything confirmation and a re-quote need, as required fields: what
-    :func:`complete` establishes once, so nothing later has to assume it."""
+    :func:`complete` establishes once for a stored hold (and :func:`new_hold` builds), so nothing
+    later, the store's writes included, has to assume it."""
 
     hold: Hold
     policy_hash: str

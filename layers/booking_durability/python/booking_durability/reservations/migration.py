@@ -411,7 +411,9 @@ def derive_metadata(hold: Hold, versions: Sequence[Venue]) -> Derived | Underiva
         update["selection_snapshot"], snapshot_filled = _snapshot(hold, version)
         filled.extend(snapshot_filled)
     completed = hold.model_copy(update=update)
-    assert not missing_metadata(completed), "a derived hold is complete"
+    still_missing = missing_metadata(completed)
+    if still_missing:
+        raise ValueError(f"the derived hold still lacks {', '.join(still_missing)}")
     return Derived(completed, tuple(filled))
 
 
@@ -518,7 +520,8 @@ def carry_out(
     if step.action is BackfillAction.LEAVE:
         return StepResult.LEFT
     if step.action is BackfillAction.FILL:
-        assert step.completed is not None
+        if step.completed is None:
+            raise ValueError("a fill step carries the hold as filled")
         filled = replace(scanned.stored, hold=step.completed)
         written = store.fill_hold(filled, scanned.token, now())
         return StepResult.FILLED if written else StepResult.CHANGED

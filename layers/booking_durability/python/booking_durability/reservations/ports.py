@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from booking_durability.drift_events import DriftReason, PolicyDriftData
-from booking_durability.reservations.holds import Hold
+from booking_durability.reservations.holds import Hold, QuotedHold
 from booking_durability.reservations.intervals import Interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite
 from booking_durability.times import iso
@@ -184,7 +184,7 @@ class ReservationStore(VenueReads, Protocol):
 
     def slot_records(self, venue_id: str, interval: Interval) -> dict[Slot, SlotRecord]: ...
 
-    def create_hold(self, hold: Hold, owns_until: datetime, writes: Sequence[SlotWrite]) -> None:
+    def create_hold(self, quoted: QuotedHold, owns_until: datetime, writes: Sequence[SlotWrite]) -> None:
         """Store the hold and its ownership at once, if the venue still has the hold's policy
         and every record is still as read; else ``WriteConflict``."""
         ...
@@ -199,7 +199,7 @@ class ReservationStore(VenueReads, Protocol):
     def replace_hold(
         self,
         original: StoredHold,
-        replacement: Hold,
+        replacement: QuotedHold,
         owns_until: datetime,
         writes: Sequence[SlotWrite],
         now: datetime,
@@ -249,7 +249,7 @@ class ReservationStore(VenueReads, Protocol):
 
     def confirm(
         self,
-        stored: StoredHold,
+        quoted: QuotedHold,
         booking: Booking,
         answer: ConfirmedAnswer,
         now: datetime,

@@ -15,8 +15,8 @@ from typing import Any
 from booking_durability.adapters import aws
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.adapters.secrets import Rotating, secret_json
+from booking_durability.notifications.delivery import AdminChannel, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
-from booking_durability.notifications.notifier import AdminChannel, Notifier
 from booking_durability.notifications.webhook import (
     PREVIOUS_KEY,
     SECRET_KEY,
@@ -53,16 +53,16 @@ def webhook_secret(settings: NotifierSettings) -> Callable[[], Mapping[str, str]
 def build_channel(settings: NotifierSettings, sqs: Any) -> AdminChannel:
     """The webhook when one is configured, else the admin's email
     (docs/reference/notifications.md#channels)."""
-    if not settings.uses_webhook:
+    route = settings.admin_route
+    if route is not None:
         # Only this stage loads the email models (address validation): a webhook stage never does.
         from booking_durability.emails.models import Recipient
         from booking_durability.notifications.email_channel import EmailChannel
 
-        assert settings.admin_email is not None  # checked by the settings
-        assert settings.email_queue_url is not None
+        admin_email, email_queue_url = route
         return EmailChannel(
-            admin=Recipient(email=settings.admin_email),  # a bad address fails the cold start
-            queue=EmailQueue(settings.email_queue_url, sqs),
+            admin=Recipient(email=admin_email),  # a bad address fails the cold start
+            queue=EmailQueue(email_queue_url, sqs),
             max_hop_seconds=settings.max_delay_hop_seconds,
         )
     target = Rotating(webhook_secret(settings), target_from_secret)

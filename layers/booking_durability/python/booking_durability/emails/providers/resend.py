@@ -106,14 +106,13 @@ class ResendProvider:
 
     def send(self, email: OutgoingEmail) -> str:
         """Send once per dedupe key; return Resend's email id."""
-        response, failure = self._post(email)
-        if failure is not None:
+        response = self._post(email)
+        if isinstance(response, ProviderError):
             # Raised outside the ``except`` block so nothing of httpx's error is chained.
-            raise failure
-        assert response is not None
+            raise response
         return self._outcome(response)
 
-    def _post(self, email: OutgoingEmail) -> tuple[httpx.Response | None, ProviderError | None]:
+    def _post(self, email: OutgoingEmail) -> httpx.Response | ProviderError:
         payload = {
             "from": email.sender,
             "to": [display_address(email.to_name, email.to_email)],
@@ -130,10 +129,10 @@ class ResendProvider:
         try:
             response = self.client.post(f"{self._base_url}/emails", json=payload, headers=headers)
         except httpx.TimeoutException:
-            return None, TransientProviderError(self.name, None, "timed out")
+            return TransientProviderError(self.name, None, "timed out")
         except (httpx.TransportError, httpx.DecodingError):
-            return None, TransientProviderError(self.name, None, "connection failed")
-        return response, None
+            return TransientProviderError(self.name, None, "connection failed")
+        return response
 
     def _outcome(self, response: httpx.Response) -> str:
         status = response.status_code

@@ -86,21 +86,19 @@ class SmtpProvider:
 
     def send(self, email: OutgoingEmail) -> str:
         """Send once; return the Message-ID (SMTP gives no provider id we can rely on)."""
-        message, failure = self._build(email)
-        if failure is None:
-            assert message is not None
-            failure = self._deliver(email, message)
+        built = self._build(email)
+        failure = built if isinstance(built, ProviderError) else self._deliver(email, built)
         if failure is not None:
             # Raised outside any ``except`` block, so no smtplib/email error rides along.
             raise failure
         return email.message_id
 
-    def _build(self, email: OutgoingEmail) -> tuple[EmailMessage | None, ProviderError | None]:
+    def _build(self, email: OutgoingEmail) -> EmailMessage | ProviderError:
         try:
-            return build_message(email), None
+            return build_message(email)
         except (ValueError, TypeError, MessageError):
             # A header that cannot be encoded (e.g. a line break in the name) fails every time.
-            return None, PermanentProviderError(self.name, None, "message could not be built")
+            return PermanentProviderError(self.name, None, "message could not be built")
 
     def _helo_name(self, email: OutgoingEmail) -> str:
         # smtplib's default (socket.getfqdn) does reverse DNS, which can stall a sandboxed Lambda.

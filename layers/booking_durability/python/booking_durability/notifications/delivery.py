@@ -38,7 +38,7 @@ from booking_durability.retry import RetryLater
 from booking_durability.times import iso, utc_now
 from booking_durability.validation import error_locations
 
-__all__ = ["IncomingNotification", "Notifier", "Outcome"]
+__all__ = ["IncomingNotification", "NotificationOutcome", "Notifier"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class IncomingNotification:
     first_dead_lettered_at: datetime | None = None
 
 
-class Outcome(StrEnum):
+class NotificationOutcome(StrEnum):
     SENT = "sent"
     DEAD_LETTERED = "dead_lettered"
 
@@ -79,7 +79,7 @@ class Notifier:
     policy: NotificationFailurePolicy
     clock: Callable[[], datetime] = field(default=utc_now)
 
-    def notify(self, message: IncomingNotification) -> Outcome:
+    def notify(self, message: IncomingNotification) -> NotificationOutcome:
         try:
             event = PolicyDriftData.model_validate_json(message.body)
         except ValidationError as exc:
@@ -89,11 +89,11 @@ class Notifier:
                 extra={"message_id": message.message_id, "error_locations": error_locations(exc)},
             )
             self._dead_letter(message, NotificationFailureReason.INVALID_EVENT, attempts=0)
-            return Outcome.DEAD_LETTERED
+            return NotificationOutcome.DEAD_LETTERED
         with _event_log_context(event):
             return self._notify(event, message)
 
-    def _notify(self, event: PolicyDriftData, message: IncomingNotification) -> Outcome:
+    def _notify(self, event: PolicyDriftData, message: IncomingNotification) -> NotificationOutcome:
         channel = self.channel.name
         try:
             self.channel.deliver(event, message.body)
@@ -103,7 +103,7 @@ class Notifier:
                 self._dead_letter(
                     message, decision.reason, attempts=message.receive_count, status=failure.status
                 )
-                return Outcome.DEAD_LETTERED
+                return NotificationOutcome.DEAD_LETTERED
             logger.warning(
                 "webhook unreachable; the event will be delivered again",
                 extra={"status": failure.status, "receive_count": message.receive_count},
@@ -123,7 +123,7 @@ class Notifier:
                     },
                 )
                 self._dead_letter(message, unavailable.reason, attempts=message.receive_count)
-                return Outcome.DEAD_LETTERED
+                return NotificationOutcome.DEAD_LETTERED
             logger.error(
                 "admin notification not sent; the event will be delivered again",
                 extra={"error_code": exc.code, "channel": channel, "receive_count": message.receive_count},
@@ -131,7 +131,7 @@ class Notifier:
             raise RetryLater(exc.code) from None
         count_with_dimension("AdminNotificationSent", "channel", channel)
         logger.info("admin notified", extra={"channel": channel, "receive_count": message.receive_count})
-        return Outcome.SENT
+        return NotificationOutcome.SENT
 
     def _dead_letter(
         self,
