@@ -427,7 +427,7 @@ def test_a_burst_of_holds_refused_for_missing_metadata_raises_an_alarm(stage: Sy
 
 
 def test_any_unhandled_error_of_either_api_function_raises_an_alarm(stage: SynthesizedStage) -> None:
-    from booking_durability.api.resolver import UNHANDLED_ERRORS
+    from booking_durability.metric_names import Metric
 
     # Given the metric the API functions' last line counts, under each function's service
     services = [
@@ -435,7 +435,8 @@ def test_any_unhandled_error_of_either_api_function_raises_an_alarm(stage: Synth
         for name in ("email-api", "reservations-api")
     ]
     alarms = [
-        _alarm_on(stage, UNHANDLED_ERRORS, {"Name": "service", "Value": service}) for service in services
+        _alarm_on(stage, Metric.UNHANDLED_ERRORS, {"Name": "service", "Value": service})
+        for service in services
     ]
     # Then one alarm sums both, and one answer in 5 minutes pages
     [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
