@@ -459,14 +459,14 @@ class Monitoring(Construct):
         skipped = [_service_metric(service, name).with_(label=name) for name in EMAIL_SKIPS]
         anomalies = [_service_metric(service, name).with_(label=name) for name in EMAIL_ANOMALIES]
         dead_letters = [
-            _service_metric(service, Metric.EMAIL_DEAD_LETTERED, failure_reason=reason).with_(label=reason)
+            _service_metric(service, Metric.EMAIL_DEAD_LETTERED, reason).with_(label=reason)
             for reason in FAILURE_REASONS
         ]
         lag_seconds = thresholds.delivery_lag_p99_alarm_seconds
         lag_p99 = CustomMetricWithAlarm(
-            metric=_service_metric(service, Metric.EMAIL_DELIVERY_LAG_MS, cloudwatch.Stats.p(99)).with_(
-                label="p99"
-            ),
+            metric=_service_metric(
+                service, Metric.EMAIL_DELIVERY_LAG_MS, statistic=cloudwatch.Stats.p(99)
+            ).with_(label="p99"),
             alarm_friendly_name="delivery-lag-p99",
             add_alarm=_page(
                 CustomThreshold,
@@ -483,9 +483,9 @@ class Monitoring(Construct):
                 datapoints_to_alarm=LAG_ALARM_PERIODS,
             ),
         )
-        lag_p50 = _service_metric(service, Metric.EMAIL_DELIVERY_LAG_MS, cloudwatch.Stats.p(50)).with_(
-            label="p50"
-        )
+        lag_p50 = _service_metric(
+            service, Metric.EMAIL_DELIVERY_LAG_MS, statistic=cloudwatch.Stats.p(50)
+        ).with_(label="p50")
         self.facade.monitor_custom(
             human_readable_name="Email delivery",
             alarm_friendly_name="email-delivery",
@@ -523,14 +523,14 @@ class Monitoring(Construct):
             ),
         )
         refused = [
-            _service_metric(service, Metric.NO_AVAILABILITY, reason=reason).with_(label=reason)
+            _service_metric(service, Metric.NO_AVAILABILITY, reason).with_(label=reason)
             for reason in NO_AVAILABILITY_REASONS
         ]
         unrecovered_by_reason = {
-            f"unrecovered_{reason}": _service_metric(service, Metric.POLICY_DRIFT_UNRECOVERED, reason=reason)
+            f"unrecovered_{reason}": _service_metric(service, Metric.POLICY_DRIFT_UNRECOVERED, reason)
             for reason in POLICY_DRIFT_REASONS
         }
-        swept = _service_metric(sweep_service, Metric.POLICY_DRIFT_UNRECOVERED, reason=SWEPT_DRIFT_REASON)
+        swept = _service_metric(sweep_service, Metric.POLICY_DRIFT_UNRECOVERED, SWEPT_DRIFT_REASON)
         drift = [
             *(_service_metric(service, name).with_(label=name) for name in POLICY_DRIFT_EVENTS),
             *(
@@ -581,13 +581,11 @@ class Monitoring(Construct):
 
     def _watch_admin_notifications(self, service: str, pipe_name: str) -> None:
         sent = [
-            _service_metric(service, Metric.ADMIN_NOTIFICATION_SENT, channel=channel).with_(label=channel)
+            _service_metric(service, Metric.ADMIN_NOTIFICATION_SENT, channel).with_(label=channel)
             for channel in NOTIFICATION_CHANNELS
         ]
         failed = [
-            _service_metric(service, Metric.ADMIN_NOTIFICATION_FAILED, failure_reason=reason).with_(
-                label=reason
-            )
+            _service_metric(service, Metric.ADMIN_NOTIFICATION_FAILED, reason).with_(label=reason)
             for reason in NOTIFICATION_FAILURE_REASONS
         ]
         pipe = [
@@ -654,13 +652,19 @@ def _page(kind: Callable[..., _Threshold], page: Page, **values: Any) -> dict[st
 
 
 def _service_metric(
-    service: str, name: str, statistic: str = cloudwatch.Stats.SUM, **dimensions: str
+    service: str, metric: Metric, value: str | None = None, *, statistic: str = cloudwatch.Stats.SUM
 ) -> cloudwatch.Metric:
-    """One of a function's own EMF metrics; Powertools adds the ``service`` dimension."""
+    """One of a function's own EMF metrics; Powertools adds the ``service`` dimension, and
+    ``value`` is that of the metric's own dimension (``Metric.dimension``), if it has one."""
+    dimensions = {"service": service}
+    if value is not None:
+        if metric.dimension is None:
+            raise ValueError(f"{metric} is emitted without a dimension of its own")
+        dimensions[metric.dimension] = value
     return cloudwatch.Metric(
         namespace=NAMESPACE,
-        metric_name=name,
-        dimensions_map={"service": service, **dimensions},
+        metric_name=metric,
+        dimensions_map=dimensions,
         period=_FIVE_MINUTES,
         statistic=statistic,
     )

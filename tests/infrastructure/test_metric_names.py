@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 
-from booking_durability.metric_names import NAMESPACE, DriftUnrecoveredReason, Metric, NotificationChannel
+from booking_durability.metric_names import (
+    NAMESPACE,
+    Dimension,
+    DriftUnrecoveredReason,
+    Metric,
+    NotificationChannel,
+)
 
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import SynthesizedStage
@@ -27,6 +33,29 @@ EMITTERS = ("count", "count_with_dimension")
 #: The runtime modules the CDK app may import: standard library only (stacks/__init__.py,
 #: test_compliance.py).
 SHARED_WITH_STACKS = {"booking_durability.metric_names", "booking_durability.stack_outputs"}
+
+
+def _alarmed_metrics(stage: SynthesizedStage) -> list[dict[str, Any]]:
+    """The metrics of our namespace that some alarm of the stage reads."""
+    found = []
+    for alarm in stage.of_type("AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        if "MetricName" in properties:
+            keys = ("Namespace", "MetricName", "Dimensions")
+            metrics = [{key: properties.get(key) for key in keys}]
+        else:
+            queries = properties["Metrics"]
+            metrics = [query["MetricStat"]["Metric"] for query in queries if "MetricStat" in query]
+        found += [metric for metric in metrics if metric.get("Namespace") == NAMESPACE]
+    return found
+
+
+def test_every_alarm_reads_a_metric_by_the_dimensions_it_is_emitted_with(stage: SynthesizedStage) -> None:
+    for metric in _alarmed_metrics(stage):
+        defined = Metric(metric["MetricName"])
+        names = {dimension["Name"] for dimension in metric["Dimensions"]}
+        assert names <= {"service", defined.dimension}, (defined, names)
+        assert "service" in names, defined
 
 
 def _alarmed_metric_names(stage: SynthesizedStage) -> set[str]:
@@ -55,27 +84,36 @@ def test_every_alarm_on_the_services_metrics_reads_a_metric_meant_to_page(stage:
     assert alarmed <= {metric.value for metric in Metric if metric.alarmed}, alarmed
 
 
-def _emitted(tree: ast.AST) -> tuple[set[str], list[str]]:
-    """The ``Metric`` members a module's emitting calls name, and the calls naming anything else."""
-    members: set[str] = set()
+def _member(node: ast.expr | None, enum: type) -> str | None:
+    """The member ``node`` names as ``<Enum>.<MEMBER>``, if it does."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == enum.__name__
+    ):
+        return node.attr
+    return None
+
+
+def _emitted(tree: ast.AST) -> tuple[set[tuple[str, str | None]], list[str]]:
+    """What a module's emitting calls name: each ``Metric`` member with the ``Dimension`` member
+    it is emitted with (None by ``count``), and the calls naming anything else."""
+    emitted: set[tuple[str, str | None]] = set()
     others: list[str] = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in EMITTERS):
             continue
-        first = node.args[0] if node.args else None
-        if (
-            isinstance(first, ast.Attribute)
-            and isinstance(first.value, ast.Name)
-            and first.value.id == Metric.__name__
-        ):
-            members.add(first.attr)
-        else:
+        metric = _member(node.args[0] if node.args else None, Metric)
+        dimension = _member(node.args[1], Dimension) if node.func.id == "count_with_dimension" else None
+        if metric is None or (node.func.id == "count_with_dimension" and dimension is None):
             others.append(f"line {node.lineno}: {ast.unparse(node)}")
-    return members, others
+        else:
+            emitted.add((metric, dimension))
+    return emitted, others
 
 
-def _emissions() -> tuple[set[str], dict[str, list[str]]]:
-    members: set[str] = set()
+def _emissions() -> tuple[set[tuple[str, str | None]], dict[str, list[str]]]:
+    members: set[tuple[str, str | None]] = set()
     others: dict[str, list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         found, unnamed = _emitted(ast.parse(path.read_text(encoding="utf-8")))
@@ -86,10 +124,21 @@ def _emissions() -> tuple[set[str], dict[str, list[str]]]:
 
 
 def test_every_metric_defined_is_emitted_somewhere_in_the_layer() -> None:
-    members, _ = _emissions()
-    assert members, "no emission found: the scan no longer matches how metrics are counted"
-    assert members <= set(Metric.__members__), members - set(Metric.__members__)
-    assert set(Metric.__members__) - members == set()
+    emitted, _ = _emissions()
+    assert emitted, "no emission found: the scan no longer matches how metrics are counted"
+    names = {metric for metric, _ in emitted}
+    assert names <= set(Metric.__members__), names - set(Metric.__members__)
+    assert set(Metric.__members__) - names == set()
+
+
+def test_every_metric_is_emitted_with_the_dimension_it_is_defined_with() -> None:
+    emitted, _ = _emissions()
+    wrong = {
+        (metric, dimension)
+        for metric, dimension in emitted
+        if dimension != (None if Metric[metric].dimension is None else Metric[metric].dimension.name)
+    }
+    assert wrong == set()
 
 
 def test_the_layer_emits_no_metric_by_a_name_of_its_own() -> None:
@@ -98,12 +147,16 @@ def test_the_layer_emits_no_metric_by_a_name_of_its_own() -> None:
     assert others == {}, others
 
 
-def test_the_emission_scan_sees_a_metric_spelled_out() -> None:
-    members, others = _emitted(
-        ast.parse('count(Metric.EMAIL_SENT)\ncount_with_dimension("Renamed", "a", "b")')
+def test_the_emission_scan_sees_a_metric_or_a_dimension_spelled_out() -> None:
+    source = (
+        "count(Metric.EMAIL_SENT)\n"
+        "count_with_dimension(Metric.NO_AVAILABILITY, Dimension.REASON, reason)\n"
+        'count_with_dimension("Renamed", Dimension.REASON, reason)\n'
+        'count_with_dimension(Metric.NO_AVAILABILITY, "reason", reason)'
     )
-    assert members == {"EMAIL_SENT"}
-    assert others == ["line 2: count_with_dimension('Renamed', 'a', 'b')"]
+    emitted, others = _emitted(ast.parse(source))
+    assert emitted == {("EMAIL_SENT", None), ("NO_AVAILABILITY", "REASON")}
+    assert [other.split(":")[0] for other in others] == ["line 3", "line 4"]
 
 
 def test_the_alarm_scan_sees_a_renamed_metric(stage: SynthesizedStage) -> None:

@@ -20,15 +20,26 @@ from enum import StrEnum
 NAMESPACE = "BookingDurability"
 
 
+class Dimension(StrEnum):
+    """A metric's own dimension, beside the ``service`` one Powertools adds to every metric."""
+
+    FAILURE_REASON = "failure_reason"
+    REASON = "reason"
+    CHANNEL = "channel"
+
+
 class Metric(StrEnum):
-    """A metric a function emits; ``alarmed`` when an alarm of the stack pages on it."""
+    """A metric a function emits; ``alarmed`` when an alarm of the stack pages on it, and the
+    ``dimension`` it is emitted with (``observability.count_with_dimension``), if any."""
 
     alarmed: bool
+    dimension: Dimension | None
 
-    def __new__(cls, name: str, alarmed: bool = False) -> Metric:
+    def __new__(cls, name: str, alarmed: bool = False, dimension: Dimension | None = None) -> Metric:
         member = str.__new__(cls, name)
         member._value_ = name
         member.alarmed = alarmed
+        member.dimension = dimension
         return member
 
     # The email consumer: what happened to each email it received.
@@ -47,25 +58,25 @@ class Metric(StrEnum):
     EMAIL_SENT_UNRECORDED = "EmailSentUnrecorded"
     #: Milliseconds from an email's deliver_at to its sending.
     EMAIL_DELIVERY_LAG_MS = "EmailDeliveryLagMs", True
-    #: Dimension ``failure_reason``: a :class:`FailureReason`.
-    EMAIL_DEAD_LETTERED = "EmailDeadLettered"
+    #: By :class:`FailureReason`.
+    EMAIL_DEAD_LETTERED = "EmailDeadLettered", False, Dimension.FAILURE_REASON
     # The reservations API (and the drift sweep): holds, bookings, policy drift.
     HOLD_CREATED = "HoldCreated"
     HOLD_CONFIRMED = "HoldConfirmed"
     HOLD_RELEASED = "HoldReleased"
     BOOKING_CANCELLED = "BookingCancelled"
     HOLD_METADATA_REJECTED = "HoldMetadataRejected", True
-    #: Dimension ``reason``: a :class:`NoAvailabilityReason`.
-    NO_AVAILABILITY = "NoAvailability"
+    #: By :class:`NoAvailabilityReason`.
+    NO_AVAILABILITY = "NoAvailability", False, Dimension.REASON
     POLICY_DRIFT_DETECTED = "PolicyDriftDetected"
     POLICY_DRIFT_RECOVERED = "PolicyDriftRecovered"
-    #: Dimension ``reason``: a :class:`DriftUnrecoveredReason`.
-    POLICY_DRIFT_UNRECOVERED = "PolicyDriftUnrecovered", True
+    #: By :class:`DriftUnrecoveredReason`.
+    POLICY_DRIFT_UNRECOVERED = "PolicyDriftUnrecovered", True, Dimension.REASON
     # The notifier: how the admins were told, or why they were not.
-    #: Dimension ``channel``: a :class:`NotificationChannel`.
-    ADMIN_NOTIFICATION_SENT = "AdminNotificationSent"
-    #: Dimension ``failure_reason``: a :class:`NotificationFailureReason`.
-    ADMIN_NOTIFICATION_FAILED = "AdminNotificationFailed"
+    #: By :class:`NotificationChannel`.
+    ADMIN_NOTIFICATION_SENT = "AdminNotificationSent", False, Dimension.CHANNEL
+    #: By :class:`NotificationFailureReason`.
+    ADMIN_NOTIFICATION_FAILED = "AdminNotificationFailed", False, Dimension.FAILURE_REASON
     # The API functions' last line: a failure nothing anticipated, answered 500 INTERNAL_ERROR.
     UNHANDLED_ERRORS = "UnhandledErrors", True
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from booking_durability.drift_events import DriftReason, PolicyDriftData
 from booking_durability.errors import Busy
-from booking_durability.metric_names import Metric
+from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.attempt import Recovery, confirm_hold
@@ -340,7 +340,7 @@ def _report(event: PolicyDriftData, original: Hold) -> None:
         count(Metric.POLICY_DRIFT_RECOVERED)
         logger.info("policy drift recovered", extra=_drift_fields(event, original))
     else:
-        count_with_dimension(Metric.POLICY_DRIFT_UNRECOVERED, "reason", event.reason)
+        count_with_dimension(Metric.POLICY_DRIFT_UNRECOVERED, Dimension.REASON, event.reason)
         logger.warning("policy drift not recovered", extra=_drift_fields(event, original))
 
 

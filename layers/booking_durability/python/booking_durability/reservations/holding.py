@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from booking_durability.errors import Busy
-from booking_durability.metric_names import Metric
+from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.catalog import current_venue
@@ -60,7 +60,7 @@ def hold_tables(
             venue.config, request.party_size, request.zone, busy_tables(records.values(), interval, moment)
         )
         if isinstance(chosen, NoAvailability):
-            count_with_dimension(Metric.NO_AVAILABILITY, "reason", chosen.reason.value)
+            count_with_dimension(Metric.NO_AVAILABILITY, Dimension.REASON, chosen.reason.value)
             raise NoAvailabilityError(chosen.reason)
         hold = new_hold(
             new_id(),
