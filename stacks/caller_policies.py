@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from booking_durability.stack_outputs import StackOutput, route_group_policy
 from stacks.settings import StageSettings
 
 Route = tuple[str, str]
@@ -106,20 +107,20 @@ class CallerPolicies(Construct):
         }
         #: Each policy by the id of the stack output that exports its ARN, with the output's description.
         self.outputs: dict[str, tuple[iam.ManagedPolicy, str]] = {
-            "PublishEmailJobsPolicyArn": (
+            StackOutput.PUBLISH_EMAIL_JOBS_POLICY_ARN: (
                 self.publish_email_jobs,
                 "Managed policy: sqs:SendMessage on the email queue",
             ),
-            "ApiReadPolicyArn": (
+            StackOutput.API_READ_POLICY_ARN: (
                 self.read,
                 "Managed policy: execute-api:Invoke on every API route that changes nothing (the GETs)",
             ),
-            "ApiChangePolicyArn": (
+            StackOutput.API_CHANGE_POLICY_ARN: (
                 self.change,
                 "Managed policy: execute-api:Invoke on every API route that changes something",
             ),
             **{
-                f"Api{_camel(group)}PolicyArn": (
+                route_group_policy(group): (
                     policy,
                     f"Managed policy: execute-api:Invoke on the API's {group} routes",
                 )

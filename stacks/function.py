@@ -11,7 +11,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.settings import LAMBDA_PYTHON_VERSION, METRICS_NAMESPACE, StageSettings
+from booking_durability.metric_names import NAMESPACE
+from stacks.settings import LAMBDA_PYTHON_VERSION, StageSettings
 
 #: Each function's code is a folder here, ``lambdas/<function>/``.
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
@@ -131,7 +132,7 @@ class ServiceFunction(Construct):
                 "STAGE": settings.name,
                 "ENABLE_TRACING": "true" if tracing else "false",
                 "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": settings.observability.log_level,
                 # Without it Powertools' tracer would try to reach an X-Ray daemon that is not there.
                 "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",

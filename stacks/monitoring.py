@@ -39,62 +39,60 @@ from cdk_monitoring_constructs import (
 )
 from constructs import Construct
 
+from booking_durability.metric_names import (
+    NAMESPACE,
+    DriftUnrecoveredReason,
+    FailureReason,
+    Metric,
+    NoAvailabilityReason,
+    NotificationChannel,
+    NotificationFailureReason,
+)
 from stacks.function import ServiceFunction, removal_policy
 from stacks.queue_with_dlq import QueueWithDlq
 from stacks.runbook import RUNBOOK_PATH, AlarmKey, Page
-from stacks.settings import METRICS_NAMESPACE, StageSettings
+from stacks.settings import StageSettings
 
 # docs/reference/queue-message.md#failure-reasons: why a message reached the DLQ (the EmailDeadLettered
 # metric's dimension).
-FAILURE_REASONS = (
-    "invalid_json",
-    "schema_invalid",
-    "provider_rejected",
-    "render_failed",
-    "provider_not_configured",
-    "transient_exhausted",
-    "throttle_exhausted",
-)
+FAILURE_REASONS = tuple(FailureReason)
 # The email consumer's EMF outcomes, in the order the dashboard shows them.
 EMAIL_OUTCOMES = (
-    "EmailSent",
-    "EmailDuplicateSkipped",
-    "EmailDeferred",
-    "EmailTransientFailure",
-    "EmailThrottled",
-    "EmailPermanentFailure",
+    Metric.EMAIL_SENT,
+    Metric.EMAIL_DUPLICATE_SKIPPED,
+    Metric.EMAIL_DEFERRED,
+    Metric.EMAIL_TRANSIENT_FAILURE,
+    Metric.EMAIL_THROTTLED,
+    Metric.EMAIL_PERMANENT_FAILURE,
 )
 # What the consumer acknowledged without sending (cancelled, expired, suppressed), and claims it
 # found taken over by another worker after its lease ran out.
-EMAIL_SKIPS = ("EmailCancelledSkipped", "EmailExpiredSkipped", "EmailSuppressedSkipped", "EmailLeaseLost")
+EMAIL_SKIPS = (
+    Metric.EMAIL_CANCELLED_SKIPPED,
+    Metric.EMAIL_EXPIRED_SKIPPED,
+    Metric.EMAIL_SUPPRESSED_SKIPPED,
+    Metric.EMAIL_LEASE_LOST,
+)
 # Failures the consumer had no rule for (retried, then dead-lettered on the last receive), and
 # emails the provider took whose "sent" the ledger could not be told.
-EMAIL_ANOMALIES = ("EmailUnexpectedFailure", "EmailSentUnrecorded")
+EMAIL_ANOMALIES = (Metric.EMAIL_UNEXPECTED_FAILURE, Metric.EMAIL_SENT_UNRECORDED)
 # docs/reference/http-api.md#allocation-rule: why a hold could not be made (the NoAvailability metric's
 # "reason" dimension).
-NO_AVAILABILITY_REASONS = ("party_too_large", "no_table")
+NO_AVAILABILITY_REASONS = tuple(NoAvailabilityReason)
 # The reservations API's EMF counts of what happened to holds and bookings (HoldMetadataRejected,
 # which has an alarm, is drawn on its own).
-HOLD_EVENTS = ("HoldCreated", "HoldConfirmed", "HoldReleased", "BookingCancelled")
+HOLD_EVENTS = (Metric.HOLD_CREATED, Metric.HOLD_CONFIRMED, Metric.HOLD_RELEASED, Metric.BOOKING_CANCELLED)
 # Its counts of policy drift met at confirmation (docs/reference/http-api.md#policy-drift).
-POLICY_DRIFT_EVENTS = ("PolicyDriftDetected", "PolicyDriftRecovered")
+POLICY_DRIFT_EVENTS = (Metric.POLICY_DRIFT_DETECTED, Metric.POLICY_DRIFT_RECOVERED)
 # Why a drift flow could not be recovered (PolicyDriftUnrecovered's "reason" dimension): the
 # reservations API counts every reason; the drift sweep counts the flows it ends, `interrupted`.
-POLICY_DRIFT_REASONS = ("no_availability", "drift_repeated", "interrupted")
-SWEPT_DRIFT_REASON = "interrupted"
+POLICY_DRIFT_REASONS = tuple(DriftUnrecoveredReason)
+SWEPT_DRIFT_REASON = DriftUnrecoveredReason.INTERRUPTED
 # docs/reference/notifications.md#channels: how the notifier told the admins (AdminNotificationSent's
 # "channel" dimension) ...
-NOTIFICATION_CHANNELS = ("webhook", "email")
+NOTIFICATION_CHANNELS = tuple(NotificationChannel)
 # ... and why a notification reached the notifications DLQ (AdminNotificationFailed's dimension).
-NOTIFICATION_FAILURE_REASONS = (
-    "webhook_unreachable",
-    "webhook_rejected",
-    "invalid_event",
-    "channel_unavailable",
-)
-# What the API functions' last line counts: a failure nothing anticipated, answered 500
-# INTERNAL_ERROR (booking_durability.api.resolver.UNHANDLED_ERRORS).
-UNHANDLED_ERRORS = "UnhandledErrors"
+NOTIFICATION_FAILURE_REASONS = tuple(NotificationFailureReason)
 # What EventBridge Pipes publishes per pipe (dimension PipeName).
 PIPES_NAMESPACE = "AWS/EventBridge/Pipes"
 PIPE_METRICS = ("EventCount", "ExecutionFailed", "TargetStageFailed")
@@ -386,13 +384,14 @@ class Monitoring(Construct):
         # Any failure nothing anticipated pages at once, whichever function met it: each is a
         # 500 a client got, and a bug to find by its error_id.
         by_service = {
-            f"unhandled_{n}": _service_metric(name, UNHANDLED_ERRORS) for n, name in enumerate(services)
+            f"unhandled_{n}": _service_metric(name, Metric.UNHANDLED_ERRORS)
+            for n, name in enumerate(services)
         }
         unhandled = CustomMetricWithAlarm(
             metric=cloudwatch.MathExpression(
                 expression=" + ".join(f"FILL({metric_id}, 0)" for metric_id in by_service),
                 using_metrics=by_service,
-                label=f"{UNHANDLED_ERRORS} (all API functions)",
+                label=f"{Metric.UNHANDLED_ERRORS} (all API functions)",
                 period=_FIVE_MINUTES,
             ),
             alarm_friendly_name="unhandled-errors",
@@ -420,7 +419,7 @@ class Monitoring(Construct):
     def _watch_email_delivery(self, service: str, settings: StageSettings) -> None:
         thresholds = settings.observability
         provider_failing = CustomMetricWithAlarm(
-            metric=_service_metric(service, "EmailTransientFailure"),
+            metric=_service_metric(service, Metric.EMAIL_TRANSIENT_FAILURE),
             alarm_friendly_name="provider-failing",
             add_alarm=_page(
                 CustomThreshold,
@@ -436,8 +435,8 @@ class Monitoring(Construct):
             ),
         )
         not_configured = CustomMetricWithAlarm(
-            metric=_service_metric(service, "EmailProviderNotConfigured").with_(
-                label="EmailProviderNotConfigured"
+            metric=_service_metric(service, Metric.EMAIL_PROVIDER_NOT_CONFIGURED).with_(
+                label=Metric.EMAIL_PROVIDER_NOT_CONFIGURED
             ),
             alarm_friendly_name="provider-not-configured",
             add_alarm=_page(
@@ -454,18 +453,20 @@ class Monitoring(Construct):
             ),
         )
         outcomes: list[cloudwatch.IMetric | CustomMetricWithAlarm] = [
-            provider_failing if name == "EmailTransientFailure" else _service_metric(service, name)
+            provider_failing if name == Metric.EMAIL_TRANSIENT_FAILURE else _service_metric(service, name)
             for name in EMAIL_OUTCOMES
         ]
         skipped = [_service_metric(service, name).with_(label=name) for name in EMAIL_SKIPS]
         anomalies = [_service_metric(service, name).with_(label=name) for name in EMAIL_ANOMALIES]
         dead_letters = [
-            _service_metric(service, "EmailDeadLettered", failure_reason=reason).with_(label=reason)
+            _service_metric(service, Metric.EMAIL_DEAD_LETTERED, reason).with_(label=reason)
             for reason in FAILURE_REASONS
         ]
         lag_seconds = thresholds.delivery_lag_p99_alarm_seconds
         lag_p99 = CustomMetricWithAlarm(
-            metric=_service_metric(service, "EmailDeliveryLagMs", cloudwatch.Stats.p(99)).with_(label="p99"),
+            metric=_service_metric(
+                service, Metric.EMAIL_DELIVERY_LAG_MS, statistic=cloudwatch.Stats.p(99)
+            ).with_(label="p99"),
             alarm_friendly_name="delivery-lag-p99",
             add_alarm=_page(
                 CustomThreshold,
@@ -482,7 +483,9 @@ class Monitoring(Construct):
                 datapoints_to_alarm=LAG_ALARM_PERIODS,
             ),
         )
-        lag_p50 = _service_metric(service, "EmailDeliveryLagMs", cloudwatch.Stats.p(50)).with_(label="p50")
+        lag_p50 = _service_metric(
+            service, Metric.EMAIL_DELIVERY_LAG_MS, statistic=cloudwatch.Stats.p(50)
+        ).with_(label="p50")
         self.facade.monitor_custom(
             human_readable_name="Email delivery",
             alarm_friendly_name="email-delivery",
@@ -502,7 +505,9 @@ class Monitoring(Construct):
         events = [_service_metric(service, name).with_(label=name) for name in HOLD_EVENTS]
         metadata_threshold = settings.observability.hold_metadata_rejected_alarm_threshold
         metadata_rejected = CustomMetricWithAlarm(
-            metric=_service_metric(service, "HoldMetadataRejected").with_(label="HoldMetadataRejected"),
+            metric=_service_metric(service, Metric.HOLD_METADATA_REJECTED).with_(
+                label=Metric.HOLD_METADATA_REJECTED
+            ),
             alarm_friendly_name="hold-metadata-rejected",
             add_alarm=_page(
                 CustomThreshold,
@@ -518,14 +523,14 @@ class Monitoring(Construct):
             ),
         )
         refused = [
-            _service_metric(service, "NoAvailability", reason=reason).with_(label=reason)
+            _service_metric(service, Metric.NO_AVAILABILITY, reason).with_(label=reason)
             for reason in NO_AVAILABILITY_REASONS
         ]
         unrecovered_by_reason = {
-            f"unrecovered_{reason}": _service_metric(service, "PolicyDriftUnrecovered", reason=reason)
+            f"unrecovered_{reason}": _service_metric(service, Metric.POLICY_DRIFT_UNRECOVERED, reason)
             for reason in POLICY_DRIFT_REASONS
         }
-        swept = _service_metric(sweep_service, "PolicyDriftUnrecovered", reason=SWEPT_DRIFT_REASON)
+        swept = _service_metric(sweep_service, Metric.POLICY_DRIFT_UNRECOVERED, SWEPT_DRIFT_REASON)
         drift = [
             *(_service_metric(service, name).with_(label=name) for name in POLICY_DRIFT_EVENTS),
             *(
@@ -576,11 +581,11 @@ class Monitoring(Construct):
 
     def _watch_admin_notifications(self, service: str, pipe_name: str) -> None:
         sent = [
-            _service_metric(service, "AdminNotificationSent", channel=channel).with_(label=channel)
+            _service_metric(service, Metric.ADMIN_NOTIFICATION_SENT, channel).with_(label=channel)
             for channel in NOTIFICATION_CHANNELS
         ]
         failed = [
-            _service_metric(service, "AdminNotificationFailed", failure_reason=reason).with_(label=reason)
+            _service_metric(service, Metric.ADMIN_NOTIFICATION_FAILED, reason).with_(label=reason)
             for reason in NOTIFICATION_FAILURE_REASONS
         ]
         pipe = [
@@ -647,13 +652,19 @@ def _page(kind: Callable[..., _Threshold], page: Page, **values: Any) -> dict[st
 
 
 def _service_metric(
-    service: str, name: str, statistic: str = cloudwatch.Stats.SUM, **dimensions: str
+    service: str, metric: Metric, value: str | None = None, *, statistic: str = cloudwatch.Stats.SUM
 ) -> cloudwatch.Metric:
-    """One of a function's own EMF metrics; Powertools adds the ``service`` dimension."""
+    """One of a function's own EMF metrics; Powertools adds the ``service`` dimension, and
+    ``value`` is that of the metric's own dimension (``Metric.dimension``), if it has one."""
+    dimensions = {"service": service}
+    if value is not None:
+        if metric.dimension is None:
+            raise ValueError(f"{metric} is emitted without a dimension of its own")
+        dimensions[metric.dimension] = value
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"service": service, **dimensions},
+        namespace=NAMESPACE,
+        metric_name=metric,
+        dimensions_map=dimensions,
         period=_FIVE_MINUTES,
         statistic=statistic,
     )

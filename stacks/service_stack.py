@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct
 
+from booking_durability.stack_outputs import StackOutput
 from stacks.api import READ_ONLY_ROUTES, ROUTE_GROUPS, BookingApi
 from stacks.caller_policies import CallerPolicies
 from stacks.deliveries_table import DeliveriesTable
@@ -101,29 +102,37 @@ class ServiceStack(Stack):
         )
 
         # What the booking app's stacks import: exported under names that never change.
-        self._export("ApiUrl", self.api.rest_api.url, "The API's base URL (SigV4, execute-api)")
+        self._export(StackOutput.API_URL, self.api.rest_api.url, "The API's base URL (SigV4, execute-api)")
         self._export(
-            "EmailQueueUrl", self.email_pipeline.queue.queue_url, "Where the booking app publishes email jobs"
+            StackOutput.EMAIL_QUEUE_URL,
+            self.email_pipeline.queue.queue_url,
+            "Where the booking app publishes email jobs",
         )
         for output_id, (policy, description) in self.caller_policies.outputs.items():
             self._export(output_id, policy.managed_policy_arn, description)
         # What operators' tools and the local stack look up (not exported: nothing imports them).
-        CfnOutput(self, "EmailDlqUrl", value=self.email_pipeline.dlq.queue_url)
-        CfnOutput(self, "NotificationsQueueUrl", value=self.notifications.queue.queue_url)
-        CfnOutput(self, "NotificationsDlqUrl", value=self.notifications.dlq.queue_url)
-        CfnOutput(self, "NotificationsPipeDlqUrl", value=self.notifications.pipe_dlq.queue_url)
+        CfnOutput(self, StackOutput.EMAIL_DLQ_URL, value=self.email_pipeline.dlq.queue_url)
+        CfnOutput(self, StackOutput.NOTIFICATIONS_QUEUE_URL, value=self.notifications.queue.queue_url)
+        CfnOutput(self, StackOutput.NOTIFICATIONS_DLQ_URL, value=self.notifications.dlq.queue_url)
+        CfnOutput(self, StackOutput.NOTIFICATIONS_PIPE_DLQ_URL, value=self.notifications.pipe_dlq.queue_url)
         if self.email_pipeline.provider_secret is not None:
             # Where operators put the provider's API key (put-secret-value) once the stack exists.
-            CfnOutput(self, "ProviderSecretArn", value=self.email_pipeline.provider_secret.secret_arn)
+            CfnOutput(
+                self, StackOutput.PROVIDER_SECRET_ARN, value=self.email_pipeline.provider_secret.secret_arn
+            )
         if self.notifications.webhook_secret is not None:
             # Where operators put the signing secret (put-secret-value) once the stack exists.
-            CfnOutput(self, "WebhookSecretArn", value=self.notifications.webhook_secret.secret_arn)
-        CfnOutput(self, "DeliveriesTableName", value=self.deliveries.table.table_name)
-        CfnOutput(self, "ReservationsTableName", value=self.reservations.table.table_name)
+            CfnOutput(
+                self, StackOutput.WEBHOOK_SECRET_ARN, value=self.notifications.webhook_secret.secret_arn
+            )
+        CfnOutput(self, StackOutput.DELIVERIES_TABLE_NAME, value=self.deliveries.table.table_name)
+        CfnOutput(self, StackOutput.RESERVATIONS_TABLE_NAME, value=self.reservations.table.table_name)
         CfnOutput(
-            self, "EmailConsumerFunctionName", value=self.email_pipeline.consumer.function.function_name
+            self,
+            StackOutput.EMAIL_CONSUMER_FUNCTION_NAME,
+            value=self.email_pipeline.consumer.function.function_name,
         )
-        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        CfnOutput(self, StackOutput.ALARM_TOPIC_ARN, value=self.monitoring.topic.topic_arn)
 
     def _export(self, output_id: str, value: str, description: str) -> None:
         """An output other stacks import as ``<stack name>-<output id>``: stable while the stage is."""

@@ -33,7 +33,6 @@ LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 #: periods are seconds). Here, not in the construct, so the local stack reads it without the CDK.
 SCHEDULE_PERIOD_METADATA = "booking-durability:period-seconds"
 SERVICE_NAME = "booking-durability"
-METRICS_NAMESPACE = "BookingDurability"
 DEFAULT_STAGE = "dev"
 
 # SQS hard limits the settings must respect.

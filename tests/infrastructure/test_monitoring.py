@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from aws_cdk.assertions import Match
 
+from booking_durability.metric_names import NAMESPACE, Metric
+
 if TYPE_CHECKING:
     from tests.infrastructure.conftest import SynthesizedStage
 
@@ -186,7 +188,7 @@ def test_a_failing_provider_raises_an_alarm_on_the_consumers_own_metric(stage: S
     service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
     # Then repeated transient failures (outage, 401/403 from a bad key) alarm instead of waiting
     # for the DLQ after five receives
-    alarm = _alarm_on(stage, "EmailTransientFailure", {"Name": "service", "Value": service})
+    alarm = _alarm_on(stage, Metric.EMAIL_TRANSIENT_FAILURE, {"Name": "service", "Value": service})
     assert _metric(alarm)["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
     assert _metric(alarm)["Stat"] == "Sum"
     assert alarm["TreatMissingData"] == "notBreaching"
@@ -202,7 +204,7 @@ def test_a_provider_without_credentials_pages_at_once_on_the_consumers_own_metri
 
     service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
     # Then one send refused for want of credentials pages: no email goes out until it is fixed
-    alarm = _alarm_on(stage, "EmailProviderNotConfigured", {"Name": "service", "Value": service})
+    alarm = _alarm_on(stage, Metric.EMAIL_PROVIDER_NOT_CONFIGURED, {"Name": "service", "Value": service})
     assert _metric(alarm)["Namespace"] == stage.consumer_environment["POWERTOOLS_METRICS_NAMESPACE"]
     assert _metric(alarm)["Stat"] == "Sum"
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
@@ -219,7 +221,7 @@ def test_the_dashboard_breaks_dead_letters_down_by_reason(stage: SynthesizedStag
     body = "".join(part for part in parts if isinstance(part, str))
     # Every reason the consumer can dead-letter with has its own line
     for reason in FailureReason:
-        assert f'"EmailDeadLettered","failure_reason","{reason.value}","service"' in body, reason
+        assert f'"{Metric.EMAIL_DEAD_LETTERED}","failure_reason","{reason.value}","service"' in body, reason
 
 
 def test_a_share_of_server_errors_from_the_api_raises_an_alarm(stage: SynthesizedStage) -> None:
@@ -271,10 +273,10 @@ def test_the_dashboard_shows_the_api_and_what_happens_to_holds(stage: Synthesize
     assert '"stat":"p50"' in body
     assert '"stat":"p99"' in body
     # The reservations API's own metrics, and refusals broken down by the API's reasons
-    for name in ("HoldCreated", "HoldReleased", "BookingCancelled"):
-        assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
+    for name in (Metric.HOLD_CREATED, Metric.HOLD_RELEASED, Metric.BOOKING_CANCELLED):
+        assert f'"{NAMESPACE}","{name}","service","reservations-api"' in body, name
     for reason in ("party_too_large", "no_table"):
-        assert f'"NoAvailability","reason","{reason}","service","reservations-api"' in body, reason
+        assert f'"{Metric.NO_AVAILABILITY}","reason","{reason}","service","reservations-api"' in body, reason
 
 
 def _dashboard_text(stage: SynthesizedStage) -> str:
@@ -296,12 +298,14 @@ def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
     # Every channel the notifier can deliver through, and every reason it can dead-letter with
     for channel in (WebhookChannel.name, EmailChannel.name):
         assert (
-            f'"BookingDurability","AdminNotificationSent","channel","{channel}","service","{service}"' in body
+            f'"{NAMESPACE}","{Metric.ADMIN_NOTIFICATION_SENT}","channel","{channel}","service","{service}"'
+            in body
         )
     for reason in NotificationFailureReason:
-        assert f'"AdminNotificationFailed","failure_reason","{reason.value}","service","{service}"' in body, (
-            reason
-        )
+        assert (
+            f'"{Metric.ADMIN_NOTIFICATION_FAILED}","failure_reason","{reason.value}","service","{service}"'
+            in body
+        ), reason
     # And the outbox pipe's own metrics, for the pipe that is deployed
     full_body = json.dumps(stage.the_one("AWS::CloudWatch::Dashboard")[1]["Properties"]["DashboardBody"])
     for metric in ("EventCount", "ExecutionFailed", "TargetStageFailed"):
@@ -316,16 +320,18 @@ def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedSt
 
     body = _dashboard_text(stage)
     for name in (
-        "HoldConfirmed",
-        "HoldMetadataRejected",
-        "PolicyDriftDetected",
-        "PolicyDriftRecovered",
+        Metric.HOLD_CONFIRMED,
+        Metric.HOLD_METADATA_REJECTED,
+        Metric.POLICY_DRIFT_DETECTED,
+        Metric.POLICY_DRIFT_RECOVERED,
     ):
-        assert f'"BookingDurability","{name}","service","reservations-api"' in body, name
+        assert f'"{NAMESPACE}","{name}","service","reservations-api"' in body, name
     for reason in get_args(DriftReason):
-        assert f'"PolicyDriftUnrecovered","reason","{reason}","service","reservations-api"' in body, reason
+        assert (
+            f'"{Metric.POLICY_DRIFT_UNRECOVERED}","reason","{reason}","service","reservations-api"' in body
+        ), reason
     # The flows the drift sweep ends are counted by the sweep's own function
-    assert '"PolicyDriftUnrecovered","reason","interrupted","service","drift-sweep"' in body
+    assert f'"{Metric.POLICY_DRIFT_UNRECOVERED}","reason","interrupted","service","drift-sweep"' in body
 
 
 # --- alarms for operations ---------------------------------------------------------------------
@@ -377,9 +383,9 @@ def test_the_email_age_threshold_is_the_stages_own_derivation() -> None:
 
 def test_late_deliveries_raise_an_alarm_on_the_p99_lag(stage: SynthesizedStage) -> None:
     service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
-    alarm = _alarm_on(stage, "EmailDeliveryLagMs", {"Name": "service", "Value": service})
+    alarm = _alarm_on(stage, Metric.EMAIL_DELIVERY_LAG_MS, {"Name": "service", "Value": service})
     metric = _metric(alarm)
-    assert (metric["Namespace"], metric["Stat"], metric["Period"]) == ("BookingDurability", "p99", 300)
+    assert (metric["Namespace"], metric["Stat"], metric["Period"]) == (NAMESPACE, "p99", 300)
     # The metric is in milliseconds, the setting in seconds; it must last three periods
     assert alarm["Threshold"] == stage.settings.observability.delivery_lag_p99_alarm_seconds * 1000
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 3)
@@ -396,7 +402,7 @@ def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage:
     # Given every reason a drift flow can end unrecovered with (the API's, and the sweep's own
     # interrupted flows)
     alarms = [
-        _alarm_on(stage, "PolicyDriftUnrecovered", {"Name": "reason", "Value": reason})
+        _alarm_on(stage, Metric.POLICY_DRIFT_UNRECOVERED, {"Name": "reason", "Value": reason})
         for reason in get_args(DriftReason)
     ]
     # Then one alarm reads them all, summed, and one in 5 minutes pages
@@ -419,7 +425,7 @@ def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage:
 
 def test_a_burst_of_holds_refused_for_missing_metadata_raises_an_alarm(stage: SynthesizedStage) -> None:
     service = _reservations_service(stage)
-    alarm = _alarm_on(stage, "HoldMetadataRejected", {"Name": "service", "Value": service})
+    alarm = _alarm_on(stage, Metric.HOLD_METADATA_REJECTED, {"Name": "service", "Value": service})
     assert (_metric(alarm)["Stat"], _metric(alarm)["Period"]) == ("Sum", 300)
     assert alarm["Threshold"] == stage.settings.observability.hold_metadata_rejected_alarm_threshold
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -427,15 +433,14 @@ def test_a_burst_of_holds_refused_for_missing_metadata_raises_an_alarm(stage: Sy
 
 
 def test_any_unhandled_error_of_either_api_function_raises_an_alarm(stage: SynthesizedStage) -> None:
-    from booking_durability.api.resolver import UNHANDLED_ERRORS
-
     # Given the metric the API functions' last line counts, under each function's service
     services = [
         stage.function(name)[1]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
         for name in ("email-api", "reservations-api")
     ]
     alarms = [
-        _alarm_on(stage, UNHANDLED_ERRORS, {"Name": "service", "Value": service}) for service in services
+        _alarm_on(stage, Metric.UNHANDLED_ERRORS, {"Name": "service", "Value": service})
+        for service in services
     ]
     # Then one alarm sums both, and one answer in 5 minutes pages
     [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
@@ -596,22 +601,22 @@ def test_the_dashboard_draws_every_email_outcome_the_consumer_counts(stage: Synt
     service = stage.consumer_environment["POWERTOOLS_SERVICE_NAME"]
     # Sent, duplicates, deferred, transient and permanent failures, what was skipped, lag p50/p99
     for name in (
-        "EmailSent",
-        "EmailDuplicateSkipped",
-        "EmailDeferred",
-        "EmailTransientFailure",
-        "EmailThrottled",
-        "EmailPermanentFailure",
-        "EmailCancelledSkipped",
-        "EmailExpiredSkipped",
-        "EmailSuppressedSkipped",
-        "EmailLeaseLost",
-        "EmailDeliveryLagMs",
-        "EmailProviderNotConfigured",
-        "EmailUnexpectedFailure",
-        "EmailSentUnrecorded",
+        Metric.EMAIL_SENT,
+        Metric.EMAIL_DUPLICATE_SKIPPED,
+        Metric.EMAIL_DEFERRED,
+        Metric.EMAIL_TRANSIENT_FAILURE,
+        Metric.EMAIL_THROTTLED,
+        Metric.EMAIL_PERMANENT_FAILURE,
+        Metric.EMAIL_CANCELLED_SKIPPED,
+        Metric.EMAIL_EXPIRED_SKIPPED,
+        Metric.EMAIL_SUPPRESSED_SKIPPED,
+        Metric.EMAIL_LEASE_LOST,
+        Metric.EMAIL_DELIVERY_LAG_MS,
+        Metric.EMAIL_PROVIDER_NOT_CONFIGURED,
+        Metric.EMAIL_UNEXPECTED_FAILURE,
+        Metric.EMAIL_SENT_UNRECORDED,
     ):
-        assert f'"BookingDurability","{name}","service","{service}"' in body, name
+        assert f'"{NAMESPACE}","{name}","service","{service}"' in body, name
     # And every function's invocations, errors, throttles, duration p99 and concurrency
     for metric in ('"Invocations"', '"Errors"', '"Throttles"', '"ConcurrentExecutions"', '"Duration"'):
         assert body.count(metric) >= 4, metric

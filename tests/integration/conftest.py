@@ -39,6 +39,7 @@ from booking_durability.emails.providers.base import (
     OutgoingEmail,
 )
 from booking_durability.settings import ConsumerSettings
+from booking_durability.stack_outputs import StackOutput
 from booking_durability.wiring.email_consumer import Consumer, build_delivery
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.builders import T0
@@ -148,10 +149,10 @@ def resources_from(local_template: dict[str, Any]) -> Resources:
         return created.resolve(local_template["Outputs"][name]["Value"])
 
     return Resources(
-        queue_url=output("EmailQueueUrl"),
-        dlq_url=output("EmailDlqUrl"),
-        table=output("DeliveriesTableName"),
-        reservations_table=output("ReservationsTableName"),
+        queue_url=output(StackOutput.EMAIL_QUEUE_URL),
+        dlq_url=output(StackOutput.EMAIL_DLQ_URL),
+        table=output(StackOutput.DELIVERIES_TABLE_NAME),
+        reservations_table=output(StackOutput.RESERVATIONS_TABLE_NAME),
         sqs=sqs,
         dynamodb=dynamodb,
     )

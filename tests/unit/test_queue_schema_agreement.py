@@ -36,6 +36,7 @@ from booking_durability.emails.dispatch import Dispatch
 from booking_durability.emails.models import EmailType
 from booking_durability.observability import metrics
 from booking_durability.times import INSTANT_PATTERN, iana_zones
+from booking_durability.validation import ID_CHARACTERS, ID_MAX_LENGTH
 from tests.ajv import SchemaNotLoaded, ajv
 from tests.builders import GUEST_NAME, job
 from tests.unit.notifications.builders import FakeQueue
@@ -217,7 +218,7 @@ def valid_messages(draw: st.DrawFn) -> dict[str, Any]:
     email_type = draw(st.sampled_from(list(EmailType)))
     message = job(email=draw(addresses), email_type=email_type.value)
     message.update(
-        booking_id=draw(st.from_regex(r"[A-Za-z0-9_-]{1,128}", fullmatch=True)),
+        booking_id=draw(st.from_regex(f"{ID_CHARACTERS}{{1,{ID_MAX_LENGTH}}}", fullmatch=True)),
         revision=draw(st.integers(0, 2**31 - 1)),
         deliver_at=draw(instants),
         locale=draw(st.sampled_from(["en", "es", "es-MX", "pt-BR", "zh-Hant-TW"])),

@@ -37,6 +37,7 @@ from booking_durability.reservations.migration import (
     parse_line,
 )
 from booking_durability.times import INSTANT_PATTERN
+from booking_durability.validation import ID_CHARACTERS
 from tests.ajv import ajv
 from tests.unit.notifications.builders import FakeQueue, drift_event, unrecovered_event
 from tests.unit.test_queue_schema_agreement import EDGES, FINITE, _drop, _paths, _set, drift_data
@@ -216,7 +217,7 @@ def import_disagreement(document: Any) -> str | None:
 
 
 instants = st.from_regex(INSTANT_PATTERN, fullmatch=True)
-ids = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
+ids = st.from_regex(f"{ID_CHARACTERS}{{1,64}}", fullmatch=True)
 
 
 @st.composite

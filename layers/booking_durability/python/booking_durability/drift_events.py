@@ -12,14 +12,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from booking_durability.times import Instant
-from booking_durability.validation import JsonInteger, StandardJsonSchema, Uuid
+from booking_durability.validation import (
+    ID_MAX_LENGTH,
+    ID_PATTERN,
+    JsonInteger,
+    PolicyHash,
+    StandardJsonSchema,
+    Uuid,
+)
 
-BOOKING_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 #: A booking's, a hold's or a venue's id: the service makes and accepts no other.
-BookingId = Annotated[str, Field(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
+BookingId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 #: Why a drift flow ended unrecovered (no availability, a second drift, or interrupted).
 DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
-PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class PolicyDriftData(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-NAMESPACE = "BookingDurability"
+from booking_durability.metric_names import NAMESPACE
 
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     Strict,
@@ -113,6 +114,17 @@ class DecimalInteger(JsonInteger):
 
 #: A boolean of a JSON body: ``true`` or ``false``, never ``1`` or ``"yes"``.
 Boolean = Annotated[bool, Strict()]
+
+# -- Ids ------------------------------------------------------------------------------------------
+
+#: The characters of every id the service makes and accepts: a booking's, a hold's, a venue's,
+#: a table's.
+ID_CHARACTERS = "[A-Za-z0-9_-]"
+ID_PATTERN = f"^{ID_CHARACTERS}+$"
+#: The longest booking, hold or venue id (a table's is shorter).
+ID_MAX_LENGTH = 128
+#: A venue's seating-policy hash: SHA-256, in lowercase hexadecimal.
+PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 # -- UUIDs ------------------------------------------------------------------------------------------
 

@@ -36,11 +36,12 @@ from booking_durability.operations.dead_letters import (
     key_of,
     message_type_of,
 )
+from booking_durability.stack_outputs import StackOutput
 
 RECEIVE_BATCH = 10  # SQS's most per receive and per batch request
 _OUTPUTS = {
-    QueueKind.EMAIL: ("EmailQueueUrl", "EmailDlqUrl"),
-    QueueKind.NOTIFICATIONS: ("NotificationsQueueUrl", "NotificationsDlqUrl"),
+    QueueKind.EMAIL: (StackOutput.EMAIL_QUEUE_URL, StackOutput.EMAIL_DLQ_URL),
+    QueueKind.NOTIFICATIONS: (StackOutput.NOTIFICATIONS_QUEUE_URL, StackOutput.NOTIFICATIONS_DLQ_URL),
 }
 
 

@@ -41,10 +41,11 @@ from booking_durability.reservations.holds import Hold, HoldStatus
 from booking_durability.reservations.migration import ActivePage, ScannedHold
 from booking_durability.reservations.ownership import SlotWrite
 from booking_durability.reservations.ports import StoredHold
+from booking_durability.stack_outputs import StackOutput
 from booking_durability.times import iso
 
 LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the functions' RESERVATIONS_TABLE)
-TABLE_OUTPUT = "ReservationsTableName"
+TABLE_OUTPUT = StackOutput.RESERVATIONS_TABLE_NAME
 
 
 class HoldMigrationTable(ReservationsTable):

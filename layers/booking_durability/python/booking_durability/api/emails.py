@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from booking_durability.api.resolver import json_response, responses
-from booking_durability.drift_events import BOOKING_ID_PATTERN
 from booking_durability.emails import requests
 from booking_durability.emails.models import MAX_REVISION, EmailRef, EmailRequest, EmailType
 from booking_durability.emails.requests import (
@@ -20,7 +19,7 @@ from booking_durability.emails.requests import (
     EmailState,
 )
 from booking_durability.times import utc_now
-from booking_durability.validation import DecimalInteger
+from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInteger
 from booking_durability.wiring.email_api import outbox
 
 router = Router()
@@ -30,7 +29,7 @@ Revision = Annotated[
     DecimalInteger(ge=0, le=MAX_REVISION),
     Query(description="booking_updated is sent once per revision"),
 ]
-BookingIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=BOOKING_ID_PATTERN)]
+BookingIdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 
 @router.post(

@@ -14,14 +14,14 @@ from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
 from booking_durability.reservations.attempt import ConfirmationView
 from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus, SelectionSnapshot
-from booking_durability.reservations.venues import ID_PATTERN, SeatingPolicy, Table, VenueConfig
+from booking_durability.reservations.venues import SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
-from booking_durability.validation import DecimalInteger
+from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInteger
 from booking_durability.wiring.reservations_api import store
 
 router = Router()
 
-Id = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
+Id = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 #: ``If-Match`` as RFC 9110 writes it, with the contract's bare hash as one more form: ``*``, or a
 #: comma-separated list of entity tags, each quoted (``"<hash>"``), weak (``W/"..."``) or bare.

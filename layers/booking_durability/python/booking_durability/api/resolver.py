@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from booking_durability.errors import DomainError, InfrastructureError
+from booking_durability.metric_names import Metric
 from booking_durability.observability import count, logger
 from booking_durability.validation import ValidationFailed, safe_errors, safe_name
 
@@ -52,8 +53,6 @@ BODY_LIMIT = 64 * 1024
 VENUE_BODY_LIMIT = 256 * 1024  # PUT /v1/venues/{venue_id}
 #: What a 503 asks a client to wait before it tries again: a dependency's hiccup, mostly brief.
 RETRY_AFTER_SECONDS = 1
-#: The metric the last line counts (an alarm in stacks/monitoring.py watches it).
-UNHANDLED_ERRORS = "UnhandledErrors"
 
 
 class ValidationIssue(BaseModel):
@@ -274,7 +273,7 @@ def internal_error(error: BaseException, route: str) -> Response[str]:
             ],
         },
     )
-    count(UNHANDLED_ERRORS)
+    count(Metric.UNHANDLED_ERRORS)
     return problem(
         500,
         "INTERNAL_ERROR",

@@ -34,6 +34,7 @@ from booking_durability.emails.providers.base import OutgoingEmail
 from booking_durability.emails.rendering import RenderedEmail, RenderFailed, render_email
 from booking_durability.emails.sending import ClaimedKey, EmailOutcome, Job, Sending, expired
 from booking_durability.errors import StoreUnavailable
+from booking_durability.metric_names import Metric
 from booking_durability.observability import count, logger
 from booking_durability.times import utc_now
 from booking_durability.validation import error_locations
@@ -118,7 +119,7 @@ class EmailDelivery:
             else:
                 # Its type only: its text may quote the guest's data.
                 logger.error("unexpected failure delivering email", extra={"error_type": type(exc).__name__})
-                count("EmailUnexpectedFailure")
+                count(Metric.EMAIL_UNEXPECTED_FAILURE)
             if not self._last_receive(message):
                 self.dispatch.back_off(message, self.sending.policy.backoff_seconds(message.receive_count))
                 raise RetryLater(type(exc).__name__) from None
@@ -137,7 +138,7 @@ class EmailDelivery:
             self.ledger.retain(job.ref, now, job.deliver_at)
             delay = hop_delay(job.deliver_at, now, self.dispatch.max_hop_seconds)
             self.dispatch.requeue(message, job.email_type, delay=delay)
-            count("EmailDeferred")
+            count(Metric.EMAIL_DEFERRED)
             return EmailOutcome.DEFERRED
 
         if job.not_after is not None and job.not_after < now:
@@ -158,7 +159,7 @@ class EmailDelivery:
             job.booking_id, job.suppress_if_sent, self.clock(), exclude=job.dedupe_key
         ):
             self.sending.finish(held, Change.SUPPRESS)
-            count("EmailSuppressedSkipped")
+            count(Metric.EMAIL_SUPPRESSED_SKIPPED)
             logger.info("email suppressed by one already sent", extra={"outcome": "suppressed"})
             return EmailOutcome.SUPPRESSED
 
@@ -179,15 +180,15 @@ class EmailDelivery:
         """Someone else holds the key, or it is finished: skip it, or come back later."""
         status = holder.status
         if status is EmailStatus.SENT:
-            count("EmailDuplicateSkipped")
+            count(Metric.EMAIL_DUPLICATE_SKIPPED)
             logger.info("email already sent; duplicate acknowledged", extra={"outcome": "duplicate"})
             return EmailOutcome.DUPLICATE
         if status is EmailStatus.CANCELLED:
-            count("EmailCancelledSkipped")
+            count(Metric.EMAIL_CANCELLED_SKIPPED)
             logger.info("email cancelled; skipped", extra={"outcome": "cancelled"})
             return EmailOutcome.CANCELLED
         if status is EmailStatus.SUPPRESSED:
-            count("EmailSuppressedSkipped")
+            count(Metric.EMAIL_SUPPRESSED_SKIPPED)
             return EmailOutcome.SUPPRESSED
         if status is EmailStatus.EXPIRED:
             return expired()
@@ -198,7 +199,7 @@ class EmailDelivery:
         delay = max(1, math.ceil(until - now.timestamp())) + (1 if leased else 0)
         delay = min(delay, self.dispatch.max_hop_seconds)
         self.dispatch.requeue(message, job.email_type, delay=delay)
-        count("EmailDeferred")
+        count(Metric.EMAIL_DEFERRED)
         logger.info(
             "email held off; re-queued",
             extra={"outcome": "leased_elsewhere" if leased else "throttle_wait", "delay_seconds": delay},

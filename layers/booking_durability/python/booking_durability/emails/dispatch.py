@@ -15,6 +15,7 @@ from datetime import datetime
 from booking_durability.emails.models import SCHEMA_ID, FailureReason
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import QueueSendFailed
+from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count_with_dimension, logger
 from booking_durability.queue_attributes import MAX_ATTEMPTS
 from booking_durability.retry import RetryLater
@@ -83,7 +84,7 @@ class Dispatch:
                 extra={"error": str(exc), "failure_reason": letter.reason, "message_id": message.message_id},
             )
             raise DeadLetterRefused(letter) from None
-        count_with_dimension("EmailDeadLettered", "failure_reason", letter.reason)
+        count_with_dimension(Metric.EMAIL_DEAD_LETTERED, Dimension.FAILURE_REASON, letter.reason)
         # Ids only: the operator finds the letter by its DLQ id, and the email by its key.
         logger.warning(
             "email dead-lettered",

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from booking_durability.drift_events import BookingId, PolicyDriftData
+from booking_durability.metric_names import FailureReason as FailureReason
 from booking_durability.times import Instant, TimeZoneName
 from booking_durability.validation import JsonInteger, StandardJsonSchema, Text, Uuid
 
@@ -67,18 +68,6 @@ class EmailStatus(StrEnum):
     CANCELLED = "cancelled"
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
-
-
-class FailureReason(StrEnum):
-    """Why a message reached the DLQ: never provider text, which can echo the address."""
-
-    INVALID_JSON = "invalid_json"
-    SCHEMA_INVALID = "schema_invalid"
-    PROVIDER_REJECTED = "provider_rejected"
-    RENDER_FAILED = "render_failed"
-    PROVIDER_NOT_CONFIGURED = "provider_not_configured"
-    TRANSIENT_EXHAUSTED = "transient_exhausted"
-    THROTTLE_EXHAUSTED = "throttle_exhausted"
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from booking_durability.emails.providers.base import (
     TransientProviderError,
 )
 from booking_durability.errors import StoreUnavailable
+from booking_durability.metric_names import Metric
 from booking_durability.observability import count, logger
 from booking_durability.times import utc_now
 
@@ -106,7 +107,7 @@ class Sending:
             except Exception as exc:
                 # Its type only: its text may quote a response or the guest's data.
                 logger.error("unexpected failure sending email", extra={"error_type": type(exc).__name__})
-                count("EmailUnexpectedFailure")
+                count(Metric.EMAIL_UNEXPECTED_FAILURE)
                 if self.policy.last_receive(held.message.receive_count):
                     return self.fail(held, FailureReason.TRANSIENT_EXHAUSTED)
                 backoff = self.policy.backoff_seconds(held.message.receive_count)
@@ -192,10 +193,10 @@ class Sending:
             # The lease keeps the key from other workers until it runs out; acknowledging the
             # message leaves no copy of it to send the email again.
             logger.error("email sent but not recorded as sent; its lease holds the key until it runs out")
-            count("EmailSentUnrecorded")
+            count(Metric.EMAIL_SENT_UNRECORDED)
         lag_ms = max(0.0, (now - held.job.deliver_at).total_seconds() * 1000)
-        count("EmailSent")
-        count("EmailDeliveryLagMs", lag_ms, "Milliseconds")
+        count(Metric.EMAIL_SENT)
+        count(Metric.EMAIL_DELIVERY_LAG_MS, lag_ms, "Milliseconds")
         logger.info("email sent", extra={"outcome": "sent", "attempts": held.attempts})
         return EmailOutcome.SENT
 
@@ -250,7 +251,7 @@ class Sending:
 
 
 def expired() -> EmailOutcome:
-    count("EmailExpiredSkipped")
+    count(Metric.EMAIL_EXPIRED_SKIPPED)
     logger.info("email expired before it could be sent", extra={"outcome": "expired"})
     return EmailOutcome.EXPIRED
 
@@ -259,7 +260,7 @@ def unless_refused(written: StatusWrite) -> None:
     """A lease holder's write was refused: our lease ran out and another worker took the key
     over (or it expired meanwhile). Its record stands; say so rather than pass over it."""
     if not written.done:
-        count("EmailLeaseLost")
+        count(Metric.EMAIL_LEASE_LOST)
         logger.warning(
             "lease lost before our write; the current record stands",
             extra={"current_status": written.record.status.value},
@@ -281,10 +282,10 @@ def _twice(write: Callable[[], object]) -> bool:
 def _note_failure(failure: ProviderError) -> None:
     if isinstance(failure, ProviderNotConfigured):
         # Apart from provider outages: nothing will send until an operator sets the secret.
-        count("EmailProviderNotConfigured")
+        count(Metric.EMAIL_PROVIDER_NOT_CONFIGURED)
     elif isinstance(failure, ProviderThrottled):
-        count("EmailThrottled")
+        count(Metric.EMAIL_THROTTLED)
     elif isinstance(failure, PermanentProviderError):
-        count("EmailPermanentFailure")
+        count(Metric.EMAIL_PERMANENT_FAILURE)
     elif isinstance(failure, TransientProviderError):
-        count("EmailTransientFailure")
+        count(Metric.EMAIL_TRANSIENT_FAILURE)

@@ -20,13 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import ValidationError
 
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import InfrastructureError
+from booking_durability.metric_names import Dimension, Metric, NotificationChannel
 from booking_durability.notifications.failure_policy import (
     DeadLetter,
     NotificationFailurePolicy,
@@ -62,7 +63,7 @@ class AdminChannel(Protocol):
     (``email_channel.EmailChannel``)."""
 
     @property
-    def name(self) -> Literal["webhook", "email"]: ...
+    def name(self) -> NotificationChannel: ...
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:
         """Deliver ``event`` (``body`` is its text as received). Raises ``WebhookFailure`` or
@@ -129,7 +130,7 @@ class Notifier:
                 extra={"error_code": exc.code, "channel": channel, "receive_count": message.receive_count},
             )
             raise RetryLater(exc.code) from None
-        count_with_dimension("AdminNotificationSent", "channel", channel)
+        count_with_dimension(Metric.ADMIN_NOTIFICATION_SENT, Dimension.CHANNEL, channel)
         logger.info("admin notified", extra={"channel": channel, "receive_count": message.receive_count})
         return NotificationOutcome.SENT
 
@@ -158,7 +159,7 @@ class Notifier:
                 extra={"error_code": exc.code, "failure_reason": reason},
             )
             raise RetryLater("dead-letter send failed") from None
-        count_with_dimension("AdminNotificationFailed", "failure_reason", reason)
+        count_with_dimension(Metric.ADMIN_NOTIFICATION_FAILED, Dimension.FAILURE_REASON, reason)
         logger.warning(
             "drift event dead-lettered",
             extra={

@@ -16,6 +16,7 @@ from booking_durability.drift_events import PolicyDriftData
 from booking_durability.emails.models import AdminDriftEmailRequest, Recipient
 from booking_durability.emails.ports import MessageQueue
 from booking_durability.emails.producer import publish_email
+from booking_durability.metric_names import NotificationChannel
 
 ADMIN_LOCALE = "en"
 
@@ -32,7 +33,7 @@ class EmailChannel:
     queue: MessageQueue
     max_hop_seconds: int
     clock: Callable[[], datetime] = _utc_now
-    name: ClassVar[Literal["email"]] = "email"
+    name: ClassVar[Literal[NotificationChannel.EMAIL]] = NotificationChannel.EMAIL
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:
         """Publish the event's email job (due now). Raises ``QueueSendFailed``."""

@@ -11,19 +11,9 @@ receives is the backstop for a notifier that crashes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from booking_durability.metric_names import NotificationFailureReason as NotificationFailureReason
 from booking_durability.notifications.webhook import WebhookFailure, WebhookRejected
-
-
-class NotificationFailureReason(StrEnum):
-    """Why a drift event reached the notifications DLQ (its ``failure_reason`` attribute)."""
-
-    WEBHOOK_UNREACHABLE = "webhook_unreachable"
-    WEBHOOK_REJECTED = "webhook_rejected"
-    INVALID_EVENT = "invalid_event"
-    #: The webhook's secret or the email queue could not be reached on every receive.
-    CHANNEL_UNAVAILABLE = "channel_unavailable"
 
 
 @dataclass(frozen=True)

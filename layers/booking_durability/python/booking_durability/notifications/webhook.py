@@ -33,6 +33,7 @@ from standardwebhooks import Webhook
 import booking_durability
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import InfrastructureError
+from booking_durability.metric_names import NotificationChannel
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 # The webhook secret's JSON keys: where to POST, the key to sign with, and while the secret is
@@ -204,7 +205,7 @@ class WebhookChannel:
     target: Callable[[], WebhookTarget]
     transport: WebhookTransport
     clock: Callable[[], datetime] = _utc_now
-    name: ClassVar[Literal["webhook"]] = "webhook"
+    name: ClassVar[Literal[NotificationChannel.WEBHOOK]] = NotificationChannel.WEBHOOK
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:
         """POST ``body`` (the event as received), signed now. Raises ``WebhookFailure``."""

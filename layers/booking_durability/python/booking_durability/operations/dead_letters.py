@@ -35,6 +35,7 @@ from booking_durability.emails.models import (
 from booking_durability.notifications.failure_policy import NotificationFailureReason
 from booking_durability.queue_attributes import attempts_of
 from booking_durability.times import iso
+from booking_durability.validation import ID_CHARACTERS, ID_MAX_LENGTH
 
 #: A letter without ``failure_reason``: SQS's own redrive after ``maxReceiveCount`` receives
 #: (the consumer crashed or timed out on it every time), not the consumer's decision.
@@ -51,7 +52,7 @@ _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
 #: ``attempts`` is shown when it is a count the consumer writes (``queue_attributes.attempts_of``):
 #: at most six digits, which a phone number is not.
 #: ``{booking_id}#{email_type}#{revision}``, the booking id as the email request allows it.
-_DEDUPE_KEY = re.compile(r"^([A-Za-z0-9_-]{1,128})#([a-z_]{1,64})#(0|[1-9][0-9]{0,9})$")
+_DEDUPE_KEY = re.compile(rf"^({ID_CHARACTERS}{{1,{ID_MAX_LENGTH}}})#([a-z_]{{1,64}})#(0|[1-9][0-9]{{0,9}})$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: RFC 3339 with an offset, as the consumer writes ``first_dead_lettered_at`` (``Z``).
 _INSTANT = re.compile(

@@ -10,17 +10,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from enum import StrEnum
 
+from booking_durability.metric_names import NoAvailabilityReason as NoAvailabilityReason
 from booking_durability.reservations.venues import Table, VenueConfig
 
 #: The most tables one party is seated at: a single table, a pair or a triple.
 MOST_COMBINED = 3
-
-
-class NoAvailabilityReason(StrEnum):
-    PARTY_TOO_LARGE = "party_too_large"
-    NO_TABLE = "no_table"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from booking_durability.drift_events import PolicyDriftData
+from booking_durability.metric_names import Metric
 from booking_durability.observability import count, logger
 from booking_durability.reservations.holds import Hold, QuotedHold
 from booking_durability.reservations.ports import (
@@ -76,7 +77,7 @@ def confirm_hold(
         event=event,
         original=origin,
     )
-    count("HoldConfirmed")
+    count(Metric.HOLD_CONFIRMED)
     logger.info(
         "hold confirmed",
         extra={"hold_id": hold.hold_id, "booking_id": booking_id, "policy_version": hold.policy_version},

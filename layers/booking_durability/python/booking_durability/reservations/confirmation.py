@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from booking_durability.errors import Busy
+from booking_durability.metric_names import Metric
 from booking_durability.observability import count, logger
 from booking_durability.reservations import drift
 from booking_durability.reservations.allocator import seats_party
@@ -112,7 +113,7 @@ def _check_confirmable(store: ReservationStore, stored: StoredHold, now: datetim
     hold = stored.hold
     quoted = complete(hold)
     if isinstance(quoted, list):
-        count("HoldMetadataRejected")
+        count(Metric.HOLD_METADATA_REJECTED)
         logger.warning(
             "hold lacks metadata; not confirmed", extra={"hold_id": hold.hold_id, "missing": quoted}
         )

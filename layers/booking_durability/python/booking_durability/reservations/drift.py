@@ -33,6 +33,7 @@ from typing import Any
 
 from booking_durability.drift_events import DriftReason, PolicyDriftData
 from booking_durability.errors import Busy
+from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.attempt import Recovery, confirm_hold
@@ -87,7 +88,7 @@ def begin(
     The confirmation's 200 body, or ``PolicyChanged``. ``WriteConflict`` when the hold, the
     booking id or the key changed meanwhile (another request, or expiry): the caller reads again.
     """
-    count("PolicyDriftDetected")
+    count(Metric.POLICY_DRIFT_DETECTED)
     original = stored.hold
     for _ in range(MAX_ROUNDS):
         venue = current_venue(store, original.venue_id)
@@ -346,10 +347,10 @@ def _report(event: PolicyDriftData, original: Hold) -> None:
     """The metric and the log line of an event just committed: what
     docs/queries/policy-drift-events.logsinsights reads."""
     if event.reason is None:
-        count("PolicyDriftRecovered")
+        count(Metric.POLICY_DRIFT_RECOVERED)
         logger.info("policy drift recovered", extra=_drift_fields(event, original))
     else:
-        count_with_dimension("PolicyDriftUnrecovered", "reason", event.reason)
+        count_with_dimension(Metric.POLICY_DRIFT_UNRECOVERED, Dimension.REASON, event.reason)
         logger.warning("policy drift not recovered", extra=_drift_fields(event, original))
 
 

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from booking_durability.errors import Busy
+from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.catalog import current_venue
@@ -59,7 +60,7 @@ def hold_tables(
             venue.config, request.party_size, request.zone, busy_tables(records.values(), interval, moment)
         )
         if isinstance(chosen, NoAvailability):
-            count_with_dimension("NoAvailability", "reason", chosen.reason.value)
+            count_with_dimension(Metric.NO_AVAILABILITY, Dimension.REASON, chosen.reason.value)
             raise NoAvailabilityError(chosen.reason)
         quoted = new_hold(
             new_id(),
@@ -79,7 +80,7 @@ def hold_tables(
             store.create_hold(quoted, interval.end, writes)
         except WriteConflict:
             continue
-        count("HoldCreated")
+        count(Metric.HOLD_CREATED)
         logger.info(
             "hold created",
             extra={"hold_id": hold.hold_id, "venue_id": hold.venue_id, "table_ids": list(hold.table_ids)},
@@ -110,7 +111,7 @@ def release_hold(store: ReservationStore, hold_id: str, now: Callable[[], dateti
             store.end_hold(hold, HoldStatus.RELEASED, release(records, hold.hold_id, moment), moment)
         except WriteConflict:
             continue
-        count("HoldReleased")
+        count(Metric.HOLD_RELEASED)
         logger.info("hold released", extra={"hold_id": hold.hold_id, "venue_id": hold.venue_id})
         return hold.model_copy(update={"status": HoldStatus.RELEASED})
     raise Busy("the hold's tables kept changing while it was being released")
@@ -135,7 +136,7 @@ def cancel_booking(store: ReservationStore, booking_id: str, now: Callable[[], d
             store.cancel_booking(booking, release(records, booking.hold_id, moment), moment)
         except WriteConflict:
             continue
-        count("BookingCancelled")
+        count(Metric.BOOKING_CANCELLED)
         logger.info("booking cancelled", extra={"booking_id": booking_id, "venue_id": booking.venue_id})
         return replace(booking, status="cancelled")
     raise Busy("the booking's tables kept changing while it was being cancelled")

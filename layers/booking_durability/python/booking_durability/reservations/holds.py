@@ -19,24 +19,22 @@ from booking_durability.reservations.allocator import Allocation
 from booking_durability.reservations.intervals import falls_on_slot
 from booking_durability.reservations.refusals import HoldTimingInvalid
 from booking_durability.reservations.venues import (
-    ID_PATTERN,
     MAX_DURATION_MINUTES,
     MAX_SEATS,
     MAX_TABLES,
-    PolicyHash,
     SeatingPolicy,
     TableId,
     VenueId,
     ZoneName,
 )
 from booking_durability.times import Instant, UtcInstant
-from booking_durability.validation import JsonInteger
+from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, JsonInteger, PolicyHash
 
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
 MAX_DAYS_AHEAD = 365
 
-HoldId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+HoldId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 # Wider than any policy's max_party_size: a party above it is a 409 party_too_large, not a 422.
 PartySize = Annotated[int, JsonInteger(ge=1, le=MAX_SEATS)]
 

@@ -68,8 +68,8 @@ from booking_durability.reservations.ownership import (
     rounds,
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
-from booking_durability.reservations.venues import ID_PATTERN, VenueConfig
-from booking_durability.validation import StandardJsonSchema
+from booking_durability.reservations.venues import VenueConfig
+from booking_durability.validation import ID_PATTERN, StandardJsonSchema
 
 # Re-reads after a write lost a race with the live service, per hold.
 MAX_ROUNDS = 12

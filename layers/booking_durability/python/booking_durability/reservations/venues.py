@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
-from booking_durability.validation import Boolean, JsonInteger, Text
+from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, Boolean, JsonInteger, Text
 
 _STRICT = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
 
@@ -22,10 +22,8 @@ MAX_DURATION_MINUTES = 480  # the longest default duration, and the longest hold
 # form and the policy hash would stop matching the contract's canonical JSON.
 MAX_SEATS = 1000
 
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-VenueId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+VenueId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 TableId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
-PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 # Zones are free text ("terraza", "Sala 1"), printable: a control character would only make two
