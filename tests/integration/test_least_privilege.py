@@ -493,20 +493,21 @@ def test_the_drift_sweep_is_granted_exactly_what_its_code_calls(
 ) -> None:
     from tests.integration.test_api_reservations import hold_request
 
-    # Given a drift flow interrupted after its hold was replaced, at a venue whose holds last a
-    # second, and never repeated: its replacement has expired
+    # Given a drift flow interrupted after its hold was replaced, at a venue whose holds last three
+    # seconds (time enough for the confirm on a loaded machine), and never repeated: its
+    # replacement has expired
     template = templates["dev"]
     deployed = deploy(template)
     api = load(template, "reservations-api", deployed, monkeypatch)
-    assert _call(api, "PUT", "/v1/venues/casa", venue_config(hold_ttl_seconds=1))[0] == 200
+    assert _call(api, "PUT", "/v1/venues/casa", venue_config(hold_ttl_seconds=3))[0] == 200
     status, held = _call(api, "POST", "/v1/holds", hold_request())
     assert status == 201, held
-    changed = venue_config(hold_ttl_seconds=1, buffer_minutes=30)
+    changed = venue_config(hold_ttl_seconds=3, buffer_minutes=30)
     assert _call(api, "PUT", "/v1/venues/casa", changed)[0] == 200
     with _replacement_confirm_throttled(monkeypatch):
         path = f"/v1/holds/{held['hold_id']}/confirm"
         assert _call(api, "POST", path, {"booking_id": "bk_1"})[0] == 503
-    time.sleep(1.1)
+    time.sleep(3.1)
     sweep = load(template, "drift-sweep", deployed, monkeypatch)
     # When the scheduled sweep runs, twice (the second finds nothing left to end)
     with recorder.recording():
