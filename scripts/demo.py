@@ -44,13 +44,13 @@ import boto3
 import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from booking_durability.adapters.dead_letter_queues import SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.models import message_id_for
 from booking_durability.emails.producer import publish_email
-from booking_durability.operations.dead_letters import DeadLetter, QueueKind
-from booking_durability.operations.selection import Selection
-from booking_durability.operations.sweep import sweep
+from operations.dead_letter_queues import SqsDeadLetterQueue, locate_local
+from operations.dead_letters import DeadLetter, QueueKind
+from operations.selection import Selection
+from operations.sweep import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_FAILED, EXIT_NO_STACK = 0, 1, 2

@@ -76,31 +76,31 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from booking_durability.adapters.dead_letter_queues import (
+from booking_durability.errors import InfrastructureError
+from booking_durability.times import iso, utc_now
+from operations.console import Progress, add_target_arguments, local_stack_file
+from operations.dead_letter_queues import (
     QueueCounts,
     SqsDeadLetterQueue,
     locate_in_aws,
     locate_local,
 )
-from booking_durability.adapters.stack_lookup import StackNotFound
-from booking_durability.errors import InfrastructureError
-from booking_durability.operations.console import Progress, add_target_arguments, local_stack_file
-from booking_durability.operations.dead_letters import (
+from operations.dead_letters import (
     DeadLetter,
     QueueKind,
     is_dedupe_key,
     is_uuid,
     needs_force,
 )
-from booking_durability.operations.redrive import Discard, RateLimiter, Redrive
-from booking_durability.operations.selection import (
+from operations.redrive import Discard, RateLimiter, Redrive
+from operations.selection import (
     Selection,
     describe_duration,
     group,
     parse_duration,
 )
-from booking_durability.operations.sweep import INTERRUPTED, Action, Done, Pass, sweep
-from booking_durability.times import iso, utc_now
+from operations.stack_lookup import StackNotFound
+from operations.sweep import INTERRUPTED, Action, Done, Pass, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RATE = 10.0

@@ -16,7 +16,7 @@ from typing import Any
 from booking_durability.api.service import openapi_document
 from booking_durability.drift_events import drift_event_json_schema
 from booking_durability.emails.models import job_json_schema
-from booking_durability.reservations.migration import import_line_json_schema
+from operations.migration import import_line_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

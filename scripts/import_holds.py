@@ -33,12 +33,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from booking_durability.adapters.hold_migration import HoldMigrationTable, locate
-from booking_durability.adapters.stack_lookup import StackNotFound
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.console import add_target_arguments, local_stack_file
-from booking_durability.reservations.migration import LineOutcome, LineResult, import_lines
 from booking_durability.times import utc_now
+from operations.console import add_target_arguments, local_stack_file
+from operations.hold_migration import HoldMigrationTable, locate
+from operations.migration import LineOutcome, LineResult, import_lines
+from operations.stack_lookup import StackNotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from booking_durability.adapters.email_queue import EmailQueue
-from booking_durability.adapters.stack_lookup import StackNotFound, local_stack
 from booking_durability.emails.producer import publish_email
-from booking_durability.operations.console import local_stack_file
 from booking_durability.validation import safe_errors
+from operations.console import local_stack_file
+from operations.stack_lookup import StackNotFound, local_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 

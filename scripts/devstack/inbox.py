@@ -59,12 +59,12 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 import jinja2
 
-from booking_durability.adapters.dead_letter_queues import QueueCounts, SqsDeadLetterQueue
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.dead_letters import DeadLetter, QueueKind, label
-from booking_durability.operations.selection import Selection, describe_duration
-from booking_durability.operations.sweep import sweep
 from devstack.serving import ConnectionTrackingServer, configure_logging, serve_until_signalled
+from operations.dead_letter_queues import QueueCounts, SqsDeadLetterQueue
+from operations.dead_letters import DeadLetter, QueueKind, label
+from operations.selection import Selection, describe_duration
+from operations.sweep import sweep
 
 logger = logging.getLogger("devstack.inbox")
 

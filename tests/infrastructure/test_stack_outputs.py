@@ -52,8 +52,8 @@ def test_exactly_the_outputs_marked_exported_are_exported(stage: SynthesizedStag
 
 
 def test_every_output_the_operator_tools_read_is_written(stage: SynthesizedStage) -> None:
-    from booking_durability.adapters.dead_letter_queues import _OUTPUTS
-    from booking_durability.adapters.hold_migration import TABLE_OUTPUT
+    from operations.dead_letter_queues import _OUTPUTS
+    from operations.hold_migration import TABLE_OUTPUT
 
     read = {TABLE_OUTPUT, *(name for names in _OUTPUTS.values() for name in names)}
     assert read <= set(_ours(stage)), read - set(_ours(stage))

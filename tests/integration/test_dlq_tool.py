@@ -23,16 +23,16 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from booking_durability import wiring
-from booking_durability.adapters.dead_letter_queues import QueueUnavailable, SqsDeadLetterQueue, locate_local
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.emails.providers.base import PermanentProviderError
 from booking_durability.observability import metrics
-from booking_durability.operations.dead_letters import DeadLetter, QueueKind
 from devstack.http_provider import HttpProviderDouble
 from devstack.webhook_sink import WebhookSink
 from devstack.worker import delete_records, records_to_delete, sqs_event
+from operations.dead_letter_queues import QueueUnavailable, SqsDeadLetterQueue, locate_local
+from operations.dead_letters import DeadLetter, QueueKind
 from tests.builders import GUEST_EMAIL, GUEST_NAME, PII, LambdaContext, job
 from tests.integration.conftest import (
     REGION,

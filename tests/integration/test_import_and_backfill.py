@@ -18,14 +18,14 @@ import boto3
 import pytest
 
 from booking_durability.adapters.dynamodb import DynamoTable
-from booking_durability.adapters.hold_migration import HoldMigrationTable
 from booking_durability.adapters.reservations_table import hold_item
 from booking_durability.reservations import catalog
 from booking_durability.reservations.holds import Hold, SelectionSnapshot, SnapshotTable
-from booking_durability.reservations.migration import StepResult, carry_out, plan_backfill
 from booking_durability.reservations.ports import StoredHold
 from booking_durability.reservations.venues import VenueConfig
 from booking_durability.times import utc_now
+from operations.hold_migration import HoldMigrationTable
+from operations.migration import StepResult, carry_out, plan_backfill
 from tests.builders import CONTRACT_POLICY_HASH, venue_config
 from tests.integration.conftest import REGION, ROOT, Api, MotoServer, Resources
 from tests.integration.test_api_reservations import at, hold_request, problem, start

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from booking_durability.adapters.dead_letter_queues import contract_attributes
 from booking_durability.emails.ports import OutgoingMessage
 from booking_durability.errors import InfrastructureError, QueueSendFailed
-from booking_durability.operations.dead_letters import (
+from operations.dead_letter_queues import contract_attributes
+from operations.dead_letters import (
     ABSENT,
     CLOCK_SKEW,
     NO_REASON,
@@ -32,8 +32,8 @@ from booking_durability.operations.dead_letters import (
     needs_force,
     redriven_attributes,
 )
-from booking_durability.operations.redrive import Discard, RateLimiter, Redrive
-from booking_durability.operations.selection import (
+from operations.redrive import Discard, RateLimiter, Redrive
+from operations.selection import (
     AgeBucket,
     Selection,
     age_bucket,
@@ -41,7 +41,7 @@ from booking_durability.operations.selection import (
     group,
     parse_duration,
 )
-from booking_durability.operations.sweep import sweep
+from operations.sweep import sweep
 from tests.builders import GUEST_EMAIL, GUEST_NAME, T0
 
 NOW = T0

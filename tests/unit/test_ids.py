@@ -84,7 +84,7 @@ def test_every_id_a_request_body_constrains_is_an_id() -> None:
 
 
 def test_the_dlq_tool_reads_a_dedupe_key_with_the_ids_own_pattern() -> None:
-    from booking_durability.operations.dead_letters import _DEDUPE_KEY
+    from operations.dead_letters import _DEDUPE_KEY
 
     longest = "a" * ID_MAX_LENGTH
     assert _DEDUPE_KEY.match(f"{longest}#booking_confirmed#0")

@@ -15,7 +15,10 @@ import pytest
 from booking_durability.reservations.catalog import Venue
 from booking_durability.reservations.holds import Hold, HoldStatus, missing_metadata
 from booking_durability.reservations.intervals import Interval
-from booking_durability.reservations.migration import (
+from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite
+from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
+from booking_durability.reservations.venues import canonical_json, policy_hash
+from operations.migration import (
     MAX_ROUNDS,
     ActivePage,
     BackfillAction,
@@ -35,9 +38,6 @@ from booking_durability.reservations.migration import (
     plan_step,
     same_as_given,
 )
-from booking_durability.reservations.ownership import Owner, Slot, SlotRecord, SlotWrite
-from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
-from booking_durability.reservations.venues import canonical_json, policy_hash
 from tests.unit.reservations.builders import HASH, NOW, PLANTED, STARTS_AT, config, iso, snapshot, table
 
 ENDS_AT = STARTS_AT + timedelta(minutes=90)

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters import aws, dead_letter_queues, hold_migration
-from booking_durability.adapters.stack_lookup import local_stack
-from booking_durability.operations.dead_letters import QueueKind
+from booking_durability.adapters import aws
+from operations import dead_letter_queues, hold_migration
+from operations.dead_letters import QueueKind
+from operations.stack_lookup import local_stack
 
 QUEUE, DLQ = "https://sqs.eu-south-2.amazonaws.com/1/q", "https://sqs.eu-south-2.amazonaws.com/1/dlq"
 

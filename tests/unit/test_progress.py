@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from booking_durability.operations.console import Progress
+from operations.console import Progress
 
 
 class Terminal(io.StringIO):

@@ -30,14 +30,14 @@ from booking_durability.drift_events import PolicyDriftData, drift_event_json_sc
 from booking_durability.notifications.delivery import IncomingNotification, NotificationOutcome, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailurePolicy
 from booking_durability.reservations.holds import Hold
-from booking_durability.reservations.migration import (
+from booking_durability.times import INSTANT_PATTERN
+from booking_durability.validation import ID_CHARACTERS
+from operations.migration import (
     Refusal,
     Refused,
     import_line_json_schema,
     parse_line,
 )
-from booking_durability.times import INSTANT_PATTERN
-from booking_durability.validation import ID_CHARACTERS
 from tests.ajv import ajv
 from tests.unit.notifications.builders import FakeQueue, drift_event, unrecovered_event
 from tests.unit.test_queue_schema_agreement import EDGES, FINITE, _drop, _paths, _set, drift_data

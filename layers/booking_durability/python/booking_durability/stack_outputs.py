@@ -1,7 +1,7 @@
 """The names of the service stack's outputs: what the stack writes, and what tools look up.
 
 The CDK app writes each output under one of these names (``stacks/service_stack.py``,
-``stacks/caller_policies.py``); the operator tools (``adapters/stack_lookup.py`` and its callers)
+``stacks/caller_policies.py``); the operator tools (``scripts/operations/stack_lookup.py`` and its callers)
 and the tests read them by the same names. ``exported`` outputs are the ones the booking app's
 stacks import, as ``<stack name>-<output>`` (docs/booking-app.md#what-the-stack-gives-you):
 their names never change.

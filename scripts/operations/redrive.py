@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.dead_letters import DeadLetter, QueueKind, redriven_attributes
-from booking_durability.operations.sweep import DeadLetterQueue, SentNotDeleted
+from operations.dead_letters import DeadLetter, QueueKind, redriven_attributes
+from operations.sweep import DeadLetterQueue, SentNotDeleted
 
 
 @dataclass

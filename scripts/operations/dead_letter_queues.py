@@ -26,9 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from booking_durability.adapters import aws
 from booking_durability.adapters.aws import error_code
 from booking_durability.adapters.email_queue import ALLOWED_ATTRIBUTES, EmailQueue
-from booking_durability.adapters.stack_lookup import local_stack, stack_outputs
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.dead_letters import (
+from booking_durability.stack_outputs import StackOutput
+from operations.dead_letters import (
     DeadLetter,
     QueueKind,
     failure_reason_of,
@@ -36,7 +36,7 @@ from booking_durability.operations.dead_letters import (
     key_of,
     message_type_of,
 )
-from booking_durability.stack_outputs import StackOutput
+from operations.stack_lookup import local_stack, stack_outputs
 
 RECEIVE_BATCH = 10  # SQS's most per receive and per batch request
 _OUTPUTS = {

@@ -35,14 +35,14 @@ from booking_durability.adapters.reservations_table import (
     hold_key,
     stored_hold,
 )
-from booking_durability.adapters.stack_lookup import StackNotFound, local_stack, stack_outputs
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations.holds import Hold, HoldStatus
-from booking_durability.reservations.migration import ActivePage, ScannedHold
 from booking_durability.reservations.ownership import SlotWrite
 from booking_durability.reservations.ports import StoredHold
 from booking_durability.stack_outputs import StackOutput
 from booking_durability.times import iso
+from operations.migration import ActivePage, ScannedHold
+from operations.stack_lookup import StackNotFound, local_stack, stack_outputs
 
 LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the functions' RESERVATIONS_TABLE)
 TABLE_OUTPUT = StackOutput.RESERVATIONS_TABLE_NAME

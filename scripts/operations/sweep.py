@@ -37,8 +37,8 @@ from datetime import datetime
 from typing import Protocol
 
 from booking_durability.errors import InfrastructureError
-from booking_durability.operations.dead_letters import DeadLetter
-from booking_durability.operations.selection import Selection
+from operations.dead_letters import DeadLetter
+from operations.selection import Selection
 
 #: Long enough for a batch to be acted on; short enough that an interrupted look is soon undone.
 DEFAULT_HIDE_SECONDS = 30
