@@ -22,8 +22,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from booking_durability.adapters.email_queue import EmailQueue
+from booking_durability.emails.models import EmailRequest
 from booking_durability.emails.producer import publish_email
-from booking_durability.validation import safe_errors
+from booking_durability.validation import error_locations
 from operations.console import local_stack_file
 from operations.stack_lookup import StackNotFound, local_stack
 
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         # The local stage hops at most 5 s at a time (docs/reference/local-stack.md#quick-retries).
         published = publish_email(request, queue=queue, max_hop_seconds=5)
     except ValidationError as exc:
-        print(json.dumps({"errors": safe_errors(exc)}), file=sys.stderr)
+        # Where the request broke a rule, in the names the request declares: a key of --data
+        # that is not one of them may be a guest's name, and reads (unknown).
+        print(json.dumps({"error_locations": error_locations(exc, EmailRequest)}), file=sys.stderr)
         return 1
     print(
         json.dumps(

@@ -359,6 +359,30 @@ def test_bad_messages_go_to_the_dlq_at_once_with_a_reason(
     assert provider.calls == 0
 
 
+def test_a_dead_lettered_message_logs_only_the_names_its_schema_declares(
+    resources: Resources, provider: ScriptedProvider, clock: Clock, log_lines: io.StringIO
+) -> None:
+    # Given messages whose unexpected keys are a one-word surname, in several places: top level,
+    # the recipient, the data of a known type
+    planted = job()
+    bodies = [
+        {**planted, "Garcia": 1},
+        {**planted, "recipient": {**planted["recipient"], "Garcia": "x"}},
+        {**planted, "data": {**planted["data"], "garcia": "x"}, "party_size": "x"},
+    ]
+    delivery = make_delivery(resources, provider, clock)
+    for body in bodies:
+        assert delivery.deliver(message(json.dumps(body))) is EmailOutcome.DEAD_LETTERED
+    # Then the log says where validation failed in the schema's names, never the surname
+    logged = [json.loads(line) for line in log_lines.getvalue().splitlines() if "failed validation" in line]
+    assert len(logged) == 3
+    assert "garcia" not in log_lines.getvalue().lower()
+    assert {location for line in logged for location in line["error_locations"]} >= {
+        "booking_confirmed.(unknown)",
+        "booking_confirmed.recipient.(unknown)",
+    }
+
+
 def test_a_record_whose_dead_letter_send_fails_is_not_acknowledged(
     resources: Resources, provider: ScriptedProvider, clock: Clock
 ) -> None:

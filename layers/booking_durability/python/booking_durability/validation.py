@@ -11,6 +11,7 @@ A submitted value may be a guest's address or name, and an unexpected key may be
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,11 +20,13 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     Strict,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
 )
@@ -225,9 +228,46 @@ def safe_name(part: Any) -> str | int:
     return part if _FIELD_NAME.fullmatch(str(part)) else UNKNOWN_NAME
 
 
-def error_locations(exc: ValidationError) -> list[str]:
-    """Where validation failed, as dotted paths (for log lines: never what was there)."""
-    return sorted({".".join(str(part) for part in error["loc"]) for error in safe_errors(exc)})
+def error_locations(exc: ValidationError, declared_by: TypeAdapter[Any] | type[BaseModel]) -> list[str]:
+    """Where validation failed, as dotted paths, for log lines: positions and the names that
+    ``declared_by``'s schema declares (its fields, at any depth, and its tags); any other part
+    (an unexpected key, a key of a free-form object) came from the input and may be a guest's
+    name, so it reads ``(unknown)``. A 422 may name a caller's own unexpected key back to it; a
+    log line, read by operators, never does."""
+    declared = _declared_names(declared_by)
+    return sorted(
+        {
+            ".".join(str(part) if isinstance(part, int) or part in declared else UNKNOWN_NAME for part in loc)
+            for loc in (error["loc"] for error in exc.errors(include_url=False, include_input=False))
+        }
+    )
+
+
+@functools.cache
+def _declared_names(declared_by: TypeAdapter[Any] | type[BaseModel]) -> frozenset[str]:
+    """Every property name and string constant in the JSON Schema of ``declared_by``; built once,
+    when its first invalid input is logged."""
+    schema = (
+        declared_by.json_schema(by_alias=True)
+        if isinstance(declared_by, TypeAdapter)
+        else declared_by.model_json_schema(by_alias=True)
+    )
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            names.update(node.get("properties", {}))
+            if isinstance(node.get("const"), str):
+                names.add(node["const"])
+            names.update(value for value in node.get("enum", ()) if isinstance(value, str))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return frozenset(names)
 
 
 class ValidationFailed(DomainError):

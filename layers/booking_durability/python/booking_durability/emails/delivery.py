@@ -88,7 +88,7 @@ class EmailDelivery:
             # validator may also raise outside pydantic's errors (an OS error for a time zone
             # that names a folder of zones): then its type only.
             where = (
-                {"error_locations": error_locations(exc)}
+                {"error_locations": error_locations(exc, EMAIL_JOB)}
                 if isinstance(exc, ValidationError)
                 else {"error_type": type(exc).__name__}
             )

@@ -87,7 +87,10 @@ class Notifier:
             # Where validation failed, never what was there.
             logger.warning(
                 "drift event failed validation",
-                extra={"message_id": message.message_id, "error_locations": error_locations(exc)},
+                extra={
+                    "message_id": message.message_id,
+                    "error_locations": error_locations(exc, PolicyDriftData),
+                },
             )
             self._dead_letter(message, NotificationFailureReason.INVALID_EVENT, attempts=0)
             return NotificationOutcome.DEAD_LETTERED
