@@ -34,8 +34,8 @@ from booking_durability.emails.models import (
 )
 from booking_durability.notifications.failure_policy import NotificationFailureReason
 from booking_durability.queue_attributes import attempts_of
-from booking_durability.times import iso
-from booking_durability.validation import ID_CHARACTERS, ID_MAX_LENGTH
+from booking_durability.times import iso, parse_instant
+from booking_durability.validation import ID_CHARACTERS, ID_MAX_LENGTH, UUID_PATTERN
 
 #: A letter without ``failure_reason``: SQS's own redrive after ``maxReceiveCount`` receives
 #: (the consumer crashed or timed out on it every time), not the consumer's decision.
@@ -49,15 +49,9 @@ UNRECOGNIZED = "unrecognized"
 ABSENT = "-"
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
-#: ``attempts`` is shown when it is a count the consumer writes (``queue_attributes.attempts_of``):
-#: at most six digits, which a phone number is not.
 #: ``{booking_id}#{email_type}#{revision}``, the booking id as the email request allows it.
+_UUID = re.compile(UUID_PATTERN)
 _DEDUPE_KEY = re.compile(rf"^({ID_CHARACTERS}{{1,{ID_MAX_LENGTH}}})#([a-z_]{{1,64}})#(0|[1-9][0-9]{{0,9}})$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-#: RFC 3339 with an offset, as the consumer writes ``first_dead_lettered_at`` (``Z``).
-_INSTANT = re.compile(
-    r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][01][0-9]:[0-5][0-9])$"
-)
 #: How far ``first_dead_lettered_at`` (the consumer's clock) may lie after the letter's arrival
 #: (SQS's clock) and still be believed.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -223,7 +217,7 @@ def is_dedupe_key(text: str) -> bool:
 
 
 def is_uuid(text: str) -> bool:
-    """A UUID as the notifier writes an event id and SQS a message id (lower-case, hyphenated)."""
+    """A UUID as the notifier writes an event id and SQS a message id (hyphenated)."""
     return _UUID.fullmatch(text) is not None
 
 
@@ -231,13 +225,8 @@ def first_dead_lettered_at_of(attributes: Mapping[str, str | int], sent_at: date
     """The ``first_dead_lettered_at`` attribute when it is an instant (RFC 3339, years 2000 to
     2099) no later than the letter's arrival ``sent_at`` (give or take ``CLOCK_SKEW``)."""
     value = attributes.get("first_dead_lettered_at")
-    if not isinstance(value, str) or not _INSTANT.fullmatch(value):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:  # a month 13, a day 31 in April
-        return None
-    return moment if moment <= sent_at + CLOCK_SKEW else None
+    moment = parse_instant(value) if isinstance(value, str) else None
+    return moment if moment is not None and moment <= sent_at + CLOCK_SKEW else None
 
 
 def _event_field(body: str, name: str) -> object:

@@ -262,7 +262,8 @@ def test_first_dead_lettered_at_is_read_when_it_is_an_instant_before_the_arrival
         "1999-12-31T10:00:00Z",
         "2100-01-01T00:00:00Z",
         "2026-11-29T10:00:00+24:00",
-        "2026-11-29t10:00:00z",
+        "2026-11-29T10:00:00+14:01",
+        "2026-11-29 10:00:00Z",
         _iso(NOW + CLOCK_SKEW + timedelta(seconds=1)),  # after the letter arrived
         PHONE_LIKE,
         1_900_000_000,

@@ -38,15 +38,30 @@ _INSTANT = re.compile(INSTANT_PATTERN)
 INSTANT_RULE = "must be an RFC 3339 date-time with a year from 2000 to 2099 and an offset within ±14:00"
 
 
+def _as_written(text: str) -> datetime | None:
+    """The instant ``text`` writes in the accepted form, its offset kept; else None."""
+    if _INSTANT.fullmatch(text) is None:
+        return None
+    # RFC 3339 allows a lower-case "t" and "z"; Python reads them in upper case.
+    return datetime.fromisoformat(text.upper())
+
+
+def parse_instant(text: str) -> datetime | None:
+    """The instant ``text`` writes in the accepted form, in UTC; None for anything else. For
+    values read outside a model (message attributes, a dead letter's), by the same rule."""
+    moment = _as_written(text)
+    return None if moment is None else moment.astimezone(UTC)
+
+
 def _written_as_an_instant(value: Any) -> Any:
     """The instant ``value`` names, when it is text in the accepted form or a ``datetime`` within
     the same bounds: never a number (pydantic would read it as Unix seconds) nor any other ISO
     8601 form. Text is parsed here, so that strict validation (an import line's) takes it too."""
     if isinstance(value, str):
-        if _INSTANT.fullmatch(value) is None:
+        moment = _as_written(value)
+        if moment is None:
             raise ValueError(INSTANT_RULE)
-        # RFC 3339 allows a lower-case "t" and "z"; Python reads them in upper case.
-        return datetime.fromisoformat(value.upper())
+        return moment
     if isinstance(value, datetime):
         offset = value.utcoffset()
         if offset is None or abs(offset) > MAX_OFFSET or not FIRST_YEAR <= value.year <= LAST_YEAR:
