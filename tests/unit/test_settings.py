@@ -33,9 +33,15 @@ def test_each_field_is_read_from_its_variable_in_upper_case(consumer_environment
     assert settings.lease_seconds == 120
 
 
-def test_a_variable_in_any_case_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_upper_case_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the field's variable, and another differing only in case
+    monkeypatch.setenv("RESERVATIONS_TABLE", "upper")
     monkeypatch.setenv("reservations_table", "lower")
-    assert ReservationsApiSettings.from_environment().reservations_table == "lower"
+    # Then the upper-case one is read, whatever order the environment lists them in
+    assert ReservationsApiSettings.from_environment().reservations_table == "upper"
+    monkeypatch.delenv("RESERVATIONS_TABLE")
+    with pytest.raises(ValidationError):
+        ReservationsApiSettings.from_environment()
 
 
 def test_a_given_value_wins_over_the_environment(consumer_environment: pytest.MonkeyPatch) -> None:

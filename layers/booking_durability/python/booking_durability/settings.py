@@ -37,12 +37,13 @@ class _Settings(BaseModel):
     def _environment(cls, values: Any) -> Any:
         if not isinstance(values, dict):
             return values
-        environment = {name.lower(): value for name, value in os.environ.items()}
-        found = {
-            name: environment[name]
-            for name in cls.model_fields
-            if name in environment and (environment[name] or not cls.ignore_empty_variables)
-        }
+        # Each field from the variable of its name in upper case, exactly: the stack and the
+        # local stack set only those, and a variable differing in case is someone else's.
+        found = {}
+        for name in cls.model_fields:
+            value = os.environ.get(name.upper())
+            if value is not None and (value or not cls.ignore_empty_variables):
+                found[name] = value
         return {**found, **values}
 
 
