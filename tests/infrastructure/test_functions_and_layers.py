@@ -216,6 +216,9 @@ def test_both_layers_ship_bytecode_the_runtime_loads_without_reading_the_sources
             if not (path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc").exists()
         ]
         assert missing == []
+    if not compiled_here:
+        # Said in the summary, not passed in silence: the bytecode itself went unchecked
+        pytest.skip(f"no CPython {LAMBDA_PYTHON_VERSION} on this machine: the layers carry no bytecode")
 
 
 def test_the_consumer_and_its_layers_fit_lambdas_unzipped_size_limit(dev: SynthesizedStage) -> None:

@@ -51,7 +51,9 @@ def _alarmed_metrics(stage: SynthesizedStage) -> list[dict[str, Any]]:
 
 
 def test_every_alarm_reads_a_metric_by_the_dimensions_it_is_emitted_with(stage: SynthesizedStage) -> None:
-    for metric in _alarmed_metrics(stage):
+    alarmed = _alarmed_metrics(stage)
+    assert alarmed, "no alarm reads the service's own metrics"
+    for metric in alarmed:
         defined = Metric(metric["MetricName"])
         names = {dimension["Name"] for dimension in metric["Dimensions"]}
         assert names <= {"service", defined.dimension}, (defined, names)
@@ -60,16 +62,7 @@ def test_every_alarm_reads_a_metric_by_the_dimensions_it_is_emitted_with(stage: 
 
 def _alarmed_metric_names(stage: SynthesizedStage) -> set[str]:
     """The names of our namespace's metrics that some alarm of the stage reads."""
-    names = set()
-    for alarm in stage.of_type("AWS::CloudWatch::Alarm").values():
-        properties = alarm["Properties"]
-        if "MetricName" in properties:
-            metrics = [{"Namespace": properties["Namespace"], "MetricName": properties["MetricName"]}]
-        else:
-            queries = properties["Metrics"]
-            metrics = [query["MetricStat"]["Metric"] for query in queries if "MetricStat" in query]
-        names |= {metric["MetricName"] for metric in metrics if metric.get("Namespace") == NAMESPACE}
-    return names
+    return {metric["MetricName"] for metric in _alarmed_metrics(stage)}
 
 
 def test_every_metric_meant_to_page_has_an_alarm(stage: SynthesizedStage) -> None:
