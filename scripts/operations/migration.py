@@ -69,12 +69,11 @@ from booking_durability.reservations.ownership import (
 )
 from booking_durability.reservations.ports import StoredHold, StoredVenue, WriteConflict
 from booking_durability.reservations.venues import VenueConfig
-from booking_durability.validation import ID_PATTERN, StandardJsonSchema
+from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, StandardJsonSchema
 
 # Re-reads after a write lost a race with the live service, per hold.
 MAX_ROUNDS = 12
 _HOLD_ID = re.compile(ID_PATTERN)
-_HOLD_ID_MAX = 128
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -224,7 +223,7 @@ def _refusal(invalid: ValidationError, hold_id: str | None) -> Refused:
 
 
 def _valid_id(value: Any) -> str | None:
-    if isinstance(value, str) and len(value) <= _HOLD_ID_MAX and _HOLD_ID.fullmatch(value):
+    if isinstance(value, str) and len(value) <= ID_MAX_LENGTH and _HOLD_ID.fullmatch(value):
         return value
     return None
 

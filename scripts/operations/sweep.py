@@ -50,7 +50,7 @@ ARRIVAL_MARGIN = 10
 
 
 class DeadLetterQueue(Protocol):
-    """A DLQ as a pass uses it (``adapters.dead_letter_queues.SqsDeadLetterQueue``); raises
+    """A DLQ as a pass uses it (``operations.dead_letter_queues.SqsDeadLetterQueue``); raises
     ``InfrastructureError`` when SQS fails."""
 
     def receive(self, hide_for_seconds: int) -> Sequence[DeadLetter]:

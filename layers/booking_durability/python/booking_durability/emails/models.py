@@ -252,6 +252,15 @@ class _RequestRules(_EmailFields):
             raise ValueError("deliver_at must be at most ten years ahead")
         return value
 
+    def _job_fields(self, published_at: datetime, job_id: uuid.UUID | None) -> dict[str, Any]:
+        """The job's fields: the request's, with its delivery time fixed at publication."""
+        return {
+            **self.model_dump(exclude={"deliver_at", "delay_seconds"}, exclude_none=True),
+            "schema": SCHEMA_ID,
+            "job_id": job_id or uuid.uuid4(),
+            "deliver_at": self.delivery_time(published_at),
+        }
+
     @field_validator("delay_seconds")
     @classmethod
     def _one_way_to_delay(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -277,14 +286,7 @@ class EmailRequest(_BookingRules, _RequestRules):
     data: BookingEmailData
 
     def to_job(self, published_at: datetime, job_id: uuid.UUID | None = None) -> GuestEmailJob:
-        return GuestEmailJob.model_validate(
-            {
-                **self.model_dump(exclude={"deliver_at", "delay_seconds"}, exclude_none=True),
-                "schema": SCHEMA_ID,
-                "job_id": job_id or uuid.uuid4(),
-                "deliver_at": self.delivery_time(published_at),
-            }
-        )
+        return GuestEmailJob.model_validate(self._job_fields(published_at, job_id))
 
 
 class AdminDriftEmailRequest(_RequestRules):
@@ -297,14 +299,7 @@ class AdminDriftEmailRequest(_RequestRules):
     data: PolicyDriftData
 
     def to_job(self, published_at: datetime, job_id: uuid.UUID | None = None) -> AdminDriftEmailJob:
-        return AdminDriftEmailJob.model_validate(
-            {
-                **self.model_dump(exclude={"deliver_at", "delay_seconds"}, exclude_none=True),
-                "schema": SCHEMA_ID,
-                "job_id": job_id or uuid.uuid4(),
-                "deliver_at": self.delivery_time(published_at),
-            }
-        )
+        return AdminDriftEmailJob.model_validate(self._job_fields(published_at, job_id))
 
 
 class _JobFields(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar, Literal
 
 from booking_durability.drift_events import PolicyDriftData
@@ -17,12 +17,9 @@ from booking_durability.emails.models import AdminDriftEmailRequest, Recipient
 from booking_durability.emails.ports import MessageQueue
 from booking_durability.emails.producer import publish_email
 from booking_durability.metric_names import NotificationChannel
+from booking_durability.times import utc_now
 
 ADMIN_LOCALE = "en"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -32,7 +29,7 @@ class EmailChannel:
     admin: Recipient
     queue: MessageQueue
     max_hop_seconds: int
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     name: ClassVar[Literal[NotificationChannel.EMAIL]] = NotificationChannel.EMAIL
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:

@@ -34,6 +34,7 @@ import booking_durability
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.errors import InfrastructureError
 from booking_durability.metric_names import NotificationChannel
+from booking_durability.times import utc_now
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 # The webhook secret's JSON keys: where to POST, the key to sign with, and while the secret is
@@ -194,17 +195,13 @@ class HttpxTransport:
             return 0, WebhookUnreachable(None, "connection failed")
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class WebhookChannel:
     """Delivers drift events to the webhook; ``target`` follows the secret's rotation."""
 
     target: Callable[[], WebhookTarget]
     transport: WebhookTransport
-    clock: Callable[[], datetime] = _utc_now
+    clock: Callable[[], datetime] = utc_now
     name: ClassVar[Literal[NotificationChannel.WEBHOOK]] = NotificationChannel.WEBHOOK
 
     def deliver(self, event: PolicyDriftData, body: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 
@@ -29,7 +29,8 @@ TableId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # Zones are free text ("terraza", "Sala 1"), printable: a control character would only make two
 # names look alike, and a lone surrogate could not be hashed as UTF-8.
 ZoneName = Annotated[Text, Field(min_length=1, max_length=64)]
-SLOT_MINUTES = (5, 10, 15, 20, 30, 60)
+SlotMinutes = Literal[5, 10, 15, 20, 30, 60]
+SLOT_MINUTES: tuple[int, ...] = get_args(SlotMinutes)
 # Validation context of a config read back from the store.
 STORED = "stored"
 
@@ -84,7 +85,7 @@ class Table(BaseModel):
 class SeatingPolicy(BaseModel):
     model_config = _STRICT | ConfigDict(json_schema_extra={"allOf": _DURATION_FITS_SLOTS})
 
-    slot_minutes: Literal[5, 10, 15, 20, 30, 60]
+    slot_minutes: SlotMinutes
     # A whole number of slots, so that a hold of the default duration can be made.
     default_duration_minutes: Annotated[int, JsonInteger(ge=15, le=MAX_DURATION_MINUTES)]
     buffer_minutes: Annotated[int, JsonInteger(ge=0, le=120)]
