@@ -19,8 +19,9 @@ each ``UpdateExpression`` twice per request and its validator walks the whole tr
 for two of its checks (the clause count and the overlapping paths), so an update's CPU grows with
 the square of its assignments (``docs/performance.md``, "The batch's wall clock and the
 emulator"). Here an expression's text is parsed once and kept, the checks that depend only on the
-text (and the names and the table's keys) run once per text, and the validator copies the kept
-tree with ``pickle`` rather than ``deepcopy``; the checks that depend on the values and the item
+text (and the names and the table's keys) run once per text, the validator copies the kept
+tree with ``pickle`` rather than ``deepcopy``, and its walks over the tree test each node's kind
+once per node class; the checks that depend on the values and the item
 run on every request, as before. Answers and errors stay moto's own.
 
 Its access line for every request is left out (the workers' polls would bury the handlers' lines
@@ -121,6 +122,7 @@ def _parse_update_expressions_once() -> None:
     docstring). Nothing changes what moto answers: the checks skipped are the ones that passed
     for that very text, names and table keys."""
     from moto.dynamodb import models
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.validators import (
         ActionCountValidator,
@@ -187,6 +189,49 @@ def _parse_update_expressions_once() -> None:
 
     UpdateExpressionParser.make = classmethod(lambda cls, text: parsed(text))  # type: ignore[method-assign]
     models.UpdateExpressionValidator = CheaperUpdateExpressionValidator  # type: ignore[misc]
+    DepthFirstTraverser.traverse = _traverse
+
+
+def _traverse(self: Any, root: Any) -> Any:
+    """moto's depth-first walk of an expression tree (``DepthFirstTraverser``), node for node
+    the same, with the node kinds a processor handles read once per walk rather than once per
+    node, and the type tests (ABC ``isinstance`` checks, moto's nodes declare no virtual
+    subclasses) answered once per node class."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    kinds = self.nodes_to_be_processed()
+    processed: dict[type, bool] = {}
+
+    def visit(node: Any, child_id: int) -> Any:
+        kind = type(node)
+        if not _is_node(kind, Node):
+            return node
+        parent = node.parent
+        if node.children is not None:
+            for i, child in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                visit(child, i)
+        wanted = processed.get(kind)
+        if wanted is None:
+            wanted = processed[kind] = issubclass(kind, kinds)
+        if wanted:
+            node = self.process(node)
+            node.parent = parent
+            if parent:
+                parent.children[child_id] = node
+        return node
+
+    return visit(root, -1)
+
+
+_NODE_CLASSES: dict[type, bool] = {}
+
+
+def _is_node(kind: type, node: type) -> bool:
+    known = _NODE_CLASSES.get(kind)
+    if known is None:
+        known = _NODE_CLASSES[kind] = issubclass(kind, node)
+    return known
 
 
 class WithoutAccessLines(logging.Filter):
