@@ -14,6 +14,16 @@ middle of a transaction. A table's stream then carries exactly its committed wri
 
     .venv/bin/python -m devstack.atomic_moto -H 127.0.0.1 -p 4566   # moto server, made atomic
 
+Update expressions cost what they cost in DynamoDB, a request's round trip, not more: moto parses
+each ``UpdateExpression`` twice per request and its validator walks the whole tree once per node
+for two of its checks (the clause count and the overlapping paths), so an update's CPU grows with
+the square of its assignments (``docs/performance.md``, "The batch's wall clock and the
+emulator"). Here an expression's text is parsed once and kept, the checks that depend only on the
+text (and the names and the table's keys) run once per text, the validator copies the kept
+tree with ``pickle`` rather than ``deepcopy``, and its walks over the tree test each node's kind
+once per node class; the checks that depend on the values and the item
+run on every request, as before. Answers and errors stay moto's own.
+
 Its access line for every request is left out (the workers' polls would bury the handlers' lines
 in ``make run``'s log) unless ``LOCAL_VERBOSE=1``, and so is werkzeug's development server warning.
 """
@@ -23,6 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -49,7 +60,8 @@ _STREAM_CALLS = ("describe_stream", "get_shard_iterator", "get_records")
 
 
 def make_dynamodb_atomic() -> None:
-    """Serialize moto's DynamoDB and DynamoDB Streams backend calls (idempotent)."""
+    """Serialize moto's DynamoDB and DynamoDB Streams backend calls, and make its update
+    expressions cheap to validate (idempotent)."""
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
@@ -62,6 +74,7 @@ def make_dynamodb_atomic() -> None:
             if method is None or getattr(method, "_atomic", False):
                 continue
             setattr(backend, name, _serialized(method))
+    _parse_update_expressions_once()
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,6 +110,128 @@ def _leaving_no_stream_trace(transact: Callable[..., Any]) -> Callable[..., Any]
             raise
 
     return call
+
+
+#: Parsed update expressions kept, by text: a service writes a handful of expression shapes.
+_PARSED_EXPRESSIONS = 1024
+
+
+def _parse_update_expressions_once() -> None:
+    """moto's update expressions parsed once per text, their text-only checks run once per text
+    and names, and the tree the validator works on copied by ``pickle`` (see the module's
+    docstring). Nothing changes what moto answers: the checks skipped are the ones that passed
+    for that very text, names and table keys."""
+    from moto.dynamodb import models
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        OverlappingPathsValidator,
+        UpdateExpressionValidator,
+        UpdateHashRangeKeyValidator,
+    )
+
+    if getattr(models.UpdateExpressionValidator, "_parsed_once", False):
+        return
+    make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+
+    @functools.lru_cache(maxsize=_PARSED_EXPRESSIONS)
+    def parsed(text: str) -> Any:
+        # Refused text raises, and is not kept: it raises again next time.
+        tree = make(UpdateExpressionParser, text)
+        # moto's callers only read the tree: the validator works on a copy.
+        tree._pristine = pickle.dumps(tree)
+        tree._passed = set()
+        return tree
+
+    textual = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
+
+    class CheaperUpdateExpressionValidator(UpdateExpressionValidator):  # type: ignore[misc]
+        _parsed_once = True
+
+        def __init__(
+            self,
+            expression: Any,
+            expression_attribute_names: Any,
+            expression_attribute_values: Any,
+            item: Any,
+            table: Any,
+        ) -> None:
+            pristine = getattr(expression, "_pristine", None)
+            if pristine is None:  # a tree parsed elsewhere: moto's own way
+                super().__init__(
+                    expression, expression_attribute_names, expression_attribute_values, item, table
+                )
+                self._passed: set[Any] | None = None
+                return
+            self.expression_attribute_names = expression_attribute_names
+            self.expression_attribute_values = expression_attribute_values
+            self.item = item
+            self.table = table
+            self.processors = self.get_ast_processors()
+            self.node_to_validate = pickle.loads(pristine)  # noqa: S301 (our own bytes)
+            self._passed = expression._passed
+            self._textual_key = (
+                tuple(sorted((expression_attribute_names or {}).items())),
+                tuple(table.table_key_attrs),
+            )
+
+        def validate(self) -> Any:
+            checked = self._passed is not None and self._textual_key in self._passed
+            node = self.node_to_validate
+            for processor in self.processors:
+                if checked and isinstance(processor, textual):
+                    continue
+                node = processor.traverse(node)
+            if self._passed is not None:
+                self._passed.add(self._textual_key)
+            return node
+
+    UpdateExpressionParser.make = classmethod(lambda cls, text: parsed(text))  # type: ignore[method-assign]
+    models.UpdateExpressionValidator = CheaperUpdateExpressionValidator  # type: ignore[misc]
+    DepthFirstTraverser.traverse = _traverse
+
+
+def _traverse(self: Any, root: Any) -> Any:
+    """moto's depth-first walk of an expression tree (``DepthFirstTraverser``), node for node
+    the same, with the node kinds a processor handles read once per walk rather than once per
+    node, and the type tests (ABC ``isinstance`` checks, moto's nodes declare no virtual
+    subclasses) answered once per node class."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    kinds = self.nodes_to_be_processed()
+    processed: dict[type, bool] = {}
+
+    def visit(node: Any, child_id: int) -> Any:
+        kind = type(node)
+        if not _is_node(kind, Node):
+            return node
+        parent = node.parent
+        if node.children is not None:
+            for i, child in enumerate(node.children):
+                self.pre_processing_of_child(node, i)
+                visit(child, i)
+        wanted = processed.get(kind)
+        if wanted is None:
+            wanted = processed[kind] = issubclass(kind, kinds)
+        if wanted:
+            node = self.process(node)
+            node.parent = parent
+            if parent:
+                parent.children[child_id] = node
+        return node
+
+    return visit(root, -1)
+
+
+_NODE_CLASSES: dict[type, bool] = {}
+
+
+def _is_node(kind: type, node: type) -> bool:
+    known = _NODE_CLASSES.get(kind)
+    if known is None:
+        known = _NODE_CLASSES[kind] = issubclass(kind, node)
+    return known
 
 
 class WithoutAccessLines(logging.Filter):

@@ -8,8 +8,10 @@ and ``not_before`` (a throttle's retry-after), ``updated_at``, ``sent_at`` and `
 
 Every status change is one conditional write whose condition comes from ``TRANSITIONS``: which
 states each change may start from. A refused write returns the item as it was, so the caller
-learns why without a read. DynamoDB deletes TTL-expired items lazily (and moto never does), so
-an item past ``expires_at`` counts as no item.
+learns why without a read; an accepted one returns the item as it was too (nothing, for a new
+key), and the record it wrote is that item with the write's changes (``_Write.applied``), so
+DynamoDB sends no item back for a key claimed the first time. DynamoDB deletes TTL-expired items
+lazily (and moto never does), so an item past ``expires_at`` counts as no item.
 
 Retention never shrinks (README.md, "How delivery stays exactly-once"): a record lives at least
 30 days past the latest of every write's time and every ``deliver_at`` it was written for,
@@ -168,18 +170,23 @@ class _StatusWrites:
         floor: int,
         *,
         sets: Mapping[str, Any] | None = None,
-        counts: str = "",
+        counted: bool = False,
         removes: tuple[str, ...] = (),
     ) -> StatusWrite:
         """A change of a key someone may hold: it also (re)writes the key's identity, and its
         retention where that lowers nothing (else a second write leaves the retention be)."""
         identity = {"dedupe_key": ref.dedupe_key, "email_type": ref.email_type, "revision": ref.revision}
-        write = _Write(ref, change, now, None, {**identity, **(sets or {})}, floor, counts, removes)
-        written = self._write(write, "expires_at = :floor", _NOT_SHORTER)
+        write = _Write(ref, change, now, None, {**identity, **(sets or {})}, floor, counted, removes)
+        written = self._write(write, "expires_at = :floor", _NOT_SHORTER, item_before=True)
         stored = _expiry(written.item)
-        if not written.accepted and stored is not None and stored > floor:
-            written = self._write(write, "", _LONGER)
-        return self._outcome(write, written)
+        if not written.accepted:
+            if stored is None or stored <= floor:
+                return self._outcome(write, written)
+            written = self._write(write, "", _LONGER, item_before=True)
+            if not written.accepted:
+                return self._outcome(write, written)
+            return self._outcome(write, Written(True, write.applied(written.item, retention=False)))
+        return self._outcome(write, Written(True, write.applied(written.item, retention=True)))
 
     def _held_change(
         self,
@@ -194,12 +201,18 @@ class _StatusWrites:
     ) -> StatusWrite:
         # The claim's retention covers its holder's writes: only an item without one gets one.
         # Only the lease holder makes these: on success nothing new needs reading back.
-        write = _Write(ref, change, now, token, sets, retention_floor(now), "", removes, add)
+        write = _Write(ref, change, now, token, sets, retention_floor(now), False, removes, add)
         retention = "expires_at = if_not_exists(expires_at, :floor)"
         return self._outcome(write, self._write(write, retention, return_item=False))
 
     def _write(
-        self, write: _Write, retention: str, kept: Expression | None = None, *, return_item: bool = True
+        self,
+        write: _Write,
+        retention: str,
+        kept: Expression | None = None,
+        *,
+        return_item: bool = True,
+        item_before: bool = False,
     ) -> Written:
         """One UpdateItem of ``write``: the status it writes, on the condition it starts from
         (TRANSITIONS) and ``kept``, setting the retention as ``retention`` says (or not at all)."""
@@ -212,8 +225,8 @@ class _StatusWrites:
         for i, (name, value) in enumerate(write.sets.items()):
             assignments.append(f"{name} = :v{i}")
             values[f":v{i}"] = value
-        if write.counts:
-            assignments.append(write.counts)
+        if write.counted:
+            assignments.append(_COUNTED)
             values.update({":zero": 0, ":one": 1})
         text = "SET " + ", ".join(assignments)
         if write.removes:
@@ -225,7 +238,9 @@ class _StatusWrites:
         if kept is not None:
             condition = condition & Expression(kept.text, {":floor": write.floor})
         update = Expression(text, values, _STATUS)
-        return self.table.update(ref_key(write.ref), update, condition=condition, return_item=return_item)
+        return self.table.update(
+            ref_key(write.ref), update, condition=condition, return_item=return_item, item_before=item_before
+        )
 
     def _outcome(self, write: _Write, written: Written) -> StatusWrite:
         if not written.accepted and not written.item:
@@ -264,9 +279,33 @@ class _Write:
     token: str | None
     sets: Mapping[str, Any]
     floor: int
-    counts: str = ""
+    counted: bool = False  # one more attempt, and a throttle deferral count (0 when none)
     removes: tuple[str, ...] = ()
     add: str = ""
+
+    def applied(self, before: Item, *, retention: bool) -> Item:
+        """The item this write stored, from the item as it was (``{}``: none): what ``_write``'s
+        expression does, for a write without ``add`` (``retention``: it set ``:floor``)."""
+        item = {
+            **before,
+            **self.sets,
+            "status": TRANSITIONS[self.change][0].value,
+            "updated_at": iso(self.now),
+        }
+        if retention:
+            item["expires_at"] = self.floor
+        if self.counted:
+            item["attempts"] = int(before.get("attempts", 0)) + 1
+            item["throttle_deferrals"] = before.get("throttle_deferrals", 0)
+        for name in self.removes:
+            item.pop(name, None)
+        return item
+
+
+_COUNTED = (
+    "attempts = if_not_exists(attempts, :zero) + :one,"
+    " throttle_deferrals = if_not_exists(throttle_deferrals, :zero)"
+)
 
 
 def _expiry(item: Item) -> int | None:
@@ -297,8 +336,7 @@ class DeliveryLedger(_StatusWrites):
                 "lease_until": int(now.timestamp()) + lease_seconds,
                 "job_id": job_id,
             },
-            counts="attempts = if_not_exists(attempts, :zero) + :one,"
-            " throttle_deferrals = if_not_exists(throttle_deferrals, :zero)",
+            counted=True,
             removes=("failure_reason", "not_before"),
         )
 

@@ -201,14 +201,17 @@ class DynamoTable:
         *,
         condition: Expression | None = None,
         return_item: bool = True,
+        item_before: bool = False,
     ) -> Written:
         """One UpdateItem; the item after the write when accepted (``{}`` unless ``return_item``:
-        DynamoDB then sends, and we parse, nothing), as it was when refused."""
+        DynamoDB then sends, and we parse, nothing), as it was when refused. With
+        ``item_before``, the item as it was before an accepted write instead (``{}`` when there
+        was none): a caller that knows what its write sets need not have the whole item sent."""
         request: dict[str, Any] = {
             "TableName": self.name,
             "Key": to_dynamo(key),
             "UpdateExpression": update.text,
-            "ReturnValues": "ALL_NEW" if return_item else "NONE",
+            "ReturnValues": "ALL_OLD" if item_before else "ALL_NEW" if return_item else "NONE",
         }
         return self._conditional(
             "update_item",

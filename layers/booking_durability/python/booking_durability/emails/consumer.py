@@ -23,14 +23,17 @@ from booking_durability.queue_attributes import receive_count_of, received_attri
 from booking_durability.retry import unexpected_failures_retried
 from booking_durability.wiring.email_consumer import Consumer, consumer
 
+_REASONS = frozenset(FailureReason)
+_EMAIL_TYPES = frozenset(EmailType)
+
 
 def incoming(record: SQSRecord) -> IncomingMessage:
     # Read from the raw event: Powertools' attribute mapping wraps values in [] only, not .get().
     # Validated before anything logs or re-sends them: a producer may have set anything there.
     attributes = received_attributes(
         record.raw_event.get("messageAttributes") or {},
-        reasons=set(FailureReason),
-        email_types=set(EmailType),
+        reasons=_REASONS,
+        email_types=_EMAIL_TYPES,
     )
     return IncomingMessage(
         message_id=record.message_id,

@@ -143,11 +143,11 @@ class EmailDelivery:
 
         if job.not_after is not None and job.not_after < now:
             written = self.ledger.expire_unsent(job.ref, now, job.deliver_at)
-            return expired() if written.done else self._not_ours(job, message, written.record, now)
+            return expired() if written.done else _not_ours(self.dispatch, job, message, written.record, now)
 
         claim = self.ledger.claim(job.ref, str(job.job_id), now, job.deliver_at, self.lease_seconds)
         if not claim.done or claim.record.lease_token is None:
-            return self._not_ours(job, message, claim.record, now)
+            return _not_ours(self.dispatch, job, message, claim.record, now)
         held = ClaimedKey(
             job, message, claim.record.lease_token, claim.record.attempts, claim.record.throttle_deferrals
         )
@@ -174,37 +174,38 @@ class EmailDelivery:
             return self.sending.fail(held, FailureReason.RENDER_FAILED)
         return self.sending.send(held, outgoing_email(job, rendered, self.sending.sender), remaining_ms)
 
-    def _not_ours(
-        self, job: Job, message: IncomingMessage, holder: DeliveryRecord, now: datetime
-    ) -> EmailOutcome:
-        """Someone else holds the key, or it is finished: skip it, or come back later."""
-        status = holder.status
-        if status is EmailStatus.SENT:
-            count(Metric.EMAIL_DUPLICATE_SKIPPED)
-            logger.info("email already sent; duplicate acknowledged", extra={"outcome": "duplicate"})
-            return EmailOutcome.DUPLICATE
-        if status is EmailStatus.CANCELLED:
-            count(Metric.EMAIL_CANCELLED_SKIPPED)
-            logger.info("email cancelled; skipped", extra={"outcome": "cancelled"})
-            return EmailOutcome.CANCELLED
-        if status is EmailStatus.SUPPRESSED:
-            count(Metric.EMAIL_SUPPRESSED_SKIPPED)
-            return EmailOutcome.SUPPRESSED
-        if status is EmailStatus.EXPIRED:
-            return expired()
-        # Another worker holds a live lease (never send twice), or a throttle asked us to hold
-        # off: come back when that has run out.
-        leased = status is EmailStatus.SENDING
-        until = (holder.lease_until if leased else holder.not_before) or now.timestamp()
-        delay = max(1, math.ceil(until - now.timestamp())) + (1 if leased else 0)
-        delay = min(delay, self.dispatch.max_hop_seconds)
-        self.dispatch.requeue(message, job.email_type, delay=delay)
-        count(Metric.EMAIL_DEFERRED)
-        logger.info(
-            "email held off; re-queued",
-            extra={"outcome": "leased_elsewhere" if leased else "throttle_wait", "delay_seconds": delay},
-        )
-        return EmailOutcome.DEFERRED
+
+def _not_ours(
+    dispatch: Dispatch, job: Job, message: IncomingMessage, holder: DeliveryRecord, now: datetime
+) -> EmailOutcome:
+    """Someone else holds the key, or it is finished: skip it, or come back later."""
+    status = holder.status
+    if status is EmailStatus.SENT:
+        count(Metric.EMAIL_DUPLICATE_SKIPPED)
+        logger.info("email already sent; duplicate acknowledged", extra={"outcome": "duplicate"})
+        return EmailOutcome.DUPLICATE
+    if status is EmailStatus.CANCELLED:
+        count(Metric.EMAIL_CANCELLED_SKIPPED)
+        logger.info("email cancelled; skipped", extra={"outcome": "cancelled"})
+        return EmailOutcome.CANCELLED
+    if status is EmailStatus.SUPPRESSED:
+        count(Metric.EMAIL_SUPPRESSED_SKIPPED)
+        return EmailOutcome.SUPPRESSED
+    if status is EmailStatus.EXPIRED:
+        return expired()
+    # Another worker holds a live lease (never send twice), or a throttle asked us to hold
+    # off: come back when that has run out.
+    leased = status is EmailStatus.SENDING
+    until = (holder.lease_until if leased else holder.not_before) or now.timestamp()
+    delay = max(1, math.ceil(until - now.timestamp())) + (1 if leased else 0)
+    delay = min(delay, dispatch.max_hop_seconds)
+    dispatch.requeue(message, job.email_type, delay=delay)
+    count(Metric.EMAIL_DEFERRED)
+    logger.info(
+        "email held off; re-queued",
+        extra={"outcome": "leased_elsewhere" if leased else "throttle_wait", "delay_seconds": delay},
+    )
+    return EmailOutcome.DEFERRED
 
 
 def outgoing_email(job: Job, rendered: RenderedEmail, sender: str) -> OutgoingEmail:

@@ -79,6 +79,29 @@ class ClaimedKey:
     def letter(self, reason: FailureReason) -> Letter:
         return Letter(reason, self.attempts, self.job.email_type, self.job.dedupe_key)
 
+    def attempt(self, now: datetime, waited_here: int, remaining_ms: int) -> Attempt:
+        """This try at sending, as the failure policy weighs it."""
+        return Attempt(
+            now=now,
+            receive_count=self.message.receive_count,
+            throttle_deferrals=self.throttle_deferrals,
+            waited_here=waited_here,
+            remaining_ms=remaining_ms,
+            not_after=self.job.not_after,
+        )
+
+    def settle(self, write: Callable[[], StatusWrite]) -> bool:
+        """Make a write that ends our hold on the key (tried twice); whether it was made.
+
+        Refused counts as made: the lease ran out and the key is someone else's now.
+        """
+        written: list[StatusWrite] = []
+        if not _twice(lambda: written.append(write())):
+            return False
+        self.settled = True
+        unless_refused(written[-1])
+        return True
+
 
 @dataclass
 class Sending:
@@ -122,7 +145,9 @@ class Sending:
                 self.provider().send(email)
             except ProviderError as failure:
                 _note_failure(failure)
-                decision = self.policy.decide(failure, self._attempt(held, waited_here, remaining_ms()))
+                decision = self.policy.decide(
+                    failure, held.attempt(self.clock(), waited_here, remaining_ms())
+                )
                 if isinstance(decision, WaitHere):
                     waited_here += 1
                     self.sleep(decision.seconds)
@@ -140,24 +165,14 @@ class Sending:
         matters more, and the lease hands the key on once it runs out.
         """
         ref, token = held.job.ref, held.token
-        self._settle(held, lambda: self.ledger.finish(ref, token, Change.FAIL, self.clock(), reason))
+        held.settle(lambda: self.ledger.finish(ref, token, Change.FAIL, self.clock(), reason))
         self.dispatch.dead_letter(held.message, held.letter(reason))
         return EmailOutcome.DEAD_LETTERED
 
     def finish(self, held: ClaimedKey, change: Change) -> None:
         """End our hold with ``change`` (``SUPPRESS``, ``EXPIRE``); raises when it cannot be written."""
-        if not self._settle(held, lambda: self.ledger.finish(held.job.ref, held.token, change, self.clock())):
+        if not held.settle(lambda: self.ledger.finish(held.job.ref, held.token, change, self.clock())):
             raise StoreUnavailable(f"could not record {change.value}")
-
-    def _attempt(self, held: ClaimedKey, waited_here: int, remaining_ms: int) -> Attempt:
-        return Attempt(
-            now=self.clock(),
-            receive_count=held.message.receive_count,
-            throttle_deferrals=held.throttle_deferrals,
-            waited_here=waited_here,
-            remaining_ms=remaining_ms,
-            not_after=held.job.not_after,
-        )
 
     def _act_on(self, decision: Decision, held: ClaimedKey, failure: ProviderError) -> EmailOutcome:
         match decision:
@@ -222,7 +237,7 @@ class Sending:
         # The copy is on its way: the original is acknowledged even if the key cannot be
         # handed back now (the copy then waits for the lease), so there is never a second copy.
         ref, token = job.ref, held.token
-        if not self._settle(held, lambda: self.ledger.release(ref, token, now, throttled_until=until)):
+        if not held.settle(lambda: self.ledger.release(ref, token, now, throttled_until=until)):
             logger.error("could not hand the throttled key back; its lease holds it until it runs out")
         logger.info(
             "provider throttled; re-queued",
@@ -234,20 +249,8 @@ class Sending:
         """Hand the key back to ``queued`` unless a write already ended our hold; never raises."""
         if held.settled:
             return
-        if not self._settle(held, lambda: self.ledger.release(held.job.ref, held.token, self.clock())):
+        if not held.settle(lambda: self.ledger.release(held.job.ref, held.token, self.clock())):
             logger.error("could not hand the key back; its lease holds it until it runs out")
-
-    def _settle(self, held: ClaimedKey, write: Callable[[], StatusWrite]) -> bool:
-        """Make a write that ends our hold on the key (tried twice); whether it was made.
-
-        Refused counts as made: the lease ran out and the key is someone else's now.
-        """
-        written: list[StatusWrite] = []
-        if not _twice(lambda: written.append(write())):
-            return False
-        held.settled = True
-        unless_refused(written[-1])
-        return True
 
 
 def expired() -> EmailOutcome:

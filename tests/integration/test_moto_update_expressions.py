@@ -1,0 +1,121 @@
+"""moto's update expressions, parsed once per text (``scripts/devstack/atomic_moto.py``): moto
+answers every request as it would parsing each afresh, values and item read per request, and
+every refusal made again each time, whatever was kept from an earlier request of the same text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.parsing.expressions import ExpressionTokenizer  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.validators import OverlappingPathsValidator
+
+from devstack.atomic_moto import make_dynamodb_atomic
+from tests.integration.conftest import REGION
+
+TABLE = "ledger"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    make_dynamodb_atomic()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "booking_id", "KeyType": "HASH"},
+                {"AttributeName": "email_key", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "booking_id", "AttributeType": "S"},
+                {"AttributeName": "email_key", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+def key(booking: str) -> dict[str, Any]:
+    return {"booking_id": {"S": booking}, "email_key": {"S": "booking_confirmed#1"}}
+
+
+def update(client: Any, booking: str, text: str, names: dict[str, str] | None = None, **values: Any) -> Any:
+    request: dict[str, Any] = {"TableName": TABLE, "Key": key(booking), "UpdateExpression": text}
+    if names:
+        request["ExpressionAttributeNames"] = names
+    if values:
+        request["ExpressionAttributeValues"] = {f":{name}": value for name, value in values.items()}
+    return client.update_item(**request, ReturnValues="ALL_NEW")["Attributes"]
+
+
+def refusal(client: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as refused:
+        update(client, *args, **kwargs)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    return str(refused.value.response["Error"]["Message"])
+
+
+def test_an_expression_is_parsed_and_checked_once_per_text(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "SET attempts = if_not_exists(attempts, :zero) + :one, job_id = :job REMOVE not_before"
+    tokenized: list[str] = []
+    make_list = ExpressionTokenizer.make_list
+
+    def counting(expression: str) -> Any:
+        tokenized.append(expression)
+        return make_list(expression)
+
+    checked: list[object] = []
+    traverse = OverlappingPathsValidator.traverse
+
+    def checking(self: OverlappingPathsValidator, node: Any) -> Any:
+        checked.append(node)
+        return traverse(self, node)
+
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", staticmethod(counting))
+    monkeypatch.setattr(OverlappingPathsValidator, "traverse", checking)
+    for booking in ("b-1", "b-1", "b-2"):
+        update(dynamodb, booking, text, zero={"N": "0"}, one={"N": "1"}, job={"S": "j"})
+    assert tokenized.count(text) <= 1
+    # The checks that read only the text run once for it (and these names and table keys).
+    assert len(checked) == 1
+
+
+def test_values_and_the_item_are_read_on_every_request(dynamodb: Any) -> None:
+    text = "SET attempts = if_not_exists(attempts, :zero) + :one, job_id = :job"
+    first = update(dynamodb, "b-1", text, zero={"N": "0"}, one={"N": "1"}, job={"S": "first"})
+    again = update(dynamodb, "b-1", text, zero={"N": "0"}, one={"N": "1"}, job={"S": "second"})
+    other = update(dynamodb, "b-2", text, zero={"N": "10"}, one={"N": "5"}, job={"S": "third"})
+    assert (first["attempts"], first["job_id"]) == ({"N": "1"}, {"S": "first"})
+    assert (again["attempts"], again["job_id"]) == ({"N": "2"}, {"S": "second"})
+    assert (other["attempts"], other["job_id"]) == ({"N": "15"}, {"S": "third"})
+
+
+def test_overlapping_paths_are_checked_for_each_set_of_names(dynamodb: Any) -> None:
+    text = "SET #a = :v, #b = :v"
+    apart = update(dynamodb, "b-1", text, {"#a": "x", "#b": "y"}, v={"S": "1"})
+    assert (apart["x"], apart["y"]) == ({"S": "1"}, {"S": "1"})
+    for _ in range(2):
+        assert "Two document paths overlap" in refusal(
+            dynamodb, "b-1", text, {"#a": "x", "#b": "x"}, v={"S": "1"}
+        )
+    assert update(dynamodb, "b-1", text, {"#a": "x", "#b": "y"}, v={"S": "2"})["y"] == {"S": "2"}
+
+
+def test_every_refusal_is_made_again_each_time(dynamodb: Any) -> None:
+    for _ in range(2):
+        assert "Two document paths overlap" in refusal(dynamodb, "b-1", "SET a = :v, a = :v", v={"S": "1"})
+        assert "key" in refusal(dynamodb, "b-1", "SET #k = :v", {"#k": "email_key"}, v={"S": "1"}).lower()
+        assert "syntax error" in refusal(dynamodb, "b-1", "SET a = = :v", v={"S": "1"}).lower()
+        assert "SET" in refusal(dynamodb, "b-1", "SET a = :v SET b = :v", v={"S": "1"})
+        assert ":missing" in refusal(dynamodb, "b-1", "SET a = :missing, b = :v", v={"S": "1"})
+    assert "a" not in dynamodb.get_item(TableName=TABLE, Key=key("b-1")).get("Item", {})
