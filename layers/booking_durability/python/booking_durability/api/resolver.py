@@ -12,6 +12,9 @@ The last line: any other exception, wherever it is raised, is a 500 ``INTERNAL_E
 (which pages). Neither the answer nor the log line holds the exception's message, which may
 quote a submitted value; the log line has its type and the code locations it passed through.
 Nothing reaches Lambda as an error, which API Gateway would answer with a bare 502.
+
+Routers never build what their routes call: each declares it (``Needed``), and the function's
+entry point supplies it to ``answer``, which puts it on the resolver's context for the request.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import binascii
 import json
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -287,12 +290,45 @@ def _route_label(event: dict[str, Any]) -> str:
     return f"{event.get('httpMethod', '')} {event.get('resource', '')}"
 
 
-def answer(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check the body, then route the request; whatever fails on the way is the last line's 500."""
+T = TypeVar("T")
+
+#: What an entry point supplies for its routers' ``Needed`` collaborators (``Needed.supplied``).
+Supplied = Mapping[str, Callable[[], Any]]
+
+
+class Needed(Generic[T]):
+    """A collaborator a router's routes call (``needed()``), supplied by the function's entry point.
+
+    The entry point supplies a builder (the function's wiring, which builds on first use), so
+    a dependency that cannot be built fails inside the request, answered like any other failure.
+    """
+
+    def __init__(self, router: Router, name: str) -> None:
+        self._router = router
+        self._name = name
+
+    def supplied(self, build: Callable[[], T]) -> Supplied:
+        return {self._name: build}
+
+    def __call__(self) -> T:
+        # The router shares the resolver's context once included: ``answer`` fills it per request.
+        build: Callable[[], T] | None = self._router.context.get(self._name)
+        if build is None:
+            raise LookupError(f"the function's entry point supplies no {self._name}")
+        return build()
+
+
+def answer(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, supplied: Supplied | None = None
+) -> dict[str, Any]:
+    """Check the body, then route the request with the collaborators ``supplied`` on the
+    resolver's context; whatever fails on the way is the last line's 500."""
     try:
         refused = _refuse_body(event)
         if refused is not None:
             return _proxy(refused)
+        # The resolver clears its context after each request: supplied again for each.
+        app.append_context(**(supplied or {}))
         return app.resolve(_json_in_lower_case(event), context)
     except Exception as error:  # the last line: nothing reaches Lambda as an error
         return _proxy(internal_error(error, _route_label(event)))
