@@ -31,7 +31,7 @@ help: ## List the commands
 $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json clients/typescript/package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	# The project's own packages (booking_durability, stacks, devstack, operations), editable: no sys.path edits.
+	# The project's own packages (booking_durability, stacks, layer_assets, devstack, operations), editable: no sys.path edits.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	# The CDK CLI, and the TypeScript client's packages (clients/typescript is a workspace).
 	npm ci --no-audit --no-fund --loglevel=error
