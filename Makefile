@@ -45,9 +45,11 @@ layer: $(INSTALLED) ## Build the Lambda layers with their bytecode (arm64, no Do
 	$(PY) scripts/build_layer.py
 
 .PHONY: lint
-lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema and OpenAPI up to date
+lint: $(INSTALLED) ## ruff (lint + format check), import contracts, mypy, committed JSON Schema and OpenAPI up to date
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	# The import contracts of pyproject.toml: the layer's packages depend downwards, no cycles.
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy $(MYPY_TARGETS)
 	for handler in lambdas/*/handler.py; do $(VENV)/bin/mypy "$$handler" || exit 1; done
 	$(PY) scripts/generate_schemas.py --check
