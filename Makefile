@@ -21,11 +21,12 @@ help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Adding a function (README: Adding a function):"
-	@echo "  handler   lambdas/<name>/handler.py             wiring only, @instrumented"
-	@echo "  wiring    booking_durability/wiring/<name>.py   settings, adapters, clients; Wired + reset()"
-	@echo "  logic     booking_durability/<domain>/          pure, on Protocols, DomainError with a code"
-	@echo "  adapters  booking_durability/adapters/          on DynamoTable; ClientError -> domain errors"
-	@echo "  construct stacks/, made with ServiceFunction    allow() what its code calls, watched by Monitoring"
+	@echo "  handler   lambdas/<name>/handler.py                  imports its entry point's handler"
+	@echo "  entry     booking_durability/entrypoints/<name>.py   assembles it, @instrumented; only it imports wiring"
+	@echo "  wiring    booking_durability/wiring/<name>.py        settings, adapters, clients; Wired + reset()"
+	@echo "  logic     booking_durability/<domain>/               pure, on the Protocols it is handed, DomainError"
+	@echo "  adapters  booking_durability/adapters/               on DynamoTable; ClientError -> domain errors"
+	@echo "  construct stacks/, made with ServiceFunction         allow() what its code calls, watched by Monitoring"
 	@echo "  tests     tests/{unit,integration,infrastructure,e2e}; its paths in test_least_privilege.py"
 
 $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json clients/typescript/package.json
