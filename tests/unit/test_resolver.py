@@ -5,6 +5,7 @@ what was wrong without echoing it."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated, Any
 
 import pytest
@@ -198,7 +199,7 @@ class Counter:
 
 
 needing = Router()
-counter: Needed[Counter] = Needed(needing, "counter")
+counter: Needed[Counter] = Needed("counter")
 
 
 @needing.get("/v1/count")
@@ -242,3 +243,37 @@ def test_a_collaborator_no_entry_point_supplied_is_the_last_lines_500() -> None:
     # Then it is an internal error with an error_id, not a crash of the function
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["code"] == "INTERNAL_ERROR"
+
+
+def test_a_route_keeps_its_collaborator_once_another_resolver_includes_its_router() -> None:
+    # Given the router included in a second resolver too, as the OpenAPI document includes every one
+    build_resolver([needing])
+    # When the function's own resolver answers with its collaborator supplied
+    response = answer(NEEDING_APP, api_event("GET", "/v1/count"), LambdaContext(), counter.supplied(Counter))
+    # Then the route used it
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"count": 1}
+
+
+def test_requests_answered_at_once_each_use_the_collaborator_supplied_for_them() -> None:
+    # Given two requests in flight together, each supplied its own collaborator
+    counters = [Counter(), Counter()]
+    both_in_flight = threading.Barrier(2)
+    answers: list[dict[str, Any]] = [{}, {}]
+
+    def serve(index: int) -> None:
+        def build() -> Counter:
+            both_in_flight.wait()
+            return counters[index]
+
+        event = api_event("GET", "/v1/count")
+        answers[index] = answer(NEEDING_APP, event, LambdaContext(), counter.supplied(build))
+
+    threads = [threading.Thread(target=serve, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each request used its own, once
+    assert [response["statusCode"] for response in answers] == [200, 200]
+    assert [each.asked for each in counters] == [1, 1]

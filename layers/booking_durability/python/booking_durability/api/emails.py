@@ -24,7 +24,7 @@ from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInte
 
 router = Router()
 #: The function's entry point supplies the outbox (``resolver.answer``).
-outbox: Needed[EmailOutbox] = Needed(router, "email_outbox")
+outbox: Needed[EmailOutbox] = Needed("email_outbox")
 
 Revision = Annotated[
     int,

@@ -21,7 +21,7 @@ from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInte
 
 router = Router()
 #: The function's entry point supplies the store (``resolver.answer``).
-store: Needed[ReservationStore] = Needed(router, "reservation_store")
+store: Needed[ReservationStore] = Needed("reservation_store")
 
 Id = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 

@@ -14,7 +14,7 @@ quote a submitted value; the log line has its type and the code locations it pas
 Nothing reaches Lambda as an error, which API Gateway would answer with a bare 502.
 
 Routers never build what their routes call: each declares it (``Needed``), and the function's
-entry point supplies it to ``answer``, which puts it on the resolver's context for the request.
+entry point supplies it to ``answer``, which hands it to the routes for that request.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from http import HTTPStatus
 from pathlib import PurePath
 from typing import Any, Generic, TypeVar
@@ -295,24 +296,28 @@ T = TypeVar("T")
 #: What an entry point supplies for its routers' ``Needed`` collaborators (``Needed.supplied``).
 Supplied = Mapping[str, Callable[[], Any]]
 
+# The collaborators of the request being answered. Not the resolver's context: a router shares the
+# context of the resolver that included it last (the OpenAPI document's includes them all), and
+# the context is one dict for every thread serving the resolver.
+_supplied: ContextVar[Supplied] = ContextVar("supplied_collaborators")
+
 
 class Needed(Generic[T]):
-    """A collaborator a router's routes call (``needed()``), supplied by the function's entry point.
+    """A collaborator a router's routes call (``needed()``), supplied by the function's entry point
+    to ``answer`` for each request.
 
     The entry point supplies a builder (the function's wiring, which builds on first use), so
     a dependency that cannot be built fails inside the request, answered like any other failure.
     """
 
-    def __init__(self, router: Router, name: str) -> None:
-        self._router = router
+    def __init__(self, name: str) -> None:
         self._name = name
 
     def supplied(self, build: Callable[[], T]) -> Supplied:
         return {self._name: build}
 
     def __call__(self) -> T:
-        # The router shares the resolver's context once included: ``answer`` fills it per request.
-        build: Callable[[], T] | None = self._router.context.get(self._name)
+        build: Callable[[], T] | None = _supplied.get({}).get(self._name)
         if build is None:
             raise LookupError(f"the function's entry point supplies no {self._name}")
         return build()
@@ -321,15 +326,17 @@ class Needed(Generic[T]):
 def answer(
     app: APIGatewayRestResolver, event: dict[str, Any], context: Any, supplied: Supplied | None = None
 ) -> dict[str, Any]:
-    """Check the body, then route the request with the collaborators ``supplied`` on the
-    resolver's context; whatever fails on the way is the last line's 500."""
+    """Check the body, then route the request with the collaborators ``supplied``; whatever fails
+    on the way is the last line's 500."""
     try:
         refused = _refuse_body(event)
         if refused is not None:
             return _proxy(refused)
-        # The resolver clears its context after each request: supplied again for each.
-        app.append_context(**(supplied or {}))
-        return app.resolve(_json_in_lower_case(event), context)
+        token = _supplied.set(supplied or {})
+        try:
+            return app.resolve(_json_in_lower_case(event), context)
+        finally:
+            _supplied.reset(token)
     except Exception as error:  # the last line: nothing reaches Lambda as an error
         return _proxy(internal_error(error, _route_label(event)))
 
