@@ -21,17 +21,18 @@ help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Adding a function (README: Adding a function):"
-	@echo "  handler   lambdas/<name>/handler.py             wiring only, @instrumented"
-	@echo "  wiring    booking_durability/wiring/<name>.py   settings, adapters, clients; Wired + reset()"
-	@echo "  logic     booking_durability/<domain>/          pure, on Protocols, DomainError with a code"
-	@echo "  adapters  booking_durability/adapters/          on DynamoTable; ClientError -> domain errors"
-	@echo "  construct stacks/, made with ServiceFunction    allow() what its code calls, watched by Monitoring"
+	@echo "  handler   lambdas/<name>/handler.py                  imports its entry point's handler"
+	@echo "  entry     booking_durability/entrypoints/<name>.py   assembles it, @instrumented; only it imports wiring"
+	@echo "  wiring    booking_durability/wiring/<name>.py        settings, adapters, clients; Wired + reset()"
+	@echo "  logic     booking_durability/<domain>/               pure, on the Protocols it is handed, DomainError"
+	@echo "  adapters  booking_durability/adapters/               on DynamoTable; ClientError -> domain errors"
+	@echo "  construct stacks/, made with ServiceFunction         allow() what its code calls, watched by Monitoring"
 	@echo "  tests     tests/{unit,integration,infrastructure,e2e}; its paths in test_least_privilege.py"
 
 $(INSTALLED): requirements.txt requirements-dev.txt layers/booking_durability/requirements.txt pyproject.toml package.json package-lock.json clients/typescript/package.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	# The project's own packages (booking_durability, stacks, devstack, operations), editable: no sys.path edits.
+	# The project's own packages (booking_durability, stacks, layer_assets, devstack, operations), editable: no sys.path edits.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	# The CDK CLI, and the TypeScript client's packages (clients/typescript is a workspace).
 	npm ci --no-audit --no-fund --loglevel=error
@@ -45,9 +46,11 @@ layer: $(INSTALLED) ## Build the Lambda layers with their bytecode (arm64, no Do
 	$(PY) scripts/build_layer.py
 
 .PHONY: lint
-lint: $(INSTALLED) ## ruff (lint + format check), mypy, committed JSON Schema and OpenAPI up to date
+lint: $(INSTALLED) ## ruff (lint + format check), import contracts, mypy, committed JSON Schema and OpenAPI up to date
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	# The import contracts of pyproject.toml: the layer's packages depend downwards, no cycles.
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy $(MYPY_TARGETS)
 	for handler in lambdas/*/handler.py; do $(VENV)/bin/mypy "$$handler" || exit 1; done
 	$(PY) scripts/generate_schemas.py --check

@@ -65,7 +65,7 @@ def build_app(
 
 def ensure_layers() -> None:
     """Build the dependencies and domain layers unless they are up to date (a no-op then)."""
-    from devstack import layer_build
+    from layer_assets import build as layer_build
 
     for line in layer_build.ensure_layers():
         print(line, file=sys.stderr)

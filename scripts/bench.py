@@ -94,10 +94,10 @@ from local_stack import (
     servers,
 )
 
-from devstack import layer_build
 from devstack.local_resources import TemplateError
 from devstack.supervisor import Component, Output, StackFailed, Supervisor, port_accepts
 from devstack.worker import QueueWorkerSpec
+from layer_assets import build as layer_build
 from stacks.settings import LAMBDA_PYTHON_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 .venv/bin/python scripts/build_layer.py [--force]      (``make layer``)
 """
 
-from devstack.layer_build import main
+from layer_assets.build import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

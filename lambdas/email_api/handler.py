@@ -1,14 +1,8 @@
-"""Email routes of the HTTP API: API Gateway proxy event in, proxy response out (wiring only)."""
+"""Email routes of the HTTP API: API Gateway proxy event in, proxy response out.
 
-from typing import Any
+What it runs is its entry point, ``booking_durability.entrypoints.email_api`` (in the domain layer).
+"""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from booking_durability.entrypoints.email_api import handler
 
-from booking_durability.api.email_app import app
-from booking_durability.api.resolver import answer
-from booking_durability.observability import instrumented
-
-
-@instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return answer(app, event, context)
+__all__ = ["handler"]

@@ -1,13 +1,8 @@
-"""Email consumer Lambda: SQS batch in, partial batch response out (wiring only)."""
+"""Email consumer Lambda: SQS batch in, partial batch response out.
 
-from typing import Any
+What it runs is its entry point, ``booking_durability.entrypoints.email_consumer`` (in the domain layer).
+"""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from booking_durability.entrypoints.email_consumer import handler
 
-from booking_durability.emails.consumer import consume_batch
-from booking_durability.observability import instrumented
-
-
-@instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return consume_batch(event, context)
+__all__ = ["handler"]

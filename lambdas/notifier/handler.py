@@ -1,13 +1,8 @@
-"""Drift notifier Lambda: SQS batch of drift events in, partial batch response out (wiring only)."""
+"""Drift notifier Lambda: SQS batch of drift events in, partial batch response out.
 
-from typing import Any
+What it runs is its entry point, ``booking_durability.entrypoints.notifier`` (in the domain layer).
+"""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from booking_durability.entrypoints.notifier import handler
 
-from booking_durability.notifications.consumer import notify_batch
-from booking_durability.observability import instrumented
-
-
-@instrumented
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return notify_batch(event, context)
+__all__ = ["handler"]

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from devstack.layer_build import (
+from layer_assets.build import (
     BytecodeCompiler,
     bytecode_compiler,
     describe,
     ensure_dependencies_layer,
     ensure_domain_layer,
     host_target,
+    input_digest,
     stamp_path,
 )
 from stacks.settings import LAMBDA_PLATFORMS, LAMBDA_PYTHON_VERSION
@@ -358,3 +359,34 @@ def test_the_domain_layer_is_rebuilt_when_a_file_changes_and_only_then(package: 
     assert second.digest != first.digest
     staged = layer / "python" / "booking_durability" / "templates" / "subject.txt"
     assert staged.read_text() == "{{ title }}\n"
+
+
+# The inputs' hashes of a fixed small input set, as the build has always computed them: a change to
+# how the build hashes would make every unchanged synth rebuild and upload both layers again.
+PINNED_DOMAIN_DIGEST = "7f6df87334ec62a9a74e1006d19249f82e96ff4d857b3ea06208993ae4d0d57d"
+PINNED_DEPENDENCIES_DIGEST = "a1aefe15b1292ee23b038c775a6bc9a449703b867ffce5a38d19788c8fbc2f76"
+PINNED_DEPENDENCIES_DIGEST_NO_BYTECODE = "30020c6d615a60b2efff3440cd68a38f6c4ec41f46c1f66a5af5c69fabc15ea0"
+
+
+def test_the_inputs_hash_of_a_fixed_input_set_stays_what_it_was(tmp_path: Path) -> None:
+    # Given a fixed miniature of the domain package
+    source = tmp_path / "source"
+    for relative, text in {
+        "booking_durability/__init__.py": '"""Fixture."""\n',
+        "booking_durability/emails/models.py": "VALUE = 1\n",
+        "booking_durability/emails/welcome.txt": "Hola {{ name }}\n",
+    }.items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(text, encoding="utf-8")
+    # When the domain layer is built from it, and the dependencies layer's inputs are hashed
+    domain = ensure_domain_layer(
+        source=source, layer_dir=tmp_path / "out" / "domain", python_version="3.13", compiler=None
+    )
+    platforms = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+    # Then each hash is the pinned one
+    assert domain.digest == PINNED_DOMAIN_DIGEST
+    assert input_digest("pydantic==2.11.7\n", "3.13", platforms, bytecode=True) == PINNED_DEPENDENCIES_DIGEST
+    assert (
+        input_digest("pydantic==2.11.7\n", "3.13", platforms[:1], bytecode=False)
+        == PINNED_DEPENDENCIES_DIGEST_NO_BYTECODE
+    )

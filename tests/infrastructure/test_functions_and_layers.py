@@ -14,7 +14,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from booking_durability.adapters import reservations_table as runtime
-from devstack.layer_build import bytecode_compiler
+from layer_assets.build import bytecode_compiler
 from stacks.function import ServiceFunction
 from stacks.reservations_table import BOOKING_KEY_PREFIX
 from stacks.settings import (

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import os
-import runpy
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from booking_durability import wiring
 from booking_durability.adapters import aws as aws_adapter
 from booking_durability.adapters.deliveries_table import EmailRecordsTable
 from booking_durability.adapters.dynamodb import DynamoTable
+from booking_durability.emails.consumer import Consumer
 from booking_durability.emails.delivery import EmailDelivery
 from booking_durability.emails.providers.base import (
     EmailProvider,
@@ -40,7 +40,7 @@ from booking_durability.emails.providers.base import (
 )
 from booking_durability.settings import ConsumerSettings
 from booking_durability.stack_outputs import StackOutput
-from booking_durability.wiring.email_consumer import Consumer, build_delivery
+from booking_durability.wiring.email_consumer import build_delivery
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.builders import T0
 
@@ -175,7 +175,9 @@ def emf_blobs(output: str) -> list[dict[str, Any]]:
 
 
 def import_handler(function: str) -> Any:
-    """``lambdas/<function>/handler.py`` freshly imported, as a cold start imports it."""
+    """``lambdas/<function>/handler.py`` freshly imported, as a cold start imports it: its entry
+    point too (``booking_durability.entrypoints.<function>``), which holds the handler."""
+    sys.modules.pop(f"booking_durability.entrypoints.{function}", None)
     name = f"{function}_handler"
     spec = importlib.util.spec_from_file_location(name, ROOT / "lambdas" / function / "handler.py")
     assert spec is not None
@@ -291,11 +293,7 @@ def api(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Api:
     }.items():
         monkeypatch.setenv(name, value)
     wiring.reset()
-    handlers = {}
-    for function in ("email_api", "reservations_api"):
-        module = runpy.run_path(str(ROOT / "lambdas" / function / "handler.py"))
-        handlers[function] = module["handler"]
-    return Api(handlers)
+    return Api({function: import_handler(function) for function in ("email_api", "reservations_api")})
 
 
 @pytest.fixture

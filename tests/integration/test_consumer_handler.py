@@ -9,10 +9,8 @@ blob, message attribute, exception message, batch failure report or dedupe recor
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +25,7 @@ from booking_durability import wiring
 from booking_durability.emails import consumer
 from devstack.http_provider import HttpProviderDouble
 from tests.builders import GUEST_EMAIL, PII, LambdaContext, job, sqs_event, sqs_record
-from tests.integration.conftest import REGION, Resources
+from tests.integration.conftest import REGION, Resources, import_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "re_test_key_never_logged"
@@ -60,15 +58,7 @@ def handler(resources: Resources, double: HttpProviderDouble, monkeypatch: pytes
         monkeypatch.setenv(name, value)
     wiring.reset()
     parameters.clear_caches()
-    spec = importlib.util.spec_from_file_location(
-        "email_consumer_handler", ROOT / "lambdas/email_consumer/handler.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["email_consumer_handler"] = module
-    spec.loader.exec_module(module)
-    yield module.handler
+    yield import_handler("email_consumer")
     wiring.reset()
 
 

@@ -36,7 +36,7 @@ NEVER_GIVEN = {
 }
 
 _REFUSALS = """
-import booking_durability.api.email_app, booking_durability.api.reservations_app
+import booking_durability.entrypoints.email_api, booking_durability.entrypoints.reservations_api
 from booking_durability.errors import DomainError, InfrastructureError
 
 def below(kind):

@@ -29,6 +29,13 @@ PARALLELS: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"emails", "reservations"}),
         "each domain's Protocols for the stores and queues its logic is handed",
     ),
+    **{
+        f"{function}.py": (
+            frozenset({"entrypoints", "wiring"}),
+            "each function's entry point, and the wiring only that entry point uses",
+        )
+        for function in ("drift_sweep", "email_api", "email_consumer", "notifier", "reservations_api")
+    },
 }
 
 

@@ -5,6 +5,7 @@ what was wrong without echoing it."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated, Any
 
 import pytest
@@ -13,7 +14,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from pydantic import BaseModel, ConfigDict
 
-from booking_durability.api.resolver import answer, build_resolver, json_response
+from booking_durability.api.resolver import Needed, answer, build_resolver, json_response
+from booking_durability.errors import StoreUnavailable
 from booking_durability.validation import DecimalInteger, JsonInteger
 from tests.builders import GUEST_EMAIL, LambdaContext, api_event
 
@@ -183,3 +185,95 @@ def test_an_unexpected_field_is_named_when_it_reads_as_a_name_and_hidden_when_no
     assert sorted(error["loc"][-1] for error in body["errors"]) == ["(unknown)", "guests"]
     assert {error["msg"] for error in body["errors"]} == {"unexpected field"}
     assert GUEST_EMAIL not in json.dumps(body)
+
+
+class Counter:
+    """A collaborator of a route: how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def next(self) -> int:
+        self.asked += 1
+        return self.asked
+
+
+needing = Router()
+counter: Needed[Counter] = Needed("counter")
+
+
+@needing.get("/v1/count")
+def get_count() -> Response[str]:
+    return json_response(200, {"count": counter().next()})
+
+
+NEEDING_APP = build_resolver([needing])
+
+
+def test_a_route_calls_the_collaborator_its_entry_point_supplies() -> None:
+    # Given a collaborator built on first use, as a function's wiring builds one
+    built: list[Counter] = []
+
+    def build() -> Counter:
+        if not built:
+            built.append(Counter())
+        return built[0]
+
+    supplied = counter.supplied(build)
+    # When two requests are answered with it supplied
+    answers = [answer(NEEDING_APP, api_event("GET", "/v1/count"), LambdaContext(), supplied) for _ in "ab"]
+    # Then the route used the one supplied, built once, for each request
+    assert [json.loads(response["body"]) for response in answers] == [{"count": 1}, {"count": 2}]
+    assert len(built) == 1
+
+
+def test_a_collaborator_that_cannot_be_built_is_answered_inside_the_request() -> None:
+    # Given a collaborator whose building fails on an unavailable dependency
+    def build() -> Counter:
+        raise StoreUnavailable("the table could not be described")
+
+    # When a request needs it, Then the resolver answers 503 like any unavailable dependency
+    response = answer(NEEDING_APP, api_event("GET", "/v1/count"), LambdaContext(), counter.supplied(build))
+    assert response["statusCode"] == 503
+
+
+def test_a_collaborator_no_entry_point_supplied_is_the_last_lines_500() -> None:
+    # Given a request answered without the collaborator the route needs (a wiring mistake)
+    response = answer(NEEDING_APP, api_event("GET", "/v1/count"), LambdaContext())
+    # Then it is an internal error with an error_id, not a crash of the function
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["code"] == "INTERNAL_ERROR"
+
+
+def test_a_route_keeps_its_collaborator_once_another_resolver_includes_its_router() -> None:
+    # Given the router included in a second resolver too, as the OpenAPI document includes every one
+    build_resolver([needing])
+    # When the function's own resolver answers with its collaborator supplied
+    response = answer(NEEDING_APP, api_event("GET", "/v1/count"), LambdaContext(), counter.supplied(Counter))
+    # Then the route used it
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"count": 1}
+
+
+def test_requests_answered_at_once_each_use_the_collaborator_supplied_for_them() -> None:
+    # Given two requests in flight together, each supplied its own collaborator
+    counters = [Counter(), Counter()]
+    both_in_flight = threading.Barrier(2)
+    answers: list[dict[str, Any]] = [{}, {}]
+
+    def serve(index: int) -> None:
+        def build() -> Counter:
+            both_in_flight.wait()
+            return counters[index]
+
+        event = api_event("GET", "/v1/count")
+        answers[index] = answer(NEEDING_APP, event, LambdaContext(), counter.supplied(build))
+
+    threads = [threading.Thread(target=serve, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each request used its own, once
+    assert [response["statusCode"] for response in answers] == [200, 200]
+    assert [each.asked for each in counters] == [1, 1]

@@ -7,7 +7,7 @@ stacks import, as ``<stack name>-<output>`` (docs/booking-app.md#what-the-stack-
 their names never change.
 
 Standard library only, for the reasons ``metric_names`` gives: the CDK app imports it without
-the runtime's dependencies.
+the runtime's dependencies, and the operator tools import it too.
 """
 
 from __future__ import annotations

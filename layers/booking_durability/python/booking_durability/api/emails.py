@@ -9,20 +9,22 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from booking_durability.api.resolver import json_response, responses
+from booking_durability.api.resolver import Needed, json_response, responses
 from booking_durability.emails import requests
 from booking_durability.emails.models import MAX_REVISION, EmailRef, EmailRequest, EmailType
 from booking_durability.emails.requests import (
     BookingEmailsCancelled,
     EmailAccepted,
     EmailCancelled,
+    EmailOutbox,
     EmailState,
 )
 from booking_durability.times import utc_now
 from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInteger
-from booking_durability.wiring.email_api import outbox
 
 router = Router()
+#: The function's entry point supplies the outbox (``resolver.answer``).
+outbox: Needed[EmailOutbox] = Needed("email_outbox")
 
 Revision = Annotated[
     int,

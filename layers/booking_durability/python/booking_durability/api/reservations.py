@@ -9,17 +9,19 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 from pydantic import BaseModel, ConfigDict
 
-from booking_durability.api.resolver import json_response, json_text_response, responses
+from booking_durability.api.resolver import Needed, json_response, json_text_response, responses
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
 from booking_durability.reservations.attempt import ConfirmationView
 from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus, SelectionSnapshot
+from booking_durability.reservations.ports import ReservationStore
 from booking_durability.reservations.venues import SeatingPolicy, Table, VenueConfig
 from booking_durability.times import utc_now
 from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInteger
-from booking_durability.wiring.reservations_api import store
 
 router = Router()
+#: The function's entry point supplies the store (``resolver.answer``).
+store: Needed[ReservationStore] = Needed("reservation_store")
 
 Id = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 

@@ -12,6 +12,9 @@ The last line: any other exception, wherever it is raised, is a 500 ``INTERNAL_E
 (which pages). Neither the answer nor the log line holds the exception's message, which may
 quote a submitted value; the log line has its type and the code locations it passed through.
 Nothing reaches Lambda as an error, which API Gateway would answer with a bare 502.
+
+Routers never build what their routes call: each declares it (``Needed``), and the function's
+entry point supplies it to ``answer``, which hands it to the routes for that request.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import binascii
 import json
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from http import HTTPStatus
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -287,13 +291,52 @@ def _route_label(event: dict[str, Any]) -> str:
     return f"{event.get('httpMethod', '')} {event.get('resource', '')}"
 
 
-def answer(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Check the body, then route the request; whatever fails on the way is the last line's 500."""
+T = TypeVar("T")
+
+#: What an entry point supplies for its routers' ``Needed`` collaborators (``Needed.supplied``).
+Supplied = Mapping[str, Callable[[], Any]]
+
+# The collaborators of the request being answered. Not the resolver's context: a router shares the
+# context of the resolver that included it last (the OpenAPI document's includes them all), and
+# the context is one dict for every thread serving the resolver.
+_supplied: ContextVar[Supplied] = ContextVar("supplied_collaborators")
+
+
+class Needed(Generic[T]):
+    """A collaborator a router's routes call (``needed()``), supplied by the function's entry point
+    to ``answer`` for each request.
+
+    The entry point supplies a builder (the function's wiring, which builds on first use), so
+    a dependency that cannot be built fails inside the request, answered like any other failure.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def supplied(self, build: Callable[[], T]) -> Supplied:
+        return {self._name: build}
+
+    def __call__(self) -> T:
+        build: Callable[[], T] | None = _supplied.get({}).get(self._name)
+        if build is None:
+            raise LookupError(f"the function's entry point supplies no {self._name}")
+        return build()
+
+
+def answer(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, supplied: Supplied | None = None
+) -> dict[str, Any]:
+    """Check the body, then route the request with the collaborators ``supplied``; whatever fails
+    on the way is the last line's 500."""
     try:
         refused = _refuse_body(event)
         if refused is not None:
             return _proxy(refused)
-        return app.resolve(_json_in_lower_case(event), context)
+        token = _supplied.set(supplied or {})
+        try:
+            return app.resolve(_json_in_lower_case(event), context)
+        finally:
+            _supplied.reset(token)
     except Exception as error:  # the last line: nothing reaches Lambda as an error
         return _proxy(internal_error(error, _route_label(event)))
 

@@ -1,14 +1,16 @@
 """The email consumer's batch loop: a batch's records are delivered concurrently.
 
 Powertools' ``AsyncBatchProcessor`` gathers the records and builds the partial batch response;
-each record's delivery (blocking I/O: DynamoDB, SQS, the provider) runs on the wiring's thread
-pool sized by ``SEND_CONCURRENCY``, which bounds in-batch concurrency.
+each record's delivery (blocking I/O: DynamoDB, SQS, the provider) runs on the consumer's thread
+pool sized by ``SEND_CONCURRENCY``, which bounds in-batch concurrency. The function's entry point
+hands the loop its ``Consumer``, built once per execution environment.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
@@ -17,11 +19,15 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.emails.delivery import EmailOutcome, IncomingMessage
+from booking_durability.emails.delivery import EmailDelivery, EmailOutcome, IncomingMessage
 from booking_durability.emails.models import EmailType, FailureReason
 from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
-from booking_durability.wiring.email_consumer import Consumer, consumer
+
+
+class Consumer(NamedTuple):
+    delivery: EmailDelivery
+    pool: ThreadPoolExecutor
 
 _REASONS = frozenset(FailureReason)
 _EMAIL_TYPES = frozenset(EmailType)
@@ -45,9 +51,9 @@ def incoming(record: SQSRecord) -> IncomingMessage:
     )
 
 
-def consume_batch(event: dict[str, Any], context: Any, wired: Consumer | None = None) -> dict[str, Any]:
+def consume_batch(event: dict[str, Any], context: Any, consumer: Consumer) -> dict[str, Any]:
     """Deliver an SQS batch; returns the partial batch response (failed message ids only)."""
-    delivery, pool = wired or consumer()
+    delivery, pool = consumer
 
     def remaining_ms() -> int:
         return int(context.get_remaining_time_in_millis()) if context is not None else 900_000

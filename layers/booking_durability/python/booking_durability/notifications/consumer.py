@@ -1,7 +1,8 @@
 """The drift notifier's batch loop: records are notified one after another.
 
 Drift events are few, so Powertools' synchronous ``BatchProcessor`` suffices; it builds the
-partial batch response, so one failing record never makes the others redeliver.
+partial batch response, so one failing record never makes the others redeliver. The function's
+entry point hands the loop its ``Notifier``, built once per execution environment.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from booking_durability.notifications.delivery import IncomingNotification
+from booking_durability.notifications.delivery import IncomingNotification, Notifier
 from booking_durability.notifications.failure_policy import NotificationFailureReason
 from booking_durability.queue_attributes import receive_count_of, received_attributes
 from booking_durability.retry import unexpected_failures_retried
-from booking_durability.wiring.notifier import notifier as wired_notifier
 
 
 def incoming(record: SQSRecord) -> IncomingNotification:
@@ -31,9 +31,8 @@ def incoming(record: SQSRecord) -> IncomingNotification:
     )
 
 
-def notify_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def notify_batch(event: dict[str, Any], context: Any, notifier: Notifier) -> dict[str, Any]:
     """Notify the admin of every drift event of an SQS batch; returns the partial batch response."""
-    notifier = wired_notifier()
 
     def record_handler(record: SQSRecord) -> str:
         with unexpected_failures_retried("unexpected failure notifying the admin"):

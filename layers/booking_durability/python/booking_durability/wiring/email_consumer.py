@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 from booking_durability.adapters import aws
 from booking_durability.adapters.deliveries_table import DeliveryLedger
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.adapters.secrets import Rotating, SecretUnreadable, secret_json
+from booking_durability.emails.consumer import Consumer
 from booking_durability.emails.delivery import EmailDelivery
 from booking_durability.emails.dispatch import Dispatch
 from booking_durability.emails.failure_policy import FailurePolicy
@@ -18,11 +18,6 @@ from booking_durability.emails.providers import EmailProvider, ProviderNotConfig
 from booking_durability.emails.sending import Sending
 from booking_durability.settings import ConsumerSettings
 from booking_durability.wiring import Wired
-
-
-class Consumer(NamedTuple):
-    delivery: EmailDelivery
-    pool: ThreadPoolExecutor
 
 
 def build_delivery(settings: ConsumerSettings) -> EmailDelivery:
