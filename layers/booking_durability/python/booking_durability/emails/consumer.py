@@ -29,6 +29,7 @@ class Consumer(NamedTuple):
     delivery: EmailDelivery
     pool: ThreadPoolExecutor
 
+
 _REASONS = frozenset(FailureReason)
 _EMAIL_TYPES = frozenset(EmailType)
 
