@@ -15,10 +15,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, SEND_MESSAGE, ServiceFunction, service_log_group
-from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import WatchedFunction
 
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"

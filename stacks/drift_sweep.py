@@ -25,10 +25,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, ServiceFunction
-from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID, OPEN_FLOWS_INDEX
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
+from stacks.watched import WatchedFunction
 
 # Powertools service name: the "service" of the sweep's logs and EMF metrics.
 DRIFT_SWEEP_SERVICE = "drift-sweep"

@@ -13,10 +13,10 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
-from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import OldestMessageAlarm, WatchedFunction, WatchedQueue
 
 # Powertools service name: the "service" dimension of the consumer's EMF metrics.
 CONSUMER_SERVICE = "email-consumer"

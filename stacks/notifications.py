@@ -27,11 +27,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
-from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.reservations_table import PARTITION_KEY
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
 
 # Powertools service name: the "service" of the notifier's logs and EMF metrics.
 NOTIFIER_SERVICE = "notifier"
