@@ -71,7 +71,21 @@ class ServiceStack(Stack):
             layers=layers.all,
             reservations_table=self.reservations.table,
         )
-        self.monitoring = Monitoring(
+        self.monitoring = self._monitoring(settings)
+        self.caller_policies = CallerPolicies(
+            self,
+            "CallerPolicies",
+            settings=settings,
+            rest_api=self.api.rest_api,
+            route_groups=ROUTE_GROUPS,
+            read_only_routes=READ_ONLY_ROUTES,
+            email_queue=self.email_pipeline.queue,
+        )
+
+        self._outputs()
+
+    def _monitoring(self, settings: StageSettings) -> Monitoring:
+        return Monitoring(
             self,
             "Monitoring",
             settings=settings,
@@ -102,16 +116,7 @@ class ServiceStack(Stack):
             ],
         )
 
-        self.caller_policies = CallerPolicies(
-            self,
-            "CallerPolicies",
-            settings=settings,
-            rest_api=self.api.rest_api,
-            route_groups=ROUTE_GROUPS,
-            read_only_routes=READ_ONLY_ROUTES,
-            email_queue=self.email_pipeline.queue,
-        )
-
+    def _outputs(self) -> None:
         # What the booking app's stacks import: exported under names that never change.
         self._export(StackOutput.API_URL, self.api.rest_api.url, "The API's base URL (SigV4, execute-api)")
         self._export(
