@@ -15,10 +15,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, SEND_MESSAGE, ServiceFunction, service_log_group
-from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import WatchedFunction
 
 # Powertools service names: the "service" of each function's logs and EMF metrics.
 EMAIL_API_SERVICE = "email-api"
@@ -171,14 +171,14 @@ class BookingApi(Construct):
         reservations_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.email_api = self._email_api(settings, layers, email_queue, deliveries_table)
-        self.reservations_api = self._reservations_api(settings, layers, reservations_table)
+        self.email_api = _email_api(self, settings, layers, email_queue, deliveries_table)
+        self.reservations_api = _reservations_api(self, settings, layers, reservations_table)
         self.access_logs = service_log_group(self, "AccessLogs", settings)
         self.rest_api = self._rest_api(settings)
         self._route(self.email_api.function, EMAIL_ROUTES)
         self._route(self.reservations_api.function, RESERVATIONS_ROUTES)
         self._answer_refusals_as_problems()
-        self._acknowledge_iam_only_design()
+        _acknowledge_iam_only_design(self.rest_api)
         self.watched_functions = [
             WatchedFunction(
                 name="Email API",
@@ -209,60 +209,6 @@ class BookingApi(Construct):
                 ),
             ),
         ]
-
-    def _email_api(
-        self,
-        settings: StageSettings,
-        layers: Sequence[lambda_.ILayerVersion],
-        email_queue: sqs.IQueue,
-        deliveries_table: dynamodb.ITable,
-    ) -> ServiceFunction:
-        email_api = ServiceFunction(
-            self,
-            "EmailApi",
-            settings=settings,
-            service=EMAIL_API_SERVICE,
-            description="Publishes, reads and cancels booking emails",
-            code_dir=LAMBDAS_DIR / "email_api",
-            layers=layers,
-            environment={
-                "EMAIL_QUEUE_URL": email_queue.queue_url,
-                "MAX_DELAY_HOP_SECONDS": str(settings.delivery.max_delay_hop_seconds),
-                "DELIVERIES_TABLE": deliveries_table.table_name,
-            },
-            timeout_seconds=settings.email_api.timeout_seconds,
-            memory_mb=settings.email_api.memory_mb,
-            reserved_concurrency=settings.email_api.reserved_concurrency,
-        )
-        email_api.allow(SEND_MESSAGE, email_queue.queue_arn)
-        email_api.allow(EMAIL_API_RECORDS_ACTIONS, deliveries_table.table_arn)
-        return email_api
-
-    def _reservations_api(
-        self,
-        settings: StageSettings,
-        layers: Sequence[lambda_.ILayerVersion],
-        reservations_table: dynamodb.ITable,
-    ) -> ServiceFunction:
-        reservations_api = ServiceFunction(
-            self,
-            "ReservationsApi",
-            settings=settings,
-            service=RESERVATIONS_API_SERVICE,
-            description="Venues, holds, confirmations and bookings",
-            code_dir=LAMBDAS_DIR / "reservations_api",
-            layers=layers,
-            environment={"RESERVATIONS_TABLE": reservations_table.table_name},
-            timeout_seconds=settings.reservations_api.timeout_seconds,
-            memory_mb=settings.reservations_api.memory_mb,
-            reserved_concurrency=settings.reservations_api.reserved_concurrency,
-        )
-        reservations_api.allow(RESERVATIONS_API_TABLE_ACTIONS, reservations_table.table_arn)
-        # A confirm that ends a drift flow unrecovered frees the booking id the flow claimed.
-        reservations_api.allow(
-            FREE_CLAIMED_BOOKING_ID, reservations_table.table_arn, conditions=BOOKING_ITEMS_ONLY
-        )
-        return reservations_api
 
     def _rest_api(self, settings: StageSettings) -> apigateway.RestApi:
         return apigateway.RestApi(
@@ -312,34 +258,91 @@ class BookingApi(Construct):
                 templates={"application/json": problem.body()},
             )
 
-    def _acknowledge_iam_only_design(self) -> None:
-        findings = {
-            "AwsSolutions-APIG2": (
-                "Requests are validated once, by the functions (pydantic), which answer the "
-                "API's 422 VALIDATION_FAILED problem with per-field errors; an API Gateway "
-                "request validator would answer its own 400 shape first and split validation in two."
+
+def _email_api(
+    scope: Construct,
+    settings: StageSettings,
+    layers: Sequence[lambda_.ILayerVersion],
+    email_queue: sqs.IQueue,
+    deliveries_table: dynamodb.ITable,
+) -> ServiceFunction:
+    email_api = ServiceFunction(
+        scope,
+        "EmailApi",
+        settings=settings,
+        service=EMAIL_API_SERVICE,
+        description="Publishes, reads and cancels booking emails",
+        code_dir=LAMBDAS_DIR / "email_api",
+        layers=layers,
+        environment={
+            "EMAIL_QUEUE_URL": email_queue.queue_url,
+            "MAX_DELAY_HOP_SECONDS": str(settings.delivery.max_delay_hop_seconds),
+            "DELIVERIES_TABLE": deliveries_table.table_name,
+        },
+        timeout_seconds=settings.email_api.timeout_seconds,
+        memory_mb=settings.email_api.memory_mb,
+        reserved_concurrency=settings.email_api.reserved_concurrency,
+    )
+    email_api.allow(SEND_MESSAGE, email_queue.queue_arn)
+    email_api.allow(EMAIL_API_RECORDS_ACTIONS, deliveries_table.table_arn)
+    return email_api
+
+
+def _reservations_api(
+    scope: Construct,
+    settings: StageSettings,
+    layers: Sequence[lambda_.ILayerVersion],
+    reservations_table: dynamodb.ITable,
+) -> ServiceFunction:
+    reservations_api = ServiceFunction(
+        scope,
+        "ReservationsApi",
+        settings=settings,
+        service=RESERVATIONS_API_SERVICE,
+        description="Venues, holds, confirmations and bookings",
+        code_dir=LAMBDAS_DIR / "reservations_api",
+        layers=layers,
+        environment={"RESERVATIONS_TABLE": reservations_table.table_name},
+        timeout_seconds=settings.reservations_api.timeout_seconds,
+        memory_mb=settings.reservations_api.memory_mb,
+        reserved_concurrency=settings.reservations_api.reserved_concurrency,
+    )
+    reservations_api.allow(RESERVATIONS_API_TABLE_ACTIONS, reservations_table.table_arn)
+    # A confirm that ends a drift flow unrecovered frees the booking id the flow claimed.
+    reservations_api.allow(
+        FREE_CLAIMED_BOOKING_ID, reservations_table.table_arn, conditions=BOOKING_ITEMS_ONLY
+    )
+    return reservations_api
+
+
+def _acknowledge_iam_only_design(rest_api: apigateway.RestApi) -> None:
+    findings = {
+        "AwsSolutions-APIG2": (
+            "Requests are validated once, by the functions (pydantic), which answer the "
+            "API's 422 VALIDATION_FAILED problem with per-field errors; an API Gateway "
+            "request validator would answer its own 400 shape first and split validation in two."
+        ),
+        "AwsSolutions-APIG3": (
+            "Every method requires a SigV4-signed request from an IAM principal of ours, so API "
+            "Gateway refuses anything else before a function runs, and the stage throttles signed "
+            "traffic; a WAF web ACL would add cost with no rule that protects this "
+            "machine-to-machine API further."
+        ),
+        "AwsSolutions-COG4": (
+            "Callers are services (the booking app, operators' tools) that sign with IAM "
+            "credentials: every method uses IAM (SigV4) authorization, so there are no end users "
+            "and no Cognito user pool to authorize them against."
+        ),
+    }
+    for rule, reason in findings.items():
+        Validations.of(rest_api).acknowledge(Acknowledgment(id=rule, reason=reason))
+    Validations.of(rest_api.node.find_child("CloudWatchRole")).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            reason=(
+                "API Gateway's account-level logging role, as AWS documents it: the "
+                "AmazonAPIGatewayPushToCloudWatchLogs managed policy is the one the service "
+                "expects, and AWS keeps it current with what execution logging needs."
             ),
-            "AwsSolutions-APIG3": (
-                "Every method requires a SigV4-signed request from an IAM principal of ours, so API "
-                "Gateway refuses anything else before a function runs, and the stage throttles signed "
-                "traffic; a WAF web ACL would add cost with no rule that protects this "
-                "machine-to-machine API further."
-            ),
-            "AwsSolutions-COG4": (
-                "Callers are services (the booking app, operators' tools) that sign with IAM "
-                "credentials: every method uses IAM (SigV4) authorization, so there are no end users "
-                "and no Cognito user pool to authorize them against."
-            ),
-        }
-        for rule, reason in findings.items():
-            Validations.of(self.rest_api).acknowledge(Acknowledgment(id=rule, reason=reason))
-        Validations.of(self.rest_api.node.find_child("CloudWatchRole")).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-                reason=(
-                    "API Gateway's account-level logging role, as AWS documents it: the "
-                    "AmazonAPIGatewayPushToCloudWatchLogs managed policy is the one the service "
-                    "expects, and AWS keeps it current with what execution logging needs."
-                ),
-            )
         )
+    )

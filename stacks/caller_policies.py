@@ -61,32 +61,12 @@ class CallerPolicies(Construct):
         email_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        routes = [route for group in route_groups.values() for route in group]
-        _require_routes(read_only_routes, routes)
-        reads = {route for route in routes if route[0] == "GET"} | set(read_only_routes)
-        by_access = {
-            "read": tuple(route for route in routes if route in reads),
-            "change": tuple(route for route in routes if route not in reads),
-        }
+        by_access = _by_access(route_groups, read_only_routes)
         _require_exclusive_groups(route_groups)
         _require_exclusive_groups(by_access)
         self._settings = settings
         self._rest_api = rest_api
-        self.publish_email_jobs = iam.ManagedPolicy(
-            self,
-            "PublishEmailJobs",
-            description=(
-                f"Booking durability ({settings.name}): publish email jobs to the email queue "
-                "(sqs:SendMessage only; the queue uses SQS-managed encryption, so no KMS permission)"
-            ),
-            statements=[
-                iam.PolicyStatement(
-                    sid="PublishEmailJobs",
-                    actions=["sqs:SendMessage"],
-                    resources=[email_queue.queue_arn],
-                )
-            ],
-        )
+        self.publish_email_jobs = self._publish_email_jobs(email_queue)
         self.read = self._invoke_policy(
             "ApiRead",
             "read",
@@ -106,7 +86,10 @@ class CallerPolicies(Construct):
             for group, routes in route_groups.items()
         }
         #: Each policy by the id of the stack output that exports its ARN, with the output's description.
-        self.outputs: dict[str, tuple[iam.ManagedPolicy, str]] = {
+        self.outputs = self._outputs()
+
+    def _outputs(self) -> dict[str, tuple[iam.ManagedPolicy, str]]:
+        return {
             StackOutput.PUBLISH_EMAIL_JOBS_POLICY_ARN: (
                 self.publish_email_jobs,
                 "Managed policy: sqs:SendMessage on the email queue",
@@ -127,6 +110,23 @@ class CallerPolicies(Construct):
                 for group, policy in self.api_routes.items()
             },
         }
+
+    def _publish_email_jobs(self, email_queue: sqs.IQueue) -> iam.ManagedPolicy:
+        return iam.ManagedPolicy(
+            self,
+            "PublishEmailJobs",
+            description=(
+                f"Booking durability ({self._settings.name}): publish email jobs to the email queue "
+                "(sqs:SendMessage only; the queue uses SQS-managed encryption, so no KMS permission)"
+            ),
+            statements=[
+                iam.PolicyStatement(
+                    sid="PublishEmailJobs",
+                    actions=["sqs:SendMessage"],
+                    resources=[email_queue.queue_arn],
+                )
+            ],
+        )
 
     def _invoke_policy(
         self, construct_id: str, name: str, what: str, routes: Sequence[Route]
@@ -168,6 +168,19 @@ class CallerPolicies(Construct):
                 )
             )
         return policy
+
+
+def _by_access(
+    route_groups: Mapping[str, Sequence[Route]], read_only_routes: Collection[Route]
+) -> dict[str, tuple[Route, ...]]:
+    """Every route of the API, as ``read`` (every GET, and the read-only routes) or ``change``."""
+    routes = [route for group in route_groups.values() for route in group]
+    _require_routes(read_only_routes, routes)
+    reads = {route for route in routes if route[0] == "GET"} | set(read_only_routes)
+    return {
+        "read": tuple(route for route in routes if route in reads),
+        "change": tuple(route for route in routes if route not in reads),
+    }
 
 
 def _require_routes(read_only_routes: Collection[Route], routes: Sequence[Route]) -> None:

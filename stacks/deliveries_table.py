@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from stacks.monitoring import WatchedTable
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 from stacks.tables import service_table
+from stacks.watched import WatchedTable
 
 PARTITION_KEY = "booking_id"
 #: ``"{email_type}#{revision}"``: with the partition key, exactly the email's dedupe key.

@@ -25,10 +25,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, ServiceFunction
-from stacks.monitoring import WatchedFunction
 from stacks.reservations_table import BOOKING_ITEMS_ONLY, FREE_CLAIMED_BOOKING_ID, OPEN_FLOWS_INDEX
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import SCHEDULE_PERIOD_METADATA, StageSettings
+from stacks.watched import WatchedFunction
 
 # Powertools service name: the "service" of the sweep's logs and EMF metrics.
 DRIFT_SWEEP_SERVICE = "drift-sweep"
@@ -76,20 +76,7 @@ class DriftSweep(Construct):
         self.function.allow(
             FREE_CLAIMED_BOOKING_ID, reservations_table.table_arn, conditions=BOOKING_ITEMS_ONLY
         )
-        function = self.function.function
-
-        self.schedule = events.Rule(
-            self,
-            "Schedule",
-            description=f"Runs the drift sweep ({settings.name})",
-            schedule=events.Schedule.rate(Duration.minutes(max(1, sweep.every_seconds // 60))),
-            # A run that fails is not retried: the next one, a period later, sweeps the same flows.
-            targets=[targets.LambdaFunction(function, retry_attempts=0)],
-        )
-        cast(events.CfnRule, self.schedule.node.default_child).add_metadata(
-            SCHEDULE_PERIOD_METADATA, sweep.every_seconds
-        )
-
+        self.schedule = self._schedule(settings)
         self.watched = WatchedFunction(
             name="Drift sweep",
             function=self.function,
@@ -105,3 +92,18 @@ class DriftSweep(Construct):
                 "drift flows wait for a run that is let through.",
             ),
         )
+
+    def _schedule(self, settings: StageSettings) -> events.Rule:
+        sweep = settings.drift_sweep
+        schedule = events.Rule(
+            self,
+            "Schedule",
+            description=f"Runs the drift sweep ({settings.name})",
+            schedule=events.Schedule.rate(Duration.minutes(max(1, sweep.every_seconds // 60))),
+            # A run that fails is not retried: the next one, a period later, sweeps the same flows.
+            targets=[targets.LambdaFunction(self.function.function, retry_attempts=0)],
+        )
+        cast(events.CfnRule, schedule.node.default_child).add_metadata(
+            SCHEDULE_PERIOD_METADATA, sweep.every_seconds
+        )
+        return schedule

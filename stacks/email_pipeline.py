@@ -13,10 +13,10 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
-from stacks.monitoring import OldestMessageAlarm, WatchedFunction, WatchedQueue
 from stacks.queue_with_dlq import queue_with_dlq
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import OldestMessageAlarm, WatchedFunction, WatchedQueue
 
 # Powertools service name: the "service" dimension of the consumer's EMF metrics.
 CONSUMER_SERVICE = "email-consumer"
@@ -55,8 +55,31 @@ class EmailPipeline(Construct):
         self.queue = self.queues.queue
         self.dlq = self.queues.dlq
 
-        self.provider_secret = self._provider_secret(settings)
-        self.consumer = ServiceFunction(
+        self.provider_secret = _provider_secret(self, settings)
+        self.consumer = self._consumer(settings, layers, deliveries_table)
+        self.watched_queue = self._watched_queue(settings)
+        self.watched_consumer = WatchedFunction(
+            name="Email consumer",
+            function=self.consumer,
+            on_errors=Page(
+                AlarmKey.EMAIL_CONSUMER_ERRORS,
+                "The email consumer failed whole invocations (not single records): SQS redelivers "
+                "the batch and dead-letters it after five receives.",
+            ),
+            on_throttles=Page(
+                AlarmKey.EMAIL_CONSUMER_THROTTLES,
+                "Lambda throttled the email consumer: its reserved concurrency is used up, so emails "
+                "wait in the queue.",
+            ),
+        )
+
+    def _consumer(
+        self,
+        settings: StageSettings,
+        layers: Sequence[lambda_.ILayerVersion],
+        deliveries_table: dynamodb.ITable,
+    ) -> ServiceFunction:
+        consumer = ServiceFunction(
             self,
             "Consumer",
             settings=settings,
@@ -71,20 +94,23 @@ class EmailPipeline(Construct):
             # A long delay is a chain of re-queued hops (900 s each), a week's wait ~670 of them.
             feeds_its_own_trigger=True,
         )
-        self.queues.feed(self.consumer, settings.consumer)
+        self.queues.feed(consumer, settings.consumer)
         # Delayed hops and throttled copies go back to the queue; failures to the DLQ with a reason.
-        self.consumer.allow(CONSUMER_QUEUE_ACTIONS, self.queue.queue_arn)
-        self.consumer.allow(SEND_MESSAGE, self.dlq.queue_arn)
-        self.consumer.allow(CONSUMER_LEDGER_ACTIONS, deliveries_table.table_arn)
+        consumer.allow(CONSUMER_QUEUE_ACTIONS, self.queue.queue_arn)
+        consumer.allow(SEND_MESSAGE, self.dlq.queue_arn)
+        consumer.allow(CONSUMER_LEDGER_ACTIONS, deliveries_table.table_arn)
         if self.provider_secret is not None:
-            self.consumer.allow(READ_SECRET_VALUE, self.provider_secret.secret_arn)
+            consumer.allow(READ_SECRET_VALUE, self.provider_secret.secret_arn)
         if settings.delivery.provider == "ses":
             sender_domain = parseaddr(settings.delivery.sender)[1].rpartition("@")[2]
             identity = ses.EmailIdentity.from_email_identity_name(self, "SenderIdentity", sender_domain)
             # SES v2's SendEmail, which the provider calls, is authorized by ses:SendEmail alone.
-            self.consumer.allow(("ses:SendEmail",), identity.email_identity_arn)
+            consumer.allow(("ses:SendEmail",), identity.email_identity_arn)
+        return consumer
+
+    def _watched_queue(self, settings: StageSettings) -> WatchedQueue:
         max_age = settings.email_age_alarm_seconds
-        self.watched_queue = WatchedQueue(
+        return WatchedQueue(
             name="Email",
             queues=self.queues,
             on_dead_letter=Page(
@@ -103,46 +129,6 @@ class EmailPipeline(Construct):
                 ),
             ),
         )
-        self.watched_consumer = WatchedFunction(
-            name="Email consumer",
-            function=self.consumer,
-            on_errors=Page(
-                AlarmKey.EMAIL_CONSUMER_ERRORS,
-                "The email consumer failed whole invocations (not single records): SQS redelivers "
-                "the batch and dead-letters it after five receives.",
-            ),
-            on_throttles=Page(
-                AlarmKey.EMAIL_CONSUMER_THROTTLES,
-                "Lambda throttled the email consumer: its reserved concurrency is used up, so emails "
-                "wait in the queue.",
-            ),
-        )
-
-    def _provider_secret(self, settings: StageSettings) -> secretsmanager.Secret | None:
-        if not settings.delivery.uses_credentials_secret:
-            return None
-        secret = secretsmanager.Secret(
-            self,
-            "ProviderSecret",
-            description=(
-                f"{settings.delivery.provider} credentials of the booking email consumer "
-                f'({settings.name}): a JSON object, e.g. {{"api_key": ...}} for resend or '
-                '{"username": ..., "password": ...} for smtp. Set by operators with '
-                "`aws secretsmanager put-secret-value`; never in code."
-            ),
-        )
-        Validations.of(secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason=(
-                    "The secret holds the email provider's API key, issued and revoked in the "
-                    "provider's console (Resend has no rotation API Secrets Manager could call); "
-                    "operators rotate it there and put the new value, which the consumer picks up "
-                    "when its cached copy expires."
-                ),
-            )
-        )
-        return secret
 
     def _consumer_environment(
         self, settings: StageSettings, deliveries_table: dynamodb.ITable
@@ -173,3 +159,31 @@ class EmailPipeline(Construct):
         if delivery.resend_base_url:
             environment["RESEND_BASE_URL"] = delivery.resend_base_url
         return environment
+
+
+def _provider_secret(scope: Construct, settings: StageSettings) -> secretsmanager.Secret | None:
+    """The email provider's credentials, made in ``scope``: on stages whose provider needs them."""
+    if not settings.delivery.uses_credentials_secret:
+        return None
+    secret = secretsmanager.Secret(
+        scope,
+        "ProviderSecret",
+        description=(
+            f"{settings.delivery.provider} credentials of the booking email consumer "
+            f'({settings.name}): a JSON object, e.g. {{"api_key": ...}} for resend or '
+            '{"username": ..., "password": ...} for smtp. Set by operators with '
+            "`aws secretsmanager put-secret-value`; never in code."
+        ),
+    )
+    Validations.of(secret).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-SMG4",
+            reason=(
+                "The secret holds the email provider's API key, issued and revoked in the "
+                "provider's console (Resend has no rotation API Secrets Manager could call); "
+                "operators rotate it there and put the new value, which the consumer picks up "
+                "when its cached copy expires."
+            ),
+        )
+    )
+    return secret

@@ -128,17 +128,11 @@ class ServiceFunction(Construct):
             recursive_loop=lambda_.RecursiveLoop.ALLOW
             if feeds_its_own_trigger
             else lambda_.RecursiveLoop.TERMINATE,
-            environment={
-                "STAGE": settings.name,
-                "ENABLE_TRACING": "true" if tracing else "false",
-                "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": settings.observability.log_level,
-                # Without it Powertools' tracer would try to reach an X-Ray daemon that is not there.
-                "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
-                **environment,
-            },
+            environment={**_powertools_environment(settings, service), **environment},
         )
+        self._acknowledge_findings(tracing)
+
+    def _acknowledge_findings(self, tracing: bool) -> None:
         Validations.of(self.function).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-L1",
@@ -155,7 +149,7 @@ class ServiceFunction(Construct):
                 Acknowledgment(
                     id="AwsSolutions-IAM5[Resource::*]",
                     reason=(
-                        f"Active X-Ray tracing of the {service} function: xray:PutTraceSegments and "
+                        f"Active X-Ray tracing of the {self.service} function: xray:PutTraceSegments and "
                         "xray:PutTelemetryRecords support no resource-level permissions, so the "
                         "statement the Lambda construct adds must name Resource '*'."
                     ),
@@ -177,6 +171,20 @@ class ServiceFunction(Construct):
                 conditions=None if conditions is None else {k: dict(v) for k, v in conditions.items()},
             )
         )
+
+
+def _powertools_environment(settings: StageSettings, service: str) -> dict[str, str]:
+    """What every function's Powertools and settings read: stage, service, metrics, logs, tracing."""
+    tracing = settings.observability.tracing
+    return {
+        "STAGE": settings.name,
+        "ENABLE_TRACING": "true" if tracing else "false",
+        "POWERTOOLS_SERVICE_NAME": service,
+        "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": settings.observability.log_level,
+        # Without it Powertools' tracer would try to reach an X-Ray daemon that is not there.
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+    }
 
 
 def _require_handler(code_dir: Path, handler: str, service: str) -> None:

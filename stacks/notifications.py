@@ -1,57 +1,30 @@
-"""Admin notifications of policy drift: the outbox pipe, the notifications queue and the notifier.
+"""Admin notifications of policy drift: the notifications queue and the notifier.
 
-The reservations API writes each drift event as an outbox item (``pk`` ``OUTBOX#<event id>``, the
-event's JSON in ``body``) in the same transaction as the confirm's outcome. An EventBridge pipe
-reads the table's stream, lets only new outbox items through, and sends each one's ``body`` to
-the notifications queue; the notifier delivers it (docs/reference/notifications.md#outbox-and-pipe). Nothing
-commits without its notification, and nothing the pipe cannot forward is dropped: it goes to the pipe's DLQ.
-
-Locally there are no pipes: the local stack emulates this one with a stream worker that reads
-the pipe's ``FilterCriteria.Filters[].Pattern`` (a JSON string) and
-``TargetParameters.InputTemplate`` (a string) from the synthesized template. Both therefore stay
-plain literals here, never tokens.
+The outbox pipe (``stacks/outbox_pipe.py``) feeds the queue one message per drift event the
+reservations API committed; the notifier delivers each one (docs/reference/notifications.md#outbox-and-pipe),
+signed to the stage's webhook (its secret: ``stacks/webhook_secret.py``), or as an email job.
+Nothing commits without its notification, and nothing the pipe cannot forward is dropped.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_pipes as pipes
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.function import LAMBDAS_DIR, READ_SECRET_VALUE, SEND_MESSAGE, ServiceFunction
-from stacks.monitoring import WatchedDeadLetterQueue, WatchedFunction, WatchedQueue
+from stacks.outbox_pipe import outbox_pipe
 from stacks.queue_with_dlq import queue_with_dlq
-from stacks.reservations_table import PARTITION_KEY
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
+from stacks.watched import WatchedFunction, WatchedQueue
+from stacks.webhook_secret import webhook_secret
 
 # Powertools service name: the "service" of the notifier's logs and EMF metrics.
 NOTIFIER_SERVICE = "notifier"
-
-#: The partition key prefix of outbox items in the reservations table.
-OUTBOX_KEY_PREFIX = "OUTBOX#"
-#: Only new outbox items pass: an INSERT whose partition key starts with ``OUTBOX#``. A MODIFY, or
-#: the REMOVE of an expired outbox item (TTL), is never a new event.
-OUTBOX_FILTER_PATTERN = {
-    "eventName": ["INSERT"],
-    "dynamodb": {"Keys": {PARTITION_KEY: {"S": [{"prefix": OUTBOX_KEY_PREFIX}]}}},
-}
-#: Each message body is exactly the outbox item's ``body`` string: the drift event's JSON.
-OUTBOX_INPUT_TEMPLATE = "<$.dynamodb.NewImage.body.S>"
-#: Where a new pipe starts reading: the oldest record the stream holds (24 h), not the next one.
-#: A pipe is created (or replaced) while the API may already be writing outbox items, for
-#: instance in the deploy that brings both; with LATEST every item committed before the pipe's
-#: first poll would never be notified. Starting early can only repeat an event, and the
-#: notifier's ``webhook-id`` (the event's id) lets a receiver drop the repeat.
-OUTBOX_STARTING_POSITION = "TRIM_HORIZON"
 
 
 class DriftNotifications(Construct):
@@ -85,32 +58,11 @@ class DriftNotifications(Construct):
         )
         self.queue = self.queues.queue
         self.dlq = self.queues.dlq
-        self.pipe_dlq = self._pipe_dlq(settings)
-        self.pipe = self._outbox_pipe(settings, reservations_table)
-
-        self.webhook_secret = self._webhook_secret(settings)
-        notifier_settings = settings.notifications.notifier
-        self.notifier = ServiceFunction(
-            self,
-            "Notifier",
-            settings=settings,
-            service=NOTIFIER_SERVICE,
-            description="Tells the admins of policy drift at confirmation: signed webhook, else email",
-            code_dir=LAMBDAS_DIR / "notifier",
-            layers=layers,
-            environment=self._notifier_environment(settings, email_queue),
-            timeout_seconds=notifier_settings.timeout_seconds,
-            memory_mb=notifier_settings.memory_mb,
-            reserved_concurrency=notifier_settings.reserved_concurrency,
-        )
-        self.queues.feed(self.notifier, notifier_settings)
-        self.notifier.allow(SEND_MESSAGE, self.dlq.queue_arn)
-        if not settings.notifications.webhook:
-            # The email channel: an admin_policy_drift email job, the notifier's only channel when
-            # no webhook is configured. With a webhook it never publishes there.
-            self.notifier.allow(SEND_MESSAGE, email_queue.queue_arn)
-        if self.webhook_secret is not None:
-            self.notifier.allow(READ_SECRET_VALUE, self.webhook_secret.secret_arn)
+        outbox = outbox_pipe(self, settings=settings, reservations_table=reservations_table, queue=self.queue)
+        self.pipe_dlq = outbox.dlq
+        self.pipe = outbox.pipe
+        self.webhook_secret = webhook_secret(self, settings)
+        self.notifier = self._notifier(settings, layers, email_queue)
 
         self.watched_queue = WatchedQueue(
             name="Notifications",
@@ -123,17 +75,7 @@ class DriftNotifications(Construct):
                 "secret, the email queue or the event, then redrive.",
             ),
         )
-        self.watched_pipe_dlq = WatchedDeadLetterQueue(
-            name="Outbox pipe",
-            queue=self.pipe_dlq,
-            on_dead_letter=Page(
-                AlarmKey.OUTBOX_PIPE_DLQ,
-                "The outbox pipe gave up forwarding reservations-table stream records to the "
-                "notifications queue: those drift events reached no admin. Each message names the "
-                "stream shard and sequence numbers; fix the cause (the pipe's state reason, its "
-                "role, the queue), then republish the OUTBOX# items of that period from the table.",
-            ),
-        )
+        self.watched_pipe_dlq = outbox.watched_dlq
         self.watched_notifier = WatchedFunction(
             name="Notifier",
             function=self.notifier,
@@ -149,131 +91,32 @@ class DriftNotifications(Construct):
             ),
         )
 
-    def _pipe_dlq(self, settings: StageSettings) -> sqs.Queue:
-        # Its own queue, not the notifications DLQ: what lands here describes a failed stream
-        # batch, not a drift event, and redriving it to the notifier would only fail again.
-        queue_settings = settings.notifications_queue
-        dlq = sqs.Queue(
+    def _notifier(
+        self, settings: StageSettings, layers: Sequence[lambda_.ILayerVersion], email_queue: sqs.IQueue
+    ) -> ServiceFunction:
+        notifier_settings = settings.notifications.notifier
+        notifier = ServiceFunction(
             self,
-            "OutboxPipeDlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(queue_settings.dlq_retention_days),
+            "Notifier",
+            settings=settings,
+            service=NOTIFIER_SERVICE,
+            description="Tells the admins of policy drift at confirmation: signed webhook, else email",
+            code_dir=LAMBDAS_DIR / "notifier",
+            layers=layers,
+            environment=self._notifier_environment(settings, email_queue),
+            timeout_seconds=notifier_settings.timeout_seconds,
+            memory_mb=notifier_settings.memory_mb,
+            reserved_concurrency=notifier_settings.reserved_concurrency,
         )
-        Validations.of(dlq).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason=(
-                    "This queue is a dead-letter queue itself: the outbox pipe's DeadLetterConfig "
-                    "names it, which cdk-nag does not recognize (it only counts queues named in "
-                    "another queue's RedrivePolicy); its depth alarm pages the operator."
-                ),
-            )
-        )
-        return dlq
-
-    def _outbox_pipe(self, settings: StageSettings, reservations_table: dynamodb.ITable) -> pipes.CfnPipe:
-        stream_arn = reservations_table.table_stream_arn
-        if stream_arn is None:
-            raise ValueError("the reservations table has no stream: the outbox pipe reads it")
-        role = iam.Role(
-            self,
-            "OutboxPipeRole",
-            description=f"The outbox pipe: reservations stream to notifications queue ({settings.name})",
-            assumed_by=iam.ServicePrincipal(
-                "pipes.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            ),
-            # Inline, so the permissions exist as soon as the role does, before the pipe starts.
-            inline_policies={"ForwardOutbox": self._pipe_permissions(stream_arn)},
-        )
-        return pipes.CfnPipe(
-            self,
-            "OutboxPipe",
-            description="Sends each new OUTBOX# item of the reservations table to the notifications queue",
-            role_arn=role.role_arn,
-            source=stream_arn,
-            source_parameters=pipes.CfnPipe.PipeSourceParametersProperty(
-                dynamo_db_stream_parameters=pipes.CfnPipe.PipeSourceDynamoDBStreamParametersProperty(
-                    starting_position=OUTBOX_STARTING_POSITION,
-                    batch_size=settings.notifications.pipe_batch_size,
-                    maximum_retry_attempts=settings.notifications.pipe_retry_attempts,
-                    # Age never discards a record: the retries decide, then the DLQ gets it.
-                    maximum_record_age_in_seconds=-1,
-                    # A batch that fails is halved until the failing record is alone, so one bad
-                    # record never sends its neighbours to the DLQ.
-                    on_partial_batch_item_failure="AUTOMATIC_BISECT",
-                    dead_letter_config=pipes.CfnPipe.DeadLetterConfigProperty(arn=self.pipe_dlq.queue_arn),
-                ),
-                filter_criteria=pipes.CfnPipe.FilterCriteriaProperty(
-                    filters=[
-                        pipes.CfnPipe.FilterProperty(
-                            pattern=json.dumps(OUTBOX_FILTER_PATTERN, separators=(",", ":"))
-                        )
-                    ]
-                ),
-            ),
-            target=self.queue.queue_arn,
-            target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
-                input_template=OUTBOX_INPUT_TEMPLATE
-            ),
-        )
-
-    def _pipe_permissions(self, stream_arn: str) -> iam.PolicyDocument:
-        """Read that one stream, send to the queue and to the pipe's DLQ: nothing else.
-
-        dynamodb:ListStreams, which AWS's Pipes guide also lists, is left out: it takes no
-        resource-level permission (it would need Resource "*"), and this pipe is handed its one
-        stream by ARN. The queues use SQS-managed encryption, so no KMS permission is needed.
-        """
-        return iam.PolicyDocument(
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadReservationsStream",
-                    actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-                    resources=[stream_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="SendToNotificationsQueue",
-                    actions=["sqs:SendMessage"],
-                    resources=[self.queue.queue_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="SendFailedBatchesToDlq",
-                    actions=["sqs:SendMessage"],
-                    resources=[self.pipe_dlq.queue_arn],
-                ),
-            ]
-        )
-
-    def _webhook_secret(self, settings: StageSettings) -> secretsmanager.Secret | None:
-        # No webhook: nothing to sign. The local stage's loopback sink is configured by the
-        # environment instead.
-        if not settings.notifications.webhook_secret_in_aws:
-            return None
-        secret = secretsmanager.Secret(
-            self,
-            "WebhookSecret",
-            description=(
-                f"Where the drift notifier ({settings.name}) POSTs and what it signs with: a JSON "
-                'object {"url": "https://...", "secret": "whsec_<base64>"}, plus "previous": the '
-                "replaced key, for the 24 h of a rotation. The URL may carry the receiver's token. Set "
-                "by operators with `aws secretsmanager put-secret-value`; never in code."
-            ),
-        )
-        Validations.of(secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason=(
-                    "The secret is the webhook's URL and signing key, shared with the receiver's "
-                    "owner, who must install every new key on their side; no Lambda rotation could "
-                    "do that. Operators rotate it with the receiver (the new key with the old one as "
-                    "previous for 24 h, during which the notifier signs with both: docs/runbook.md), "
-                    "and the notifier picks up each value when its cached copy expires."
-                ),
-            )
-        )
-        return secret
+        self.queues.feed(notifier, notifier_settings)
+        notifier.allow(SEND_MESSAGE, self.dlq.queue_arn)
+        if not settings.notifications.webhook:
+            # The email channel: an admin_policy_drift email job, the notifier's only channel when
+            # no webhook is configured. With a webhook it never publishes there.
+            notifier.allow(SEND_MESSAGE, email_queue.queue_arn)
+        if self.webhook_secret is not None:
+            notifier.allow(READ_SECRET_VALUE, self.webhook_secret.secret_arn)
+        return notifier
 
     def _notifier_environment(self, settings: StageSettings, email_queue: sqs.IQueue) -> dict[str, str]:
         """The notifier's settings (booking_durability.settings.NotifierSettings aliases)."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from stacks.monitoring import WatchedTable
 from stacks.runbook import AlarmKey, Page
 from stacks.settings import StageSettings
 from stacks.tables import service_table
+from stacks.watched import WatchedTable
 
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"

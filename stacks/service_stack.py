@@ -16,7 +16,9 @@ from stacks.layers import SharedLayers
 from stacks.monitoring import Monitoring
 from stacks.notifications import DriftNotifications
 from stacks.reservations_table import ReservationsTable
+from stacks.service_metrics import AdminNotifications, EmailDelivery, HoldsAndBookings
 from stacks.settings import SERVICE_NAME, StageSettings
+from stacks.watched import WatchedApi
 
 
 class ServiceStack(Stack):
@@ -69,28 +71,7 @@ class ServiceStack(Stack):
             layers=layers.all,
             reservations_table=self.reservations.table,
         )
-        self.monitoring = Monitoring(
-            self,
-            "Monitoring",
-            settings=settings,
-            queues=[self.email_pipeline.watched_queue, self.notifications.watched_queue],
-            dead_letter_queues=[self.notifications.watched_pipe_dlq],
-            functions=[
-                self.email_pipeline.watched_consumer,
-                *self.api.watched_functions,
-                self.notifications.watched_notifier,
-                self.drift_sweep.watched,
-            ],
-            tables=[self.deliveries.watched, self.reservations.watched],
-            api=self.api.rest_api,
-            email_consumer=self.email_pipeline.consumer,
-            email_api=self.api.email_api,
-            reservations_api=self.api.reservations_api,
-            notifier=self.notifications.notifier,
-            drift_sweep=self.drift_sweep.function,
-            outbox_pipe_name=self.notifications.pipe.ref,
-        )
-
+        self.monitoring = self._monitoring(settings)
         self.caller_policies = CallerPolicies(
             self,
             "CallerPolicies",
@@ -101,6 +82,41 @@ class ServiceStack(Stack):
             email_queue=self.email_pipeline.queue,
         )
 
+        self._outputs()
+
+    def _monitoring(self, settings: StageSettings) -> Monitoring:
+        return Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            # The dashboard's order: queues and DLQs, functions, tables, the API, then the
+            # service's own metrics.
+            watched=[
+                self.email_pipeline.watched_queue,
+                self.notifications.watched_queue,
+                self.notifications.watched_pipe_dlq,
+                self.email_pipeline.watched_consumer,
+                *self.api.watched_functions,
+                self.notifications.watched_notifier,
+                self.drift_sweep.watched,
+                self.deliveries.watched,
+                self.reservations.watched,
+                WatchedApi(
+                    self.api.rest_api,
+                    services=[self.api.email_api.service, self.api.reservations_api.service],
+                    limits=settings.api,
+                ),
+                EmailDelivery(self.email_pipeline.consumer.service, settings.observability),
+                HoldsAndBookings(
+                    self.api.reservations_api.service,
+                    self.drift_sweep.function.service,
+                    settings.observability,
+                ),
+                AdminNotifications(self.notifications.notifier.service, self.notifications.pipe.ref),
+            ],
+        )
+
+    def _outputs(self) -> None:
         # What the booking app's stacks import: exported under names that never change.
         self._export(StackOutput.API_URL, self.api.rest_api.url, "The API's base URL (SigV4, execute-api)")
         self._export(

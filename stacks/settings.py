@@ -421,85 +421,120 @@ class StageSettings(_Settings):
         applied by then."""
         if not self.refuses_placeholder_addresses:
             return
-        # The messages name the setting and the flag that sets it, never the address (it may be a
-        # person's).
-        problems = []
-        if is_placeholder_address(self.delivery.sender):
-            problems.append(
-                "every guest email would be sent from a placeholder address (an example domain), "
-                "which the provider refuses: pass "
-                '-c email_sender="Bookings <bookings@your-verified-domain>"'
-            )
-        if not self.notifications.webhook and is_placeholder_address(self.notifications.admin_email):
-            problems.append(
-                "drift notifications have no channel: no webhook, and admin_email is a placeholder "
-                "(an example domain) that reaches nobody. Pass -c webhook=on (then put the webhook's "
-                "url and secret in its secret, docs/deploy.md) or -c admin_email=<the admins' address>"
-            )
+        problems = _placeholder_problems(self)
         if problems:
             raise StageSettingsError(f"stage {self.name!r}: " + "; ".join(problems))
 
     @model_validator(mode="after")
     def _sections_agree(self) -> Self:
-        in_flight = self.consumer.send_concurrency * self.consumer.max_concurrency
-        limit = self.delivery.provider_rate_limit_per_second
-        if in_flight > limit:
-            raise ValueError(
-                f"send_concurrency ({self.consumer.send_concurrency}) x max_concurrency "
-                f"({self.consumer.max_concurrency}) = {in_flight} sends in flight exceeds "
-                f"provider_rate_limit_per_second ({limit}) of {self.delivery.provider!r}; "
-                "lower one of them or raise the provider's limit first"
-            )
-        for queue, consumer in self.queue_consumers.items():
-            if consumer.visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
-                raise ValueError(
-                    f"the {queue} visibility timeout ({consumer.visibility_timeout_seconds} s, six "
-                    f"consumer timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
-                )
-        first_attempt = self.consumer.max_batching_window_seconds + self.consumer.timeout_seconds
-        lag_alarm = self.observability.delivery_lag_p99_alarm_seconds
-        if lag_alarm <= first_attempt:
-            raise ValueError(
-                f"observability.delivery_lag_p99_alarm_seconds ({lag_alarm}) must exceed the "
-                f"batching window plus the consumer timeout ({first_attempt} s): an email sent at "
-                "its first attempt can be that late, and the alarm would page on healthy traffic"
-            )
-        unreserved = self.account_concurrency - self.reserved_concurrency
-        if unreserved < LAMBDA_UNRESERVED_MINIMUM:
-            reserved = ", ".join(f"{where} {f.reserved_concurrency}" for where, f in self.functions.items())
-            raise ValueError(
-                f"the functions reserve {self.reserved_concurrency} executions ({reserved}), leaving "
-                f"{unreserved} of the account's {self.account_concurrency}: Lambda keeps at least "
-                f"{LAMBDA_UNRESERVED_MINIMUM} unreserved; lower a reservation or raise the account's "
-                "quota (and account_concurrency) first"
-            )
-        if self.quick_retries:
-            self._check_quick_retries()
-        elif self.drift_sweep.every_seconds % 60:
-            raise ValueError(
-                f"drift_sweep.every_seconds ({self.drift_sweep.every_seconds}) must be whole minutes: "
-                "EventBridge schedules run at most once a minute"
-            )
+        for check in _STAGE_CHECKS:
+            check(self)
         return self
 
-    def _check_quick_retries(self) -> None:
-        too_slow = {
-            **{
-                f"{queue} visibility timeout": (consumer.visibility_timeout_seconds, 60)
-                for queue, consumer in self.queue_consumers.items()
-            },
-            "delivery_delay_seconds": (self.email_queue.delivery_delay_seconds, 5),
-            "notifications_queue.delivery_delay_seconds": (
-                self.notifications_queue.delivery_delay_seconds,
-                5,
-            ),
-            "max_delay_hop_seconds": (self.delivery.max_delay_hop_seconds, 5),
-            "backoff_base_seconds": (self.delivery.backoff_base_seconds, 2),
-            "throttle_backoff_seconds": (self.delivery.throttle_backoff_seconds, 1),
-        }
-        for what, (value, limit) in too_slow.items():
-            if value > limit:
-                raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+def _sends_within_provider_rate(stage: StageSettings) -> None:
+    in_flight = stage.consumer.send_concurrency * stage.consumer.max_concurrency
+    limit = stage.delivery.provider_rate_limit_per_second
+    if in_flight > limit:
+        raise ValueError(
+            f"send_concurrency ({stage.consumer.send_concurrency}) x max_concurrency "
+            f"({stage.consumer.max_concurrency}) = {in_flight} sends in flight exceeds "
+            f"provider_rate_limit_per_second ({limit}) of {stage.delivery.provider!r}; "
+            "lower one of them or raise the provider's limit first"
+        )
+
+
+def _visibility_within_sqs_limit(stage: StageSettings) -> None:
+    for queue, consumer in stage.queue_consumers.items():
+        if consumer.visibility_timeout_seconds > SQS_MAX_VISIBILITY_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"the {queue} visibility timeout ({consumer.visibility_timeout_seconds} s, six "
+                f"consumer timeouts) exceeds SQS's {SQS_MAX_VISIBILITY_TIMEOUT_SECONDS} s"
+            )
+
+
+def _lag_alarm_above_first_attempt(stage: StageSettings) -> None:
+    first_attempt = stage.consumer.max_batching_window_seconds + stage.consumer.timeout_seconds
+    lag_alarm = stage.observability.delivery_lag_p99_alarm_seconds
+    if lag_alarm <= first_attempt:
+        raise ValueError(
+            f"observability.delivery_lag_p99_alarm_seconds ({lag_alarm}) must exceed the "
+            f"batching window plus the consumer timeout ({first_attempt} s): an email sent at "
+            "its first attempt can be that late, and the alarm would page on healthy traffic"
+        )
+
+
+def _leaves_unreserved_concurrency(stage: StageSettings) -> None:
+    unreserved = stage.account_concurrency - stage.reserved_concurrency
+    if unreserved < LAMBDA_UNRESERVED_MINIMUM:
+        reserved = ", ".join(f"{where} {f.reserved_concurrency}" for where, f in stage.functions.items())
+        raise ValueError(
+            f"the functions reserve {stage.reserved_concurrency} executions ({reserved}), leaving "
+            f"{unreserved} of the account's {stage.account_concurrency}: Lambda keeps at least "
+            f"{LAMBDA_UNRESERVED_MINIMUM} unreserved; lower a reservation or raise the account's "
+            "quota (and account_concurrency) first"
+        )
+
+
+def _retry_pacing(stage: StageSettings) -> None:
+    """Quick retries on the stage that keeps them; elsewhere, a sweep schedule EventBridge can run."""
+    if stage.quick_retries:
+        _check_quick_retries(stage)
+    elif stage.drift_sweep.every_seconds % 60:
+        raise ValueError(
+            f"drift_sweep.every_seconds ({stage.drift_sweep.every_seconds}) must be whole minutes: "
+            "EventBridge schedules run at most once a minute"
+        )
+
+
+def _check_quick_retries(stage: StageSettings) -> None:
+    too_slow = {
+        **{
+            f"{queue} visibility timeout": (consumer.visibility_timeout_seconds, 60)
+            for queue, consumer in stage.queue_consumers.items()
+        },
+        "delivery_delay_seconds": (stage.email_queue.delivery_delay_seconds, 5),
+        "notifications_queue.delivery_delay_seconds": (
+            stage.notifications_queue.delivery_delay_seconds,
+            5,
+        ),
+        "max_delay_hop_seconds": (stage.delivery.max_delay_hop_seconds, 5),
+        "backoff_base_seconds": (stage.delivery.backoff_base_seconds, 2),
+        "throttle_backoff_seconds": (stage.delivery.throttle_backoff_seconds, 1),
+    }
+    for what, (value, limit) in too_slow.items():
+        if value > limit:
+            raise ValueError(f"this stage keeps retries quick: {what} is {value} s, at most {limit} s")
+
+
+#: What must hold across a stage's sections, checked in this order once they are each valid.
+_STAGE_CHECKS: tuple[Callable[[StageSettings], None], ...] = (
+    _sends_within_provider_rate,
+    _visibility_within_sqs_limit,
+    _lag_alarm_above_first_attempt,
+    _leaves_unreserved_concurrency,
+    _retry_pacing,
+)
+
+
+def _placeholder_problems(stage: StageSettings) -> list[str]:
+    """What a stage's placeholder sender or drift channel would break, one sentence each."""
+    # The messages name the setting and the flag that sets it, never the address (it may be a
+    # person's).
+    problems = []
+    if is_placeholder_address(stage.delivery.sender):
+        problems.append(
+            "every guest email would be sent from a placeholder address (an example domain), "
+            "which the provider refuses: pass "
+            '-c email_sender="Bookings <bookings@your-verified-domain>"'
+        )
+    if not stage.notifications.webhook and is_placeholder_address(stage.notifications.admin_email):
+        problems.append(
+            "drift notifications have no channel: no webhook, and admin_email is a placeholder "
+            "(an example domain) that reaches nobody. Pass -c webhook=on (then put the webhook's "
+            "url and secret in its secret, docs/deploy.md) or -c admin_email=<the admins' address>"
+        )
+    return problems
 
 
 def is_placeholder_address(address: str) -> bool:

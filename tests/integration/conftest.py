@@ -43,6 +43,7 @@ from booking_durability.stack_outputs import StackOutput
 from booking_durability.wiring.email_consumer import build_delivery
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.builders import T0
+from tests.integration.documented_answers import documented_answers
 
 REGION = "eu-west-1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -279,7 +280,13 @@ class Api:
         headers = {name.lower(): values[-1] for name, values in response.get("multiValueHeaders", {}).items()}
         headers.update({name.lower(): value for name, value in (response.get("headers") or {}).items()})
         text = response.get("body") or ""
-        return Answer(response["statusCode"], headers, json.loads(text) if text else None, text)
+        answer = Answer(response["statusCode"], headers, json.loads(text) if text else None, text)
+        # Every answer a test sees is one the OpenAPI document declares, body and all.
+        broken = documented_answers().check(
+            method, path, answer.status, headers.get("content-type", ""), answer.body
+        )
+        assert broken == [], broken
+        return answer
 
 
 @pytest.fixture

@@ -24,14 +24,22 @@ KIB = 1024
 router = Router()
 
 
+class Saved(BaseModel):
+    venue_id: str | None = None
+
+
+class Revised(BaseModel):
+    revision: int
+
+
 @router.put("/v1/venues/<venue_id>")
 def put_venue(venue_id: str, body: Annotated[dict[str, Any], Body()]) -> Response[str]:
-    return json_response(200, {"venue_id": venue_id})
+    return json_response(200, Saved(venue_id=venue_id))
 
 
 @router.post("/v1/holds")
 def post_hold(body: Annotated[dict[str, Any], Body()]) -> Response[str]:
-    return json_response(201, {})
+    return json_response(201, Saved())
 
 
 class Strict(BaseModel):
@@ -46,7 +54,7 @@ def post_strict(
     revision: Annotated[int, DecimalInteger(ge=0, le=10), Query()] = 0,
     key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=5)] = None,
 ) -> Response[str]:
-    return json_response(200, {"revision": revision})
+    return json_response(200, Revised(revision=revision))
 
 
 APP = build_resolver([router])

@@ -47,7 +47,7 @@ BookingIdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX_LENGTH, patt
     ),
 )
 def post_email(request: Annotated[EmailRequest, Body()]) -> Response[str]:
-    return json_response(202, requests.request_email(outbox(), request, utc_now()).model_dump(mode="json"))
+    return json_response(202, requests.request_email(outbox(), request, utc_now()))
 
 
 @router.get(
@@ -61,7 +61,7 @@ def get_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
 ) -> Response[str]:
     ref = EmailRef(booking_id, email_type, revision)
-    return json_response(200, requests.email_status(outbox(), ref, utc_now()).model_dump(mode="json"))
+    return json_response(200, requests.email_status(outbox(), ref, utc_now()))
 
 
 @router.delete(
@@ -75,7 +75,7 @@ def delete_email(
     booking_id: BookingIdPath, email_type: Annotated[EmailType, Path()], revision: Revision = 0
 ) -> Response[str]:
     ref = EmailRef(booking_id, email_type, revision)
-    return json_response(200, requests.cancel_email(outbox(), ref, utc_now()).model_dump(mode="json"))
+    return json_response(200, requests.cancel_email(outbox(), ref, utc_now()))
 
 
 @router.delete(
@@ -90,6 +90,4 @@ def delete_email(
     responses=responses(BookingEmailsCancelled, 200, 503),
 )
 def delete_booking_emails(booking_id: BookingIdPath) -> Response[str]:
-    return json_response(
-        200, requests.cancel_booking_emails(outbox(), booking_id, utc_now()).model_dump(mode="json")
-    )
+    return json_response(200, requests.cancel_booking_emails(outbox(), booking_id, utc_now()))

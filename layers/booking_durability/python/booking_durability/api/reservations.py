@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from booking_durability.api.resolver import Needed, json_response, json_text_response, responses
 from booking_durability.drift_events import BookingId
 from booking_durability.reservations import catalog, confirmation, holding
-from booking_durability.reservations.attempt import ConfirmationView
-from booking_durability.reservations.holds import MAX_DAYS_AHEAD, HoldRequest, HoldStatus, SelectionSnapshot
+from booking_durability.reservations.attempt import BookingView, ConfirmationView
+from booking_durability.reservations.catalog import Venue
+from booking_durability.reservations.holds import (
+    MAX_DAYS_AHEAD,
+    Hold,
+    HoldRequest,
+    HoldStatus,
+    SelectionSnapshot,
+)
 from booking_durability.reservations.ports import ReservationStore
 from booking_durability.reservations.venues import SeatingPolicy, Table, VenueConfig
-from booking_durability.times import utc_now
+from booking_durability.times import iso, utc_now
 from booking_durability.validation import ID_MAX_LENGTH, ID_PATTERN, DecimalInteger
 
 router = Router()
@@ -44,6 +52,16 @@ class VenueView(VenueSaved):
     tables: list[Table]
     policy: SeatingPolicy
 
+    @classmethod
+    def of(cls, venue: Venue) -> VenueView:
+        return cls(
+            venue_id=venue.venue_id,
+            policy_version=venue.policy_version,
+            policy_hash=venue.policy_hash,
+            tables=list(venue.config.tables),
+            policy=venue.config.policy,
+        )
+
 
 class HoldView(BaseModel):
     # Every field is answered, null where the hold has no value (an imported one may lack them)
@@ -62,21 +80,33 @@ class HoldView(BaseModel):
     # An imported hold's snapshot reads as it was given: a field it lacked is absent
     selection_snapshot: SelectionSnapshot | None = None
 
+    # No return annotation: pydantic would document the answer's snapshot by it, not by its type.
+    @field_serializer("selection_snapshot")
+    def _as_given(self, snapshot: SelectionSnapshot | None):
+        return None if snapshot is None else snapshot.model_dump(mode="json", exclude_unset=True)
+
+    @classmethod
+    def of(cls, hold: Hold, now: datetime) -> HoldView:
+        """``hold`` as the API answers it, its status as of ``now``."""
+        return cls(
+            hold_id=hold.hold_id,
+            venue_id=hold.venue_id,
+            status=hold.effective_status(now),
+            party_size=hold.party_size,
+            starts_at=iso(hold.starts_at),
+            ends_at=iso(hold.ends_at),
+            expires_at=iso(hold.expires_at),
+            table_ids=list(hold.table_ids),
+            policy_hash=hold.policy_hash,
+            policy_version=hold.policy_version,
+            selection_snapshot=hold.selection_snapshot,
+        )
+
 
 class ConfirmBody(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     booking_id: BookingId
-
-
-class BookingView(BaseModel):
-    booking_id: str
-    hold_id: str
-    venue_id: str
-    table_ids: list[str]
-    starts_at: str
-    ends_at: str
-    status: Literal["confirmed", "cancelled"]
 
 
 @router.put(
@@ -113,7 +143,7 @@ def put_venue(
     ] = None,
 ) -> Response[str]:
     saved = catalog.save_venue(store(), venue_id, config, if_match, utc_now())
-    body = {"venue_id": venue_id, "policy_version": saved.policy_version, "policy_hash": saved.policy_hash}
+    body = VenueSaved(venue_id=venue_id, policy_version=saved.policy_version, policy_hash=saved.policy_hash)
     return json_response(200, body, headers={"ETag": f'"{saved.policy_hash}"'})
 
 
@@ -124,7 +154,7 @@ def put_venue(
 )
 def get_venue(venue_id: Id) -> Response[str]:
     venue = catalog.current_venue(store(), venue_id)
-    return json_response(200, venue.to_response(), headers={"ETag": f'"{venue.policy_hash}"'})
+    return json_response(200, VenueView.of(venue), headers={"ETag": f'"{venue.policy_hash}"'})
 
 
 @router.get(
@@ -138,7 +168,7 @@ def get_venue_version(
     venue_id: Id, n: Annotated[int, DecimalInteger(ge=1, le=99_999_999), Path()]
 ) -> Response[str]:
     venue = catalog.venue_version(store(), venue_id, n)
-    return json_response(200, venue.to_response(), headers={"ETag": f'"{venue.policy_hash}"'})
+    return json_response(200, VenueView.of(venue), headers={"ETag": f'"{venue.policy_hash}"'})
 
 
 @router.post(
@@ -163,7 +193,7 @@ def get_venue_version(
 )
 def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
     hold = holding.hold_tables(store(), request, utc_now)
-    return json_response(201, hold.to_response(utc_now()))
+    return json_response(201, HoldView.of(hold, utc_now()))
 
 
 @router.get(
@@ -172,7 +202,7 @@ def post_hold(request: Annotated[HoldRequest, Body()]) -> Response[str]:
     responses=responses(HoldView, 200, 404, 503, notes={404: "HOLD_NOT_FOUND"}),
 )
 def get_hold(hold_id: Id) -> Response[str]:
-    return json_response(200, holding.find_hold(store(), hold_id).to_response(utc_now()))
+    return json_response(200, HoldView.of(holding.find_hold(store(), hold_id), utc_now()))
 
 
 @router.delete(
@@ -188,7 +218,7 @@ def get_hold(hold_id: Id) -> Response[str]:
     ),
 )
 def delete_hold(hold_id: Id) -> Response[str]:
-    return json_response(200, holding.release_hold(store(), hold_id, utc_now).to_response(utc_now()))
+    return json_response(200, HoldView.of(holding.release_hold(store(), hold_id, utc_now), utc_now()))
 
 
 @router.post(
@@ -225,7 +255,7 @@ def confirm_hold(
     responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def get_booking(booking_id: Id) -> Response[str]:
-    return json_response(200, holding.find_booking(store(), booking_id).to_response())
+    return json_response(200, BookingView.of(holding.find_booking(store(), booking_id)))
 
 
 @router.delete(
@@ -234,4 +264,4 @@ def get_booking(booking_id: Id) -> Response[str]:
     responses=responses(BookingView, 200, 404, 503, notes={404: "BOOKING_NOT_FOUND"}),
 )
 def delete_booking(booking_id: Id) -> Response[str]:
-    return json_response(200, holding.cancel_booking(store(), booking_id, utc_now).to_response())
+    return json_response(200, BookingView.of(holding.cancel_booking(store(), booking_id, utc_now)))

@@ -107,22 +107,20 @@ def problem(
     headers: dict[str, str] | None = None,
     **fields: Any,
 ) -> Response[str]:
-    body = {
-        "type": "about:blank",
-        "title": title or _phrase(status),
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **fields,
-    }
-    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body), headers=headers)
+    """An error answer, made by the model the OpenAPI document declares for every problem."""
+    body = Problem(title=title or _phrase(status), status=status, detail=detail, code=code, **fields)
+    # A field a code does not use is absent, never null.
+    document = body.model_dump(mode="json", exclude_none=True)
+    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(document), headers=headers)
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
+def json_response(status: int, body: BaseModel, headers: dict[str, str] | None = None) -> Response[str]:
+    """A JSON answer, made by the model the route's OpenAPI answer declares: never a dict built
+    beside it, which could drift from the document."""
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps(body, ensure_ascii=False),
+        body=json.dumps(body.model_dump(mode="json"), ensure_ascii=False),
         headers=headers,
     )
 

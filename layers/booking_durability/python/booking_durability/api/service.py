@@ -32,7 +32,7 @@ class Health(BaseModel):
     responses=responses(Health, 200),
 )
 def health() -> Response[str]:
-    return json_response(200, {"status": "ok"})
+    return json_response(200, Health(status="ok"))
 
 
 @router.get(

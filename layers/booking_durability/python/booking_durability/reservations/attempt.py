@@ -85,6 +85,34 @@ def confirm_hold(
     return body
 
 
+class _BookedTables(BaseModel):
+    # What a booking and its confirmation both answer: whose tables, for when.
+    booking_id: str
+    hold_id: str
+    venue_id: str
+    table_ids: list[str]
+    starts_at: str
+    ends_at: str
+
+
+class BookingView(_BookedTables):
+    status: Literal["confirmed", "cancelled"]
+
+    @classmethod
+    def of(cls, booking: Booking) -> BookingView:
+        """A booking as ``GET`` and ``DELETE /v1/bookings/{booking_id}`` answer it."""
+        return cls(
+            booking_id=booking.booking_id,
+            hold_id=booking.hold_id,
+            venue_id=booking.venue_id,
+            table_ids=list(booking.table_ids),
+            starts_at=iso(booking.starts_at),
+            ends_at=iso(booking.ends_at),
+            # As stored: anything but confirmed or cancelled is refused here, never answered.
+            status=booking.status,
+        )
+
+
 class PolicyDrift(BaseModel):
     """How a confirmation met a changed policy: recovered on a replacement hold."""
 
@@ -94,15 +122,9 @@ class PolicyDrift(BaseModel):
     original_policy_hash: str
 
 
-class ConfirmationView(BaseModel):
+class ConfirmationView(_BookedTables):
     """The confirmation's 200 body."""
 
-    booking_id: str
-    hold_id: str
-    venue_id: str
-    table_ids: list[str]
-    starts_at: str
-    ends_at: str
     policy_hash: str
     policy_version: int | None  # an imported hold may have been quoted without one
     status: Literal["confirmed"]
@@ -113,24 +135,22 @@ def confirmation_body(hold: Hold, booking: Booking, recovery: Recovery | None) -
     """The 200 body, serialized once: what is stored is what every answer sends."""
     drift = None
     if recovery is not None:
-        drift = {
-            "recovered": True,
-            "attempts": recovery.attempts,
-            "original_hold_id": recovery.original.hold_id,
-            "original_policy_hash": recovery.original.policy_hash,
-        }
-    view = ConfirmationView.model_validate(
-        {
-            "booking_id": booking.booking_id,
-            "hold_id": hold.hold_id,
-            "venue_id": hold.venue_id,
-            "table_ids": list(hold.table_ids),
-            "starts_at": iso(hold.starts_at),
-            "ends_at": iso(hold.ends_at),
-            "policy_hash": hold.policy_hash,
-            "policy_version": hold.policy_version,
-            "status": "confirmed",
-            "policy_drift": drift,
-        }
+        drift = PolicyDrift(
+            recovered=True,
+            attempts=recovery.attempts,
+            original_hold_id=recovery.original.hold_id,
+            original_policy_hash=recovery.original.policy_hash,
+        )
+    view = ConfirmationView(
+        booking_id=booking.booking_id,
+        hold_id=hold.hold_id,
+        venue_id=hold.venue_id,
+        table_ids=list(hold.table_ids),
+        starts_at=iso(hold.starts_at),
+        ends_at=iso(hold.ends_at),
+        policy_hash=hold.policy_hash,
+        policy_version=hold.policy_version,
+        status="confirmed",
+        policy_drift=drift,
     )
     return AnswerBody(view.model_dump_json())

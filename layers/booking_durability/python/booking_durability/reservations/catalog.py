@@ -16,7 +16,6 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from booking_durability.errors import Busy
 from booking_durability.observability import logger
@@ -47,16 +46,6 @@ class Venue:
             policy_hash=stored.policy_hash,
             policy_version=stored.policy_version,
         )
-
-    def to_response(self) -> dict[str, Any]:
-        document = self.config.model_dump(mode="json")
-        return {
-            "venue_id": self.venue_id,
-            "tables": document["tables"],
-            "policy": document["policy"],
-            "policy_version": self.policy_version,
-            "policy_hash": self.policy_hash,
-        }
 
 
 def save_venue(
