@@ -15,12 +15,12 @@ SORT_KEY = "sk"
 #: Epoch seconds after which DynamoDB may delete an item (a held hold long past its expiry).
 TTL_ATTRIBUTE = "expires_at"
 #: The sparse index of drift flows still open, by when their replacement expires: what the drift
-#: sweep queries (the runtime's ``adapters.reservations_table.OPEN_FLOWS_INDEX`` and its keys;
+#: sweep queries (the runtime's ``adapters.reservation_keys.OPEN_FLOWS_INDEX`` and its keys;
 #: an infrastructure test keeps them equal).
 OPEN_FLOWS_INDEX = "open-flows"
 OPEN_FLOW_ATTRIBUTE = "open_flow"
 FLOW_DUE_ATTRIBUTE = "flow_due"
-#: The partition keys of booking items (the runtime's ``adapters.reservations_table.booking_key``;
+#: The partition keys of booking items (the runtime's ``adapters.reservation_keys.booking_key``;
 #: an infrastructure test keeps them equal).
 BOOKING_KEY_PREFIX = "BOOKING#"
 #: Ending a drift flow unrecovered frees the booking id the flow claimed: the one item any

@@ -17,7 +17,7 @@ from cdk_monitoring_constructs import (
 )
 
 from booking_durability.metric_names import (
-    DriftUnrecoveredReason,
+    DriftReason,
     FailureReason,
     Metric,
     NoAvailabilityReason,
@@ -61,8 +61,8 @@ HOLD_EVENTS = (Metric.HOLD_CREATED, Metric.HOLD_CONFIRMED, Metric.HOLD_RELEASED,
 POLICY_DRIFT_EVENTS = (Metric.POLICY_DRIFT_DETECTED, Metric.POLICY_DRIFT_RECOVERED)
 # Why a drift flow could not be recovered (PolicyDriftUnrecovered's "reason" dimension): the
 # reservations API counts every reason; the drift sweep counts the flows it ends, `interrupted`.
-POLICY_DRIFT_REASONS = tuple(DriftUnrecoveredReason)
-SWEPT_DRIFT_REASON = DriftUnrecoveredReason.INTERRUPTED
+POLICY_DRIFT_REASONS = tuple(DriftReason)
+SWEPT_DRIFT_REASON = DriftReason.INTERRUPTED
 # docs/reference/notifications.md#channels: how the notifier told the admins (AdminNotificationSent's
 # "channel" dimension) ...
 NOTIFICATION_CHANNELS = tuple(NotificationChannel)

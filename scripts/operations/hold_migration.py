@@ -1,18 +1,17 @@
 """The reservations table as the import and backfill scripts use it
 (docs/reference/importing-holds.md#targets), and where it is.
 
-``HoldMigrationTable`` is the service's own ``ReservationsTable`` (same items, same ownership
-writes) with what only the scripts need: an imported hold written with
-its ownership, a paginated scan of active holds, and fills and releases conditioned on the hold's
-document being exactly what was read. ``locate_local`` / ``locate_in_aws`` find the table: the
-local stack's ``stack.json``, or in AWS a named table or the stack's ``ReservationsTableName``
+``HoldMigrationTable`` composes the service's own stores of venues and holds (same items, same
+ownership writes) with what only the scripts need: an imported hold written with its ownership,
+a paginated scan of active holds, and fills and releases conditioned on the hold's document
+being exactly what was read. ``locate_local`` / ``locate_in_aws`` find the table: the local
+stack's ``stack.json``, or in AWS a named table or the stack's ``ReservationsTableName``
 output (``stack_lookup``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,21 @@ from booking_durability.adapters.dynamodb import (
     from_dynamo,
     to_dynamo,
 )
-from booking_durability.adapters.reservations_table import (
-    ReservationsTable,
+from booking_durability.adapters.holds_table import (
+    HoldsTable,
     hold_item,
-    hold_key,
+    move_hold,
+    slot_operations,
     stored_hold,
 )
+from booking_durability.adapters.reservation_keys import HOLD_KEY_PREFIX, hold_key
+from booking_durability.adapters.table_store import transact
+from booking_durability.adapters.venues_table import VenuesTable, policy_check
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations.holds import Hold, HoldStatus
-from booking_durability.reservations.ownership import SlotWrite
-from booking_durability.reservations.ports import StoredHold
+from booking_durability.reservations.intervals import Interval
+from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite
+from booking_durability.reservations.ports import StoredHold, StoredVenue
 from booking_durability.stack_outputs import StackOutput
 from booking_durability.times import iso
 from operations.migration import ActivePage, ScannedHold
@@ -48,28 +52,54 @@ LOCAL_TABLE_KEY = "reservations"  # its name under stack.json's "tables" (the fu
 TABLE_OUTPUT = StackOutput.RESERVATIONS_TABLE_NAME
 
 
-class HoldMigrationTable(ReservationsTable):
+class HoldMigrationTable:
+    """``operations.migration.MigrationStore`` on the reservations table: the service's own
+    stores of venues and holds, and the writes only the scripts make, built the same way."""
+
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+        self.venues = VenuesTable(table)
+        self.holds = HoldsTable(table)
+
+    def venue(self, venue_id: str, version: int | None = None) -> StoredVenue | None:
+        return self.venues.venue(venue_id, version)
+
+    def venue_versions(self, venue_id: str) -> list[StoredVenue]:
+        return self.venues.venue_versions(venue_id)
+
+    def hold(self, hold_id: str) -> StoredHold | None:
+        return self.holds.hold(hold_id)
+
+    def slot_records(self, venue_id: str, interval: Interval) -> dict[Slot, SlotRecord]:
+        return self.holds.slot_records(venue_id, interval)
+
     def import_hold(
         self, hold: Hold, owns_until: datetime, writes: Sequence[SlotWrite], policy_hash: str, now: datetime
     ) -> None:
-        self._transact(
+        transact(
+            self.table,
             [
                 # The interval's buffer is this policy's: a change meanwhile makes the caller re-read.
-                self._policy_check(hold.venue_id, policy_hash),
+                policy_check(hold.venue_id, policy_hash),
                 Operation(
                     "hold",
                     "Put",
                     item={**hold_item(hold, owns_until), "imported_at": iso(now)},
                     condition=Expression("attribute_not_exists(pk)"),
                 ),
-                *self._slot_operations(hold.venue_id, writes),
-            ]
+                *slot_operations(hold.venue_id, writes),
+            ],
         )
 
     def active_holds(self, now: datetime, page_size: int) -> Iterator[ActivePage]:
         active = Expression(
             "begins_with(pk, :hold) AND sk = :sk AND #status = :held AND expires_epoch > :now",
-            {":hold": "HOLD#", ":sk": "HOLD", ":held": HoldStatus.HELD.value, ":now": int(now.timestamp())},
+            {
+                ":hold": HOLD_KEY_PREFIX,
+                ":sk": hold_key("")["sk"],
+                ":held": HoldStatus.HELD.value,
+                ":now": int(now.timestamp()),
+            },
             {"#status": "status"},
         )
         for items, examined in scan_pages(self.table, active, page_size):
@@ -93,11 +123,11 @@ class HoldMigrationTable(ReservationsTable):
         return written.accepted
 
     def release_unchanged(self, hold: Hold, token: str, writes: Sequence[SlotWrite], now: datetime) -> None:
-        move = self._move_hold(hold.hold_id, HoldStatus.HELD, HoldStatus.RELEASED, now, live=True)
-        if move.condition is None:
-            raise ValueError("moving a held hold is conditional on its status")
-        unchanged = replace(move, condition=move.condition & Expression("doc = :read", {":read": token}))
-        self._transact([unchanged, *self._slot_operations(hold.venue_id, writes)])
+        unchanged = Expression("doc = :read", {":read": token})
+        released = move_hold(
+            hold.hold_id, HoldStatus.HELD, HoldStatus.RELEASED, now, live=True, unchanged=unchanged
+        )
+        transact(self.table, [released, *slot_operations(hold.venue_id, writes)])
 
 
 def scan_pages(table: DynamoTable, filter: Expression, page_size: int) -> Iterator[tuple[list[Item], int]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters import reservations_table as runtime
+from booking_durability.adapters import reservation_keys as runtime
 from stacks.drift_sweep import DRIFT_SWEEP_SERVICE
 from stacks.reservations_table import FLOW_DUE_ATTRIBUTE, OPEN_FLOW_ATTRIBUTE, OPEN_FLOWS_INDEX
 from stacks.runbook import RUNBOOK, AlarmKey

@@ -13,7 +13,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 
-from booking_durability.adapters import reservations_table as runtime
+from booking_durability.adapters import reservation_keys as runtime
 from layer_assets.build import bytecode_compiler
 from stacks.function import ServiceFunction
 from stacks.reservations_table import BOOKING_KEY_PREFIX

@@ -314,9 +314,7 @@ def test_the_dashboard_shows_admin_notifications_by_channel_and_failure_reason(
 
 
 def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedStage) -> None:
-    from typing import get_args
-
-    from booking_durability.drift_events import DriftReason
+    from booking_durability.metric_names import DriftReason
 
     body = _dashboard_text(stage)
     for name in (
@@ -326,7 +324,7 @@ def test_the_dashboard_shows_confirmations_and_policy_drift(stage: SynthesizedSt
         Metric.POLICY_DRIFT_RECOVERED,
     ):
         assert f'"{NAMESPACE}","{name}","service","reservations-api"' in body, name
-    for reason in get_args(DriftReason):
+    for reason in DriftReason:
         assert (
             f'"{Metric.POLICY_DRIFT_UNRECOVERED}","reason","{reason}","service","reservations-api"' in body
         ), reason
@@ -394,16 +392,14 @@ def test_late_deliveries_raise_an_alarm_on_the_p99_lag(stage: SynthesizedStage) 
 
 
 def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage: SynthesizedStage) -> None:
-    from typing import get_args
-
-    from booking_durability.drift_events import DriftReason
+    from booking_durability.metric_names import DriftReason
 
     service = _reservations_service(stage)
     # Given every reason a drift flow can end unrecovered with (the API's, and the sweep's own
     # interrupted flows)
     alarms = [
         _alarm_on(stage, Metric.POLICY_DRIFT_UNRECOVERED, {"Name": "reason", "Value": reason})
-        for reason in get_args(DriftReason)
+        for reason in DriftReason
     ]
     # Then one alarm reads them all, summed, and one in 5 minutes pages
     [alarm] = {json.dumps(alarm, sort_keys=True): alarm for alarm in alarms}.values()
@@ -414,9 +410,7 @@ def test_any_unrecovered_policy_drift_raises_an_alarm_whatever_its_reason(stage:
         dimensions = {d["Name"]: d["Value"] for d in metric["Metric"]["Dimensions"]}
         counted.add((dimensions["service"], dimensions["reason"]))
         assert (metric["Stat"], metric["Period"]) == ("Sum", 300)
-    assert counted == {(service, reason) for reason in get_args(DriftReason)} | {
-        ("drift-sweep", "interrupted")
-    }
+    assert counted == {(service, reason) for reason in DriftReason} | {("drift-sweep", "interrupted")}
     [expression] = [query["Expression"] for query in alarm["Metrics"] if "Expression" in query]
     assert expression == " + ".join(f"FILL({metric_id}, 0)" for metric_id in by_id)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from booking_durability.adapters.dynamodb import DynamoTable
-from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
+from booking_durability.adapters.holds_table import hold_item
+from booking_durability.adapters.reservations_table import ReservationsTable
 from booking_durability.reservations import catalog
 from booking_durability.reservations.confirmation import ConfirmRequest, confirm_with_policy_retry
 from booking_durability.reservations.holds import Hold

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from booking_durability.adapters.reservations_table import hold_item
+from booking_durability.adapters.holds_table import hold_item
 from booking_durability.reservations.holds import Hold
 from booking_durability.reservations.intervals import OWNERSHIP_BUCKET_MINUTES
 from booking_durability.wiring import reservations_api

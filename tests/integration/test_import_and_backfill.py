@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from booking_durability.adapters.dynamodb import DynamoTable
-from booking_durability.adapters.reservations_table import hold_item
+from booking_durability.adapters.holds_table import hold_item
 from booking_durability.reservations import catalog
 from booking_durability.reservations.holds import Hold, SelectionSnapshot, SnapshotTable
 from booking_durability.reservations.ports import StoredHold

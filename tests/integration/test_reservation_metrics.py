@@ -22,7 +22,8 @@ import pytest
 
 from booking_durability import observability
 from booking_durability.adapters.dynamodb import DynamoTable
-from booking_durability.adapters.reservations_table import ReservationsTable, hold_item
+from booking_durability.adapters.holds_table import hold_item
+from booking_durability.adapters.reservations_table import ReservationsTable
 from booking_durability.errors import StoreUnavailable
 from booking_durability.reservations import catalog, holding
 from booking_durability.reservations.holds import Hold

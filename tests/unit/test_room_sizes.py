@@ -15,17 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("layers", "lambdas", "stacks", "app.py")
 MAX_CLASS_LINES = 150
 MAX_FUNCTION_LINES = 60
-# Being split on other branches at the same time; the merge empties this set.
-_FIXED_ELSEWHERE = frozenset(
-    {
-        "layers/booking_durability/python/booking_durability/emails/sending.py::Sending",
-        "layers/booking_durability/python/booking_durability/emails/delivery.py::EmailDelivery",
-        "layers/booking_durability/python/booking_durability/reservations/drift.py::begin",
-        "layers/booking_durability/python/booking_durability/adapters/reservations_table.py::ReservationsTable",
-        "layers/booking_durability/python/booking_durability/adapters/reservations_table.py::ReservationsTable.confirm",
-        "layers/booking_durability/python/booking_durability/adapters/dynamodb.py::DynamoTable",
-    }
-)
 
 
 def oversized(source: str, name: str) -> dict[str, int]:
@@ -82,11 +71,5 @@ def test_no_class_or_function_is_over_its_size() -> None:
     files = python_files()
     # Given the shipped sources (the layer's package, a handler and a construct among them)
     assert {"reservations_table.py", "handler.py", "monitoring.py", "app.py"} <= {f.name for f in files}
-    # Then none but those being split elsewhere is over its size
-    over = {room: length for room, length in rooms_over_size().items() if room not in _FIXED_ELSEWHERE}
-    assert over == {}
-
-
-def test_every_room_exempted_is_still_over_its_size() -> None:
-    # An exemption whose room was split would let the next one grow unseen: it goes.
-    assert sorted(_FIXED_ELSEWHERE - set(rooms_over_size())) == []
+    # Then none is over its size
+    assert rooms_over_size() == {}

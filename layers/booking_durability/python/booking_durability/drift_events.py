@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from booking_durability.metric_names import DriftReason
 from booking_durability.times import Instant
 from booking_durability.validation import (
     ID_MAX_LENGTH,
@@ -23,8 +24,11 @@ from booking_durability.validation import (
 
 #: A booking's, a hold's or a venue's id: the service makes and accepts no other.
 BookingId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
-#: Why a drift flow ended unrecovered (no availability, a second drift, or interrupted).
-DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
+#: Why a drift flow ended unrecovered, shown inline in the event's schema (as the webhook's
+#: receivers have always read it), not as a definition of its own.
+InlineDriftReason = Annotated[
+    DriftReason, WithJsonSchema({"enum": [reason.value for reason in DriftReason], "type": "string"})
+]
 
 
 class PolicyDriftData(BaseModel):
@@ -43,7 +47,7 @@ class PolicyDriftData(BaseModel):
     policy_hash: PolicyHash
     policy_version: Annotated[int, JsonInteger(ge=1)]
     attempts: Annotated[int, JsonInteger(ge=0)]
-    reason: DriftReason | None = None
+    reason: InlineDriftReason | None = Field(default=None, title="Reason")
 
 
 def drift_event_json_schema() -> dict[str, Any]:

@@ -70,7 +70,7 @@ class Metric(StrEnum):
     NO_AVAILABILITY = "NoAvailability", False, Dimension.REASON
     POLICY_DRIFT_DETECTED = "PolicyDriftDetected"
     POLICY_DRIFT_RECOVERED = "PolicyDriftRecovered"
-    #: By :class:`DriftUnrecoveredReason`.
+    #: By :class:`DriftReason`.
     POLICY_DRIFT_UNRECOVERED = "PolicyDriftUnrecovered", True, Dimension.REASON
     # The notifier: how the admins were told, or why they were not.
     #: By :class:`NotificationChannel`.
@@ -115,7 +115,7 @@ class NoAvailabilityReason(StrEnum):
     NO_TABLE = "no_table"
 
 
-class DriftUnrecoveredReason(StrEnum):
+class DriftReason(StrEnum):
     """Why a drift flow ended unrecovered (no availability, a second drift, or interrupted)."""
 
     NO_AVAILABILITY = "no_availability"

@@ -223,7 +223,7 @@ class DynamoTable:
 
     def transact(self, operations: Sequence[Operation]) -> None:
         """All of ``operations`` or none; raises ``TransactionRefused`` naming the refused ones."""
-        items = [self._transact_item(op) for op in operations]
+        items = [_transaction_item(self.name, op) for op in operations]
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as exc:
@@ -244,23 +244,6 @@ class DynamoTable:
             raise StoreUnavailable(f"transact_write_items failed: {error_code(exc)}") from None
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _transact_item(self, op: Operation) -> dict[str, Any]:
-        body: dict[str, Any] = {"TableName": self.name}
-        if op.key is not None:
-            body["Key"] = to_dynamo(op.key)
-        if op.item is not None:
-            body["Item"] = to_dynamo(op.item)
-        expressions = []
-        if op.update is not None:
-            body["UpdateExpression"] = op.update.text
-            expressions.append(op.update)
-        if op.condition is not None:
-            body["ConditionExpression"] = op.condition.text
-            body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-            expressions.append(op.condition)
-        _placeholders(body, expressions)
-        return {op.kind: body}
 
     def _conditional(
         self,
@@ -291,6 +274,25 @@ class DynamoTable:
             return getattr(self.client, operation)(**request)
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(f"{operation} failed: {error_code(exc)}") from None
+
+
+def _transaction_item(table_name: str, op: Operation) -> dict[str, Any]:
+    """``op`` as an item of ``TransactWriteItems``; a refused condition returns the item as it was."""
+    body: dict[str, Any] = {"TableName": table_name}
+    if op.key is not None:
+        body["Key"] = to_dynamo(op.key)
+    if op.item is not None:
+        body["Item"] = to_dynamo(op.item)
+    expressions = []
+    if op.update is not None:
+        body["UpdateExpression"] = op.update.text
+        expressions.append(op.update)
+    if op.condition is not None:
+        body["ConditionExpression"] = op.condition.text
+        body["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        expressions.append(op.condition)
+    _placeholders(body, expressions)
+    return {op.kind: body}
 
 
 def _placeholders(request: dict[str, Any], expressions: Sequence[Expression]) -> None:

@@ -24,6 +24,7 @@ from babel.core import UnknownLocaleError, negotiate_locale
 from babel.dates import format_date, format_datetime, format_time, get_timezone_name
 
 from booking_durability.emails.models import AdminDriftEmailJob, GuestEmailJob
+from booking_durability.metric_names import DriftReason
 
 SUPPORTED_LOCALES: Final = ("en", "es")
 DEFAULT_LOCALE: Final = "en"
@@ -175,7 +176,7 @@ def _drift_context(job: AdminDriftEmailJob, locale: str) -> dict[str, Any]:
         "words_template": copy_template,
         "copy_template": copy_template,
         "recovered": drift.type == "policy_drift.recovered",
-        "interrupted": drift.reason == "interrupted",
+        "interrupted": drift.reason == DriftReason.INTERRUPTED,
         "venue_id": drift.venue_id,
         "rows": rows,
     }

@@ -23,8 +23,9 @@ from booking_durability.reservations.holds import Hold, QuotedHold
 from booking_durability.reservations.ports import (
     AnswerBody,
     Booking,
+    BookingStatus,
+    BookingStore,
     ConfirmedAnswer,
-    ReservationStore,
     StoredHold,
 )
 from booking_durability.times import iso
@@ -40,7 +41,7 @@ class Recovery:
 
 
 def confirm_hold(
-    store: ReservationStore,
+    store: BookingStore,
     quoted: QuotedHold,
     owns_until: datetime,
     booking_id: str,
@@ -64,7 +65,7 @@ def confirm_hold(
         table_ids=hold.table_ids,
         starts_at=hold.starts_at,
         ends_at=hold.ends_at,
-        status="confirmed",
+        status=BookingStatus.CONFIRMED,
         owns_until=owns_until,
     )
     body = confirmation_body(hold, booking, recovery)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from booking_durability.errors import Busy
 from booking_durability.observability import logger
-from booking_durability.reservations.ports import ReservationStore, StoredVenue, VenueReads, WriteConflict
+from booking_durability.reservations.ports import StoredVenue, VenueReads, VenueStore, WriteConflict
 from booking_durability.reservations.refusals import PreconditionFailed, VenueNotFound, VersionNotFound
 from booking_durability.reservations.venues import VenueConfig, canonical_json, hash_of
 
@@ -49,7 +49,7 @@ class Venue:
 
 
 def save_venue(
-    store: ReservationStore, venue_id: str, config: VenueConfig, if_match: str | None, now: datetime
+    store: VenueStore, venue_id: str, config: VenueConfig, if_match: str | None, now: datetime
 ) -> StoredVenue:
     """Store ``config`` as the venue's next version unless it is what the venue already has."""
     canonical = canonical_json(config)
@@ -78,14 +78,14 @@ def save_venue(
     raise Busy("the venue kept changing while this policy was saved")
 
 
-def current_venue(store: ReservationStore, venue_id: str) -> Venue:
+def current_venue(store: VenueReads, venue_id: str) -> Venue:
     stored = store.venue(venue_id)
     if stored is None:
         raise VenueNotFound("no venue has this id")
     return Venue.from_stored(stored)
 
 
-def venue_version(store: ReservationStore, venue_id: str, version: int) -> Venue:
+def venue_version(store: VenueReads, venue_id: str, version: int) -> Venue:
     stored = store.venue(venue_id, version)
     if stored is None:
         raise VersionNotFound("the venue has no such version")

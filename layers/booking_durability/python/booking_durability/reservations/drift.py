@@ -96,23 +96,8 @@ def begin(
         moment = now()
         quote = _requote(store, stored, quoted, venue, moment, new_id)
         if isinstance(quote, _Unavailable):
-            flow = DriftFlow(
-                claimant.booking_id,
-                FlowState.UNRECOVERED,
-                attempts=1,
-                idempotency_key=claimant.idempotency_key,
-                reason="no_availability",
-            )
-            event = _event(original, venue.policy_hash, venue.policy_version, flow, moment)
-            writes = release(quote.records, original.hold_id, moment)
-            try:
-                store.end_drifted(original, writes, moment, flow, event)
-            except WriteConflict as conflict:
-                if conflict.refused & {"hold", "idempotency"}:
-                    raise
-                continue  # a record moved: quote again
-            _report(event, original)
-            raise PolicyChanged(flow.attempts, "no_availability")
+            _end_unavailable(store, original, quote, venue, claimant, moment)
+            continue  # a record moved: quote again
         quoted_replacement, interval, writes = quote
         replacement = quoted_replacement.hold
         flow = DriftFlow(
@@ -139,6 +124,35 @@ def begin(
     raise Busy("the venue kept changing while the hold was being re-quoted")
 
 
+def _end_unavailable(
+    store: ReservationStore,
+    original: Hold,
+    quote: _Unavailable,
+    venue: Venue,
+    claimant: Claimant,
+    moment: datetime,
+) -> None:
+    """No table fits: the flow ends at once, unrecovered, with ``PolicyChanged``; returns only
+    when an ownership record moved meanwhile (quote again). ``WriteConflict`` when the hold or
+    the key changed."""
+    flow = DriftFlow(
+        claimant.booking_id,
+        FlowState.UNRECOVERED,
+        attempts=1,
+        idempotency_key=claimant.idempotency_key,
+        reason=DriftReason.NO_AVAILABILITY,
+    )
+    event = _event(original, venue.policy_hash, venue.policy_version, flow, moment)
+    try:
+        store.end_drifted(original, release(quote.records, original.hold_id, moment), moment, flow, event)
+    except WriteConflict as conflict:
+        if conflict.refused & {"hold", "idempotency"}:
+            raise
+        return
+    _report(event, original)
+    raise PolicyChanged(flow.attempts, DriftReason.NO_AVAILABILITY)
+
+
 def carry_on(
     store: ReservationStore, origin: StoredHold, now: Clock, *, replacement: StoredHold | None = None
 ) -> AnswerBody:
@@ -153,12 +167,12 @@ def carry_on(
             raise WriteConflict()
         return answer.body
     if flow.state is FlowState.UNRECOVERED:
-        raise PolicyChanged(flow.attempts, flow.reason or "interrupted")
+        raise PolicyChanged(flow.attempts, flow.reason or DriftReason.INTERRUPTED)
     if replacement is None and flow.replacement_id is not None:
         replacement = store.hold(flow.replacement_id)
     moment = now()
     if replacement is None or replacement.hold.effective_status(moment) is not HoldStatus.HELD:
-        raise _end(store, origin, replacement, "interrupted", now)
+        raise _end(store, origin, replacement, DriftReason.INTERRUPTED, now)
     event = _event(origin.hold, *_policy_of(replacement.hold), flow.ended(FlowState.RECOVERED), moment)
     try:
         body = confirm_hold(
@@ -175,7 +189,7 @@ def carry_on(
         )
     except WriteConflict as conflict:
         if conflict.policy_moved and not conflict.refused & {"hold", "original"}:
-            raise _end(store, origin, replacement, "drift_repeated", now) from None
+            raise _end(store, origin, replacement, DriftReason.DRIFT_REPEATED, now) from None
         raise
     _report(event, origin.hold)
     return body
@@ -212,7 +226,7 @@ def _finish(store: ReservationStore, original_id: str, now: Clock) -> int:
         if replacement is not None and replacement.hold.effective_status(now()) is HoldStatus.HELD:
             return 0  # still live: its own request may yet confirm it
         try:
-            _end(store, origin, replacement, "interrupted", now)
+            _end(store, origin, replacement, DriftReason.INTERRUPTED, now)
         except WriteConflict:
             continue  # the flow moved: read it again
         return 1

@@ -28,7 +28,14 @@ from booking_durability.reservations.ownership import (
     release,
     rounds,
 )
-from booking_durability.reservations.ports import Booking, ReservationStore, WriteConflict
+from booking_durability.reservations.ports import (
+    Booking,
+    BookingStatus,
+    BookingStore,
+    HoldStore,
+    ReservationStore,
+    WriteConflict,
+)
 from booking_durability.reservations.refusals import (
     BookingNotFound,
     HoldNotActive,
@@ -89,14 +96,14 @@ def hold_tables(
     raise Busy("the venue's tables kept changing while they were being held")
 
 
-def find_hold(store: ReservationStore, hold_id: str) -> Hold:
+def find_hold(store: HoldStore, hold_id: str) -> Hold:
     found = store.hold(hold_id)
     if found is None:
         raise HoldNotFound("no hold has this id")
     return found.hold
 
 
-def release_hold(store: ReservationStore, hold_id: str, now: Callable[[], datetime]) -> Hold:
+def release_hold(store: HoldStore, hold_id: str, now: Callable[[], datetime]) -> Hold:
     """Release a live ``held`` hold and free its tables; ``HOLD_NOT_ACTIVE`` for any other."""
     for _ in rounds(MAX_ROUNDS):
         moment = now()
@@ -117,7 +124,7 @@ def release_hold(store: ReservationStore, hold_id: str, now: Callable[[], dateti
     raise Busy("the hold's tables kept changing while it was being released")
 
 
-def find_booking(store: ReservationStore, booking_id: str) -> Booking:
+def find_booking(store: BookingStore, booking_id: str) -> Booking:
     booking = store.booking(booking_id)
     if booking is None:
         raise BookingNotFound("no booking has this id")
@@ -129,7 +136,7 @@ def cancel_booking(store: ReservationStore, booking_id: str, now: Callable[[], d
     for _ in rounds(MAX_ROUNDS):
         moment = now()
         booking = find_booking(store, booking_id)
-        if booking.status == "cancelled":
+        if booking.status is BookingStatus.CANCELLED:
             return booking
         records = store.slot_records(booking.venue_id, Interval(booking.starts_at, booking.owns_until))
         try:
@@ -138,5 +145,5 @@ def cancel_booking(store: ReservationStore, booking_id: str, now: Callable[[], d
             continue
         count(Metric.BOOKING_CANCELLED)
         logger.info("booking cancelled", extra={"booking_id": booking_id, "venue_id": booking.venue_id})
-        return replace(booking, status="cancelled")
+        return replace(booking, status=BookingStatus.CANCELLED)
     raise Busy("the booking's tables kept changing while it was being cancelled")

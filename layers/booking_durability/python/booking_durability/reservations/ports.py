@@ -1,8 +1,10 @@
-"""What the reservation logic needs from its store, as an interface, so that it imports no AWS
-code.
+"""What the reservation logic needs from its stores, as interfaces, so that it imports no AWS
+code: a store per aggregate (venues; holds and the table ownership they take; bookings with their
+confirmations and drift flows), and ``ReservationStore`` where logic needs them all.
 
-``adapters.reservations_table.ReservationsTable`` implements it on DynamoDB (tests use it too, on
-moto, subclassing it where they stage a race).
+``adapters.reservations_table.ReservationsTable`` implements every one on DynamoDB; tests also
+hand the logic ``tests/fakes/reservations.py``, which keeps them in memory and passes the same
+contract tests (tests/unit/reservations/test_store_contract.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from booking_durability.drift_events import DriftReason, PolicyDriftData
-from booking_durability.reservations.holds import Hold, QuotedHold
+from booking_durability.reservations.holds import Hold, HoldStatus, QuotedHold
 from booking_durability.reservations.intervals import Interval
 from booking_durability.reservations.ownership import Slot, SlotRecord, SlotWrite
 from booking_durability.times import iso
@@ -29,6 +31,13 @@ class StoredVenue:
     policy_version: int
 
 
+class BookingStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    #: Not a booking yet: the id an open drift flow claimed (the store's, never answered).
+    PENDING = "pending"
+
+
 @dataclass(frozen=True)
 class Booking:
     booking_id: str
@@ -37,7 +46,7 @@ class Booking:
     table_ids: tuple[str, ...]
     starts_at: datetime
     ends_at: datetime
-    status: str  # confirmed | cancelled
+    status: BookingStatus
     owns_until: datetime  # end of the ownership interval (ends_at + the buffer it was quoted with)
 
     def to_response(self) -> dict[str, Any]:
@@ -176,13 +185,21 @@ class VenueReads(Protocol):
         ...
 
 
-class ReservationStore(VenueReads, Protocol):
+class VenueStore(VenueReads, Protocol):
+    """Venues and every version of their seating policy."""
+
     def save_venue(self, venue: StoredVenue, previous_version: int | None, now: datetime) -> None:
         """Write version ``venue.policy_version``; ``WriteConflict`` when the current one is no
         longer ``previous_version`` (another writer got there first)."""
         ...
 
-    def slot_records(self, venue_id: str, interval: Interval) -> dict[Slot, SlotRecord]: ...
+
+class HoldStore(Protocol):
+    """Holds and the table ownership they take."""
+
+    def slot_records(self, venue_id: str, interval: Interval) -> dict[Slot, SlotRecord]:
+        """Every existing record of the venue's tables in the buckets ``interval`` touches."""
+        ...
 
     def create_hold(self, quoted: QuotedHold, owns_until: datetime, writes: Sequence[SlotWrite]) -> None:
         """Store the hold and its ownership at once, if the venue still has the hold's policy
@@ -191,10 +208,53 @@ class ReservationStore(VenueReads, Protocol):
 
     def hold(self, hold_id: str) -> StoredHold | None: ...
 
-    def end_hold(self, hold: Hold, status: str, writes: Sequence[SlotWrite], now: datetime) -> None:
+    def end_hold(self, hold: Hold, status: HoldStatus, writes: Sequence[SlotWrite], now: datetime) -> None:
         """Move a live ``held`` hold to ``status`` and write its ownership away, at once;
         ``WriteConflict`` when the hold or a record changed meanwhile."""
         ...
+
+
+class BookingStore(Protocol):
+    """Bookings, and the confirmations that make them (with their answers for repeats)."""
+
+    def booking(self, booking_id: str) -> Booking | None:
+        """The booking; None also while only a drift flow has claimed the id."""
+        ...
+
+    def cancel_booking(self, booking: Booking, writes: Sequence[SlotWrite], now: datetime) -> None:
+        """Cancel a confirmed booking and write its ownership away, at once; ``WriteConflict``
+        when it is no longer confirmed or a record changed meanwhile."""
+        ...
+
+    def confirm_reads(
+        self, hold_id: str, idempotency_key: str | None
+    ) -> tuple[StoredHold | None, KeyRecord | None]:
+        """The hold, and what the ``Idempotency-Key`` is bound to, in one round trip."""
+        ...
+
+    def confirmed_answer(self, booking_id: str) -> ConfirmedAnswer | None: ...
+
+    def confirm(
+        self,
+        quoted: QuotedHold,
+        booking: Booking,
+        answer: ConfirmedAnswer,
+        now: datetime,
+        *,
+        idempotency_key: str | None = None,
+        event: PolicyDriftData | None = None,
+        original: StoredHold | None = None,
+    ) -> None:
+        """Confirm a live hold as ``booking`` and store ``answer`` for repeats (and ``event`` in the
+        outbox), at once, only while the venue still has the hold's policy; ``WriteConflict``
+        otherwise, carrying the stored answer of a booking that already had the id. With
+        ``original`` the hold is the replacement of ``original``'s open drift flow: the booking id
+        and key the flow claimed become the confirmation's, and the flow ends recovered."""
+        ...
+
+
+class DriftFlowStore(Protocol):
+    """Drift flows: kept on the hold they superseded, claiming a booking id (and key) meanwhile."""
 
     def replace_hold(
         self,
@@ -239,37 +299,11 @@ class ReservationStore(VenueReads, Protocol):
         longer open; ``replacement``: it is no longer held)."""
         ...
 
-    def confirm_reads(
-        self, hold_id: str, idempotency_key: str | None
-    ) -> tuple[StoredHold | None, KeyRecord | None]:
-        """The hold, and what the ``Idempotency-Key`` is bound to, in one round trip."""
-        ...
-
-    def confirmed_answer(self, booking_id: str) -> ConfirmedAnswer | None: ...
-
-    def confirm(
-        self,
-        quoted: QuotedHold,
-        booking: Booking,
-        answer: ConfirmedAnswer,
-        now: datetime,
-        *,
-        idempotency_key: str | None = None,
-        event: PolicyDriftData | None = None,
-        original: StoredHold | None = None,
-    ) -> None:
-        """Confirm a live hold as ``booking`` and store ``answer`` for repeats (and ``event`` in the
-        outbox), at once, only while the venue still has the hold's policy; ``WriteConflict``
-        otherwise, carrying the stored answer of a booking that already had the id. With
-        ``original`` the hold is the replacement of ``original``'s open drift flow: the booking id
-        and key the flow claimed become the confirmation's, and the flow ends recovered."""
-        ...
-
     def due_flows(self, now: datetime) -> list[str]:
         """The holds whose open drift flow's replacement expired by ``now`` (an index read: it
         may lag a write by a moment, and may name a flow that has just ended)."""
         ...
 
-    def booking(self, booking_id: str) -> Booking | None: ...
 
-    def cancel_booking(self, booking: Booking, writes: Sequence[SlotWrite], now: datetime) -> None: ...
+class ReservationStore(VenueStore, HoldStore, BookingStore, DriftFlowStore, Protocol):
+    """Every store at once: for the logic that reads a venue, moves holds and confirms."""
