@@ -2521,7 +2521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not Found: VENUE_NOT_FOUND or VERSION_NOT_FOUND */
+            /** @description Not Found: VERSION_NOT_FOUND: no such venue, or no such version of it */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -161,7 +161,12 @@ def get_venue(venue_id: Id) -> Response[str]:
     "/v1/venues/<venue_id>/versions/<n>",
     summary="One earlier (or the current) version of a venue",
     responses=responses(
-        VenueView, 200, 404, 503, headers=_ETAG, notes={404: "VENUE_NOT_FOUND or VERSION_NOT_FOUND"}
+        VenueView,
+        200,
+        404,
+        503,
+        headers=_ETAG,
+        notes={404: "VERSION_NOT_FOUND: no such venue, or no such version of it"},
     ),
 )
 def get_venue_version(

@@ -140,7 +140,10 @@ COMMON_PROBLEMS: dict[int, str] = {
         "also its answer to a method or route the API does not have"
     ),
     405: "METHOD_NOT_ALLOWED: locally, a method this path does not take (API Gateway answers 403)",
-    413: "PAYLOAD_TOO_LARGE: the body is above 64 KiB (256 KiB for PUT /v1/venues/{venue_id})",
+    413: (
+        f"PAYLOAD_TOO_LARGE: the body is above {BODY_LIMIT // 1024} KiB "
+        f"({VENUE_BODY_LIMIT // 1024} KiB for PUT /v1/venues/{{venue_id}})"
+    ),
     415: "UNSUPPORTED_MEDIA_TYPE: a body whose Content-Type is not application/json",
     422: "VALIDATION_FAILED: errors say where the request breaks a rule, never what it held",
     429: "THROTTLED: above the stage's request rate (API Gateway)",

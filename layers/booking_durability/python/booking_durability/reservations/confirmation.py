@@ -15,7 +15,6 @@ body, or carries its drift flow on to the confirmation or the flow's ``POLICY_CH
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from booking_durability.reservations import drift
 from booking_durability.reservations.allocator import seats_party
 from booking_durability.reservations.attempt import confirm_hold
 from booking_durability.reservations.catalog import quoted_policy
-from booking_durability.reservations.holds import HoldStatus, QuotedHold, complete
+from booking_durability.reservations.holds import HoldStatus, QuotedHold, complete, new_hold_id
 from booking_durability.reservations.ports import (
     AnswerBody,
     KeyRecord,
@@ -62,7 +61,7 @@ def confirm_with_policy_retry(
     request: ConfirmRequest,
     now: Callable[[], datetime],
     *,
-    new_id: Callable[[], str] = lambda: f"hld_{uuid.uuid4().hex}",
+    new_id: Callable[[], str] = new_hold_id,
 ) -> AnswerBody:
     """The confirmation's 200 body, or a ``DomainError`` as the contract lists them."""
     for _ in range(MAX_ROUNDS):

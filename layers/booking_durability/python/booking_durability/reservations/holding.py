@@ -10,7 +10,6 @@ having that policy. A lost race is re-read and allocated again, so contention ne
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -20,7 +19,14 @@ from booking_durability.metric_names import Dimension, Metric
 from booking_durability.observability import count, count_with_dimension, logger
 from booking_durability.reservations.allocator import NoAvailability, allocate
 from booking_durability.reservations.catalog import current_venue
-from booking_durability.reservations.holds import Hold, HoldRequest, HoldStatus, check_hold_timing, new_hold
+from booking_durability.reservations.holds import (
+    Hold,
+    HoldRequest,
+    HoldStatus,
+    check_hold_timing,
+    new_hold,
+    new_hold_id,
+)
 from booking_durability.reservations.intervals import Interval, ownership_interval
 from booking_durability.reservations.ownership import (
     busy_tables,
@@ -53,7 +59,7 @@ def hold_tables(
     request: HoldRequest,
     now: Callable[[], datetime],
     *,
-    new_id: Callable[[], str] = lambda: f"hld_{uuid.uuid4().hex}",
+    new_id: Callable[[], str] = new_hold_id,
 ) -> Hold:
     """Hold the best free tables for ``request``; ``NoAvailabilityError`` when none fit."""
     for _ in rounds(MAX_ROUNDS):

@@ -8,6 +8,7 @@ Imported holds (docs/reference/importing-holds.md#what-an-import-stores) may lac
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -180,6 +181,11 @@ class Hold(BaseModel):
             None if snapshot is None else snapshot.model_dump(mode="json", exclude_unset=True)
         )
         return body
+
+
+def new_hold_id() -> str:
+    """A fresh hold id: ``hld_`` and 32 hex digits (within the id pattern)."""
+    return f"hld_{uuid.uuid4().hex}"
 
 
 def new_hold(
