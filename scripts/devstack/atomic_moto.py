@@ -75,6 +75,7 @@ def make_dynamodb_atomic() -> None:
                 continue
             setattr(backend, name, _serialized(method))
     _parse_update_expressions_once()
+    _parse_conditions_once()
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -190,6 +191,94 @@ def _parse_update_expressions_once() -> None:
     UpdateExpressionParser.make = classmethod(lambda cls, text: parsed(text))  # type: ignore[method-assign]
     models.UpdateExpressionValidator = CheaperUpdateExpressionValidator  # type: ignore[misc]
     DepthFirstTraverser.traverse = _traverse
+
+
+#: Condition (and filter) expressions kept, by text, their values and names left unbound.
+_PARSED_CONDITIONS = 1024
+
+
+class _Unbound(tuple):  # type: ignore[type-arg]
+    """Where a parsed condition reads an attribute name (``"#"``) or value (``":"``)."""
+
+    __slots__ = ()
+
+
+def _parse_conditions_once() -> None:
+    """moto's condition expressions parsed once per text: moto reads each request's names and
+    values into the tree while it parses (twice per request: the request handler and the
+    backend each parse the condition), so nothing of a parse was reusable. Here a text is
+    parsed once with its names and values left unbound, and each request binds its own into a
+    copy of that tree, in the order moto reads them, so a missing one fails as it fails in
+    moto. A text moto refuses is not kept: it is parsed, and refused, again each time."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    if getattr(ConditionExpressionParser.parse, "_parsed_once", False):
+        return
+    moto_parse = ConditionExpressionParser.parse
+
+    class Unbinding(ConditionExpressionParser):  # type: ignore[misc]
+        """moto's parser that leaves names and values unbound, and stops before building the
+        condition's operations (they hold the values)."""
+
+        parse = moto_parse
+
+        def __init__(self, text: str) -> None:
+            super().__init__(text, None, None)
+            self.reads: list[_Unbound] = []
+
+        def _lookup_expression_attribute_value(self, name: str) -> Any:
+            self.reads.append(_Unbound((":", name)))
+            return self.reads[-1]
+
+        def _lookup_expression_attribute_name(self, name: str) -> Any:
+            self.reads.append(_Unbound(("#", name)))
+            return self.reads[-1]
+
+        def _make_op_condition(self, node: Any) -> Any:
+            return node
+
+    @functools.lru_cache(maxsize=_PARSED_CONDITIONS)
+    def parsed(text: str) -> tuple[Any, tuple[_Unbound, ...], tuple[str, ...], tuple[str, ...]]:
+        parser = Unbinding(text)
+        tree = parser.parse()
+        return (
+            tree,
+            tuple(parser.reads),
+            tuple(parser.expr_attr_names_found),
+            tuple(parser.expr_attr_values_found),
+        )
+
+    def bind(node: Any, bound: Mapping[_Unbound, Any]) -> Any:
+        value = node.value
+        if type(value) is _Unbound:
+            return node._replace(value=bound[value])
+        if not node.children:
+            return node
+        return node._replace(children=[bind(child, bound) for child in node.children])
+
+    def parse(self: Any) -> Any:
+        text = self.condition_expression
+        if not text:
+            return moto_parse(self)
+        try:
+            tree, reads, names_found, values_found = parsed(text)
+        except Exception:  # refused: moto's own parse, with the request's names and values
+            return moto_parse(self)
+        bound = {
+            read: (
+                self._lookup_expression_attribute_value(read[1])
+                if read[0] == ":"
+                else self._lookup_expression_attribute_name(read[1])
+            )
+            for read in reads
+        }
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return self._make_op_condition(bind(tree, bound))
+
+    parse._parsed_once = True  # type: ignore[attr-defined]
+    parse.__wrapped__ = moto_parse  # type: ignore[attr-defined]
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
 
 
 def _traverse(self: Any, root: Any) -> Any:
