@@ -22,7 +22,11 @@ emulator"). Here an expression's text is parsed once and kept, the checks that d
 text (and the names and the table's keys) run once per text, the validator copies the kept
 tree with ``pickle`` rather than ``deepcopy``, and its walks over the tree test each node's kind
 once per node class; the checks that depend on the values and the item
-run on every request, as before. Answers and errors stay moto's own.
+run on every request, as before. An update that creates its item is validated once, not twice
+(moto's two passes see the same item unless the expression names a key attribute). Condition
+expressions, which moto parses twice per request with the request's names and values bound
+while it lexes, are parsed once per text and each request's names and values bound into a copy.
+Answers and errors stay moto's own.
 
 Its access line for every request is left out (the workers' polls would bury the handlers' lines
 in ``make run``'s log) unless ``LOCAL_VERBOSE=1``, and so is werkzeug's development server warning.
@@ -123,7 +127,11 @@ def _parse_update_expressions_once() -> None:
     docstring). Nothing changes what moto answers: the checks skipped are the ones that passed
     for that very text, names and table keys."""
     from moto.dynamodb import models
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+        DepthFirstTraverser,
+        ExpressionAttribute,
+        ExpressionAttributeName,
+    )
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.validators import (
         ActionCountValidator,
@@ -170,14 +178,19 @@ def _parse_update_expressions_once() -> None:
             self.item = item
             self.table = table
             self.processors = self.get_ast_processors()
-            self.node_to_validate = pickle.loads(pristine)  # noqa: S301 (our own bytes)
             self._passed = expression._passed
             self._textual_key = (
                 tuple(sorted((expression_attribute_names or {}).items())),
                 tuple(table.table_key_attrs),
             )
+            self._request = (expression, expression_attribute_names, expression_attribute_values, table)
+            self._validated = _NEW_ITEM.take(self._request, item, lambda: _reads_no_key(self))
+            if self._validated is None:
+                self.node_to_validate = pickle.loads(pristine)  # noqa: S301 (our own bytes)
 
         def validate(self) -> Any:
+            if self._passed is not None and self._validated is not None:
+                return self._validated
             checked = self._passed is not None and self._textual_key in self._passed
             node = self.node_to_validate
             for processor in self.processors:
@@ -186,7 +199,23 @@ def _parse_update_expressions_once() -> None:
                 node = processor.traverse(node)
             if self._passed is not None:
                 self._passed.add(self._textual_key)
+                if not self.item.attrs:
+                    _NEW_ITEM.keep(self._request, node)
             return node
+
+    def _reads_no_key(validator: Any) -> bool:
+        """Whether the expression names none of the table's key attributes (with these names)."""
+        expression, names = validator._request[0], validator.expression_attribute_names or {}
+        verdicts = expression.__dict__.setdefault("_reads_no_key", {})
+        verdict = verdicts.get(validator._textual_key)
+        if verdict is None:
+            read = {str(node.get_attribute_name()) for node in expression.find_clauses([ExpressionAttribute])}
+            read |= {
+                str(names.get(node.get_attribute_name_placeholder()))
+                for node in expression.find_clauses([ExpressionAttributeName])
+            }
+            verdict = verdicts[validator._textual_key] = not read & set(validator.table.table_key_attrs)
+        return bool(verdict)
 
     UpdateExpressionParser.make = classmethod(lambda cls, text: parsed(text))  # type: ignore[method-assign]
     models.UpdateExpressionValidator = CheaperUpdateExpressionValidator  # type: ignore[misc]
@@ -279,6 +308,32 @@ def _parse_conditions_once() -> None:
     parse._parsed_once = True  # type: ignore[attr-defined]
     parse.__wrapped__ = moto_parse  # type: ignore[attr-defined]
     ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
+class _NewItemValidation(threading.local):
+    """moto validates an update of a key that has no item twice: against an empty item (so a
+    refused expression creates nothing), then, once it stored the key, against the stored item,
+    the key's attributes alone. When the expression names none of those, the two see the same
+    item and make the same tree: the first one's is kept, for that request's second only (the
+    same tree, names and values objects, on this thread: a backend call runs under the lock)."""
+
+    def __init__(self) -> None:
+        self.kept: tuple[tuple[Any, ...], Any] | None = None
+
+    def keep(self, request: tuple[Any, ...], validated: Any) -> None:
+        self.kept = (request, validated)
+
+    def take(self, request: tuple[Any, ...], item: Any, reads_no_key: Callable[[], bool]) -> Any:
+        kept, self.kept = self.kept, None
+        if kept is None or any(a is not b for a, b in zip(kept[0], request, strict=True)):
+            return None
+        table = request[3]
+        if not set(item.attrs) <= set(table.table_key_attrs) or not reads_no_key():
+            return None
+        return kept[1]
+
+
+_NEW_ITEM = _NewItemValidation()
 
 
 def _traverse(self: Any, root: Any) -> Any:

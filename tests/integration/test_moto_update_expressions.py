@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.parsing.expressions import ExpressionTokenizer  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.validators import OverlappingPathsValidator
+from moto.dynamodb.parsing.validators import ExpressionAttributeValueProcessor, OverlappingPathsValidator
 
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.integration.conftest import REGION
@@ -119,3 +119,32 @@ def test_every_refusal_is_made_again_each_time(dynamodb: Any) -> None:
         assert "SET" in refusal(dynamodb, "b-1", "SET a = :v SET b = :v", v={"S": "1"})
         assert ":missing" in refusal(dynamodb, "b-1", "SET a = :missing, b = :v", v={"S": "1"})
     assert "a" not in dynamodb.get_item(TableName=TABLE, Key=key("b-1")).get("Item", {})
+
+
+def test_an_update_that_creates_its_item_is_validated_once(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks: list[object] = []
+    traverse = ExpressionAttributeValueProcessor.traverse
+
+    def walking(self: ExpressionAttributeValueProcessor, node: Any) -> Any:
+        walks.append(node)
+        return traverse(self, node)
+
+    monkeypatch.setattr(ExpressionAttributeValueProcessor, "traverse", walking)
+    text = "SET attempts = if_not_exists(attempts, :zero) + :one, job_id = :job"
+    for booking, job in (("new-1", "first"), ("new-1", "again"), ("new-2", "other")):
+        walks.clear()
+        stored = update(dynamodb, booking, text, zero={"N": "0"}, one={"N": "1"}, job={"S": job})
+        assert len(walks) == 1
+        assert stored["job_id"] == {"S": job}
+    assert update(dynamodb, "new-1", "SET job_id = :job", job={"S": "x"})["attempts"] == {"N": "2"}
+
+
+def test_a_refused_update_of_a_new_key_creates_no_item(dynamodb: Any) -> None:
+    for _ in range(2):
+        assert "operand" in refusal(dynamodb, "new-3", "SET a = :v + :v", v={"S": "x"}).lower()
+        assert "does not exist" in refusal(dynamodb, "new-3", "SET a = absent_here").lower()
+        assert "key" in refusal(dynamodb, "new-3", "SET a = if_not_exists(booking_id, :v)", v={"S": "x"})
+        assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=key("new-3"))
+    assert update(dynamodb, "new-3", "SET a = :v", v={"S": "x"})["a"] == {"S": "x"}
