@@ -340,11 +340,17 @@ def _traverse(self: Any, root: Any) -> Any:
     """moto's depth-first walk of an expression tree (``DepthFirstTraverser``), node for node
     the same, with the node kinds a processor handles read once per walk rather than once per
     node, and the type tests (ABC ``isinstance`` checks, moto's nodes declare no virtual
-    subclasses) answered once per node class."""
-    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+    subclasses) answered once per node class. A processor that keeps moto's do-nothing
+    ``pre_processing_of_child`` is not called before each child."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
     kinds = self.nodes_to_be_processed()
     processed: dict[type, bool] = {}
+    before_child = (
+        None
+        if type(self).pre_processing_of_child is DepthFirstTraverser.pre_processing_of_child
+        else self.pre_processing_of_child
+    )
 
     def visit(node: Any, child_id: int) -> Any:
         kind = type(node)
@@ -353,7 +359,8 @@ def _traverse(self: Any, root: Any) -> Any:
         parent = node.parent
         if node.children is not None:
             for i, child in enumerate(node.children):
-                self.pre_processing_of_child(node, i)
+                if before_child is not None:
+                    before_child(node, i)
                 visit(child, i)
         wanted = processed.get(kind)
         if wanted is None:

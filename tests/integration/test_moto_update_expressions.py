@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
 from moto.dynamodb.parsing.expressions import ExpressionTokenizer  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.validators import ExpressionAttributeValueProcessor, OverlappingPathsValidator
+from moto.dynamodb.parsing.validators import (
+    ExpressionAttributeResolvingProcessor,
+    ExpressionAttributeValueProcessor,
+    OverlappingPathsValidator,
+)
 
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.integration.conftest import REGION
@@ -148,3 +153,26 @@ def test_a_refused_update_of_a_new_key_creates_no_item(dynamodb: Any) -> None:
         assert "key" in refusal(dynamodb, "new-3", "SET a = if_not_exists(booking_id, :v)", v={"S": "x"})
         assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=key("new-3"))
     assert update(dynamodb, "new-3", "SET a = :v", v={"S": "x"})["a"] == {"S": "x"}
+
+
+def test_a_walk_calls_only_the_child_hooks_a_processor_has(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks: list[str] = []
+    resolving = ExpressionAttributeResolvingProcessor.pre_processing_of_child
+
+    def nothing(self: DepthFirstTraverser, node: Any, child_id: int) -> None:
+        hooks.append("nothing")
+
+    def resolving_hook(self: ExpressionAttributeResolvingProcessor, node: Any, child_id: int) -> None:
+        hooks.append("resolving")
+        resolving(self, node, child_id)
+
+    monkeypatch.setattr(DepthFirstTraverser, "pre_processing_of_child", nothing)
+    monkeypatch.setattr(ExpressionAttributeResolvingProcessor, "pre_processing_of_child", resolving_hook)
+    stored = update(
+        dynamodb, "b-1", "SET a = if_not_exists(a, :zero) + :one", zero={"N": "0"}, one={"N": "1"}
+    )
+    assert stored["a"] == {"N": "1"}
+    assert "resolving" in hooks
+    assert "nothing" not in hooks
