@@ -19,7 +19,8 @@ each ``UpdateExpression`` twice per request and its validator walks the whole tr
 for two of its checks (the clause count and the overlapping paths), so an update's CPU grows with
 the square of its assignments (``docs/performance.md``, "The batch's wall clock and the
 emulator"). Here an expression's text is parsed once and kept, the checks that depend only on the
-text (and the names and the table's keys) run once per text, the validator copies the kept
+text (and the names and the table's keys) run once per text, as does the request handler's
+search of the tree for the names and values it uses, the validator copies the kept
 tree with ``pickle`` rather than ``deepcopy``, and its walks over the tree test each node's kind
 once per node class; the checks that depend on the values and the item
 run on every request, as before. An update that creates its item is validated once, not twice
@@ -151,6 +152,7 @@ def _parse_update_expressions_once() -> None:
         # moto's callers only read the tree: the validator works on a copy.
         tree._pristine = pickle.dumps(tree)
         tree._passed = set()
+        tree.find_clauses = _found_once(tree.find_clauses)
         return tree
 
     textual = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
@@ -308,6 +310,21 @@ def _parse_conditions_once() -> None:
     parse._parsed_once = True  # type: ignore[attr-defined]
     parse.__wrapped__ = moto_parse  # type: ignore[attr-defined]
     ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
+def _found_once(find_clauses: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+    """A kept tree's ``find_clauses``, answered once per list of clause types: moto's request
+    handler searches every request's tree for its names and values, and a kept tree never
+    changes (the validator works on a copy). Each caller gets a list of its own."""
+    found: dict[tuple[type, ...], list[Any]] = {}
+
+    def find(clause_types: Any) -> list[Any]:
+        kinds = tuple(clause_types)
+        if kinds not in found:
+            found[kinds] = find_clauses(clause_types)
+        return list(found[kinds])
+
+    return find
 
 
 class _NewItemValidation(threading.local):

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.expressions import ExpressionTokenizer  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    ExpressionTokenizer,
+    UpdateExpressionParser,
+)
 from moto.dynamodb.parsing.validators import (
     ExpressionAttributeResolvingProcessor,
     ExpressionAttributeValueProcessor,
@@ -176,3 +179,28 @@ def test_a_walk_calls_only_the_child_hooks_a_processor_has(
     assert stored["a"] == {"N": "1"}
     assert "resolving" in hooks
     assert "nothing" not in hooks
+
+
+def test_a_kept_tree_is_searched_once_for_its_names_and_values(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "SET #n = :v, searched_once = :w"
+    searched: list[object] = []
+    find_clauses = Node.find_clauses
+
+    def counting(self: Node, clause_types: Any) -> Any:
+        if self.parent is None:  # a whole tree, not one of its parts
+            searched.append(self)
+        return find_clauses(self, clause_types)
+
+    monkeypatch.setattr(Node, "find_clauses", counting)
+    searches = []
+    for booking, value in (("b-1", "1"), ("b-1", "2"), ("b-2", "3")):
+        stored = update(dynamodb, booking, text, {"#n": "n"}, v={"S": value}, w={"N": value})
+        assert (stored["n"], stored["searched_once"]) == ({"S": value}, {"N": value})
+        searches.append(searched.count(UpdateExpressionParser.make(text)))
+    # The kept tree is searched by the first request only (once per list of clause types).
+    assert searches[0] > 0
+    assert searches == [searches[0]] * 3
+    # Every request still gets its names and values checked against the ones it sends.
+    assert "unused" in refusal(dynamodb, "b-1", text, {"#n": "n", "#x": "x"}, v={"S": "1"}, w={"N": "1"})
