@@ -19,10 +19,15 @@ each ``UpdateExpression`` twice per request and its validator walks the whole tr
 for two of its checks (the clause count and the overlapping paths), so an update's CPU grows with
 the square of its assignments (``docs/performance.md``, "The batch's wall clock and the
 emulator"). Here an expression's text is parsed once and kept, the checks that depend only on the
-text (and the names and the table's keys) run once per text, the validator copies the kept
+text (and the names and the table's keys) run once per text, as does the request handler's
+search of the tree for the names and values it uses, the validator copies the kept
 tree with ``pickle`` rather than ``deepcopy``, and its walks over the tree test each node's kind
 once per node class; the checks that depend on the values and the item
-run on every request, as before. Answers and errors stay moto's own.
+run on every request, as before. An update that creates its item is validated once, not twice
+(moto's two passes see the same item unless the expression names a key attribute). Condition
+expressions, which moto parses twice per request with the request's names and values bound
+while it lexes, are parsed once per text and each request's names and values bound into a copy.
+Answers and errors stay moto's own.
 
 Its access line for every request is left out (the workers' polls would bury the handlers' lines
 in ``make run``'s log) unless ``LOCAL_VERBOSE=1``, and so is werkzeug's development server warning.
@@ -75,6 +80,7 @@ def make_dynamodb_atomic() -> None:
                 continue
             setattr(backend, name, _serialized(method))
     _parse_update_expressions_once()
+    _parse_conditions_once()
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,7 +128,11 @@ def _parse_update_expressions_once() -> None:
     docstring). Nothing changes what moto answers: the checks skipped are the ones that passed
     for that very text, names and table keys."""
     from moto.dynamodb import models
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.ast_nodes import (  # type: ignore[attr-defined]
+        DepthFirstTraverser,
+        ExpressionAttribute,
+        ExpressionAttributeName,
+    )
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
     from moto.dynamodb.parsing.validators import (
         ActionCountValidator,
@@ -142,6 +152,7 @@ def _parse_update_expressions_once() -> None:
         # moto's callers only read the tree: the validator works on a copy.
         tree._pristine = pickle.dumps(tree)
         tree._passed = set()
+        tree.find_clauses = _found_once(tree.find_clauses)
         return tree
 
     textual = (ActionCountValidator, OverlappingPathsValidator, UpdateHashRangeKeyValidator)
@@ -169,14 +180,19 @@ def _parse_update_expressions_once() -> None:
             self.item = item
             self.table = table
             self.processors = self.get_ast_processors()
-            self.node_to_validate = pickle.loads(pristine)  # noqa: S301 (our own bytes)
             self._passed = expression._passed
             self._textual_key = (
                 tuple(sorted((expression_attribute_names or {}).items())),
                 tuple(table.table_key_attrs),
             )
+            self._request = (expression, expression_attribute_names, expression_attribute_values, table)
+            self._validated = _NEW_ITEM.take(self._request, item, lambda: _reads_no_key(self))
+            if self._validated is None:
+                self.node_to_validate = pickle.loads(pristine)  # noqa: S301 (our own bytes)
 
         def validate(self) -> Any:
+            if self._passed is not None and self._validated is not None:
+                return self._validated
             checked = self._passed is not None and self._textual_key in self._passed
             node = self.node_to_validate
             for processor in self.processors:
@@ -185,22 +201,173 @@ def _parse_update_expressions_once() -> None:
                 node = processor.traverse(node)
             if self._passed is not None:
                 self._passed.add(self._textual_key)
+                if not self.item.attrs:
+                    _NEW_ITEM.keep(self._request, node)
             return node
+
+    def _reads_no_key(validator: Any) -> bool:
+        """Whether the expression names none of the table's key attributes (with these names)."""
+        expression, names = validator._request[0], validator.expression_attribute_names or {}
+        verdicts = expression.__dict__.setdefault("_reads_no_key", {})
+        verdict = verdicts.get(validator._textual_key)
+        if verdict is None:
+            read = {str(node.get_attribute_name()) for node in expression.find_clauses([ExpressionAttribute])}
+            read |= {
+                str(names.get(node.get_attribute_name_placeholder()))
+                for node in expression.find_clauses([ExpressionAttributeName])
+            }
+            verdict = verdicts[validator._textual_key] = not read & set(validator.table.table_key_attrs)
+        return bool(verdict)
 
     UpdateExpressionParser.make = classmethod(lambda cls, text: parsed(text))  # type: ignore[method-assign]
     models.UpdateExpressionValidator = CheaperUpdateExpressionValidator  # type: ignore[misc]
     DepthFirstTraverser.traverse = _traverse
 
 
+#: Condition (and filter) expressions kept, by text, their values and names left unbound.
+_PARSED_CONDITIONS = 1024
+
+
+class _Unbound(tuple):  # type: ignore[type-arg]
+    """Where a parsed condition reads an attribute name (``"#"``) or value (``":"``)."""
+
+    __slots__ = ()
+
+
+def _parse_conditions_once() -> None:
+    """moto's condition expressions parsed once per text: moto reads each request's names and
+    values into the tree while it parses (twice per request: the request handler and the
+    backend each parse the condition), so nothing of a parse was reusable. Here a text is
+    parsed once with its names and values left unbound, and each request binds its own into a
+    copy of that tree, in the order moto reads them, so a missing one fails as it fails in
+    moto. A text moto refuses is not kept: it is parsed, and refused, again each time."""
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    if getattr(ConditionExpressionParser.parse, "_parsed_once", False):
+        return
+    moto_parse = ConditionExpressionParser.parse
+
+    class Unbinding(ConditionExpressionParser):  # type: ignore[misc]
+        """moto's parser that leaves names and values unbound, and stops before building the
+        condition's operations (they hold the values)."""
+
+        parse = moto_parse
+
+        def __init__(self, text: str) -> None:
+            super().__init__(text, None, None)
+            self.reads: list[_Unbound] = []
+
+        def _lookup_expression_attribute_value(self, name: str) -> Any:
+            self.reads.append(_Unbound((":", name)))
+            return self.reads[-1]
+
+        def _lookup_expression_attribute_name(self, name: str) -> Any:
+            self.reads.append(_Unbound(("#", name)))
+            return self.reads[-1]
+
+        def _make_op_condition(self, node: Any) -> Any:
+            return node
+
+    @functools.lru_cache(maxsize=_PARSED_CONDITIONS)
+    def parsed(text: str) -> tuple[Any, tuple[_Unbound, ...], tuple[str, ...], tuple[str, ...]]:
+        parser = Unbinding(text)
+        tree = parser.parse()
+        return (
+            tree,
+            tuple(parser.reads),
+            tuple(parser.expr_attr_names_found),
+            tuple(parser.expr_attr_values_found),
+        )
+
+    def bind(node: Any, bound: Mapping[_Unbound, Any]) -> Any:
+        value = node.value
+        if type(value) is _Unbound:
+            return node._replace(value=bound[value])
+        if not node.children:
+            return node
+        return node._replace(children=[bind(child, bound) for child in node.children])
+
+    def parse(self: Any) -> Any:
+        text = self.condition_expression
+        if not text:
+            return moto_parse(self)
+        try:
+            tree, reads, names_found, values_found = parsed(text)
+        except Exception:  # refused: moto's own parse, with the request's names and values
+            return moto_parse(self)
+        bound = {
+            read: (
+                self._lookup_expression_attribute_value(read[1])
+                if read[0] == ":"
+                else self._lookup_expression_attribute_name(read[1])
+            )
+            for read in reads
+        }
+        self.expr_attr_names_found.extend(names_found)
+        self.expr_attr_values_found.extend(values_found)
+        return self._make_op_condition(bind(tree, bound))
+
+    parse._parsed_once = True  # type: ignore[attr-defined]
+    parse.__wrapped__ = moto_parse  # type: ignore[attr-defined]
+    ConditionExpressionParser.parse = parse  # type: ignore[method-assign]
+
+
+def _found_once(find_clauses: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+    """A kept tree's ``find_clauses``, answered once per list of clause types: moto's request
+    handler searches every request's tree for its names and values, and a kept tree never
+    changes (the validator works on a copy). Each caller gets a list of its own."""
+    found: dict[tuple[type, ...], list[Any]] = {}
+
+    def find(clause_types: Any) -> list[Any]:
+        kinds = tuple(clause_types)
+        if kinds not in found:
+            found[kinds] = find_clauses(clause_types)
+        return list(found[kinds])
+
+    return find
+
+
+class _NewItemValidation(threading.local):
+    """moto validates an update of a key that has no item twice: against an empty item (so a
+    refused expression creates nothing), then, once it stored the key, against the stored item,
+    the key's attributes alone. When the expression names none of those, the two see the same
+    item and make the same tree: the first one's is kept, for that request's second only (the
+    same tree, names and values objects, on this thread: a backend call runs under the lock)."""
+
+    def __init__(self) -> None:
+        self.kept: tuple[tuple[Any, ...], Any] | None = None
+
+    def keep(self, request: tuple[Any, ...], validated: Any) -> None:
+        self.kept = (request, validated)
+
+    def take(self, request: tuple[Any, ...], item: Any, reads_no_key: Callable[[], bool]) -> Any:
+        kept, self.kept = self.kept, None
+        if kept is None or any(a is not b for a, b in zip(kept[0], request, strict=True)):
+            return None
+        table = request[3]
+        if not set(item.attrs) <= set(table.table_key_attrs) or not reads_no_key():
+            return None
+        return kept[1]
+
+
+_NEW_ITEM = _NewItemValidation()
+
+
 def _traverse(self: Any, root: Any) -> Any:
     """moto's depth-first walk of an expression tree (``DepthFirstTraverser``), node for node
     the same, with the node kinds a processor handles read once per walk rather than once per
     node, and the type tests (ABC ``isinstance`` checks, moto's nodes declare no virtual
-    subclasses) answered once per node class."""
-    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+    subclasses) answered once per node class. A processor that keeps moto's do-nothing
+    ``pre_processing_of_child`` is not called before each child."""
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
 
     kinds = self.nodes_to_be_processed()
     processed: dict[type, bool] = {}
+    before_child = (
+        None
+        if type(self).pre_processing_of_child is DepthFirstTraverser.pre_processing_of_child
+        else self.pre_processing_of_child
+    )
 
     def visit(node: Any, child_id: int) -> Any:
         kind = type(node)
@@ -209,7 +376,8 @@ def _traverse(self: Any, root: Any) -> Any:
         parent = node.parent
         if node.children is not None:
             for i, child in enumerate(node.children):
-                self.pre_processing_of_child(node, i)
+                if before_child is not None:
+                    before_child(node, i)
                 visit(child, i)
         wanted = processed.get(kind)
         if wanted is None:

@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.dynamodb.parsing.expressions import ExpressionTokenizer  # type: ignore[attr-defined]
-from moto.dynamodb.parsing.validators import OverlappingPathsValidator
+from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]
+from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    ExpressionTokenizer,
+    UpdateExpressionParser,
+)
+from moto.dynamodb.parsing.validators import (
+    ExpressionAttributeResolvingProcessor,
+    ExpressionAttributeValueProcessor,
+    OverlappingPathsValidator,
+)
 
 from devstack.atomic_moto import make_dynamodb_atomic
 from tests.integration.conftest import REGION
@@ -119,3 +127,80 @@ def test_every_refusal_is_made_again_each_time(dynamodb: Any) -> None:
         assert "SET" in refusal(dynamodb, "b-1", "SET a = :v SET b = :v", v={"S": "1"})
         assert ":missing" in refusal(dynamodb, "b-1", "SET a = :missing, b = :v", v={"S": "1"})
     assert "a" not in dynamodb.get_item(TableName=TABLE, Key=key("b-1")).get("Item", {})
+
+
+def test_an_update_that_creates_its_item_is_validated_once(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walks: list[object] = []
+    traverse = ExpressionAttributeValueProcessor.traverse
+
+    def walking(self: ExpressionAttributeValueProcessor, node: Any) -> Any:
+        walks.append(node)
+        return traverse(self, node)
+
+    monkeypatch.setattr(ExpressionAttributeValueProcessor, "traverse", walking)
+    text = "SET attempts = if_not_exists(attempts, :zero) + :one, job_id = :job"
+    for booking, job in (("new-1", "first"), ("new-1", "again"), ("new-2", "other")):
+        walks.clear()
+        stored = update(dynamodb, booking, text, zero={"N": "0"}, one={"N": "1"}, job={"S": job})
+        assert len(walks) == 1
+        assert stored["job_id"] == {"S": job}
+    assert update(dynamodb, "new-1", "SET job_id = :job", job={"S": "x"})["attempts"] == {"N": "2"}
+
+
+def test_a_refused_update_of_a_new_key_creates_no_item(dynamodb: Any) -> None:
+    for _ in range(2):
+        assert "operand" in refusal(dynamodb, "new-3", "SET a = :v + :v", v={"S": "x"}).lower()
+        assert "does not exist" in refusal(dynamodb, "new-3", "SET a = absent_here").lower()
+        assert "key" in refusal(dynamodb, "new-3", "SET a = if_not_exists(booking_id, :v)", v={"S": "x"})
+        assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=key("new-3"))
+    assert update(dynamodb, "new-3", "SET a = :v", v={"S": "x"})["a"] == {"S": "x"}
+
+
+def test_a_walk_calls_only_the_child_hooks_a_processor_has(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks: list[str] = []
+    resolving = ExpressionAttributeResolvingProcessor.pre_processing_of_child
+
+    def nothing(self: DepthFirstTraverser, node: Any, child_id: int) -> None:
+        hooks.append("nothing")
+
+    def resolving_hook(self: ExpressionAttributeResolvingProcessor, node: Any, child_id: int) -> None:
+        hooks.append("resolving")
+        resolving(self, node, child_id)
+
+    monkeypatch.setattr(DepthFirstTraverser, "pre_processing_of_child", nothing)
+    monkeypatch.setattr(ExpressionAttributeResolvingProcessor, "pre_processing_of_child", resolving_hook)
+    stored = update(
+        dynamodb, "b-1", "SET a = if_not_exists(a, :zero) + :one", zero={"N": "0"}, one={"N": "1"}
+    )
+    assert stored["a"] == {"N": "1"}
+    assert "resolving" in hooks
+    assert "nothing" not in hooks
+
+
+def test_a_kept_tree_is_searched_once_for_its_names_and_values(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "SET #n = :v, searched_once = :w"
+    searched: list[object] = []
+    find_clauses = Node.find_clauses
+
+    def counting(self: Node, clause_types: Any) -> Any:
+        if self.parent is None:  # a whole tree, not one of its parts
+            searched.append(self)
+        return find_clauses(self, clause_types)
+
+    monkeypatch.setattr(Node, "find_clauses", counting)
+    searches = []
+    for booking, value in (("b-1", "1"), ("b-1", "2"), ("b-2", "3")):
+        stored = update(dynamodb, booking, text, {"#n": "n"}, v={"S": value}, w={"N": value})
+        assert (stored["n"], stored["searched_once"]) == ({"S": value}, {"N": value})
+        searches.append(searched.count(UpdateExpressionParser.make(text)))
+    # The kept tree is searched by the first request only (once per list of clause types).
+    assert searches[0] > 0
+    assert searches == [searches[0]] * 3
+    # Every request still gets its names and values checked against the ones it sends.
+    assert "unused" in refusal(dynamodb, "b-1", text, {"#n": "n", "#x": "x"}, v={"S": "1"}, w={"N": "1"})
