@@ -247,11 +247,14 @@ def error_locations(exc: ValidationError, declared_by: TypeAdapter[Any] | type[B
 def _declared_names(declared_by: TypeAdapter[Any] | type[BaseModel]) -> frozenset[str]:
     """Every property name and string constant in the JSON Schema of ``declared_by``; built once,
     when its first invalid input is logged."""
-    schema = (
-        declared_by.json_schema(by_alias=True)
-        if isinstance(declared_by, TypeAdapter)
-        else declared_by.model_json_schema(by_alias=True)
-    )
+    try:
+        schema = (
+            declared_by.json_schema(by_alias=True)
+            if isinstance(declared_by, TypeAdapter)
+            else declared_by.model_json_schema(by_alias=True)
+        )
+    except Exception:  # a log line's detail never turns a refused message into a failure
+        return frozenset()
     names: set[str] = set()
 
     def walk(node: Any) -> None:
