@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from booking_durability.times import Instant
+from booking_durability.validation import BookingId as BookingId
 from booking_durability.validation import (
-    ID_MAX_LENGTH,
-    ID_PATTERN,
     JsonInteger,
     PolicyHash,
     StandardJsonSchema,
     Uuid,
 )
 
-#: A booking's, a hold's or a venue's id: the service makes and accepts no other.
-BookingId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 #: Why a drift flow ended unrecovered (no availability, a second drift, or interrupted).
 DriftReason = Literal["no_availability", "drift_repeated", "interrupted"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from booking_durability.settings.producer import ProducerSettings
+from booking_durability.settings.publishing import ProducerSettings
 
 
 class EmailApiSettings(ProducerSettings):

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from booking_durability.settings.producer import ProducerSettings
+from booking_durability.settings.publishing import ProducerSettings
 
 
 class ConsumerSettings(ProducerSettings):
