@@ -133,7 +133,7 @@ class EmailPipeline(Construct):
     def _consumer_environment(
         self, settings: StageSettings, deliveries_table: dynamodb.ITable
     ) -> dict[str, str]:
-        """The consumer's settings (booking_durability.settings.ConsumerSettings aliases)."""
+        """The consumer's settings (booking_durability.settings.email_consumer.ConsumerSettings aliases)."""
         delivery = settings.delivery
         environment = {
             "DELIVERIES_TABLE": deliveries_table.table_name,

@@ -119,7 +119,7 @@ class DriftNotifications(Construct):
         return notifier
 
     def _notifier_environment(self, settings: StageSettings, email_queue: sqs.IQueue) -> dict[str, str]:
-        """The notifier's settings (booking_durability.settings.NotifierSettings aliases)."""
+        """The notifier's settings (booking_durability.settings.notifier.NotifierSettings aliases)."""
         notifications = settings.notifications
         environment = {
             "NOTIFICATIONS_DLQ_URL": self.dlq.queue_url,

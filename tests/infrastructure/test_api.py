@@ -225,7 +225,8 @@ def test_the_reservations_api_is_pointed_at_the_reservations_table_only(stage: S
 def test_the_api_functions_environments_are_what_their_runtime_settings_models_accept(
     stage: SynthesizedStage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from booking_durability.settings import EmailApiSettings, ReservationsApiSettings
+    from booking_durability.settings.email_api import EmailApiSettings
+    from booking_durability.settings.reservations_api import ReservationsApiSettings
 
     # Given each function's environment, Refs resolved the way the local stack resolves them
     for _, function in (stage.email_api, stage.reservations_api):

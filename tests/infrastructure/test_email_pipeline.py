@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from booking_durability.settings import ConsumerSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
 from stacks.service_stack import ServiceStack
 from stacks.settings import derive, stage_settings
 

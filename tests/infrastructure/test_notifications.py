@@ -11,7 +11,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 
 from app import build_app
-from booking_durability.settings import NotifierSettings
+from booking_durability.settings.notifier import NotifierSettings
 from devstack.stream_worker import matches, pipe_event, render
 from stacks.settings import LOCAL_WEBHOOK_SECRET, stage_settings
 from tests.infrastructure.conftest import SynthesizedStage

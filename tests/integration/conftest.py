@@ -38,7 +38,7 @@ from booking_durability.emails.providers.base import (
     EmailProvider,
     OutgoingEmail,
 )
-from booking_durability.settings import ConsumerSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
 from booking_durability.stack_outputs import StackOutput
 from booking_durability.wiring.email_consumer import build_delivery
 from devstack.atomic_moto import make_dynamodb_atomic

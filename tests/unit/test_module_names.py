@@ -31,8 +31,8 @@ PARALLELS: dict[str, tuple[frozenset[str], str]] = {
     ),
     **{
         f"{function}.py": (
-            frozenset({"entrypoints", "wiring"}),
-            "each function's entry point, and the wiring only that entry point uses",
+            frozenset({"entrypoints", "wiring", "settings"}),
+            "each function's entry point, the wiring only that entry point uses, and its settings",
         )
         for function in ("drift_sweep", "email_api", "email_consumer", "notifier", "reservations_api")
     },

@@ -41,7 +41,7 @@ from booking_durability.emails.providers.base import (
 from booking_durability.emails.providers.resend import ResendProvider, display_address, parse_retry_after
 from booking_durability.emails.providers.ses import SesProvider
 from booking_durability.emails.providers.smtp import SmtpProvider, build_message
-from booking_durability.settings import ConsumerSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
 from tests.integration.provider_fixtures import (
     GUEST_NAME,
     SENDER,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from booking_durability.settings import ConsumerSettings, NotifierSettings, ReservationsApiSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
+from booking_durability.settings.notifier import NotifierSettings
+from booking_durability.settings.reservations_api import ReservationsApiSettings
 
 CONSUMER = {
     "EMAIL_QUEUE_URL": "https://sqs.example/queue",

@@ -16,7 +16,7 @@ from booking_durability import wiring
 from booking_durability.drift_events import PolicyDriftData
 from booking_durability.notifications.email_channel import EmailChannel
 from booking_durability.notifications.webhook import InvalidWebhookSecret, WebhookChannel
-from booking_durability.settings import NotifierSettings
+from booking_durability.settings.notifier import NotifierSettings
 from booking_durability.wiring.notifier import build_notifier, notifier
 from tests.unit.notifications.builders import (
     ADMIN_EMAIL,

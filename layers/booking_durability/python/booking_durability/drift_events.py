@@ -13,17 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from booking_durability.metric_names import DriftReason
 from booking_durability.times import Instant
+from booking_durability.validation import BookingId as BookingId
 from booking_durability.validation import (
-    ID_MAX_LENGTH,
-    ID_PATTERN,
     JsonInteger,
     PolicyHash,
     StandardJsonSchema,
     Uuid,
 )
 
-#: A booking's, a hold's or a venue's id: the service makes and accepts no other.
-BookingId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 #: Why a drift flow ended unrecovered, shown inline in the event's schema (as the webhook's
 #: receivers have always read it), not as a definition of its own.
 InlineDriftReason = Annotated[

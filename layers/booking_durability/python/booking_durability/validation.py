@@ -126,6 +126,8 @@ ID_CHARACTERS = "[A-Za-z0-9_-]"
 ID_PATTERN = f"^{ID_CHARACTERS}+$"
 #: The longest booking, hold or venue id (a table's is shorter).
 ID_MAX_LENGTH = 128
+#: A booking's, a hold's or a venue's id: the service makes and accepts no other.
+BookingId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 #: A venue's seating-policy hash: SHA-256, in lowercase hexadecimal.
 PolicyHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

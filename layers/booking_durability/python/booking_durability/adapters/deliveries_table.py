@@ -36,8 +36,8 @@ from enum import StrEnum
 from typing import Any
 
 from booking_durability.adapters.dynamodb import DynamoTable, Expression, Item, Written
+from booking_durability.emails.guest import RETENTION, EmailRef, EmailStatus
 from booking_durability.emails.ledger import Change, DeliveryRecord, StatusWrite
-from booking_durability.emails.models import RETENTION, EmailRef, EmailStatus
 from booking_durability.errors import StoreUnavailable
 from booking_durability.times import iso
 

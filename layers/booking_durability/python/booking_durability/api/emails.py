@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from booking_durability.api.resolver import Needed, json_response, responses
 from booking_durability.emails import requests
-from booking_durability.emails.models import MAX_REVISION, EmailRef, EmailRequest, EmailType
+from booking_durability.emails.guest import MAX_REVISION, EmailRef, EmailRequest, EmailType
 from booking_durability.emails.requests import (
     BookingEmailsCancelled,
     EmailAccepted,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from booking_durability.emails.models import EmailStatus
+from booking_durability.emails.guest import EmailStatus
 
 
 class Change(StrEnum):

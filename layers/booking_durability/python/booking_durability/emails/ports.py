@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # not at run time: the notifier sends through MessageQueue without the email models
+    from booking_durability.emails.guest import EmailRef
     from booking_durability.emails.ledger import Change, DeliveryRecord, StatusWrite
-    from booking_durability.emails.models import EmailRef
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from booking_durability.emails.models import (
-    SCHEMA_ID,
-    AdminDriftEmailJob,
-    AdminDriftEmailRequest,
-    EmailRequest,
-    GuestEmailJob,
-)
+from booking_durability.emails.guest import SCHEMA_ID, EmailRequest, GuestEmailJob
 from booking_durability.emails.ports import MessageQueue, OutgoingMessage
 from booking_durability.times import utc_now
 
-Request = EmailRequest | AdminDriftEmailRequest
+if TYPE_CHECKING:
+    from booking_durability.emails.models import AdminDriftEmailJob, AdminDriftEmailRequest
+
+    Request = EmailRequest | AdminDriftEmailRequest
 
 
 @dataclass(frozen=True)
@@ -52,9 +49,12 @@ def email_message(
 
 def as_request(request: Request | Mapping[str, Any]) -> Request:
     """Validate a request body (raises pydantic's ``ValidationError``, input hidden)."""
-    if isinstance(request, EmailRequest | AdminDriftEmailRequest):
+    if not isinstance(request, Mapping):
         return request
     if request.get("email_type") == "admin_policy_drift":
+        # Only the notifier publishes this one: the email routes never load the drift models.
+        from booking_durability.emails.models import AdminDriftEmailRequest
+
         return AdminDriftEmailRequest.model_validate(request)
     return EmailRequest.model_validate(request)
 

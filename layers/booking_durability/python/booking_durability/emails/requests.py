@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from booking_durability.emails.models import EmailRef, EmailRequest, EmailStatus
+from booking_durability.emails.guest import EmailRef, EmailRequest, EmailStatus
 from booking_durability.emails.ports import EmailRecords, MessageQueue
 from booking_durability.emails.producer import publish_job
 from booking_durability.errors import DomainError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from booking_durability.adapters import aws
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.reservations_table import ReservationsTable
-from booking_durability.settings import DriftSweepSettings
+from booking_durability.settings.drift_sweep import DriftSweepSettings
 from booking_durability.wiring import Wired
 
 

@@ -7,7 +7,7 @@ from booking_durability.adapters.deliveries_table import EmailRecordsTable
 from booking_durability.adapters.dynamodb import DynamoTable
 from booking_durability.adapters.email_queue import EmailQueue
 from booking_durability.emails.requests import EmailOutbox
-from booking_durability.settings import EmailApiSettings
+from booking_durability.settings.email_api import EmailApiSettings
 from booking_durability.wiring import Wired
 
 

@@ -16,7 +16,7 @@ from booking_durability.emails.dispatch import Dispatch
 from booking_durability.emails.failure_policy import FailurePolicy
 from booking_durability.emails.providers import EmailProvider, ProviderNotConfigured, build_provider
 from booking_durability.emails.sending import Sending
-from booking_durability.settings import ConsumerSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
 from booking_durability.wiring import Wired
 
 

@@ -26,7 +26,7 @@ from booking_durability.notifications.webhook import (
     WebhookSecretUnavailable,
     target_from_secret,
 )
-from booking_durability.settings import NotifierSettings
+from booking_durability.settings.notifier import NotifierSettings
 from booking_durability.wiring import Wired
 
 

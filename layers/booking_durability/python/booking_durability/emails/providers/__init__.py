@@ -18,7 +18,7 @@ from booking_durability.emails.providers.base import (
     ProviderThrottled,
     TransientProviderError,
 )
-from booking_durability.settings import ConsumerSettings
+from booking_durability.settings.email_consumer import ConsumerSettings
 
 __all__ = [
     "AlreadyDelivered",
