@@ -523,7 +523,7 @@ def local_stack(tmp_path: Path, moto_server: MotoServer) -> tuple[Path, dict[str
     """moto server with the template's tables and a venue, and the stack.json naming them."""
     dynamodb = moto_server.client("dynamodb")
     store = HoldMigrationTable(DynamoTable(moto_server.tables["reservations"], dynamodb))
-    catalog.save_venue(store, "casa", VenueConfig.model_validate(venue_config()), None, utc_now())
+    catalog.save_venue(store.venues, "casa", VenueConfig.model_validate(venue_config()), None, utc_now())
     return tmp_path, moto_server.write_stack_json(tmp_path, tables=moto_server.tables)
 
 

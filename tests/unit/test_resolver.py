@@ -210,9 +210,13 @@ needing = Router()
 counter: Needed[Counter] = Needed("counter")
 
 
+class Count(BaseModel):
+    count: int
+
+
 @needing.get("/v1/count")
 def get_count() -> Response[str]:
-    return json_response(200, {"count": counter().next()})
+    return json_response(200, Count(count=counter().next()))
 
 
 NEEDING_APP = build_resolver([needing])
