@@ -1,7 +1,7 @@
 """Runtime settings: one pydantic model per function, each on this base, read from the environment.
 
 Each field reads the environment variable of its name in upper case (``deliveries_table`` from
-``DELIVERIES_TABLE``; any case matches), a keyword argument taking its place; the CDK stack sets
+``DELIVERIES_TABLE``, exactly), a keyword argument taking its place; the CDK stack sets
 them from the stage settings. Plain pydantic does it: pydantic-settings' sources (dotenv, secret
 folders, cloud vaults, a command line) would cost every cold start their imports, and a function
 reads nothing but its environment. Models are validated once, when a function's wiring is first
